@@ -1,0 +1,80 @@
+// Command cablehub runs a Cablehub server: WebSocket clients speaking the
+// Action Cable protocols, and the publish/presence API over gRPC and REST.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"cablehub/server/config"
+	"cablehub/server/runner"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.Parse(args, getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cablehub: %v\n", err)
+		return 1
+	}
+	log := newLogger(cfg, stdout)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := runner.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "cablehub: %v\n", err)
+		return 1
+	}
+	if err := r.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "cablehub: %v\n", err)
+		return 1
+	}
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case <-signals:
+	case err := <-r.Errors():
+		log.Error("listener failed", "error", err)
+		return 1
+	}
+	log.Info(fmt.Sprintf("Shutting down... (hit Ctrl-C to stop immediately or wait for up to %s for graceful shutdown)", cfg.ShutdownTimeout))
+	shutdownCtx, stop := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- r.Shutdown(shutdownCtx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Warn("shutdown did not finish cleanly", "error", err)
+		}
+		log.Info("Stopped")
+		return 0
+	case <-signals:
+		log.Warn("Immediate termination requested. Stopped")
+		return 1
+	}
+}
+
+func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}

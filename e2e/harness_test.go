@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the cablehub binary built once for the package by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cablehub-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "cablehub")
+	build := exec.Command("go", "build", "-race", "-o", binary, "cablehub/cmd/cablehub")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cablehub:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is one cablehub process started by a test.
+type server struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan struct{}
+	// Main is host:port of the main listener; API and GRPC are where those
+	// are served ("" when not served), all read from the startup log.
+	Main, API, GRPC string
+}
+
+var (
+	healthLine = regexp.MustCompile(`Handle health requests at http://([^/\s"]+)/`)
+	apiLine    = regexp.MustCompile(`Handle API requests at http://([^/\s"]+)/`)
+	grpcLine   = regexp.MustCompile(`Handle gRPC API requests at ([^\s"]+) `)
+)
+
+// startServer runs cablehub on 127.0.0.1 with a random main port plus args,
+// with no ANYCABLE_* variables but env, and waits until it has logged its
+// listeners. The process is stopped when the test ends.
+func startServer(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, done: make(chan struct{})}
+	full := append([]string{"--host", "127.0.0.1", "--port", "0"}, args...)
+	s.cmd = exec.Command(binary, full...)
+	s.cmd.Env = append(cleanEnv(), env...)
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = s.cmd.Stdout
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.logs.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		s.cmd.Wait()
+	}()
+	t.Cleanup(s.stop)
+
+	deadline := time.After(20 * time.Second)
+	for s.Main == "" {
+		select {
+		case line := <-lines:
+			if m := healthLine.FindStringSubmatch(line); m != nil {
+				s.Main = m[1]
+			}
+		case <-s.done:
+			t.Fatalf("cablehub exited during startup:\n%s", s.Logs())
+		case <-deadline:
+			t.Fatalf("cablehub did not start in time:\n%s", s.Logs())
+		}
+	}
+	// The health line is the last startup line, so the API and gRPC lines,
+	// if any, are already in the log.
+	logs := s.Logs()
+	if m := apiLine.FindStringSubmatch(logs); m != nil {
+		s.API = m[1]
+	}
+	if m := grpcLine.FindStringSubmatch(logs); m != nil {
+		s.GRPC = m[1]
+	}
+	return s
+}
+
+// Logs returns what the process has printed so far.
+func (s *server) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs.String()
+}
+
+func (s *server) stop() {
+	if s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		s.t.Errorf("cablehub did not stop on SIGTERM within 10s")
+	}
+}
+
+// cleanEnv is the test's environment without variables cablehub reads.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ANYCABLE_") || strings.HasPrefix(kv, "PORT=") || strings.HasPrefix(kv, "REDIS_URL=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// freePort returns a port that was free a moment ago, for flags that must
+// name a port (--api_port, --grpc_port).
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// response is what a test looks at in an HTTP answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// do sends one HTTP/1.1 request; headers are "Name: value" strings.
+func do(t *testing.T, method, url, body string, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ": ")
+		req.Header.Set(name, value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	cablehubv1 "cablehub/gen/cablehub/v1"
+)
+
+// decodePublications reads a publish body: one publication object or a
+// non-empty array of them. Errors name the problem and, in an array, the
+// index of the offending item. Unknown fields are ignored, as AnyCable does.
+//
+// protojson would do the field parsing, but its messages are deliberately
+// unstable across builds and cannot name an array index, so the body is
+// checked here with encoding/json.
+func decodePublications(body []byte) ([]*cablehubv1.Publication, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errors.New("request body is empty: send a publication object or a non-empty array of them")
+	}
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
+		return nil, fmt.Errorf("request body is not valid JSON: %v", err)
+	}
+	switch body[0] {
+	case '{':
+		p, err := decodePublication(body)
+		if err != nil {
+			return nil, err
+		}
+		return []*cablehubv1.Publication{p}, nil
+	case '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return nil, fmt.Errorf("request body is not valid JSON: %v", err)
+		}
+		if len(items) == 0 {
+			return nil, errors.New("publications array is empty")
+		}
+		pubs := make([]*cablehubv1.Publication, len(items))
+		for i, raw := range items {
+			p, err := decodePublication(raw)
+			if err != nil {
+				return nil, fmt.Errorf("publications[%d]: %w", i, err)
+			}
+			pubs[i] = p
+		}
+		return pubs, nil
+	default:
+		return nil, errors.New("request body must be a publication object or an array of them")
+	}
+}
+
+func decodePublication(raw json.RawMessage) (*cablehubv1.Publication, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, errors.New("publication must be a JSON object")
+	}
+	p := &cablehubv1.Publication{}
+	stream, ok := fields["stream"]
+	if !ok || isNull(stream) {
+		return nil, errors.New("stream is required")
+	}
+	if err := stringField(stream, "stream", &p.Stream); err != nil {
+		return nil, err
+	}
+	if p.Stream == "" {
+		return nil, errors.New("stream must not be empty")
+	}
+	data, ok := fields["data"]
+	if !ok || isNull(data) {
+		return nil, errors.New("data is required")
+	}
+	if err := stringField(data, "data", &p.Data); err != nil {
+		return nil, fmt.Errorf("%w (encode the payload as a JSON string)", err)
+	}
+	if meta, ok := fields["meta"]; ok && !isNull(meta) {
+		m, err := decodeMeta(meta)
+		if err != nil {
+			return nil, err
+		}
+		p.Meta = m
+	}
+	return p, nil
+}
+
+func decodeMeta(raw json.RawMessage) (*cablehubv1.PublicationMeta, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, errors.New("meta must be a JSON object")
+	}
+	m := &cablehubv1.PublicationMeta{}
+	if v, ok := fields["exclude_socket"]; ok && !isNull(v) {
+		if err := stringField(v, "meta.exclude_socket", &m.ExcludeSocket); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := fields["broadcast_type"]; ok && !isNull(v) {
+		if err := stringField(v, "meta.broadcast_type", &m.BroadcastType); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := fields["transient"]; ok && !isNull(v) {
+		if err := json.Unmarshal(v, &m.Transient); err != nil {
+			return nil, errors.New("meta.transient must be a boolean")
+		}
+	}
+	return m, nil
+}
+
+func stringField(raw json.RawMessage, name string, dst *string) error {
+	if len(raw) == 0 || raw[0] != '"' {
+		return fmt.Errorf("%s must be a string", name)
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("%s must be a string", name)
+	}
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	return bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}

@@ -1,0 +1,254 @@
+// Package gateway serves Cablehub's REST API: a grpc-gateway mux that
+// transcodes AnyCable's REST paths onto CableService, reached through a real
+// gRPC client connection so the server's auth interceptor runs for REST
+// requests too.
+//
+// In front of the mux sit the checks whose order the contract fixes and the
+// transcoder cannot know: CORS, the method (422 before auth), the bearer
+// token (401 before the body is even read, so an unauthenticated caller
+// learns nothing about body validation), and the body size limit (413).
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	cablehubv1 "cablehub/gen/cablehub/v1"
+)
+
+// Authorizer decides whether an Authorization header grants API access. It
+// must be the same check the gRPC interceptor applies.
+type Authorizer interface {
+	Allowed(authorization string) bool
+}
+
+// Options configure the REST API.
+type Options struct {
+	// Prefix is --api_path, without a trailing slash, e.g. "/api".
+	Prefix string
+	// Conn reaches CableService; calls through it pass the server's
+	// interceptors.
+	Conn grpc.ClientConnInterface
+	// Auth is the bearer check applied before the body is read.
+	Auth Authorizer
+	// MaxBodySize is the largest accepted request body in bytes.
+	MaxBodySize int64
+	// CORS turns on CORS headers and preflight answers.
+	CORS bool
+	// CORSHosts restricts the allowed origins' hosts ("*.example.com" matches
+	// subdomains); empty allows any origin.
+	CORSHosts []string
+}
+
+// Gateway is the REST API handler; mount it at Options.Prefix.
+type Gateway struct {
+	opts Options
+	mux  *runtime.ServeMux
+}
+
+// New builds the gateway and registers CableService's REST routes.
+func New(ctx context.Context, opts Options) (*Gateway, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler{}),
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllExceptReserved),
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithErrorHandler(handleError),
+		runtime.WithRoutingErrorHandler(handleRoutingError),
+		runtime.WithForwardResponseOption(setStatus),
+		// gRPC response metadata stays inside: no Grpc-Metadata-* headers.
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+	)
+	client := cablehubv1.NewCableServiceClient(opts.Conn)
+	if err := cablehubv1.RegisterCableServiceHandlerClient(ctx, mux, client); err != nil {
+		return nil, err
+	}
+	return &Gateway{opts: opts, mux: mux}, nil
+}
+
+// route is the method an API path family answers to, "" for no route.
+func (g *Gateway) route(rel string) string {
+	switch {
+	case rel == "/publish":
+		return http.MethodPost
+	case strings.HasPrefix(rel, "/presence/"):
+		return http.MethodGet
+	}
+	return ""
+}
+
+// ServeHTTP answers requests whose path starts with the prefix.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rel, ok := strings.CutPrefix(r.URL.Path, g.opts.Prefix)
+	method := ""
+	if ok {
+		method = g.route(rel)
+	}
+	if method == "" {
+		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: "+r.URL.Path)
+		return
+	}
+	if g.opts.CORS {
+		g.corsHeaders(w, r, method)
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+	}
+	if r.Method != method {
+		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
+			fmt.Sprintf("method %s is not allowed here, use %s", r.Method, method))
+		return
+	}
+	if !g.opts.Auth.Allowed(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, http.StatusUnauthorized, codes.Unauthenticated, "missing or invalid API token: send Authorization: Bearer <api secret>")
+		return
+	}
+	if method == http.MethodGet && !presencePath(rel, r.URL.EscapedPath()) {
+		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: use "+g.opts.Prefix+"/presence/<stream>/users")
+		return
+	}
+	if method == http.MethodPost && !g.readBody(w, r) {
+		return
+	}
+	http.StripPrefix(g.opts.Prefix, g.mux).ServeHTTP(w, r)
+}
+
+// presencePath reports whether a request path is exactly
+// {prefix}/presence/<one non-empty segment>/users. The segment is checked in
+// the escaped path, so "chat%2F1" is one segment (stream "chat/1").
+func presencePath(rel, escaped string) bool {
+	if !strings.HasPrefix(rel, "/presence/") {
+		return false
+	}
+	i := strings.Index(escaped, "/presence/")
+	if i < 0 {
+		return false
+	}
+	parts := strings.Split(escaped[i+1:], "/")
+	return len(parts) == 3 && parts[0] == "presence" && parts[1] != "" && parts[2] == "users"
+}
+
+// readBody buffers the request body within the size limit, answering 413
+// (and returning false) when it is larger.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) bool {
+	limit := g.opts.MaxBodySize
+	tooLarge := func() bool {
+		writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
+			fmt.Sprintf("request body is larger than %d bytes (--api_max_body_size)", limit))
+		return false
+	}
+	if r.ContentLength > limit {
+		return tooLarge()
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "cannot read request body: "+err.Error())
+		return false
+	}
+	if int64(len(body)) > limit {
+		return tooLarge()
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return true
+}
+
+// corsHeaders adds the CORS response headers for a route answering method.
+func (g *Gateway) corsHeaders(w http.ResponseWriter, r *http.Request, method string) {
+	h := w.Header()
+	if len(g.opts.CORSHosts) == 0 {
+		h.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		h.Add("Vary", "Origin")
+		if origin := r.Header.Get("Origin"); origin != "" && originAllowed(origin, g.opts.CORSHosts) {
+			h.Set("Access-Control-Allow-Origin", strings.ToLower(origin))
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+	}
+	h.Set("Access-Control-Allow-Methods", method+", OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Origin, X-Requested-With, X-Request-ID, Content-Type, Accept, X-CSRF-Token, Authorization")
+	h.Set("Access-Control-Max-Age", "600")
+}
+
+// errorBody is the JSON body of every REST error: the gRPC status code and a
+// message, like google.rpc.Status without details.
+type errorBody struct {
+	Code    codes.Code `json:"code"`
+	Message string     `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(errorBody{Code: code, Message: msg}) // cannot fail for this type
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(httpStatus)
+	w.Write(body)
+}
+
+// httpStatus maps the service's gRPC codes onto the REST contract.
+func httpStatus(c codes.Code) int {
+	switch c {
+	case codes.InvalidArgument:
+		return http.StatusUnprocessableEntity
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.Unimplemented, codes.Unavailable:
+		return http.StatusNotImplemented
+	case codes.ResourceExhausted:
+		return http.StatusRequestEntityTooLarge
+	}
+	return runtime.HTTPStatusFromCode(c)
+}
+
+func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	var herr *runtime.HTTPStatusError
+	if errors.As(err, &herr) {
+		// A malformed percent-escape in the path: no such resource.
+		writeError(w, http.StatusNotFound, codes.NotFound, herr.Error())
+		return
+	}
+	st := status.Convert(err)
+	code := httpStatus(st.Code())
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	writeError(w, code, st.Code(), st.Message())
+}
+
+func handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus == http.StatusMethodNotAllowed {
+		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "method "+r.Method+" is not allowed here")
+		return
+	}
+	writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint")
+}
+
+// setStatus gives publish its 201 Created; other responses keep 200.
+func setStatus(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+	if _, ok := m.(*cablehubv1.PublishResponse); ok {
+		w.WriteHeader(http.StatusCreated)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package api implements CableService, Cablehub's gRPC server API, and the
+// bearer-token check that guards it. The REST API reaches the same service
+// through a gRPC client connection, so this check guards both.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Auth checks API bearer tokens. The zero secret lets every request through:
+// that is only configured in public mode or on a dedicated port.
+type Auth struct {
+	token []byte
+}
+
+// NewAuth returns an Auth requiring "Bearer <secret>", or nothing when
+// secret is empty.
+func NewAuth(secret string) *Auth {
+	if secret == "" {
+		return &Auth{}
+	}
+	return &Auth{token: []byte(secret)}
+}
+
+// Required reports whether requests must carry a token.
+func (a *Auth) Required() bool { return a.token != nil }
+
+// Allowed reports whether an Authorization header value grants access. The
+// scheme must be exactly "Bearer " (case-sensitive, one space, as in
+// AnyCable); the token is compared in constant time.
+func (a *Auth) Allowed(authorization string) bool {
+	if a.token == nil {
+		return true
+	}
+	token, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(token), a.token) == 1
+}
+
+// openMethod reports whether a gRPC method is served without a token:
+// health checks and reflection reveal nothing about streams.
+func openMethod(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+func (a *Auth) check(ctx context.Context, fullMethod string) error {
+	if a.token == nil || openMethod(fullMethod) {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if a.Allowed(v) {
+			return nil
+		}
+	}
+	return status.Error(codes.Unauthenticated, "missing or invalid API token: send authorization: Bearer <api secret>")
+}
+
+// UnaryInterceptor rejects unauthenticated unary calls with UNAUTHENTICATED.
+func (a *Auth) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := a.check(ctx, info.FullMethod); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// StreamInterceptor rejects unauthenticated streaming calls with
+// UNAUTHENTICATED.
+func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := a.check(ss.Context(), info.FullMethod); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}

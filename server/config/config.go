@@ -1,0 +1,290 @@
+// Package config holds Cablehub's settings and reads them from command-line
+// flags and environment variables with AnyCable's names, so an AnyCable
+// deployment's flags and ANYCABLE_* variables work unchanged.
+package config
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration after flags, environment and
+// derivations (secret fallbacks, public mode) have been applied.
+type Config struct {
+	// Server.
+	Host            string
+	Port            int
+	Paths           []string
+	HealthPath      string
+	Secret          string
+	Public          bool
+	Noauth          bool
+	PublicStreams   bool
+	ShutdownTimeout time.Duration
+
+	// API.
+	APIPort        int
+	APIPath        string
+	APISecret      string
+	APICORSHeaders bool
+	APICORSHosts   []string
+	APIMaxBodySize int64
+	GRPCPort       int
+
+	// Broker.
+	Broker      string
+	PresenceTTL time.Duration
+
+	// Logging.
+	LogLevel  string
+	LogFormat string
+}
+
+// ErrHelp is returned by Parse when --help was asked for; the usage has been
+// written to the output given to Parse.
+var ErrHelp = flag.ErrHelp
+
+// option is one flag with its environment variables and help group.
+type option struct {
+	name  string
+	group string
+	usage string
+	env   []string
+	value flag.Value
+}
+
+type parser struct {
+	fs      *flag.FlagSet
+	options []option
+}
+
+func (p *parser) add(group, name string, value flag.Value, usage string, extraEnv ...string) {
+	env := append([]string{EnvName(name)}, extraEnv...)
+	p.options = append(p.options, option{name: name, group: group, usage: usage, env: env, value: value})
+	p.fs.Var(value, name, usage)
+}
+
+// EnvName is the environment variable AnyCable reads for a flag:
+// ANYCABLE_ and the name upper-cased, with '-' turned into '_'.
+func EnvName(flagName string) string {
+	return "ANYCABLE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse reads the configuration from args (without the program name) and
+// the environment as seen through getenv. A flag given on the command line
+// wins over its environment variables. Errors are one line naming the flag;
+// with --help the grouped usage goes to out and ErrHelp is returned.
+func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	c := &Config{
+		Host:            "localhost",
+		Port:            8080,
+		Paths:           []string{"/cable"},
+		HealthPath:      "/health",
+		ShutdownTimeout: 30 * time.Second,
+		APIPath:         "/api",
+		APIMaxBodySize:  1 << 20,
+		Broker:          "memory",
+		PresenceTTL:     15 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+	p := &parser{fs: flag.NewFlagSet("cablehub", flag.ContinueOnError)}
+	p.fs.SetOutput(io.Discard)
+	p.fs.Usage = func() {}
+
+	const (
+		server  = "Server"
+		api     = "API (REST and gRPC)"
+		broker  = "Broker"
+		logging = "Logging"
+	)
+	p.add(server, "host", stringValue{&c.Host}, "host to listen on")
+	p.add(server, "port", intValue{&c.Port, 0, 65535}, "port to listen on (0 picks a free one)", "PORT")
+	p.add(server, "path", listValue{&c.Paths}, "WebSocket endpoint paths, comma-separated")
+	p.add(server, "health-path", stringValue{&c.HealthPath}, "health check path")
+	p.add(server, "secret", stringValue{&c.Secret}, "application secret: base of the API, streams and JWT secrets (\"none\" clears it)")
+	p.add(server, "public", boolValue{&c.Public}, "public mode: no connection authentication, public streams, open API unless a secret is set")
+	p.add(server, "noauth", boolValue{&c.Noauth}, "accept connections without authentication")
+	p.add(server, "public_streams", boolValue{&c.PublicStreams}, "allow subscribing to unsigned streams")
+	p.add(server, "shutdown_timeout", durationValue{&c.ShutdownTimeout}, "graceful shutdown limit, seconds")
+
+	p.add(api, "api_port", intValue{&c.APIPort, 0, 65535}, "dedicated REST API port (0 = the main port)")
+	p.add(api, "api_path", stringValue{&c.APIPath}, "base path of the REST API")
+	p.add(api, "api_secret", stringValue{&c.APISecret}, "API bearer token (default: derived from --secret)")
+	p.add(api, "api_cors_headers", boolValue{&c.APICORSHeaders}, "add CORS headers to API responses and answer preflight requests")
+	p.add(api, "api_cors_hosts", listValue{&c.APICORSHosts}, "allowed CORS origin hosts, comma-separated, *.example.com allowed (default: any)")
+	p.add(api, "api_max_body_size", sizeValue{&c.APIMaxBodySize}, "largest accepted API request body, bytes")
+	p.add(api, "grpc_port", intValue{&c.GRPCPort, 0, 65535}, "dedicated gRPC API port (0 = gRPC on the API's own listener)")
+
+	// "none" keeps no presence or history, like AnyCable's legacy broker.
+	p.add(broker, "broker", enumValue{&c.Broker, []string{"memory", "none"}}, "broker for presence and history: memory, none")
+	p.add(broker, "presence_ttl", durationValue{&c.PresenceTTL}, "how long presence outlives a client's last connection, seconds")
+
+	p.add(logging, "log_level", enumValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}}, "log level: debug, info, warn, error")
+	p.add(logging, "log_format", enumValue{&c.LogFormat, []string{"text", "json"}}, "log format: text, json")
+
+	if err := p.parse(args, getenv, out); err != nil {
+		return nil, err
+	}
+	if err := c.finish(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *parser) parse(args []string, getenv func(string) string, out io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			p.usage(out)
+			return ErrHelp
+		}
+	}
+	if err := p.fs.Parse(args); err != nil {
+		return p.explain(err)
+	}
+	if p.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags take the form --name=value)", p.fs.Arg(0))
+	}
+	set := map[string]bool{}
+	p.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, o := range p.options {
+		if set[o.name] {
+			continue
+		}
+		for _, env := range o.env {
+			v := getenv(env)
+			if v == "" {
+				continue
+			}
+			if err := o.value.Set(v); err != nil {
+				return fmt.Errorf("invalid value %q in %s for --%s: %v", v, env, o.name, err)
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// explain turns the flag package's errors into one line naming the flag the
+// way users type it.
+func (p *parser) explain(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return fmt.Errorf("unknown flag --%s (see --help)", strings.TrimLeft(name, "-"))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return fmt.Errorf("flag --%s needs a value", strings.TrimLeft(name, "-"))
+	}
+	// "invalid value "x" for flag -port: reason"
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if i := strings.Index(rest, " for flag -"); i >= 0 {
+			value, tail := rest[:i], rest[i+len(" for flag -"):]
+			name, reason, _ := strings.Cut(tail, ": ")
+			return fmt.Errorf("invalid value %s for --%s: %s", value, name, reason)
+		}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		if i := strings.Index(rest, " for -"); i >= 0 {
+			value, tail := rest[:i], rest[i+len(" for -"):]
+			name, _, _ := strings.Cut(tail, ": ")
+			return fmt.Errorf("invalid value %s for --%s: must be true or false", value, name)
+		}
+	}
+	return errors.New(msg)
+}
+
+// usage writes the flags grouped, each with its environment variables.
+func (p *parser) usage(out io.Writer) {
+	fmt.Fprintln(out, "Usage: cablehub [flags]")
+	fmt.Fprintln(out, "\nEvery flag can also be set with the environment variable shown; a flag on the command line wins.")
+	var groups []string
+	byGroup := map[string][]option{}
+	for _, o := range p.options {
+		if _, ok := byGroup[o.group]; !ok {
+			groups = append(groups, o.group)
+		}
+		byGroup[o.group] = append(byGroup[o.group], o)
+	}
+	for _, g := range groups {
+		fmt.Fprintf(out, "\n%s:\n", g)
+		for _, o := range byGroup[g] {
+			def := o.value.String()
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(out, "  --%s (%s, default %s)\n      %s\n", o.name, strings.Join(o.env, ", "), def, o.usage)
+		}
+	}
+}
+
+// finish applies AnyCable's derivations and checks values that depend on
+// each other.
+func (c *Config) finish() error {
+	if c.Secret == "none" {
+		c.Secret = ""
+	}
+	if c.Public {
+		c.Noauth = true
+		c.PublicStreams = true
+	}
+	for _, p := range c.Paths {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("invalid value %q for --path: each path must start with /", p)
+		}
+	}
+	if len(c.Paths) == 0 {
+		return fmt.Errorf("invalid value \"\" for --path: at least one path is needed")
+	}
+	if !strings.HasPrefix(c.HealthPath, "/") {
+		return fmt.Errorf("invalid value %q for --health-path: must start with /", c.HealthPath)
+	}
+	c.APIPath = strings.TrimRight(c.APIPath, "/")
+	if c.APIPath != "" && !strings.HasPrefix(c.APIPath, "/") {
+		return fmt.Errorf("invalid value %q for --api_path: must start with /", c.APIPath)
+	}
+	if c.APIPath == "" {
+		return fmt.Errorf("invalid value \"/\" for --api_path: the API needs its own path, such as /api")
+	}
+	if c.APIPort != 0 && c.APIPort == c.Port {
+		return fmt.Errorf("invalid value %d for --api_port: must differ from --port (0 shares the main port)", c.APIPort)
+	}
+	if c.GRPCPort != 0 && (c.GRPCPort == c.Port || c.GRPCPort == c.APIPort) {
+		return fmt.Errorf("invalid value %d for --grpc_port: must differ from --port and --api_port", c.GRPCPort)
+	}
+	return nil
+}
+
+// EffectiveAPISecret is the bearer token the API requires: --api_secret, or
+// else hex(HMAC-SHA256(secret, "api-cable")) when --secret is set, or "" for
+// none.
+func (c *Config) EffectiveAPISecret() string {
+	if c.APISecret != "" {
+		return c.APISecret
+	}
+	if c.Secret != "" {
+		return DeriveSecret(c.Secret, "api-cable")
+	}
+	return ""
+}
+
+// APIEnabled reports whether the REST API (and gRPC on the shared listener)
+// is served. It fails closed: only a secret in effect, a dedicated
+// --api_port (protection by network placement) or --public turn it on.
+func (c *Config) APIEnabled() bool {
+	return c.EffectiveAPISecret() != "" || c.APIPort != 0 || c.Public
+}
+
+// DeriveSecret is AnyCable's secret derivation: the lower-case hex HMAC-SHA256
+// of phrase keyed with secret.
+func DeriveSecret(secret, phrase string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(phrase))
+	return hex.EncodeToString(m.Sum(nil))
+}

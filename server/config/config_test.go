@@ -1,0 +1,103 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parse(t *testing.T, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	return Parse(args, func(k string) string { return env[k] }, io.Discard)
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "localhost" || c.Port != 8080 || c.Paths[0] != "/cable" || c.APIPath != "/api" ||
+		c.Broker != "memory" || c.PresenceTTL != 15*time.Second || c.APIMaxBodySize != 1<<20 || c.APIEnabled() {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestDeriveSecretMatchesAnyCable(t *testing.T) {
+	const want = "e3b70326c38efad4042c57f65cc19e4ce2925e5aea5ea0c98dca248b837c17de"
+	if got := DeriveSecret("s3cr3t", "api-cable"); got != want {
+		t.Errorf("got %s", got)
+	}
+	c, _ := parse(t, nil, "--secret=s3cr3t")
+	if c.EffectiveAPISecret() != want || !c.APIEnabled() {
+		t.Errorf("effective secret %q", c.EffectiveAPISecret())
+	}
+	c, _ = parse(t, nil, "--secret=s3cr3t", "--api_secret=x")
+	if c.EffectiveAPISecret() != "x" {
+		t.Errorf("explicit secret must win: %q", c.EffectiveAPISecret())
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	env := map[string]string{"ANYCABLE_PORT": "9000", "PORT": "9001", "ANYCABLE_API_CORS_HOSTS": "a.com, *.b.io", "ANYCABLE_PRESENCE_TTL": "3"}
+	c, err := parse(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9000 || len(c.APICORSHosts) != 2 || c.APICORSHosts[1] != "*.b.io" || c.PresenceTTL != 3*time.Second {
+		t.Errorf("%+v", c)
+	}
+	c, _ = parse(t, map[string]string{"PORT": "9001"})
+	if c.Port != 9001 {
+		t.Errorf("PORT: %d", c.Port)
+	}
+	c, _ = parse(t, env, "--port", "7000")
+	if c.Port != 7000 {
+		t.Errorf("flag must win over env: %d", c.Port)
+	}
+}
+
+func TestSecretNoneAndPublic(t *testing.T) {
+	c, _ := parse(t, map[string]string{"ANYCABLE_SECRET": "none"})
+	if c.Secret != "" || c.APIEnabled() {
+		t.Errorf("none must clear the secret: %+v", c)
+	}
+	c, _ = parse(t, nil, "--public")
+	if !c.Noauth || !c.PublicStreams || !c.APIEnabled() || c.EffectiveAPISecret() != "" {
+		t.Errorf("public: %+v", c)
+	}
+	c, _ = parse(t, nil, "--api_port=9999")
+	if !c.APIEnabled() {
+		t.Error("api_port must enable the API")
+	}
+}
+
+func TestDurations(t *testing.T) {
+	for in, want := range map[string]time.Duration{"15": 15 * time.Second, "1500ms": 1500 * time.Millisecond, "2m": 2 * time.Minute} {
+		c, err := parse(t, nil, "--presence_ttl", in)
+		if err != nil || c.PresenceTTL != want {
+			t.Errorf("%s: %v %v", in, c, err)
+		}
+	}
+}
+
+func TestErrorsNameTheFlag(t *testing.T) {
+	cases := map[string][]string{
+		"--port":         {"--port=x"},
+		"--broker":       {"--broker=kafka"},
+		"--presence_ttl": {"--presence_ttl=-5s"},
+		"--api_path":     {"--api_path=api"},
+		"--grpc_port":    {"--port=1000", "--grpc_port=1000"},
+		"--nope":         {"--nope"},
+	}
+	for want, args := range cases {
+		_, err := parse(t, nil, args...)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	if _, err := Parse([]string{"--help"}, func(string) string { return "" }, io.Discard); !errors.Is(err, ErrHelp) {
+		t.Errorf("help: %v", err)
+	}
+}

@@ -1,0 +1,136 @@
+package hub
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"cablehub/server/protocol"
+)
+
+// recorder is a subscriber that keeps what it is sent.
+type recorder struct {
+	sid    string
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (r *recorder) SID() string { return r.sid }
+func (r *recorder) Send(f []byte) {
+	r.mu.Lock()
+	r.frames = append(r.frames, f)
+	r.mu.Unlock()
+}
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.frames))
+	for i, f := range r.frames {
+		out[i] = string(f)
+	}
+	return out
+}
+
+func TestBroadcastReachesSubscribersOfTheStreamOnly(t *testing.T) {
+	h := New(4)
+	a, b, c := &recorder{sid: "a"}, &recorder{sid: "b"}, &recorder{sid: "c"}
+	h.Subscribe("chat", "id1", a)
+	h.Subscribe("chat", "id2", b)
+	h.Subscribe("other", "id1", c)
+	h.Broadcast(&protocol.Publication{Stream: "chat", Data: "1"})
+	if got := a.got(); len(got) != 1 || got[0] != `{"identifier":"id1","message":1}` {
+		t.Errorf("a got %v", got)
+	}
+	if got := b.got(); len(got) != 1 || got[0] != `{"identifier":"id2","message":1}` {
+		t.Errorf("b got %v", got)
+	}
+	if got := c.got(); len(got) != 0 {
+		t.Errorf("c got %v", got)
+	}
+}
+
+func TestBroadcastEncodesOncePerIdentifier(t *testing.T) {
+	h := New(1)
+	a, b := &recorder{sid: "a"}, &recorder{sid: "b"}
+	h.Subscribe("chat", "id", a)
+	h.Subscribe("chat", "id", b)
+	h.Broadcast(&protocol.Publication{Stream: "chat", Data: "x"})
+	if &a.frames[0][0] != &b.frames[0][0] {
+		t.Error("subscribers under one identifier got separately encoded frames")
+	}
+}
+
+func TestBroadcastSkipsExcludedSocket(t *testing.T) {
+	h := New(1)
+	a, b := &recorder{sid: "a"}, &recorder{sid: "b"}
+	h.Subscribe("chat", "id", a)
+	h.Subscribe("chat", "id", b)
+	h.Broadcast(&protocol.Publication{Stream: "chat", Data: "x", ExcludeSocket: "a"})
+	if len(a.got()) != 0 || len(b.got()) != 1 {
+		t.Errorf("a got %v, b got %v", a.got(), b.got())
+	}
+}
+
+func TestSubscribeReportsFirstAndLast(t *testing.T) {
+	h := New(1)
+	a, b := &recorder{sid: "a"}, &recorder{sid: "b"}
+	if !h.Subscribe("s", "id", a) {
+		t.Error("first subscription not reported")
+	}
+	if h.Subscribe("s", "id2", b) {
+		t.Error("second subscription reported as first")
+	}
+	if h.Unsubscribe("s", "id", a) {
+		t.Error("stream reported empty with b left")
+	}
+	if h.Unsubscribe("s", "id", a) {
+		t.Error("unknown unsubscribe reported last")
+	}
+	if !h.Unsubscribe("s", "id2", b) {
+		t.Error("last unsubscribe not reported")
+	}
+	if h.Streams() != 0 {
+		t.Errorf("%d streams left", h.Streams())
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	h := New(4)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &recorder{sid: fmt.Sprint(i)}
+			for j := range 200 {
+				stream := fmt.Sprint("s", j%5)
+				h.Subscribe(stream, "id", r)
+				h.Broadcast(&protocol.Publication{Stream: stream, Data: "x"})
+				h.Unsubscribe(stream, "id", r)
+			}
+		}()
+	}
+	wg.Wait()
+	if h.Streams() != 0 {
+		t.Errorf("%d streams left", h.Streams())
+	}
+}
+
+type discard struct{ sid string }
+
+func (d *discard) SID() string { return d.sid }
+func (d *discard) Send([]byte) {}
+
+// BenchmarkFanout10k measures one publication delivered to 10,000
+// subscribers of one stream under one identifier.
+func BenchmarkFanout10k(b *testing.B) {
+	h := New(DefaultShards)
+	for i := range 10000 {
+		h.Subscribe("chat", `{"channel":"$pubsub","stream_name":"chat"}`, &discard{sid: fmt.Sprint(i)})
+	}
+	p := &protocol.Publication{Stream: "chat", Data: `{"text":"hello"}`}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Broadcast(p)
+	}
+}

@@ -1,0 +1,24 @@
+// Package protocol defines the messages Cablehub exchanges with clients and
+// between its own parts: publications and the Action Cable replies built
+// from them.
+package protocol
+
+// Publication is one message for the subscribers of one stream, as accepted
+// by the API (REST or gRPC) and handed to the node for delivery.
+type Publication struct {
+	// Stream is the target stream; never empty once validated.
+	Stream string
+	// Data is the payload as published: delivered decoded when it is valid
+	// JSON (other than null), else as a JSON string.
+	Data string
+	// ExcludeSocket is the sid of a session that must not receive it.
+	ExcludeSocket string
+	// BroadcastType, when set, becomes the "type" of delivered messages.
+	BroadcastType string
+	// Transient publications are not kept in history and get no offset.
+	Transient bool
+	// Epoch and Offset are set by a broker that keeps history; Offset is 0
+	// for unstamped publications.
+	Epoch  string
+	Offset uint64
+}

@@ -1,0 +1,334 @@
+// Package runner wires a Cablehub process together from its configuration:
+// broker, hub, node, the gRPC API with its auth interceptor, the REST
+// gateway, and the listeners that serve them.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
+
+	"cablehub/gateway"
+	cablehubv1 "cablehub/gen/cablehub/v1"
+	"cablehub/server/api"
+	"cablehub/server/broker"
+	"cablehub/server/config"
+	"cablehub/server/hub"
+	"cablehub/server/node"
+)
+
+// Version is the server version reported at startup.
+const Version = "0.1.0"
+
+// Runner is one running Cablehub process.
+type Runner struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	node *node.Node
+
+	grpcServer *grpc.Server
+	internal   *bufconn.Listener
+	gwConn     *grpc.ClientConn
+
+	servers []*http.Server
+	wg      sync.WaitGroup
+	errs    chan error
+
+	// Addresses actually bound, for logs and tests.
+	MainAddr, APIAddr, GRPCAddr string
+}
+
+// New builds the process's parts; nothing listens until Start.
+func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
+	var b node.Broker
+	switch cfg.Broker {
+	case "memory":
+		b = broker.NewMemory()
+	case "none":
+		b = broker.None{}
+	default:
+		return nil, fmt.Errorf("unknown broker %q", cfg.Broker)
+	}
+	r := &Runner{
+		cfg:  cfg,
+		log:  log,
+		node: node.New(hub.New(hub.DefaultShards), b, log.With("context", "node")),
+		errs: make(chan error, 4),
+	}
+	return r, nil
+}
+
+// Node returns the process's node.
+func (r *Runner) Node() *node.Node { return r.node }
+
+// Errors reports a listener that stopped serving unexpectedly.
+func (r *Runner) Errors() <-chan error { return r.errs }
+
+// grpcServed reports whether the gRPC API runs at all: on the API's listener
+// whenever the REST API does, or on a dedicated --grpc_port.
+func (r *Runner) grpcServed() bool {
+	return r.cfg.APIEnabled() || r.cfg.GRPCPort != 0
+}
+
+// Start binds every listener, logs where each part is served, and serves in
+// the background. It fails when a port cannot be bound.
+func (r *Runner) Start(ctx context.Context) error {
+	cfg := r.cfg
+	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)))
+	if cfg.Public {
+		r.log.Warn("Server is running in the public mode")
+	}
+	if cfg.Broker == "memory" {
+		r.log.Info(fmt.Sprintf("Using in-memory broker (presence ttl: %s)", cfg.PresenceTTL))
+	} else {
+		r.log.Info("Using no-op broker (no presence)")
+	}
+
+	auth := api.NewAuth(cfg.EffectiveAPISecret())
+	var gw http.Handler
+	if r.grpcServed() {
+		if err := r.startGRPC(auth); err != nil {
+			return err
+		}
+	}
+	if cfg.APIEnabled() {
+		g, err := gateway.New(ctx, gateway.Options{
+			Prefix:      cfg.APIPath,
+			Conn:        r.gwConn,
+			Auth:        auth,
+			MaxBodySize: cfg.APIMaxBodySize,
+			CORS:        cfg.APICORSHeaders,
+			CORSHosts:   cfg.APICORSHosts,
+		})
+		if err != nil {
+			return fmt.Errorf("building the REST gateway: %w", err)
+		}
+		gw = g
+	}
+	grpcShared := r.grpcServed() && cfg.GRPCPort == 0
+
+	mainLn, err := r.listen("--port", cfg.Port)
+	if err != nil {
+		return err
+	}
+	r.MainAddr = r.hostPort(mainLn)
+	var apiLn net.Listener
+	if gw != nil && cfg.APIPort != 0 {
+		if apiLn, err = r.listen("--api_port", cfg.APIPort); err != nil {
+			mainLn.Close()
+			return err
+		}
+		r.APIAddr = r.hostPort(apiLn)
+	} else if gw != nil {
+		r.APIAddr = r.MainAddr
+	}
+	var grpcLn net.Listener
+	if cfg.GRPCPort != 0 {
+		if grpcLn, err = r.listen("--grpc_port", cfg.GRPCPort); err != nil {
+			mainLn.Close()
+			if apiLn != nil {
+				apiLn.Close()
+			}
+			return err
+		}
+		r.GRPCAddr = r.hostPort(grpcLn)
+	} else if grpcShared {
+		r.GRPCAddr = r.APIAddr
+	}
+
+	// The main listener: health (and WebSocket endpoints), plus the API and
+	// shared gRPC unless they have a port of their own.
+	mainRoutes := &routes{healthPath: cfg.HealthPath}
+	apiRoutes := &routes{}
+	target := mainRoutes
+	if apiLn != nil {
+		target = apiRoutes
+	}
+	if gw != nil {
+		target.apiPath, target.api = cfg.APIPath, gw
+	}
+	if grpcShared {
+		target.grpc = r.grpcServer
+	}
+	r.serveHTTP(mainLn, mainRoutes)
+	if apiLn != nil {
+		r.serveHTTP(apiLn, apiRoutes)
+	}
+	if grpcLn != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := r.grpcServer.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				r.errs <- fmt.Errorf("gRPC listener: %w", err)
+			}
+		}()
+	}
+
+	if gw != nil {
+		mode := "authorization required"
+		if !auth.Required() {
+			mode = "no authorization"
+			r.log.Info("API server is running without authentication")
+		}
+		if cfg.APICORSHeaders {
+			mode += ", CORS enabled"
+		}
+		r.log.Info(fmt.Sprintf("Handle API requests at http://%s%s (%s)", r.APIAddr, cfg.APIPath, mode), "context", "api")
+	}
+	if r.GRPCAddr != "" {
+		mode := "authorization required"
+		if !auth.Required() {
+			mode = "no authorization"
+		}
+		kind := "h2c, shared with the REST API"
+		if grpcLn != nil {
+			kind = "dedicated listener"
+		}
+		r.log.Info(fmt.Sprintf("Handle gRPC API requests at %s (%s, %s)", r.GRPCAddr, mode, kind), "context", "grpc")
+	}
+	// Logged last: tools waiting for startup may take it as "ready".
+	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.HealthPath))
+	return nil
+}
+
+// startGRPC builds the gRPC server and the in-process connection the REST
+// gateway uses to reach it, so REST calls pass the same interceptors.
+func (r *Runner) startGRPC(auth *api.Auth) error {
+	r.grpcServer = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(auth.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(auth.StreamInterceptor()),
+		grpc.MaxRecvMsgSize(int(r.cfg.APIMaxBodySize)),
+	)
+	cablehubv1.RegisterCableServiceServer(r.grpcServer, api.NewService(r.node))
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(cablehubv1.CableService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(r.grpcServer, hs)
+	reflection.Register(r.grpcServer)
+
+	r.internal = bufconn.Listen(1 << 20)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		_ = r.grpcServer.Serve(r.internal)
+	}()
+	conn, err := grpc.NewClient("passthrough:///cablehub-internal",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return r.internal.DialContext(ctx)
+		}),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		return fmt.Errorf("connecting the REST gateway to the gRPC service: %w", err)
+	}
+	r.gwConn = conn
+	return nil
+}
+
+func (r *Runner) listen(flagName string, port int) (net.Listener, error) {
+	addr := net.JoinHostPort(r.cfg.Host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, flagName, err)
+	}
+	return ln, nil
+}
+
+// hostPort is the configured host with the port actually bound, as logged.
+func (r *Runner) hostPort(ln net.Listener) string {
+	port := ln.Addr().(*net.TCPAddr).Port
+	return net.JoinHostPort(r.cfg.Host, strconv.Itoa(port))
+}
+
+func (r *Runner) serveHTTP(ln net.Listener, h http.Handler) {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	}
+	r.servers = append(r.servers, srv)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.errs <- fmt.Errorf("HTTP listener %s: %w", ln.Addr(), err)
+		}
+	}()
+}
+
+// Shutdown stops accepting, lets in-flight API calls finish until ctx is
+// done, then closes everything.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range r.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			srv.Close()
+		}
+	}
+	if r.grpcServer != nil {
+		done := make(chan struct{})
+		go func() {
+			r.grpcServer.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.grpcServer.Stop()
+			<-done
+		}
+	}
+	if r.gwConn != nil {
+		r.gwConn.Close()
+	}
+	r.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// routes dispatches one listener's requests. It is hand-written rather than
+// an http.ServeMux because ServeMux cleans paths and redirects, which would
+// turn "/api/presence//users" into a 301 instead of the contract's 404.
+type routes struct {
+	healthPath string
+	apiPath    string
+	api        http.Handler
+	grpc       *grpc.Server
+}
+
+func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if rt.grpc != nil && req.ProtoMajor == 2 && strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc") {
+		rt.grpc.ServeHTTP(w, req)
+		return
+	}
+	path := req.URL.Path
+	switch {
+	case rt.healthPath != "" && path == rt.healthPath:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("OK"))
+	case rt.api != nil && (path == rt.apiPath || strings.HasPrefix(path, rt.apiPath+"/")):
+		rt.api.ServeHTTP(w, req)
+	default:
+		http.NotFound(w, req)
+	}
+}
