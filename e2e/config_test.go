@@ -67,7 +67,7 @@ func TestHelpGroupsFlags(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"Server:", "API (REST and gRPC):", "Broker:", "Logging:", "--api_cors_hosts", "ANYCABLE_API_SECRET", "PORT"} {
+	for _, want := range []string{"Server:", "WebSocket:", "Streams and JWT:", "API (REST and gRPC):", "Broker:", "Logging and metrics:", "--api_cors_hosts", "ANYCABLE_API_SECRET", "PORT"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help lacks %q", want)
 		}

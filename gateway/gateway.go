@@ -82,7 +82,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 // route is the method an API path family answers to, "" for no route.
 func (g *Gateway) route(rel string) string {
 	switch {
-	case rel == "/publish":
+	case rel == "/publish", rel == "/disconnect":
 		return http.MethodPost
 	case strings.HasPrefix(rel, "/presence/"):
 		return http.MethodGet
@@ -125,7 +125,44 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if method == http.MethodPost && !g.readBody(w, r) {
 		return
 	}
+	if rel == "/publish" && !g.routeCommand(w, r) {
+		return
+	}
 	http.StripPrefix(g.opts.Prefix, g.mux).ServeHTTP(w, r)
+}
+
+// routeCommand lets the publish endpoint take AnyCable's remote commands,
+// {"command":"disconnect","payload":{...}}, which SDKs send there: such a
+// body is handed to the Disconnect RPC with the payload as its request. It
+// returns false when it has answered the request itself (an unknown
+// command).
+func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request) bool {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return true
+	}
+	var cmd struct {
+		Command *string         `json:"command"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(trimmed, &cmd); err != nil || cmd.Command == nil {
+		return true
+	}
+	if *cmd.Command != "disconnect" {
+		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, fmt.Sprintf("unknown command %q: only \"disconnect\" is supported", *cmd.Command))
+		return false
+	}
+	payload := cmd.Payload
+	if len(payload) == 0 {
+		payload = json.RawMessage("{}")
+	}
+	r.URL.Path = g.opts.Prefix + "/disconnect"
+	r.URL.RawPath = ""
+	r.Body = io.NopCloser(bytes.NewReader(payload))
+	r.ContentLength = int64(len(payload))
+	return true
 }
 
 // presencePath reports whether a request path is exactly
@@ -245,9 +282,11 @@ func handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marsha
 	writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint")
 }
 
-// setStatus gives publish its 201 Created; other responses keep 200.
+// setStatus gives publish and disconnect 201 Created, as AnyCable's publish
+// endpoint answers both; other responses keep 200.
 func setStatus(_ context.Context, w http.ResponseWriter, m proto.Message) error {
-	if _, ok := m.(*cablehubv1.PublishResponse); ok {
+	switch m.(type) {
+	case *cablehubv1.PublishResponse, *cablehubv1.DisconnectResponse:
 		w.WriteHeader(http.StatusCreated)
 	}
 	return nil

@@ -20,7 +20,9 @@ import (
 	"cablehub/server/api"
 	"cablehub/server/broker"
 	"cablehub/server/hub"
+	"cablehub/server/metrics"
 	"cablehub/server/node"
+	"cablehub/server/streams"
 )
 
 // newAPI serves the gateway over a real gRPC server (bufconn) backed by a
@@ -29,7 +31,7 @@ import (
 func newAPI(t *testing.T, secret string, gwAuth gateway.Authorizer) (*httptest.Server, *broker.Memory) {
 	t.Helper()
 	b := broker.NewMemory()
-	n := node.New(hub.New(1), b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n := node.New(hub.New(1), b, streams.NewController(streams.Config{}), metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)), node.Options{})
 	auth := api.NewAuth(secret)
 	srv := grpc.NewServer(grpc.UnaryInterceptor(auth.UnaryInterceptor()))
 	cablehubv1.RegisterCableServiceServer(srv, api.NewService(n))

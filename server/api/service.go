@@ -20,6 +20,7 @@ import (
 type Node interface {
 	Broadcast(ctx context.Context, pubs []protocol.Publication) error
 	Presence(ctx context.Context, stream string) (*broker.PresenceInfo, error)
+	Disconnect(ctx context.Context, identifiers string, reconnect bool) error
 }
 
 // Service implements cablehubv1.CableServiceServer on top of a Node.
@@ -94,4 +95,13 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 		resp.Records = append(resp.Records, rec)
 	}
 	return resp, nil
+}
+
+// Disconnect closes the sessions with the given connection identifiers. An
+// empty identifier matches nothing and is not an error, as in AnyCable.
+func (s *Service) Disconnect(ctx context.Context, req *cablehubv1.DisconnectRequest) (*cablehubv1.DisconnectResponse, error) {
+	if err := s.node.Disconnect(ctx, req.GetIdentifier(), req.GetReconnect()); err != nil {
+		return nil, status.Errorf(codes.Unimplemented, "disconnect not accepted: %v", err)
+	}
+	return &cablehubv1.DisconnectResponse{}, nil
 }

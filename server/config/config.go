@@ -26,8 +26,27 @@ type Config struct {
 	Secret          string
 	Public          bool
 	Noauth          bool
-	PublicStreams   bool
 	ShutdownTimeout time.Duration
+	AllowedOrigins  []string
+
+	// WebSocket.
+	MaxMessageSize   int64
+	PingInterval     time.Duration
+	PingPrecision    string
+	PongTimeout      time.Duration
+	WSMaxPendingSize int64
+	WSWriteTimeout   time.Duration
+
+	// Streams and JWT.
+	PublicStreams      bool
+	StreamsSecret      string
+	StreamsWhisper     bool
+	StreamsPresence    bool
+	TurboStreams       bool
+	TurboStreamsSecret string
+	JWTSecret          string
+	JWTParam           string
+	EnforceJWT         bool
 
 	// API.
 	APIPort        int
@@ -42,9 +61,12 @@ type Config struct {
 	Broker      string
 	PresenceTTL time.Duration
 
-	// Logging.
-	LogLevel  string
-	LogFormat string
+	// Logging and metrics.
+	LogLevel    string
+	LogFormat   string
+	MetricsHTTP string
+	MetricsHost string
+	MetricsPort int
 }
 
 // ErrHelp is returned by Parse when --help was asked for; the usage has been
@@ -83,27 +105,36 @@ func EnvName(flagName string) string {
 // with --help the grouped usage goes to out and ErrHelp is returned.
 func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
 	c := &Config{
-		Host:            "localhost",
-		Port:            8080,
-		Paths:           []string{"/cable"},
-		HealthPath:      "/health",
-		ShutdownTimeout: 30 * time.Second,
-		APIPath:         "/api",
-		APIMaxBodySize:  1 << 20,
-		Broker:          "memory",
-		PresenceTTL:     15 * time.Second,
-		LogLevel:        "info",
-		LogFormat:       "text",
+		Host:             "localhost",
+		Port:             8080,
+		Paths:            []string{"/cable"},
+		HealthPath:       "/health",
+		ShutdownTimeout:  30 * time.Second,
+		MaxMessageSize:   65536,
+		PingInterval:     3 * time.Second,
+		PingPrecision:    "s",
+		WSMaxPendingSize: 1 << 20,
+		WSWriteTimeout:   2 * time.Second,
+		StreamsPresence:  true,
+		JWTParam:         "jid",
+		APIPath:          "/api",
+		APIMaxBodySize:   1 << 20,
+		Broker:           "memory",
+		PresenceTTL:      15 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "text",
 	}
 	p := &parser{fs: flag.NewFlagSet("cablehub", flag.ContinueOnError)}
 	p.fs.SetOutput(io.Discard)
 	p.fs.Usage = func() {}
 
 	const (
-		server  = "Server"
-		api     = "API (REST and gRPC)"
-		broker  = "Broker"
-		logging = "Logging"
+		server    = "Server"
+		websocket = "WebSocket"
+		streams   = "Streams and JWT"
+		api       = "API (REST and gRPC)"
+		broker    = "Broker"
+		logging   = "Logging and metrics"
 	)
 	p.add(server, "host", stringValue{&c.Host}, "host to listen on")
 	p.add(server, "port", intValue{&c.Port, 0, 65535}, "port to listen on (0 picks a free one)", "PORT")
@@ -112,15 +143,32 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(server, "secret", stringValue{&c.Secret}, "application secret: base of the API, streams and JWT secrets (\"none\" clears it)")
 	p.add(server, "public", boolValue{&c.Public}, "public mode: no connection authentication, public streams, open API unless a secret is set")
 	p.add(server, "noauth", boolValue{&c.Noauth}, "accept connections without authentication")
-	p.add(server, "public_streams", boolValue{&c.PublicStreams}, "allow subscribing to unsigned streams")
 	p.add(server, "shutdown_timeout", durationValue{&c.ShutdownTimeout}, "graceful shutdown limit, seconds")
+	p.add(server, "allowed_origins", listValue{&c.AllowedOrigins}, "accepted WebSocket Origin hosts, comma-separated, *.example.com allowed (default: any)")
+
+	p.add(websocket, "max_message_size", sizeValue{&c.MaxMessageSize, 1}, "largest client frame, bytes (larger ones close with 1009)")
+	p.add(websocket, "ping_interval", durationValue{&c.PingInterval}, "time between pings, seconds (0 disables)")
+	p.add(websocket, "ping_timestamp_precision", enumValue{&c.PingPrecision, []string{"s", "ms", "ns"}}, "ping timestamp unit: s, ms, ns")
+	p.add(websocket, "pong_timeout", durationValue{&c.PongTimeout}, "disconnect extended-protocol clients silent this long after a ping, seconds (0 disables)")
+	p.add(websocket, "ws_max_pending_size", sizeValue{&c.WSMaxPendingSize, 0}, "most bytes queued for one client before it is cut as too slow (0 = unlimited)")
+	p.add(websocket, "ws_write_timeout", durationValue{&c.WSWriteTimeout}, "limit for one socket write, seconds")
+
+	p.add(streams, "public_streams", boolValue{&c.PublicStreams}, "allow subscribing to unsigned streams")
+	p.add(streams, "streams_secret", stringValue{&c.StreamsSecret}, "secret of signed stream names (default: --secret)")
+	p.add(streams, "streams_whisper", boolValue{&c.StreamsWhisper}, "allow whispers on signed streams")
+	p.add(streams, "streams_presence", boolValue{&c.StreamsPresence}, "allow presence on $pubsub streams")
+	p.add(streams, "turbo_streams", boolValue{&c.TurboStreams}, "enable Turbo::StreamsChannel")
+	p.add(streams, "turbo_streams_secret", stringValue{&c.TurboStreamsSecret}, "secret of Turbo signed stream names (default: the streams secret)")
+	p.add(streams, "jwt_secret", stringValue{&c.JWTSecret}, "secret of JWT identification tokens (default: --secret)")
+	p.add(streams, "jwt_param", stringValue{&c.JWTParam}, "query parameter carrying the JWT (header X-<param>)")
+	p.add(streams, "enforce_jwt", boolValue{&c.EnforceJWT}, "refuse connections without a JWT")
 
 	p.add(api, "api_port", intValue{&c.APIPort, 0, 65535}, "dedicated REST API port (0 = the main port)")
 	p.add(api, "api_path", stringValue{&c.APIPath}, "base path of the REST API")
 	p.add(api, "api_secret", stringValue{&c.APISecret}, "API bearer token (default: derived from --secret)")
 	p.add(api, "api_cors_headers", boolValue{&c.APICORSHeaders}, "add CORS headers to API responses and answer preflight requests")
 	p.add(api, "api_cors_hosts", listValue{&c.APICORSHosts}, "allowed CORS origin hosts, comma-separated, *.example.com allowed (default: any)")
-	p.add(api, "api_max_body_size", sizeValue{&c.APIMaxBodySize}, "largest accepted API request body, bytes")
+	p.add(api, "api_max_body_size", sizeValue{&c.APIMaxBodySize, 1}, "largest accepted API request body, bytes")
 	p.add(api, "grpc_port", intValue{&c.GRPCPort, 0, 65535}, "dedicated gRPC API port (0 = gRPC on the API's own listener)")
 
 	// "none" keeps no presence or history, like AnyCable's legacy broker.
@@ -129,6 +177,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 
 	p.add(logging, "log_level", enumValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}}, "log level: debug, info, warn, error")
 	p.add(logging, "log_format", enumValue{&c.LogFormat, []string{"text", "json"}}, "log format: text, json")
+	p.add(logging, "metrics_http", stringValue{&c.MetricsHTTP}, "serve Prometheus metrics at this path, e.g. /metrics (default: off)")
+	p.add(logging, "metrics_host", stringValue{&c.MetricsHost}, "metrics host (default: --host)")
+	p.add(logging, "metrics_port", intValue{&c.MetricsPort, 0, 65535}, "metrics port (default: the main port)")
 
 	if err := p.parse(args, getenv, out); err != nil {
 		return nil, err
@@ -227,8 +278,25 @@ func (p *parser) usage(out io.Writer) {
 // finish applies AnyCable's derivations and checks values that depend on
 // each other.
 func (c *Config) finish() error {
-	if c.Secret == "none" {
-		c.Secret = ""
+	for _, secret := range []*string{&c.Secret, &c.StreamsSecret, &c.JWTSecret, &c.TurboStreamsSecret} {
+		if *secret == "none" {
+			*secret = ""
+		}
+	}
+	if c.StreamsSecret == "" {
+		c.StreamsSecret = c.Secret
+	}
+	if c.TurboStreamsSecret == "" {
+		c.TurboStreamsSecret = c.StreamsSecret
+	}
+	if c.JWTSecret == "" {
+		c.JWTSecret = c.Secret
+	}
+	if c.JWTParam == "" {
+		return fmt.Errorf("invalid value \"\" for --jwt_param: must not be empty")
+	}
+	if c.MetricsHTTP != "" && !strings.HasPrefix(c.MetricsHTTP, "/") {
+		return fmt.Errorf("invalid value %q for --metrics_http: must start with /", c.MetricsHTTP)
 	}
 	if c.Public {
 		c.Noauth = true

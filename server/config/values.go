@@ -135,8 +135,11 @@ func (v enumValue) Set(s string) error {
 	return fmt.Errorf("must be one of %s", strings.Join(v.allowed, ", "))
 }
 
-// sizeValue is a positive byte count.
-type sizeValue struct{ p *int64 }
+// sizeValue is a byte count of at least min.
+type sizeValue struct {
+	p   *int64
+	min int64
+}
 
 func (v sizeValue) String() string {
 	if v.p == nil {
@@ -147,8 +150,8 @@ func (v sizeValue) String() string {
 
 func (v sizeValue) Set(s string) error {
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 {
-		return fmt.Errorf("must be a positive number of bytes")
+	if err != nil || n < v.min {
+		return fmt.Errorf("must be a number of bytes, at least %d", v.min)
 	}
 	*v.p = n
 	return nil

@@ -110,8 +110,13 @@ func (h *Hub) Broadcast(p *protocol.Publication) {
 	sh := h.shard(p.Stream)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	for identifier, set := range sh.streams[p.Stream] {
-		frame := protocol.AppendBroadcast(nil, identifier, p)
+	byID := sh.streams[p.Stream]
+	if len(byID) == 0 {
+		return
+	}
+	message := protocol.EncodeMessage(p.Data)
+	for identifier, set := range byID {
+		frame := protocol.AppendBroadcast(nil, identifier, p, message)
 		for s := range set {
 			if p.ExcludeSocket != "" && s.SID() == p.ExcludeSocket {
 				continue

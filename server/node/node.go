@@ -1,15 +1,19 @@
-// Package node is the heart of a Cablehub process: it takes publications
-// from the API and delivers them to subscribers, and answers presence reads.
-// Client sessions (the WebSocket transport) attach to it through the hub.
+// Package node is the heart of a Cablehub process: it owns the client
+// sessions, runs their commands, delivers publications to them through the
+// hub, and answers presence reads and remote disconnects for the API.
 package node
 
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"time"
 
 	"cablehub/server/broker"
 	"cablehub/server/hub"
+	"cablehub/server/metrics"
 	"cablehub/server/protocol"
+	"cablehub/server/streams"
 )
 
 // Broker is what the node needs from a broker. It may live in another
@@ -19,20 +23,66 @@ type Broker interface {
 	PresenceInfo(ctx context.Context, stream string) (*broker.PresenceInfo, error)
 }
 
-// Node delivers publications and serves presence for one process.
+// Router decides subscriptions by identifier; streams.Controller is one.
+type Router interface {
+	Subscribe(identifier string) (*streams.Subscription, error)
+}
+
+// Options are the node's session settings.
+type Options struct {
+	// PingInterval is the default time between pings; 0 disables them.
+	PingInterval time.Duration
+	// PingPrecision is the default ping timestamp unit: "s", "ms" or "ns".
+	PingPrecision string
+	// PongTimeout, when positive, disconnects extended-protocol clients that
+	// send nothing within it after a ping.
+	PongTimeout time.Duration
+}
+
+// Node delivers publications and serves sessions for one process. All
+// methods are safe for concurrent use.
 type Node struct {
-	hub    *hub.Hub
-	broker Broker
-	log    *slog.Logger
+	hub     *hub.Hub
+	broker  Broker
+	router  Router
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	opts    Options
+	timers  *wheel
+
+	mu           sync.Mutex
+	sessions     map[*Session]struct{}
+	byIdentifier map[string]map[*Session]struct{}
+	shuttingDown bool
+	drained      chan struct{} // closed when the last session goes during shutdown
 }
 
-// New returns a node that fans out through h and keeps presence in b.
-func New(h *hub.Hub, b Broker, log *slog.Logger) *Node {
-	return &Node{hub: h, broker: b, log: log}
+// New returns a node that fans out through h, keeps presence in b and
+// decides subscriptions with r.
+func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, opts Options) *Node {
+	if opts.PingPrecision == "" {
+		opts.PingPrecision = "s"
+	}
+	return &Node{
+		hub:          h,
+		broker:       b,
+		router:       r,
+		metrics:      m,
+		log:          log,
+		opts:         opts,
+		timers:       newWheel(100 * time.Millisecond),
+		sessions:     map[*Session]struct{}{},
+		byIdentifier: map[string]map[*Session]struct{}{},
+	}
 }
 
-// Hub returns the subscription index sessions register with.
+// Hub returns the subscription index.
 func (n *Node) Hub() *hub.Hub { return n.hub }
+
+// Run drives pings and pong deadlines until ctx is done.
+func (n *Node) Run(ctx context.Context) {
+	n.timers.run(ctx, n.onTimer)
+}
 
 // Broadcast delivers each publication to the subscribers of its stream, in
 // the given order. The publications must already be validated (non-empty
@@ -44,7 +94,9 @@ func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error
 			return err
 		}
 		n.hub.Broadcast(&pubs[i])
+		n.metrics.PublicationsTotal.Inc()
 	}
+	n.metrics.BroadcastMsgTotal.Add(float64(len(pubs)))
 	return nil
 }
 
@@ -55,4 +107,108 @@ func (n *Node) Presence(ctx context.Context, stream string) (*broker.PresenceInf
 		return nil, broker.ErrPresenceUnsupported
 	}
 	return n.broker.PresenceInfo(ctx, stream)
+}
+
+// Disconnect closes every session whose connection identifiers equal
+// identifiers, telling each client whether to reconnect. Anonymous sessions
+// (no identifiers) never match.
+func (n *Node) Disconnect(_ context.Context, identifiers string, reconnect bool) error {
+	n.metrics.RemoteCommandsTotal.Inc()
+	if identifiers == "" {
+		return nil
+	}
+	n.mu.Lock()
+	var targets []*Session
+	for s := range n.byIdentifier[identifiers] {
+		targets = append(targets, s)
+	}
+	n.mu.Unlock()
+	for _, s := range targets {
+		s.close(1000, "Closed remotely", protocol.Disconnect(protocol.ReasonRemote, reconnect))
+	}
+	return nil
+}
+
+// register adds a session; it reports false when the node is shutting down.
+func (n *Node) register(s *Session) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.shuttingDown {
+		return false
+	}
+	n.sessions[s] = struct{}{}
+	if s.identifiers != "" {
+		set, ok := n.byIdentifier[s.identifiers]
+		if !ok {
+			set = map[*Session]struct{}{}
+			n.byIdentifier[s.identifiers] = set
+		}
+		set[s] = struct{}{}
+	}
+	n.metrics.ClientsNum.Set(float64(len(n.sessions)))
+	n.metrics.ClientsUniqNum.Set(float64(len(n.byIdentifier)))
+	return true
+}
+
+func (n *Node) unregister(s *Session) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.sessions, s)
+	if set, ok := n.byIdentifier[s.identifiers]; ok {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(n.byIdentifier, s.identifiers)
+		}
+	}
+	n.metrics.ClientsNum.Set(float64(len(n.sessions)))
+	n.metrics.ClientsUniqNum.Set(float64(len(n.byIdentifier)))
+	if n.shuttingDown && len(n.sessions) == 0 && n.drained != nil {
+		close(n.drained)
+		n.drained = nil
+	}
+}
+
+// Sessions returns the number of connected sessions.
+func (n *Node) Sessions() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.sessions)
+}
+
+// Shutdown refuses new sessions and tells every connected client to
+// reconnect elsewhere (server_restart, close 1001), then waits until they
+// are gone or ctx is done, when the rest are dropped.
+func (n *Node) Shutdown(ctx context.Context) {
+	n.mu.Lock()
+	n.shuttingDown = true
+	all := make([]*Session, 0, len(n.sessions))
+	for s := range n.sessions {
+		all = append(all, s)
+	}
+	var drained chan struct{}
+	if len(n.sessions) > 0 {
+		drained = make(chan struct{})
+		n.drained = drained
+	}
+	n.mu.Unlock()
+	n.log.Info("closing active connections", "num", len(all))
+	restart := protocol.Disconnect(protocol.ReasonServerRestart, true)
+	for _, s := range all {
+		s.close(1001, "Server restart", restart)
+	}
+	if drained == nil {
+		n.log.Info("all active connections closed")
+		return
+	}
+	select {
+	case <-drained:
+		n.log.Info("all active connections closed")
+	case <-ctx.Done():
+		n.mu.Lock()
+		for s := range n.sessions {
+			s.conn.Abort()
+		}
+		n.mu.Unlock()
+		n.log.Warn("dropped connections that did not close in time")
+	}
 }

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -12,11 +11,11 @@ import (
 //	{"type":..,"identifier":..,"message":..,"stream_id":..,"epoch":..,"offset":..}
 //
 // Keys come in AnyCable's order; "type" only with a broadcast type and
-// stream_id/epoch/offset only when a broker stamped the publication. The
-// message is the data itself when it is valid JSON other than null, else the
-// data as a JSON string. The result does not depend on the subscriber, so a
-// caller encodes it once per identifier and shares the bytes.
-func AppendBroadcast(dst []byte, identifier string, p *Publication) []byte {
+// stream_id/epoch/offset only when a broker stamped the publication.
+// message is EncodeMessage(p.Data), computed once per publication by the
+// caller. The result does not depend on the subscriber, so a caller encodes
+// it once per identifier and shares the bytes.
+func AppendBroadcast(dst []byte, identifier string, p *Publication, message []byte) []byte {
 	dst = append(dst, '{')
 	if p.BroadcastType != "" {
 		dst = append(dst, `"type":`...)
@@ -26,7 +25,7 @@ func AppendBroadcast(dst []byte, identifier string, p *Publication) []byte {
 	dst = append(dst, `"identifier":`...)
 	dst = appendString(dst, identifier)
 	dst = append(dst, `,"message":`...)
-	dst = appendPayload(dst, p.Data)
+	dst = append(dst, message...)
 	if p.Epoch != "" {
 		dst = append(dst, `,"stream_id":`...)
 		dst = appendString(dst, p.Stream)
@@ -36,21 +35,6 @@ func AppendBroadcast(dst []byte, identifier string, p *Publication) []byte {
 		dst = strconv.AppendUint(dst, p.Offset, 10)
 	}
 	return append(dst, '}')
-}
-
-// appendPayload writes data as raw JSON when it is a valid JSON value other
-// than null (compacted, so frames carry no insignificant whitespace), and as
-// a JSON string otherwise.
-func appendPayload(dst []byte, data string) []byte {
-	raw := []byte(data)
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) > 0 && !bytes.Equal(trimmed, []byte("null")) && json.Valid(trimmed) {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, trimmed); err == nil {
-			return append(dst, buf.Bytes()...)
-		}
-	}
-	return appendString(dst, data)
 }
 
 // appendString appends s as a JSON string literal.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,11 @@ import (
 	"cablehub/server/broker"
 	"cablehub/server/config"
 	"cablehub/server/hub"
+	"cablehub/server/identity"
+	"cablehub/server/metrics"
 	"cablehub/server/node"
+	"cablehub/server/streams"
+	"cablehub/server/ws"
 )
 
 // Version is the server version reported at startup.
@@ -38,9 +43,12 @@ const Version = "0.1.0"
 
 // Runner is one running Cablehub process.
 type Runner struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	node *node.Node
+	cfg     *config.Config
+	log     *slog.Logger
+	node    *node.Node
+	metrics *metrics.Metrics
+	ws      http.Handler
+	stop    context.CancelFunc
 
 	grpcServer *grpc.Server
 	internal   *bufconn.Listener
@@ -51,7 +59,7 @@ type Runner struct {
 	errs    chan error
 
 	// Addresses actually bound, for logs and tests.
-	MainAddr, APIAddr, GRPCAddr string
+	MainAddr, APIAddr, GRPCAddr, MetricsAddr string
 }
 
 // New builds the process's parts; nothing listens until Start.
@@ -65,11 +73,45 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	default:
 		return nil, fmt.Errorf("unknown broker %q", cfg.Broker)
 	}
+	if cfg.EnforceJWT && cfg.JWTSecret == "" {
+		return nil, errors.New("--enforce_jwt needs a JWT secret: set --jwt_secret or --secret")
+	}
+	m := metrics.New()
+	router := streams.NewController(streams.Config{
+		Secret:      cfg.StreamsSecret,
+		Public:      cfg.PublicStreams,
+		Whisper:     cfg.StreamsWhisper,
+		Presence:    cfg.StreamsPresence,
+		Turbo:       cfg.TurboStreams,
+		TurboSecret: cfg.TurboStreamsSecret,
+	})
+	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), node.Options{
+		PingInterval:  cfg.PingInterval,
+		PingPrecision: cfg.PingPrecision,
+		PongTimeout:   cfg.PongTimeout,
+	})
+	var jwtVerifier *identity.JWT
+	if cfg.JWTSecret != "" {
+		jwtVerifier = identity.NewJWT(cfg.JWTSecret, cfg.JWTParam, cfg.EnforceJWT)
+	}
+	transport := ws.NewTransport(ws.Options{
+		AllowedOrigins: cfg.AllowedOrigins,
+		MaxMessageSize: cfg.MaxMessageSize,
+		MaxPending:     int(cfg.WSMaxPendingSize),
+		WriteTimeout:   cfg.WSWriteTimeout,
+		Header:         http.Header{"X-Cablehub-Version": {Version}},
+		OnSent: func(frames, bytes int) {
+			m.ServerMsgTotal.Add(float64(frames))
+			m.DataSentTotal.Add(float64(bytes))
+		},
+	})
 	r := &Runner{
-		cfg:  cfg,
-		log:  log,
-		node: node.New(hub.New(hub.DefaultShards), b, log.With("context", "node")),
-		errs: make(chan error, 4),
+		cfg:     cfg,
+		log:     log,
+		node:    n,
+		metrics: m,
+		ws:      node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
+		errs:    make(chan error, 4),
 	}
 	return r, nil
 }
@@ -93,6 +135,12 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)))
 	if cfg.Public {
 		r.log.Warn("Server is running in the public mode")
+	}
+	if cfg.JWTSecret != "" {
+		r.log.Info(fmt.Sprintf("JWT authentication is enabled (param: %s, enforced: %t)", cfg.JWTParam, cfg.EnforceJWT))
+	}
+	if cfg.Noauth {
+		r.log.Info("connection authentication is disabled")
 	}
 	if cfg.Broker == "memory" {
 		r.log.Info(fmt.Sprintf("Using in-memory broker (presence ttl: %s)", cfg.PresenceTTL))
@@ -152,23 +200,52 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.GRPCAddr = r.APIAddr
 	}
 
-	// The main listener: health (and WebSocket endpoints), plus the API and
-	// shared gRPC unless they have a port of their own.
-	mainRoutes := &routes{healthPath: cfg.HealthPath}
+	var metricsLn net.Listener
+	if cfg.MetricsHTTP != "" && cfg.MetricsPort != 0 && cfg.MetricsPort != cfg.Port {
+		host := cfg.MetricsHost
+		if host == "" {
+			host = cfg.Host
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(cfg.MetricsPort))
+		if metricsLn, err = net.Listen("tcp", addr); err != nil {
+			mainLn.Close()
+			return fmt.Errorf("cannot listen on %s (--metrics_port): %w", addr, err)
+		}
+		r.MetricsAddr = net.JoinHostPort(host, strconv.Itoa(metricsLn.Addr().(*net.TCPAddr).Port))
+	} else if cfg.MetricsHTTP != "" {
+		r.MetricsAddr = r.MainAddr
+	}
+
+	// The main listener: health and WebSocket endpoints, plus the API,
+	// shared gRPC and metrics unless they have a port of their own.
+	mainRoutes := &routes{healthPath: cfg.HealthPath, wsPaths: cfg.Paths, ws: r.ws}
+	if cfg.MetricsHTTP != "" && metricsLn == nil {
+		mainRoutes.metricsPath, mainRoutes.metrics = cfg.MetricsHTTP, r.metrics.Handler()
+	}
 	apiRoutes := &routes{}
 	target := mainRoutes
 	if apiLn != nil {
 		target = apiRoutes
 	}
 	if gw != nil {
-		target.apiPath, target.api = cfg.APIPath, gw
+		target.apiPath, target.api = cfg.APIPath, instrument(gw, cfg.APIPath, r.metrics)
 	}
 	if grpcShared {
 		target.grpc = r.grpcServer
 	}
+	nodeCtx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.node.Run(nodeCtx)
+	}()
 	r.serveHTTP(mainLn, mainRoutes)
 	if apiLn != nil {
 		r.serveHTTP(apiLn, apiRoutes)
+	}
+	if metricsLn != nil {
+		r.serveHTTP(metricsLn, &routes{metricsPath: cfg.MetricsHTTP, metrics: r.metrics.Handler()})
 	}
 	if grpcLn != nil {
 		r.wg.Add(1)
@@ -202,6 +279,12 @@ func (r *Runner) Start(ctx context.Context) error {
 		}
 		r.log.Info(fmt.Sprintf("Handle gRPC API requests at %s (%s, %s)", r.GRPCAddr, mode, kind), "context", "grpc")
 	}
+	for _, p := range cfg.Paths {
+		r.log.Info(fmt.Sprintf("Handle WebSocket connections at http://%s%s", r.MainAddr, p))
+	}
+	if r.MetricsAddr != "" {
+		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.MetricsHTTP))
+	}
 	// Logged last: tools waiting for startup may take it as "ready".
 	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.HealthPath))
 	return nil
@@ -211,7 +294,7 @@ func (r *Runner) Start(ctx context.Context) error {
 // gateway uses to reach it, so REST calls pass the same interceptors.
 func (r *Runner) startGRPC(auth *api.Auth) error {
 	r.grpcServer = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(auth.UnaryInterceptor()),
+		grpc.ChainUnaryInterceptor(r.grpcMetrics, auth.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(auth.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(int(r.cfg.APIMaxBodySize)),
 	)
@@ -276,14 +359,26 @@ func (r *Runner) serveHTTP(ln net.Listener, h http.Handler) {
 	}()
 }
 
-// Shutdown stops accepting, lets in-flight API calls finish until ctx is
-// done, then closes everything.
+// Shutdown stops accepting connections, tells every client to reconnect
+// (server_restart, close 1001), lets in-flight API calls finish, then
+// closes everything; ctx bounds the whole sequence.
 func (r *Runner) Shutdown(ctx context.Context) error {
-	var errs []error
+	// Stop accepting and drain API requests, while clients are told to go.
+	errc := make(chan error, len(r.servers))
 	for _, srv := range r.servers {
-		if err := srv.Shutdown(ctx); err != nil {
+		go func() {
+			err := srv.Shutdown(ctx)
+			if err != nil {
+				srv.Close()
+			}
+			errc <- err
+		}()
+	}
+	r.node.Shutdown(ctx)
+	var errs []error
+	for range r.servers {
+		if err := <-errc; err != nil {
 			errs = append(errs, err)
-			srv.Close()
 		}
 	}
 	if r.grpcServer != nil {
@@ -302,6 +397,9 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	if r.gwConn != nil {
 		r.gwConn.Close()
 	}
+	if r.stop != nil {
+		r.stop()
+	}
 	r.wg.Wait()
 	return errors.Join(errs...)
 }
@@ -310,10 +408,14 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 // an http.ServeMux because ServeMux cleans paths and redirects, which would
 // turn "/api/presence//users" into a 301 instead of the contract's 404.
 type routes struct {
-	healthPath string
-	apiPath    string
-	api        http.Handler
-	grpc       *grpc.Server
+	healthPath  string
+	wsPaths     []string
+	ws          http.Handler
+	apiPath     string
+	api         http.Handler
+	metricsPath string
+	metrics     http.Handler
+	grpc        *grpc.Server
 }
 
 func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -326,8 +428,12 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case rt.healthPath != "" && path == rt.healthPath:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("OK"))
+	case rt.ws != nil && slices.Contains(rt.wsPaths, path):
+		rt.ws.ServeHTTP(w, req)
 	case rt.api != nil && (path == rt.apiPath || strings.HasPrefix(path, rt.apiPath+"/")):
 		rt.api.ServeHTTP(w, req)
+	case rt.metrics != nil && path == rt.metricsPath:
+		rt.metrics.ServeHTTP(w, req)
 	default:
 		http.NotFound(w, req)
 	}

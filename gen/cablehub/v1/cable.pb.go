@@ -411,6 +411,99 @@ func (x *PresenceRecord) GetInfo() *structpb.Value {
 	return nil
 }
 
+// DisconnectRequest names the sessions to close.
+type DisconnectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Connection identifiers to match exactly; required, non-empty.
+	Identifier string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// Whether clients should reconnect afterwards.
+	Reconnect     bool `protobuf:"varint,2,opt,name=reconnect,proto3" json:"reconnect,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectRequest) Reset() {
+	*x = DisconnectRequest{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectRequest) ProtoMessage() {}
+
+func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectRequest) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DisconnectRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *DisconnectRequest) GetReconnect() bool {
+	if x != nil {
+		return x.Reconnect
+	}
+	return false
+}
+
+// DisconnectResponse is returned once the command was taken; sessions close
+// asynchronously. Clients must not depend on it staying empty.
+type DisconnectResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectResponse) Reset() {
+	*x = DisconnectResponse{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectResponse) ProtoMessage() {}
+
+func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectResponse) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{8}
+}
+
 var File_cablehub_v1_cable_proto protoreflect.FileDescriptor
 
 const file_cablehub_v1_cable_proto_rawDesc = "" +
@@ -436,10 +529,18 @@ const file_cablehub_v1_cable_proto_rawDesc = "" +
 	"\x06_total\"L\n" +
 	"\x0ePresenceRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
-	"\x04info\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x04info2\xa6\x01\n" +
+	"\x04info\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x04info\"Q\n" +
+	"\x11DisconnectRequest\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x01 \x01(\tR\n" +
+	"identifier\x12\x1c\n" +
+	"\treconnect\x18\x02 \x01(\bR\treconnect\"\x14\n" +
+	"\x12DisconnectResponse2\xf5\x01\n" +
 	"\fCableService\x12D\n" +
 	"\aPublish\x12\x1b.cablehub.v1.PublishRequest\x1a\x1c.cablehub.v1.PublishResponse\x12P\n" +
-	"\vGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponseB%Z#cablehub/gen/cablehub/v1;cablehubv1b\x06proto3"
+	"\vGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponse\x12M\n" +
+	"\n" +
+	"Disconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponseB%Z#cablehub/gen/cablehub/v1;cablehubv1b\x06proto3"
 
 var (
 	file_cablehub_v1_cable_proto_rawDescOnce sync.Once
@@ -453,7 +554,7 @@ func file_cablehub_v1_cable_proto_rawDescGZIP() []byte {
 	return file_cablehub_v1_cable_proto_rawDescData
 }
 
-var file_cablehub_v1_cable_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_cablehub_v1_cable_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_cablehub_v1_cable_proto_goTypes = []any{
 	(*PublishRequest)(nil),      // 0: cablehub.v1.PublishRequest
 	(*Publication)(nil),         // 1: cablehub.v1.Publication
@@ -462,19 +563,23 @@ var file_cablehub_v1_cable_proto_goTypes = []any{
 	(*GetPresenceRequest)(nil),  // 4: cablehub.v1.GetPresenceRequest
 	(*GetPresenceResponse)(nil), // 5: cablehub.v1.GetPresenceResponse
 	(*PresenceRecord)(nil),      // 6: cablehub.v1.PresenceRecord
-	(*structpb.Value)(nil),      // 7: google.protobuf.Value
+	(*DisconnectRequest)(nil),   // 7: cablehub.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),  // 8: cablehub.v1.DisconnectResponse
+	(*structpb.Value)(nil),      // 9: google.protobuf.Value
 }
 var file_cablehub_v1_cable_proto_depIdxs = []int32{
 	1, // 0: cablehub.v1.PublishRequest.publications:type_name -> cablehub.v1.Publication
 	2, // 1: cablehub.v1.Publication.meta:type_name -> cablehub.v1.PublicationMeta
 	6, // 2: cablehub.v1.GetPresenceResponse.records:type_name -> cablehub.v1.PresenceRecord
-	7, // 3: cablehub.v1.PresenceRecord.info:type_name -> google.protobuf.Value
+	9, // 3: cablehub.v1.PresenceRecord.info:type_name -> google.protobuf.Value
 	0, // 4: cablehub.v1.CableService.Publish:input_type -> cablehub.v1.PublishRequest
 	4, // 5: cablehub.v1.CableService.GetPresence:input_type -> cablehub.v1.GetPresenceRequest
-	3, // 6: cablehub.v1.CableService.Publish:output_type -> cablehub.v1.PublishResponse
-	5, // 7: cablehub.v1.CableService.GetPresence:output_type -> cablehub.v1.GetPresenceResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
+	7, // 6: cablehub.v1.CableService.Disconnect:input_type -> cablehub.v1.DisconnectRequest
+	3, // 7: cablehub.v1.CableService.Publish:output_type -> cablehub.v1.PublishResponse
+	5, // 8: cablehub.v1.CableService.GetPresence:output_type -> cablehub.v1.GetPresenceResponse
+	8, // 9: cablehub.v1.CableService.Disconnect:output_type -> cablehub.v1.DisconnectResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
 	4, // [4:4] is the sub-list for extension extendee
 	0, // [0:4] is the sub-list for field type_name
@@ -492,7 +597,7 @@ func file_cablehub_v1_cable_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cablehub_v1_cable_proto_rawDesc), len(file_cablehub_v1_cable_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	CableService_Publish_FullMethodName     = "/cablehub.v1.CableService/Publish"
 	CableService_GetPresence_FullMethodName = "/cablehub.v1.CableService/GetPresence"
+	CableService_Disconnect_FullMethodName  = "/cablehub.v1.CableService/Disconnect"
 )
 
 // CableServiceClient is the client API for CableService service.
@@ -49,6 +50,13 @@ type CableServiceClient interface {
 	// {api_path}/presence/{stream}/users, where a percent-encoded "/" in the
 	// stream segment is part of the stream name.
 	GetPresence(ctx context.Context, in *GetPresenceRequest, opts ...grpc.CallOption) (*GetPresenceResponse, error)
+	// Disconnect closes every session, on every node, whose connection
+	// identifiers (a JWT's "ext" claim) equal the given string. Each client
+	// gets {"type":"disconnect","reason":"remote","reconnect":<reconnect>}
+	// and close code 1000. Anonymous sessions never match. REST: POST
+	// {api_path}/disconnect, answering 201; the publish endpoint also accepts
+	// AnyCable's {"command":"disconnect","payload":{...}} body for the same.
+	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
 }
 
 type cableServiceClient struct {
@@ -79,6 +87,16 @@ func (c *cableServiceClient) GetPresence(ctx context.Context, in *GetPresenceReq
 	return out, nil
 }
 
+func (c *cableServiceClient) Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisconnectResponse)
+	err := c.cc.Invoke(ctx, CableService_Disconnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CableServiceServer is the server API for CableService service.
 // All implementations must embed UnimplementedCableServiceServer
 // for forward compatibility.
@@ -99,6 +117,13 @@ type CableServiceServer interface {
 	// {api_path}/presence/{stream}/users, where a percent-encoded "/" in the
 	// stream segment is part of the stream name.
 	GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error)
+	// Disconnect closes every session, on every node, whose connection
+	// identifiers (a JWT's "ext" claim) equal the given string. Each client
+	// gets {"type":"disconnect","reason":"remote","reconnect":<reconnect>}
+	// and close code 1000. Anonymous sessions never match. REST: POST
+	// {api_path}/disconnect, answering 201; the publish endpoint also accepts
+	// AnyCable's {"command":"disconnect","payload":{...}} body for the same.
+	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
 	mustEmbedUnimplementedCableServiceServer()
 }
 
@@ -114,6 +139,9 @@ func (UnimplementedCableServiceServer) Publish(context.Context, *PublishRequest)
 }
 func (UnimplementedCableServiceServer) GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPresence not implemented")
+}
+func (UnimplementedCableServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
 }
 func (UnimplementedCableServiceServer) mustEmbedUnimplementedCableServiceServer() {}
 func (UnimplementedCableServiceServer) testEmbeddedByValue()                      {}
@@ -172,6 +200,24 @@ func _CableService_GetPresence_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CableService_Disconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisconnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CableServiceServer).Disconnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CableService_Disconnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CableServiceServer).Disconnect(ctx, req.(*DisconnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CableService_ServiceDesc is the grpc.ServiceDesc for CableService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -186,6 +232,10 @@ var CableService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPresence",
 			Handler:    _CableService_GetPresence_Handler,
+		},
+		{
+			MethodName: "Disconnect",
+			Handler:    _CableService_Disconnect_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

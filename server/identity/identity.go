@@ -1,0 +1,111 @@
+// Package identity decides who a WebSocket connection is before it is
+// welcomed: a JWT (AnyCable's "jid" tokens), or nobody in particular when
+// connections need no authentication.
+package identity
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Errors map onto what the client is told: ErrUnauthorized and ErrExpired
+// get a disconnect message ("unauthorized" / "token_expired") and close
+// 1000; ErrNoIdentifiers is an auth error (close 1011, no message), as in
+// AnyCable.
+var (
+	ErrUnauthorized  = errors.New("unauthorized")
+	ErrExpired       = errors.New("token expired")
+	ErrNoIdentifiers = errors.New("JWT token doesn't contain identifiers (ext claim)")
+)
+
+// TokenSubprotocolPrefix marks a WebSocket subprotocol that carries a JWT;
+// it is read for the token and never selected.
+const TokenSubprotocolPrefix = "anycable-token."
+
+// JWT verifies AnyCable identification tokens: HMAC-signed (HS256/384/512)
+// JWTs whose "ext" claim is the connection identifiers string.
+type JWT struct {
+	secret  []byte
+	param   string
+	enforce bool
+	parser  *jwt.Parser
+}
+
+// NewJWT returns a verifier keyed with secret, reading the token from the
+// query parameter param, the header X-<param>, or an anycable-token.<jwt>
+// subprotocol. With enforce, connections without a token are refused.
+func NewJWT(secret, param string, enforce bool) *JWT {
+	return &JWT{
+		secret:  []byte(secret),
+		param:   param,
+		enforce: enforce,
+		parser:  jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"})),
+	}
+}
+
+// Token returns the token a request carries, "" for none.
+func (j *JWT) Token(r *http.Request) string {
+	if t := r.URL.Query().Get(j.param); t != "" {
+		return t
+	}
+	if t := r.Header.Get("X-" + j.param); t != "" {
+		return t
+	}
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), TokenSubprotocolPrefix); ok && t != "" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
+// Verify checks a token and returns its identifiers.
+func (j *JWT) Verify(token string) (string, error) {
+	claims := jwt.MapClaims{}
+	_, err := j.parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return j.secret, nil })
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "", ErrExpired
+	case err != nil:
+		return "", ErrUnauthorized
+	}
+	ext, ok := claims["ext"].(string)
+	if !ok {
+		return "", ErrNoIdentifiers
+	}
+	return ext, nil
+}
+
+// Authenticator runs the identification chain: a JWT when one is
+// configured and present, then open access with noauth, else refusal.
+type Authenticator struct {
+	jwt    *JWT
+	noauth bool
+}
+
+// NewAuthenticator returns the chain; jwt may be nil (no JWT secret).
+func NewAuthenticator(j *JWT, noauth bool) *Authenticator {
+	return &Authenticator{jwt: j, noauth: noauth}
+}
+
+// Authenticate returns the connection identifiers ("" for an anonymous
+// connection) or why it is refused.
+func (a *Authenticator) Authenticate(r *http.Request) (string, error) {
+	if a.jwt != nil {
+		if token := a.jwt.Token(r); token != "" {
+			return a.jwt.Verify(token)
+		}
+		if a.jwt.enforce {
+			return "", ErrUnauthorized
+		}
+	}
+	if a.noauth {
+		return "", nil
+	}
+	return "", ErrUnauthorized
+}

@@ -1,0 +1,81 @@
+package identity
+
+import (
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func token(t *testing.T, method jwt.SigningMethod, key string, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVerify(t *testing.T) {
+	j := NewJWT("k", "jid", false)
+	future := time.Now().Add(time.Hour).Unix()
+	cases := []struct {
+		name  string
+		token string
+		ids   string
+		err   error
+	}{
+		{"valid", token(t, jwt.SigningMethodHS256, "k", jwt.MapClaims{"ext": `{"user_id":42}`, "exp": future}), `{"user_id":42}`, nil},
+		{"no exp", token(t, jwt.SigningMethodHS256, "k", jwt.MapClaims{"ext": "u"}), "u", nil},
+		{"HS512", token(t, jwt.SigningMethodHS512, "k", jwt.MapClaims{"ext": "u"}), "u", nil},
+		{"wrong key", token(t, jwt.SigningMethodHS256, "other", jwt.MapClaims{"ext": "u"}), "", ErrUnauthorized},
+		{"expired", token(t, jwt.SigningMethodHS256, "k", jwt.MapClaims{"ext": "u", "exp": time.Now().Add(-time.Minute).Unix()}), "", ErrExpired},
+		{"not yet valid", token(t, jwt.SigningMethodHS256, "k", jwt.MapClaims{"ext": "u", "nbf": future}), "", ErrUnauthorized},
+		{"no ext", token(t, jwt.SigningMethodHS256, "k", jwt.MapClaims{"sub": "42"}), "", ErrNoIdentifiers},
+		{"malformed", "not.a.jwt", "", ErrUnauthorized},
+		{"alg none", "", "", ErrUnauthorized},
+	}
+	for _, c := range cases {
+		if c.name == "alg none" {
+			s, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"ext": "u"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+			c.token = s
+		}
+		ids, err := j.Verify(c.token)
+		if ids != c.ids || !errors.Is(err, c.err) {
+			t.Errorf("%s: %q %v, want %q %v", c.name, ids, err, c.ids, c.err)
+		}
+	}
+}
+
+func TestTokenCarriers(t *testing.T) {
+	j := NewJWT("k", "token", false)
+	r := httptest.NewRequest("GET", "/cable?token=q", nil)
+	if j.Token(r) != "q" {
+		t.Error("query")
+	}
+	r = httptest.NewRequest("GET", "/cable", nil)
+	r.Header.Set("X-Token", "h")
+	if j.Token(r) != "h" {
+		t.Error("header")
+	}
+	r = httptest.NewRequest("GET", "/cable", nil)
+	r.Header.Set("Sec-WebSocket-Protocol", "actioncable-v1-json, anycable-token.s")
+	if j.Token(r) != "s" {
+		t.Error("subprotocol")
+	}
+}
+
+func TestAuthenticatorChain(t *testing.T) {
+	r := httptest.NewRequest("GET", "/cable", nil)
+	if _, err := NewAuthenticator(NewJWT("k", "jid", true), true).Authenticate(r); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("enforced without token: %v", err)
+	}
+	if ids, err := NewAuthenticator(NewJWT("k", "jid", false), true).Authenticate(r); err != nil || ids != "" {
+		t.Errorf("not enforced, noauth: %q %v", ids, err)
+	}
+	if _, err := NewAuthenticator(nil, false).Authenticate(r); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("nothing configured: %v", err)
+	}
+}

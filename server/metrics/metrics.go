@@ -1,0 +1,91 @@
+// Package metrics defines Cablehub's Prometheus metrics. Core names match
+// AnyCable's (namespace anycable_go), so existing dashboards keep working.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "anycable_go"
+
+// Metrics holds the collectors; all are safe for concurrent use. Each
+// process builds its own registry: nothing is registered globally.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	ClientsNum            prometheus.Gauge
+	ClientsUniqNum        prometheus.Gauge
+	BroadcastStreamsNum   prometheus.Gauge
+	ClientMsgTotal        prometheus.Counter
+	FailedClientMsgTotal  prometheus.Counter
+	BroadcastMsgTotal     prometheus.Counter
+	PublicationsTotal     prometheus.Counter
+	RemoteCommandsTotal   prometheus.Counter
+	ServerMsgTotal        prometheus.Counter
+	DisconnectedSlowTotal prometheus.Counter
+	FailedAuthsTotal      prometheus.Counter
+	DataSentTotal         prometheus.Counter
+	DataRcvdTotal         prometheus.Counter
+
+	APIRequests *prometheus.CounterVec
+	APILatency  *prometheus.HistogramVec
+}
+
+// New creates the metrics and their registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+		r.MustRegister(g)
+		return g
+	}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+		r.MustRegister(c)
+		return c
+	}
+	m := &Metrics{
+		registry:              r,
+		ClientsNum:            gauge("clients_num", "The number of active clients"),
+		ClientsUniqNum:        gauge("clients_uniq_num", "The number of unique clients (by connection identifiers)"),
+		BroadcastStreamsNum:   gauge("broadcast_streams_num", "The number of active broadcasting streams"),
+		ClientMsgTotal:        counter("client_msg_total", "The total number of received messages from clients"),
+		FailedClientMsgTotal:  counter("failed_client_msg_total", "The total number of unrecognized or malformed messages from clients"),
+		BroadcastMsgTotal:     counter("broadcast_msg_total", "The total number of messages received through the broadcasting API"),
+		PublicationsTotal:     counter("publications_total", "The total number of publications delivered to this node's subscribers"),
+		RemoteCommandsTotal:   counter("remote_commands_total", "The total number of remote commands received"),
+		ServerMsgTotal:        counter("server_msg_total", "The total number of messages sent to clients"),
+		DisconnectedSlowTotal: counter("disconnected_slow_clients_total", "The total number of clients disconnected for not keeping up"),
+		FailedAuthsTotal:      counter("failed_auths_total", "The total number of failed authentication attempts"),
+		DataSentTotal:         counter("data_sent_total", "The total amount of bytes sent to clients"),
+		DataRcvdTotal:         counter("data_rcvd_total", "The total amount of bytes received from clients"),
+		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cablehub", Name: "api_requests_total", Help: "API requests by route and response code",
+		}, []string{"route", "code"}),
+		APILatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "cablehub", Name: "api_request_duration_seconds", Help: "API request latency by route and response code",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"route", "code"}),
+	}
+	r.MustRegister(m.APIRequests, m.APILatency)
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "goroutines_num", Help: "The number of goroutines"},
+		func() float64 { return float64(runtime.NumGoroutine()) }))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "mem_sys_bytes", Help: "The total bytes of memory obtained from the OS"},
+		func() float64 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return float64(ms.Sys)
+		}))
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}

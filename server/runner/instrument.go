@@ -1,0 +1,59 @@
+package runner
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"cablehub/server/metrics"
+)
+
+// instrument counts REST API requests and their latency by route and status
+// code. Routes are the endpoint families, so stream names never become
+// label values.
+func instrument(h http.Handler, prefix string, m *metrics.Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, req)
+		route := "other"
+		switch rel := strings.TrimPrefix(req.URL.Path, prefix); {
+		case rel == "/publish":
+			route = "publish"
+		case rel == "/disconnect":
+			route = "disconnect"
+		case strings.HasPrefix(rel, "/presence/"):
+			route = "presence"
+		}
+		code := strconv.Itoa(rec.code)
+		m.APIRequests.WithLabelValues(route, code).Inc()
+		m.APILatency.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// grpcMetrics counts gRPC calls (including those the REST gateway makes) by
+// method and status code.
+func (r *Runner) grpcMetrics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	route := "grpc:" + info.FullMethod
+	code := status.Code(err).String()
+	r.metrics.APIRequests.WithLabelValues(route, code).Inc()
+	r.metrics.APILatency.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
+	return resp, err
+}

@@ -1,0 +1,93 @@
+package streams
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+// Channel names routed to the built-in controller.
+const (
+	PubSubChannel = "$pubsub"
+	TurboChannel  = "Turbo::StreamsChannel"
+)
+
+// ErrRejected means the subscription must be rejected.
+var ErrRejected = errors.New("subscription rejected")
+
+// Config holds the stream options, named after AnyCable's flags.
+type Config struct {
+	// Secret verifies $pubsub signed stream names (--streams_secret, falling
+	// back to --secret).
+	Secret string
+	// Public allows $pubsub subscriptions by plain stream_name
+	// (--public_streams).
+	Public bool
+	// Whisper allows whispers on signed streams (--streams_whisper); public
+	// streams always allow them.
+	Whisper bool
+	// Presence allows presence on $pubsub streams (--streams_presence).
+	Presence bool
+	// Turbo enables Turbo::StreamsChannel (--turbo_streams), verified with
+	// TurboSecret (--turbo_streams_secret, falling back to Secret).
+	Turbo       bool
+	TurboSecret string
+}
+
+// Subscription is an accepted subscription to one stream.
+type Subscription struct {
+	Stream string
+	// Whisper is true when clients may whisper to the stream.
+	Whisper bool
+	// Presence is true when clients may join the stream's presence.
+	Presence bool
+}
+
+// Controller decides subscriptions to built-in channels.
+type Controller struct {
+	cfg Config
+}
+
+// NewController returns a controller for cfg.
+func NewController(cfg Config) *Controller {
+	return &Controller{cfg: cfg}
+}
+
+type identifier struct {
+	Channel          string  `json:"channel"`
+	StreamName       *string `json:"stream_name"`
+	SignedStreamName *string `json:"signed_stream_name"`
+}
+
+// Subscribe decides a subscription by its identifier (the JSON the client
+// sent). Anything it cannot accept, including channels it does not know,
+// gives ErrRejected.
+func (c *Controller) Subscribe(id string) (*Subscription, error) {
+	var ident identifier
+	if err := json.Unmarshal([]byte(id), &ident); err != nil {
+		return nil, ErrRejected
+	}
+	switch ident.Channel {
+	case PubSubChannel:
+		if ident.SignedStreamName != nil {
+			name, err := Verify(*ident.SignedStreamName, c.cfg.Secret)
+			if err != nil || name == "" {
+				return nil, ErrRejected
+			}
+			return &Subscription{Stream: name, Whisper: c.cfg.Whisper, Presence: c.cfg.Presence}, nil
+		}
+		if ident.StreamName != nil && *ident.StreamName != "" && c.cfg.Public {
+			return &Subscription{Stream: *ident.StreamName, Whisper: true, Presence: true}, nil
+		}
+		return nil, ErrRejected
+	case TurboChannel:
+		if !c.cfg.Turbo || ident.SignedStreamName == nil {
+			return nil, ErrRejected
+		}
+		name, err := Verify(*ident.SignedStreamName, c.cfg.TurboSecret)
+		if err != nil || name == "" {
+			return nil, ErrRejected
+		}
+		return &Subscription{Stream: name}, nil
+	}
+	return nil, ErrRejected
+}
