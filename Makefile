@@ -22,10 +22,12 @@ lint:
 	$(STATICCHECK) $(GO_PACKAGES)
 	$(BUF) lint
 
-# The whole test suite, race detector on. End-to-end tests build the binary
-# themselves.
-test:
+# The whole test suite: Go tests with the race detector (the Go end-to-end
+# tests build their own binary), then the real JavaScript clients in e2e/js
+# (@anycable/core, @rails/actioncable) against bin/cablehub.
+test: build
 	go test -race -count=1 $(GO_PACKAGES)
+	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
 
 bench:
 	go test -run '^$$' -bench . -benchmem $(GO_PACKAGES)
