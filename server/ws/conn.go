@@ -56,6 +56,9 @@ func NewTransport(opts Options) *Transport {
 		// Subprotocols stays nil: gorilla would prefer the server's order,
 		// while AnyCable picks the client's first supported offer.
 		WriteBufferPool: &sync.Pool{},
+		// A small reader of its own instead of keeping net/http's 4 KiB one:
+		// client frames are small, and idle connections hold this buffer.
+		ReadBufferSize: 1024,
 		CheckOrigin:     t.checkOrigin,
 	}
 	return t
