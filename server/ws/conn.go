@@ -59,7 +59,7 @@ func NewTransport(opts Options) *Transport {
 		// A small reader of its own instead of keeping net/http's 4 KiB one:
 		// client frames are small, and idle connections hold this buffer.
 		ReadBufferSize: 1024,
-		CheckOrigin:     t.checkOrigin,
+		CheckOrigin:    t.checkOrigin,
 	}
 	return t
 }
