@@ -113,18 +113,28 @@ func TestJWT(t *testing.T) {
 		{"no ext", jwtToken(t, "test-secret", jwt.MapClaims{"sub": "42"}), "", 1011, "Auth Error"},
 		{"no token and no other way in", "", `{"type":"disconnect","reason":"unauthorized","reconnect":false}`, 1000, "Auth Failed"},
 	}
+	carriers := map[string]func(token string) dialOpts{
+		"query":       func(tok string) dialOpts { return dialOpts{query: "?jid=" + tok} },
+		"header":      func(tok string) dialOpts { return dialOpts{header: http.Header{"X-Jid": {tok}}} },
+		"subprotocol": func(tok string) dialOpts { return dialOpts{protocols: []string{"actioncable-v1-ext-json", "anycable-token." + tok}} },
+	}
 	for _, c := range refused {
-		t.Run(c.name, func(t *testing.T) {
-			q := ""
-			if c.token != "" {
-				q = "?jid=" + c.token
+		for carrier, opts := range carriers {
+			if c.token == "" && carrier != "query" {
+				continue
 			}
-			ws := dialWS(t, s, dialOpts{query: q})
-			if c.frame != "" {
-				ws.expect(c.frame)
-			}
-			ws.expectClose(c.code, c.reason)
-		})
+			t.Run(c.name+" via "+carrier, func(t *testing.T) {
+				o := dialOpts{}
+				if c.token != "" {
+					o = opts(c.token)
+				}
+				ws := dialWS(t, s, o)
+				if c.frame != "" {
+					ws.expect(c.frame)
+				}
+				ws.expectClose(c.code, c.reason)
+			})
+		}
 	}
 }
 
