@@ -33,7 +33,7 @@ func TestSignedStreams(t *testing.T) {
 	ws.send(subscribeCmd(id))
 	ws.expect(`{"type":"confirm_subscription","identifier":` + quoted(id) + `}`)
 	publish(t, s, `{"stream":"secret/1","data":"{\"hello\":\"signed\"}"}`, "Authorization: Bearer 598bc7d3c9d5515311f23dc9ed694257b88e3f5fd8c746c60680fdc9c5caa580")
-	ws.expect(`{"identifier":` + quoted(id) + `,"message":{"hello":"signed"}}`)
+	ws.expect(`{"identifier":` + quoted(id) + `,"message":{"hello":"signed"}` + s.stamp("secret/1", 1) + `}`)
 
 	for _, bad := range []string{
 		signed[:len(signed)-1] + "0",
@@ -77,7 +77,7 @@ func TestStreamsSecretAndTurbo(t *testing.T) {
 	}
 	turboID := `{"channel":"Turbo::StreamsChannel","signed_stream_name":` + quoted(streams.Sign("turbo/1", "turbo-key")) + `}`
 	publish(t, s, `{"stream":"turbo/1","data":"<turbo-stream action=\"append\"></turbo-stream>"}`)
-	ws.expect(`{"identifier":` + quoted(turboID) + `,"message":"\u003cturbo-stream action=\"append\"\u003e\u003c/turbo-stream\u003e"}`)
+	ws.expect(`{"identifier":` + quoted(turboID) + `,"message":"\u003cturbo-stream action=\"append\"\u003e\u003c/turbo-stream\u003e"` + s.stamp("turbo/1", 1) + `}`)
 }
 
 func TestJWT(t *testing.T) {
@@ -114,9 +114,11 @@ func TestJWT(t *testing.T) {
 		{"no token and no other way in", "", `{"type":"disconnect","reason":"unauthorized","reconnect":false}`, 1000, "Auth Failed"},
 	}
 	carriers := map[string]func(token string) dialOpts{
-		"query":       func(tok string) dialOpts { return dialOpts{query: "?jid=" + tok} },
-		"header":      func(tok string) dialOpts { return dialOpts{header: http.Header{"X-Jid": {tok}}} },
-		"subprotocol": func(tok string) dialOpts { return dialOpts{protocols: []string{"actioncable-v1-ext-json", "anycable-token." + tok}} },
+		"query":  func(tok string) dialOpts { return dialOpts{query: "?jid=" + tok} },
+		"header": func(tok string) dialOpts { return dialOpts{header: http.Header{"X-Jid": {tok}}} },
+		"subprotocol": func(tok string) dialOpts {
+			return dialOpts{protocols: []string{"actioncable-v1-ext-json", "anycable-token." + tok}}
+		},
 	}
 	for _, c := range refused {
 		for carrier, opts := range carriers {

@@ -48,14 +48,16 @@ type server struct {
 	logs bytes.Buffer
 	done chan struct{}
 	// Main is host:port of the main listener; API and GRPC are where those
-	// are served ("" when not served), all read from the startup log.
-	Main, API, GRPC string
+	// are served ("" when not served); Epoch is the memory broker's epoch;
+	// all read from the startup log.
+	Main, API, GRPC, Epoch string
 }
 
 var (
 	healthLine = regexp.MustCompile(`Handle health requests at http://([^/\s"]+)/`)
 	apiLine    = regexp.MustCompile(`Handle API requests at http://([^/\s"]+)/`)
 	grpcLine   = regexp.MustCompile(`Handle gRPC API requests at ([^\s"]+) `)
+	epochLine  = regexp.MustCompile(`Using in-memory broker \(epoch: ([^,]+),`)
 )
 
 // startServer runs cablehub on 127.0.0.1 with a random main port plus args,
@@ -113,6 +115,9 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	}
 	if m := grpcLine.FindStringSubmatch(logs); m != nil {
 		s.GRPC = m[1]
+	}
+	if m := epochLine.FindStringSubmatch(logs); m != nil {
+		s.Epoch = m[1]
 	}
 	return s
 }
@@ -196,4 +201,10 @@ func do(t *testing.T, method, url, body string, headers ...string) response {
 		t.Fatal(err)
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}
+
+// stamp is the tail the memory broker adds to a broadcast of stream at
+// offset: `,"stream_id":..,"epoch":..,"offset":..`.
+func (s *server) stamp(stream string, offset int) string {
+	return fmt.Sprintf(`,"stream_id":%q,"epoch":%q,"offset":%d`, stream, s.Epoch, offset)
 }

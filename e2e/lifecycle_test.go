@@ -28,7 +28,7 @@ func TestSlowClientIsCutOthersReceive(t *testing.T) {
 	}
 	prefix := `{"identifier":` + quoted(identifier("firehose")) + `,"message":"`
 	for i := range n {
-		want := fmt.Sprintf("%s%d %s\"}", prefix, i, payload)
+		want := fmt.Sprintf("%s%d %s\"%s}", prefix, i, payload, s.stamp("firehose", i+1))
 		if got := fast.next(10 * time.Second); got != want {
 			t.Fatalf("fast client message %d: got %.80s...", i, got)
 		}

@@ -107,23 +107,23 @@ func TestSubscribeAndDeliver(t *testing.T) {
 
 	publish(t, s, `{"stream":"chat/1","data":"{\"text\":\"hello\"}"}`)
 	for _, c := range []*wsClient{a, b} {
-		c.expect(`{"identifier":` + qid + `,"message":{"text":"hello"}}`)
+		c.expect(`{"identifier":` + qid + `,"message":{"text":"hello"}` + s.stamp("chat/1", 1) + `}`)
 	}
 	publish(t, s, `[{"stream":"chat/1","data":"{\"n\":1}"},{"stream":"other","data":"{\"n\":2}"},{"stream":"chat/1","data":"{\"n\":3}"}]`)
 	for _, c := range []*wsClient{a, b} {
-		c.expect(`{"identifier":` + qid + `,"message":{"n":1}}`)
-		c.expect(`{"identifier":` + qid + `,"message":{"n":3}}`)
+		c.expect(`{"identifier":` + qid + `,"message":{"n":1}` + s.stamp("chat/1", 2) + `}`)
+		c.expect(`{"identifier":` + qid + `,"message":{"n":3}` + s.stamp("chat/1", 3) + `}`)
 	}
 	publish(t, s, `{"stream":"chat/1","data":"plain string, not json"}`)
-	a.expect(`{"identifier":` + qid + `,"message":"plain string, not json"}`)
-	b.expect(`{"identifier":` + qid + `,"message":"plain string, not json"}`)
+	a.expect(`{"identifier":` + qid + `,"message":"plain string, not json"` + s.stamp("chat/1", 4) + `}`)
+	b.expect(`{"identifier":` + qid + `,"message":"plain string, not json"` + s.stamp("chat/1", 4) + `}`)
 	publish(t, s, `{"stream":"chat/1","data":"{\"b\":1,\"a\":\"<&>\"}","meta":{"broadcast_type":"custom"}}`)
-	a.expect(`{"type":"custom","identifier":` + qid + `,"message":{"a":"\u003c\u0026\u003e","b":1}}`)
-	b.expect(`{"type":"custom","identifier":` + qid + `,"message":{"a":"\u003c\u0026\u003e","b":1}}`)
+	a.expect(`{"type":"custom","identifier":` + qid + `,"message":{"a":"\u003c\u0026\u003e","b":1}` + s.stamp("chat/1", 5) + `}`)
+	b.expect(`{"type":"custom","identifier":` + qid + `,"message":{"a":"\u003c\u0026\u003e","b":1}` + s.stamp("chat/1", 5) + `}`)
 
 	// exclude_socket skips b only.
 	publish(t, s, fmt.Sprintf(`{"stream":"chat/1","data":"{\"excl\":\"B\"}","meta":{"exclude_socket":%q}}`, bSID))
-	a.expect(`{"identifier":` + qid + `,"message":{"excl":"B"}}`)
+	a.expect(`{"identifier":` + qid + `,"message":{"excl":"B"}` + s.stamp("chat/1", 6) + `}`)
 	b.barrier()
 
 	// Duplicate subscribe: nothing. Unsubscribe: nothing, and no more
@@ -133,7 +133,7 @@ func TestSubscribeAndDeliver(t *testing.T) {
 	a.send(`{"command":"unsubscribe","identifier":` + qid + `}`)
 	a.barrier()
 	publish(t, s, `{"stream":"chat/1","data":"{\"after\":\"unsub\"}"}`)
-	b.expect(`{"identifier":` + qid + `,"message":{"after":"unsub"}}`)
+	b.expect(`{"identifier":` + qid + `,"message":{"after":"unsub"}` + s.stamp("chat/1", 7) + `}`)
 	a.barrier()
 }
 

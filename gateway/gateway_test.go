@@ -30,7 +30,7 @@ import (
 // or the interceptor's when nil.
 func newAPI(t *testing.T, secret string, gwAuth gateway.Authorizer) (*httptest.Server, *broker.Memory) {
 	t.Helper()
-	b := broker.NewMemory()
+	b := broker.NewMemory(broker.MemoryOptions{})
 	n := node.New(hub.New(1), b, streams.NewController(streams.Config{}), metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)), node.Options{})
 	auth := api.NewAuth(secret)
 	srv := grpc.NewServer(grpc.UnaryInterceptor(auth.UnaryInterceptor()))

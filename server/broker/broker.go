@@ -1,6 +1,10 @@
-// Package broker keeps what outlives a single delivery: presence (and, as it
-// grows, stream history and the session cache). Memory is the single-node
-// broker; None keeps nothing, like AnyCable's legacy broker.
+// Package broker keeps what outlives a single delivery: stream history with
+// offsets and epochs, presence, and the session cache used to restore
+// sessions. Memory is the single-node broker; None keeps nothing, like
+// AnyCable's legacy broker.
+//
+// Every method takes a context and may fail, so that callers make no
+// assumption that the broker lives in-process (a Redis broker does not).
 package broker
 
 import (
@@ -8,13 +12,21 @@ import (
 	"errors"
 )
 
-// ErrPresenceUnsupported is returned by brokers that keep no presence.
-// The API answers it with 501 / UNIMPLEMENTED.
-var ErrPresenceUnsupported = errors.New("broker does not support presence")
-
-// ErrPresenceMismatch is returned when a session that already joined a
-// stream under one presence id tries to join it under another.
-var ErrPresenceMismatch = errors.New("presence ID mismatch")
+// Errors callers tell apart.
+var (
+	// ErrPresenceUnsupported: the broker keeps no presence (REST/gRPC 501).
+	ErrPresenceUnsupported = errors.New("broker does not support presence")
+	// ErrPresenceMismatch: a session that joined a stream under one
+	// presence id tried to join it under another.
+	ErrPresenceMismatch = errors.New("presence ID mismatch")
+	// ErrHistoryUnsupported: the broker keeps no history.
+	ErrHistoryUnsupported = errors.New("broker does not keep history")
+	// ErrHistoryUnavailable: the requested position cannot be served (wrong
+	// epoch, unknown stream, offset outside what is retained).
+	ErrHistoryUnavailable = errors.New("history not available for that position")
+	// ErrSessionNotFound: no cached session under that sid.
+	ErrSessionNotFound = errors.New("session not found")
+)
 
 // PresenceRecord is one presence id on a stream.
 type PresenceRecord struct {
@@ -29,4 +41,11 @@ type PresenceInfo struct {
 	Total int
 	// Records holds one record per id, sorted by id.
 	Records []PresenceRecord
+}
+
+// PresenceLeft reports a presence id that left a stream because its last
+// session's record expired.
+type PresenceLeft struct {
+	Stream string
+	ID     string
 }

@@ -2,17 +2,254 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
+	"time"
+
+	"cablehub/server/protocol"
 )
 
-// Memory is the single-node broker: presence lives in this process.
-// All methods are safe for concurrent use.
-type Memory struct {
-	mu       sync.Mutex
-	presence map[string]*streamPresence
+// MemoryOptions configure the memory broker; names follow AnyCable's flags.
+type MemoryOptions struct {
+	// HistoryLimit is how many publications each stream keeps.
+	HistoryLimit int
+	// HistoryTTL is how long a publication stays in history.
+	HistoryTTL time.Duration
+	// SessionsTTL is how long a cached session can be restored.
+	SessionsTTL time.Duration
+	// PresenceTTL is how long presence outlives a session's connection.
+	PresenceTTL time.Duration
 }
+
+// Memory is the single-node broker: history, presence and the session cache
+// live in this process. All methods are safe for concurrent use.
+type Memory struct {
+	opts  MemoryOptions
+	epoch string
+	now   func() time.Time
+
+	hmu     sync.Mutex
+	streams map[string]*history
+
+	pmu       sync.Mutex
+	presence  map[string]*streamPresence
+	bySession map[string]map[string]struct{} // sid -> streams it is present on
+	expiring  map[string]time.Time           // sid -> when its presence goes
+
+	smu      sync.Mutex
+	sessions map[string]cachedSession
+}
+
+type cachedSession struct {
+	data    []byte
+	expires time.Time
+}
+
+// NewMemory returns an empty memory broker with a fresh epoch.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.HistoryLimit <= 0 {
+		opts.HistoryLimit = 100
+	}
+	return &Memory{
+		opts:      opts,
+		epoch:     newEpoch(),
+		now:       time.Now,
+		streams:   map[string]*history{},
+		presence:  map[string]*streamPresence{},
+		bySession: map[string]map[string]struct{}{},
+		expiring:  map[string]time.Time{},
+		sessions:  map[string]cachedSession{},
+	}
+}
+
+// newEpoch returns 4 random characters, like AnyCable's memory broker: a new
+// epoch per process tells clients that older offsets mean nothing here.
+func newEpoch() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+	var b [4]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[b[i]&63]
+	}
+	return string(b[:])
+}
+
+// Epoch is this broker's epoch.
+func (m *Memory) Epoch() string { return m.epoch }
+
+// Describe names the broker and its settings for the startup log.
+func (m *Memory) Describe() string {
+	return fmt.Sprintf("Using in-memory broker (epoch: %s, history limit: %d, history ttl: %s, sessions ttl: %s, presence ttl: %s)",
+		m.epoch, m.opts.HistoryLimit, seconds(m.opts.HistoryTTL), seconds(m.opts.SessionsTTL), seconds(m.opts.PresenceTTL))
+}
+
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", int64(d/time.Second))
+	}
+	return d.String()
+}
+
+// Run expires presence, history and cached sessions until ctx is done,
+// reporting presence ids that left their streams to onLeft. One loop serves
+// every record: nothing holds a timer of its own.
+func (m *Memory) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
+	tick := m.opts.PresenceTTL / 5
+	tick = max(50*time.Millisecond, min(tick, time.Second))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := m.now()
+		if left := m.expirePresence(now); len(left) > 0 && onLeft != nil {
+			onLeft(left)
+		}
+		m.expireHistory(now)
+		m.expireSessions(now)
+	}
+}
+
+// --- history ---
+
+// history is one stream's retained publications in a ring buffer.
+type history struct {
+	last      uint64 // offset of the latest publication
+	ring      []historyEntry
+	start     int // index of the oldest entry once the ring is full
+	lastWrite time.Time
+}
+
+type historyEntry struct {
+	at  time.Time
+	pub protocol.Publication
+}
+
+// entries returns the retained entries, oldest first, dropping those older
+// than the TTL.
+func (h *history) entries() []historyEntry {
+	out := make([]historyEntry, 0, len(h.ring))
+	out = append(out, h.ring[h.start:]...)
+	return append(out, h.ring[:h.start]...)
+}
+
+// Stamp gives a non-transient publication the next offset of its stream and
+// this broker's epoch, and keeps it in history.
+func (m *Memory) Stamp(_ context.Context, p *protocol.Publication) error {
+	now := m.now()
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	h, ok := m.streams[p.Stream]
+	if !ok {
+		h = &history{}
+		m.streams[p.Stream] = h
+	}
+	h.last++
+	p.Epoch, p.Offset = m.epoch, h.last
+	e := historyEntry{at: now, pub: *p}
+	if len(h.ring) < m.opts.HistoryLimit {
+		h.ring = append(h.ring, e)
+	} else {
+		h.ring[h.start] = e
+		h.start = (h.start + 1) % len(h.ring)
+	}
+	h.lastWrite = now
+	return nil
+}
+
+// retained returns a stream's history within the TTL, oldest first; m.hmu
+// is held.
+func (m *Memory) retained(h *history, now time.Time) []historyEntry {
+	all := h.entries()
+	if m.opts.HistoryTTL <= 0 {
+		return all
+	}
+	cutoff := now.Add(-m.opts.HistoryTTL)
+	i := sort.Search(len(all), func(i int) bool { return all[i].at.After(cutoff) })
+	return all[i:]
+}
+
+// HistoryFrom returns the publications of stream after offset, for a client
+// that has seen everything up to offset in epoch. It fails with
+// ErrHistoryUnavailable, as AnyCable's memory broker does, when the epoch
+// differs, the stream is unknown, the offset is beyond the latest, or it is
+// below the oldest retained offset (some publications after it are gone).
+func (m *Memory) HistoryFrom(_ context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
+	if epoch != m.epoch {
+		return nil, fmt.Errorf("%w: unknown epoch %s, current %s", ErrHistoryUnavailable, epoch, m.epoch)
+	}
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	h, ok := m.streams[stream]
+	if !ok {
+		return nil, fmt.Errorf("%w: stream %q has no history", ErrHistoryUnavailable, stream)
+	}
+	if offset > h.last {
+		return nil, fmt.Errorf("%w: offset %d is beyond the latest %d", ErrHistoryUnavailable, offset, h.last)
+	}
+	if offset == h.last {
+		return nil, nil
+	}
+	kept := m.retained(h, m.now())
+	if len(kept) == 0 || offset < kept[0].pub.Offset {
+		return nil, fmt.Errorf("%w: offset %d is older than the history kept", ErrHistoryUnavailable, offset)
+	}
+	var out []protocol.Publication
+	for _, e := range kept {
+		if e.pub.Offset > offset {
+			out = append(out, e.pub)
+		}
+	}
+	return out, nil
+}
+
+// HistorySince returns the publications of stream made at or after since
+// (unix seconds); an unknown stream has none.
+func (m *Memory) HistorySince(_ context.Context, stream string, since int64) ([]protocol.Publication, error) {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	h, ok := m.streams[stream]
+	if !ok {
+		return nil, nil
+	}
+	var out []protocol.Publication
+	for _, e := range m.retained(h, m.now()) {
+		if e.at.Unix() >= since {
+			out = append(out, e.pub)
+		}
+	}
+	return out, nil
+}
+
+// expireHistory drops entries past the TTL and forgets streams unwritten
+// for ten TTLs (until then their offsets carry on).
+func (m *Memory) expireHistory(now time.Time) {
+	if m.opts.HistoryTTL <= 0 {
+		return
+	}
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	for name, h := range m.streams {
+		if now.Sub(h.lastWrite) > 10*m.opts.HistoryTTL {
+			delete(m.streams, name)
+			continue
+		}
+		kept := m.retained(h, now)
+		if len(kept) < len(h.ring) {
+			ring := make([]historyEntry, len(kept), m.opts.HistoryLimit)
+			copy(ring, kept)
+			h.ring, h.start = ring, 0
+		}
+	}
+}
+
+// --- presence ---
 
 // streamPresence is the presence of one stream: records by presence id and
 // the id each session joined with.
@@ -26,11 +263,6 @@ type presenceEntry struct {
 	sessions map[string]struct{}
 }
 
-// NewMemory returns an empty memory broker.
-func NewMemory() *Memory {
-	return &Memory{presence: map[string]*streamPresence{}}
-}
-
 // SupportsPresence reports true.
 func (m *Memory) SupportsPresence() bool { return true }
 
@@ -40,8 +272,8 @@ func (m *Memory) SupportsPresence() bool { return true }
 // of the same id from any session replaces the info. A session that joined
 // under another id gets ErrPresenceMismatch.
 func (m *Memory) PresenceJoin(_ context.Context, stream, sid, id string, info json.RawMessage) (joined bool, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
 	sp, ok := m.presence[stream]
 	if !ok {
 		sp = &streamPresence{byID: map[string]*presenceEntry{}, bySID: map[string]string{}}
@@ -50,48 +282,99 @@ func (m *Memory) PresenceJoin(_ context.Context, stream, sid, id string, info js
 	if prev, ok := sp.bySID[sid]; ok && prev != id {
 		return false, ErrPresenceMismatch
 	}
-	e, ok := sp.byID[id]
-	if !ok {
+	e, existed := sp.byID[id]
+	if !existed {
 		e = &presenceEntry{sessions: map[string]struct{}{}}
 		sp.byID[id] = e
 	}
 	e.info = info
 	e.sessions[sid] = struct{}{}
 	sp.bySID[sid] = id
-	return !ok, nil
+	streams, ok := m.bySession[sid]
+	if !ok {
+		streams = map[string]struct{}{}
+		m.bySession[sid] = streams
+	}
+	streams[stream] = struct{}{}
+	return !existed, nil
 }
 
-// PresenceLeave removes session sid's presence from stream. left is true
-// when that was the last session of its presence id, which is then gone:
-// that is when subscribers get a leave event for id.
+// PresenceLeave removes session sid's presence from stream at once. left is
+// true when that was the last session of its presence id, which is then
+// gone: that is when subscribers get a leave event for id.
 func (m *Memory) PresenceLeave(_ context.Context, stream, sid string) (id string, left bool, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	id, left, _ = m.leave(stream, sid)
+	if streams, ok := m.bySession[sid]; ok {
+		delete(streams, stream)
+		if len(streams) == 0 {
+			delete(m.bySession, sid)
+			delete(m.expiring, sid)
+		}
+	}
+	return id, left, nil
+}
+
+// leave removes sid from stream's presence; m.pmu is held. found reports
+// whether sid was present at all.
+func (m *Memory) leave(stream, sid string) (id string, left, found bool) {
 	sp, ok := m.presence[stream]
 	if !ok {
-		return "", false, nil
+		return "", false, false
 	}
 	id, ok = sp.bySID[sid]
 	if !ok {
-		return "", false, nil
+		return "", false, false
 	}
 	delete(sp.bySID, sid)
 	e := sp.byID[id]
 	delete(e.sessions, sid)
 	if len(e.sessions) > 0 {
-		return id, false, nil
+		return id, false, true
 	}
 	delete(sp.byID, id)
 	if len(sp.byID) == 0 {
 		delete(m.presence, stream)
 	}
-	return id, true, nil
+	return id, true, true
+}
+
+// PresenceDisconnect marks that session sid's connection is gone: its
+// presence on every stream expires PresenceTTL from now. While a connection
+// lives its presence never expires, whatever its protocol.
+func (m *Memory) PresenceDisconnect(_ context.Context, sid string) error {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	if _, ok := m.bySession[sid]; ok {
+		m.expiring[sid] = m.now().Add(m.opts.PresenceTTL)
+	}
+	return nil
+}
+
+func (m *Memory) expirePresence(now time.Time) []PresenceLeft {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	var left []PresenceLeft
+	for sid, deadline := range m.expiring {
+		if deadline.After(now) {
+			continue
+		}
+		for stream := range m.bySession[sid] {
+			if id, gone, _ := m.leave(stream, sid); gone {
+				left = append(left, PresenceLeft{Stream: stream, ID: id})
+			}
+		}
+		delete(m.bySession, sid)
+		delete(m.expiring, sid)
+	}
+	return left
 }
 
 // PresenceInfo returns the records of stream sorted by id; an unknown stream
 // has none.
 func (m *Memory) PresenceInfo(_ context.Context, stream string) (*PresenceInfo, error) {
-	m.mu.Lock()
+	m.pmu.Lock()
 	sp, ok := m.presence[stream]
 	info := &PresenceInfo{}
 	if ok {
@@ -100,8 +383,41 @@ func (m *Memory) PresenceInfo(_ context.Context, stream string) (*PresenceInfo, 
 			info.Records = append(info.Records, PresenceRecord{ID: id, Info: e.info})
 		}
 	}
-	m.mu.Unlock()
+	m.pmu.Unlock()
 	sort.Slice(info.Records, func(i, j int) bool { return info.Records[i].ID < info.Records[j].ID })
 	info.Total = len(info.Records)
 	return info, nil
+}
+
+// --- sessions ---
+
+// CacheSession stores a session's state for restore, for SessionsTTL from
+// now; a later call for the same sid replaces it and renews the TTL.
+func (m *Memory) CacheSession(_ context.Context, sid string, data []byte) error {
+	m.smu.Lock()
+	m.sessions[sid] = cachedSession{data: data, expires: m.now().Add(m.opts.SessionsTTL)}
+	m.smu.Unlock()
+	return nil
+}
+
+// RestoreSession returns a cached session's state. The entry stays: like
+// AnyCable, the same sid may be restored again within the TTL.
+func (m *Memory) RestoreSession(_ context.Context, sid string) ([]byte, error) {
+	m.smu.Lock()
+	defer m.smu.Unlock()
+	s, ok := m.sessions[sid]
+	if !ok || !s.expires.After(m.now()) {
+		return nil, ErrSessionNotFound
+	}
+	return s.data, nil
+}
+
+func (m *Memory) expireSessions(now time.Time) {
+	m.smu.Lock()
+	defer m.smu.Unlock()
+	for sid, s := range m.sessions {
+		if !s.expires.After(now) {
+			delete(m.sessions, sid)
+		}
+	}
 }

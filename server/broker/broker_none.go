@@ -1,15 +1,59 @@
 package broker
 
-import "context"
+import (
+	"context"
+	"encoding/json"
 
-// None keeps no presence or history. Presence reads fail with
+	"cablehub/server/protocol"
+)
+
+// None keeps no presence, history or sessions: publications are not
+// stamped, history requests fail, presence reads fail with
 // ErrPresenceUnsupported.
 type None struct{}
+
+// Describe names the broker for the startup log.
+func (None) Describe() string { return "Using no-op broker (no history, presence or session restore)" }
+
+// Run returns when ctx is done: there is nothing to expire.
+func (None) Run(ctx context.Context, _ func([]PresenceLeft)) { <-ctx.Done() }
+
+// Stamp leaves p unstamped.
+func (None) Stamp(context.Context, *protocol.Publication) error { return nil }
+
+// HistoryFrom fails with ErrHistoryUnsupported.
+func (None) HistoryFrom(context.Context, string, string, uint64) ([]protocol.Publication, error) {
+	return nil, ErrHistoryUnsupported
+}
+
+// HistorySince fails with ErrHistoryUnsupported.
+func (None) HistorySince(context.Context, string, int64) ([]protocol.Publication, error) {
+	return nil, ErrHistoryUnsupported
+}
 
 // SupportsPresence reports false.
 func (None) SupportsPresence() bool { return false }
 
-// PresenceInfo always fails with ErrPresenceUnsupported.
+// PresenceJoin fails with ErrPresenceUnsupported.
+func (None) PresenceJoin(context.Context, string, string, string, json.RawMessage) (bool, error) {
+	return false, ErrPresenceUnsupported
+}
+
+// PresenceLeave fails with ErrPresenceUnsupported.
+func (None) PresenceLeave(context.Context, string, string) (string, bool, error) {
+	return "", false, ErrPresenceUnsupported
+}
+
+// PresenceDisconnect does nothing.
+func (None) PresenceDisconnect(context.Context, string) error { return nil }
+
+// PresenceInfo fails with ErrPresenceUnsupported.
 func (None) PresenceInfo(context.Context, string) (*PresenceInfo, error) {
 	return nil, ErrPresenceUnsupported
 }
+
+// CacheSession does nothing.
+func (None) CacheSession(context.Context, string, []byte) error { return nil }
+
+// RestoreSession always fails with ErrSessionNotFound.
+func (None) RestoreSession(context.Context, string) ([]byte, error) { return nil, ErrSessionNotFound }

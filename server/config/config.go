@@ -58,8 +58,11 @@ type Config struct {
 	GRPCPort       int
 
 	// Broker.
-	Broker      string
-	PresenceTTL time.Duration
+	Broker       string
+	PresenceTTL  time.Duration
+	HistoryLimit int
+	HistoryTTL   time.Duration
+	SessionsTTL  time.Duration
 
 	// Logging and metrics.
 	LogLevel    string
@@ -121,6 +124,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 		APIMaxBodySize:   1 << 20,
 		Broker:           "memory",
 		PresenceTTL:      15 * time.Second,
+		HistoryLimit:     100,
+		HistoryTTL:       300 * time.Second,
+		SessionsTTL:      300 * time.Second,
 		LogLevel:         "info",
 		LogFormat:        "text",
 	}
@@ -174,6 +180,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	// "none" keeps no presence or history, like AnyCable's legacy broker.
 	p.add(broker, "broker", enumValue{&c.Broker, []string{"memory", "none"}}, "broker for presence and history: memory, none")
 	p.add(broker, "presence_ttl", durationValue{&c.PresenceTTL}, "how long presence outlives a client's last connection, seconds")
+	p.add(broker, "history_limit", intValue{&c.HistoryLimit, 1, 1 << 20}, "publications kept per stream for history")
+	p.add(broker, "history_ttl", durationValue{&c.HistoryTTL}, "how long publications stay in history, seconds")
+	p.add(broker, "sessions_ttl", durationValue{&c.SessionsTTL}, "how long a disconnected extended-protocol session can be restored, seconds (0 disables)")
 
 	p.add(logging, "log_level", enumValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}}, "log level: debug, info, warn, error")
 	p.add(logging, "log_format", enumValue{&c.LogFormat, []string{"text", "json"}}, "log format: text, json")

@@ -19,7 +19,9 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Host != "localhost" || c.Port != 8080 || c.Paths[0] != "/cable" || c.APIPath != "/api" ||
-		c.Broker != "memory" || c.PresenceTTL != 15*time.Second || c.APIMaxBodySize != 1<<20 || c.APIEnabled() {
+		c.Broker != "memory" || c.PresenceTTL != 15*time.Second || c.APIMaxBodySize != 1<<20 || c.APIEnabled() ||
+		c.HistoryLimit != 100 || c.HistoryTTL != 300*time.Second || c.SessionsTTL != 300*time.Second ||
+		c.PingInterval != 3*time.Second || c.MaxMessageSize != 65536 || !c.StreamsPresence || c.JWTParam != "jid" {
 		t.Errorf("defaults: %+v", c)
 	}
 }

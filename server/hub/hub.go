@@ -13,10 +13,11 @@ import (
 type Subscriber interface {
 	// SID is the session id, matched against a publication's exclude_socket.
 	SID() string
-	// Send queues an encoded frame for the client. It must not block: the
-	// hub calls it while fanning out to every other subscriber too. The
-	// frame is shared between subscribers and must not be modified.
-	Send(frame []byte)
+	// Deliver queues frame, the encoding of p for the subscription
+	// identifier, for the client. It must not block: the hub calls it while
+	// fanning out to every other subscriber too. The frame is shared between
+	// subscribers and must not be modified.
+	Deliver(identifier string, p *protocol.Publication, frame []byte)
 }
 
 // DefaultShards is the number of independent shards streams are spread over.
@@ -121,7 +122,7 @@ func (h *Hub) Broadcast(p *protocol.Publication) {
 			if p.ExcludeSocket != "" && s.SID() == p.ExcludeSocket {
 				continue
 			}
-			s.Send(frame)
+			s.Deliver(identifier, p, frame)
 		}
 	}
 }

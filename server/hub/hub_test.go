@@ -16,7 +16,7 @@ type recorder struct {
 }
 
 func (r *recorder) SID() string { return r.sid }
-func (r *recorder) Send(f []byte) {
+func (r *recorder) Deliver(_ string, _ *protocol.Publication, f []byte) {
 	r.mu.Lock()
 	r.frames = append(r.frames, f)
 	r.mu.Unlock()
@@ -118,8 +118,8 @@ func TestConcurrentUse(t *testing.T) {
 
 type discard struct{ sid string }
 
-func (d *discard) SID() string { return d.sid }
-func (d *discard) Send([]byte) {}
+func (d *discard) SID() string                                   { return d.sid }
+func (d *discard) Deliver(string, *protocol.Publication, []byte) {}
 
 // BenchmarkFanout10k measures one publication delivered to 10,000
 // subscribers of one stream under one identifier.

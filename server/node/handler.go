@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -41,21 +42,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sid == "" {
 		sid = newSID()
 	}
-	identifiers, err := h.auth.Authenticate(r)
-	if err != nil {
-		h.node.metrics.FailedAuthsTotal.Inc()
-		h.refuse(conn, err)
-		go conn.ReadLoop(func([]byte) {})
-		return
-	}
 	s := &Session{
 		node:          h.node,
 		conn:          conn,
 		sid:           sid,
-		identifiers:   identifiers,
 		extended:      conn.Subprotocol() == ws.ProtocolExtended,
 		pingInterval:  h.node.opts.PingInterval,
 		pingPrecision: h.node.opts.PingPrecision,
+	}
+	// A resumable client that names its previous session gets it back
+	// instead of identifying again, as in AnyCable.
+	var cached *cachedState
+	if s.resumable() {
+		cached = h.cachedSession(r)
+	}
+	if cached != nil {
+		s.identifiers = cached.Identifiers
+	} else {
+		identifiers, err := h.auth.Authenticate(r)
+		if err != nil {
+			h.node.metrics.FailedAuthsTotal.Inc()
+			h.refuse(conn, err)
+			go conn.ReadLoop(func([]byte) {})
+			return
+		}
+		s.identifiers = identifiers
 	}
 	q := r.URL.Query()
 	if pi := q.Get("pi"); pi != "" {
@@ -67,14 +78,43 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "s", "ms", "ns":
 		s.pingPrecision = q.Get("ptp")
 	}
-	if !s.start() {
-		go conn.ReadLoop(func([]byte) {})
+	var restored []string
+	if cached != nil {
+		restored = s.restore(cached)
+	}
+	if !s.start(restored) {
+		go func() {
+			conn.ReadLoop(func([]byte) {})
+			s.end()
+		}()
 		return
 	}
 	go func() {
 		conn.ReadLoop(s.handle)
 		s.end()
 	}()
+}
+
+// cachedSession returns the state of the session the request asks to
+// restore (header X-AnyCable-Restore-Sid, else ?sid=), nil for none.
+func (h *Handler) cachedSession(r *http.Request) *cachedState {
+	prev := r.Header.Get("X-AnyCable-Restore-Sid")
+	if prev == "" {
+		prev = r.URL.Query().Get("sid")
+	}
+	if prev == "" {
+		return nil
+	}
+	data, err := h.node.broker.RestoreSession(r.Context(), prev)
+	if err != nil {
+		return nil
+	}
+	var state cachedState
+	if err := json.Unmarshal(data, &state); err != nil {
+		h.node.log.Warn("cached session unreadable", "sid", prev, "error", err)
+		return nil
+	}
+	return &state
 }
 
 // refuse tells a client why it is not welcome and closes: a disconnect

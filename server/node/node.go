@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,10 +18,25 @@ import (
 )
 
 // Broker is what the node needs from a broker. It may live in another
-// process (Redis), so every call takes a context and may fail.
+// process (Redis), so every call takes a context and may fail; see the
+// broker package for each method's contract.
 type Broker interface {
+	// Run does the broker's background work (expiry) until ctx is done,
+	// reporting presence ids whose last session expired.
+	Run(ctx context.Context, onLeft func([]broker.PresenceLeft))
+
+	Stamp(ctx context.Context, p *protocol.Publication) error
+	HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error)
+	HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error)
+
 	SupportsPresence() bool
+	PresenceJoin(ctx context.Context, stream, sid, id string, info json.RawMessage) (joined bool, err error)
+	PresenceLeave(ctx context.Context, stream, sid string) (id string, left bool, err error)
+	PresenceDisconnect(ctx context.Context, sid string) error
 	PresenceInfo(ctx context.Context, stream string) (*broker.PresenceInfo, error)
+
+	CacheSession(ctx context.Context, sid string, data []byte) error
+	RestoreSession(ctx context.Context, sid string) ([]byte, error)
 }
 
 // Router decides subscriptions by identifier; streams.Controller is one.
@@ -37,6 +53,9 @@ type Options struct {
 	// PongTimeout, when positive, disconnects extended-protocol clients that
 	// send nothing within it after a ping.
 	PongTimeout time.Duration
+	// SessionsTTL, when positive, lets extended-protocol clients restore
+	// their session (subscriptions) for this long after a disconnect.
+	SessionsTTL time.Duration
 }
 
 // Node delivers publications and serves sessions for one process. All
@@ -79,9 +98,39 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 // Hub returns the subscription index.
 func (n *Node) Hub() *hub.Hub { return n.hub }
 
-// Run drives pings and pong deadlines until ctx is done.
+// Run drives pings, pong deadlines and the broker's expiry until ctx is
+// done.
 func (n *Node) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.broker.Run(ctx, n.presenceLeft)
+	}()
 	n.timers.run(ctx, n.onTimer)
+	<-done
+}
+
+// presenceLeft tells subscribers about presence ids whose last session
+// expired.
+func (n *Node) presenceLeft(left []broker.PresenceLeft) {
+	for _, l := range left {
+		n.presenceEvent(l.Stream, l.ID, "leave", nil)
+	}
+}
+
+// presenceEvent broadcasts a join or leave to every subscriber of the
+// stream, the initiator included, as AnyCable does: a transient publication
+// typed "presence" whose message is {"id":..,"info":..,"type":..}.
+func (n *Node) presenceEvent(stream, id, kind string, info json.RawMessage) {
+	event := map[string]any{"id": id, "type": kind}
+	if len(info) > 0 {
+		event["info"] = info
+	}
+	data, _ := json.Marshal(event)
+	pub := protocol.Publication{Stream: stream, Data: string(data), BroadcastType: "presence", Transient: true}
+	if err := n.Broadcast(context.Background(), []protocol.Publication{pub}); err != nil {
+		n.log.Warn("presence event not delivered", "stream", stream, "error", err)
+	}
 }
 
 // Broadcast delivers each publication to the subscribers of its stream, in
@@ -92,6 +141,11 @@ func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error
 	for i := range pubs {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if !pubs[i].Transient {
+			if err := n.broker.Stamp(ctx, &pubs[i]); err != nil {
+				return err
+			}
 		}
 		n.hub.Broadcast(&pubs[i])
 		n.metrics.PublicationsTotal.Inc()

@@ -2,15 +2,24 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"cablehub/server/broker"
 	"cablehub/server/protocol"
 	"cablehub/server/streams"
 	"cablehub/server/ws"
 )
+
+// restoreHold is how long live messages of restored subscriptions wait for
+// the client's history request, so history and live messages arrive in
+// order.
+const restoreHold = 5 * time.Second
 
 // Session is one connected client.
 type Session struct {
@@ -26,8 +35,33 @@ type Session struct {
 	lastActivity atomic.Int64
 
 	mu     sync.Mutex
-	subs   map[string]*streams.Subscription
+	subs   map[string]*subscription
 	closed bool
+}
+
+// subscription is one identifier the session is subscribed to.
+type subscription struct {
+	streams.Subscription
+	// lastOffset is the offset of the last stamped publication the client
+	// got on this subscription: history replays and live messages at or
+	// below it are not sent again.
+	lastOffset uint64
+	// replay, while set, holds live messages back until history has been
+	// sent, so the client sees the stream in order.
+	replay *replay
+}
+
+type replay struct {
+	// pending counts history requests in progress, plus one while a
+	// restored subscription waits for its first history request.
+	pending  int
+	restored bool
+	held     []heldFrame
+}
+
+type heldFrame struct {
+	frame  []byte
+	offset uint64
 }
 
 var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
@@ -35,10 +69,37 @@ var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
 // SID is the session id (hub.Subscriber).
 func (s *Session) SID() string { return s.sid }
 
-// Send queues a frame (hub.Subscriber). A client too slow to take its
-// frames is disconnected here, without slowing the caller.
+// Send queues a frame. A client too slow to take its frames is disconnected
+// here, without slowing the caller.
 func (s *Session) Send(frame []byte) {
 	s.conn.Send(frame, tooSlowFrame)
+}
+
+// Deliver queues a publication's frame for one subscription (hub.Subscriber).
+func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub := s.subs[identifier]
+	if sub == nil {
+		return
+	}
+	if sub.replay != nil {
+		sub.replay.held = append(sub.replay.held, heldFrame{frame: frame, offset: p.Offset})
+		return
+	}
+	s.sendOrdered(sub, frame, p.Offset)
+}
+
+// sendOrdered sends a publication frame unless the client already has it;
+// s.mu is held.
+func (s *Session) sendOrdered(sub *subscription, frame []byte, offset uint64) {
+	if offset > 0 {
+		if offset <= sub.lastOffset {
+			return
+		}
+		sub.lastOffset = offset
+	}
+	s.Send(frame)
 }
 
 // close sends last (if any) and a close frame, then the connection ends.
@@ -46,8 +107,10 @@ func (s *Session) close(code int, reason string, last []byte) {
 	s.conn.Close(code, reason, last)
 }
 
-// start registers the session, welcomes the client and schedules its pings.
-func (s *Session) start() bool {
+// start registers the session, welcomes the client and schedules its timers.
+// restored lists the identifiers brought back from a cached session (nil
+// for a new session).
+func (s *Session) start(restored []string) bool {
 	if !s.node.register(s) {
 		s.close(1001, "Server restart", protocol.Disconnect(protocol.ReasonServerRestart, true))
 		return false
@@ -57,24 +120,87 @@ func (s *Session) start() bool {
 		s.node.log.Debug("disconnecting slow client", "sid", s.sid)
 	})
 	s.lastActivity.Store(time.Now().UnixNano())
-	s.Send(protocol.Welcome(s.sid, nil))
+	s.Send(protocol.Welcome(s.sid, restored))
 	if s.pingInterval > 0 {
 		// Spread the first pings of clients that connect together.
 		first := time.Duration(float64(s.pingInterval) * (0.5 + rand.Float64()))
-		s.node.timers.add(timer{s: s}, first)
+		s.node.timers.add(timer{s: s, kind: timerPing}, first)
+	}
+	if s.resumable() {
+		s.cache()
+		s.node.timers.add(timer{s: s, kind: timerTouch}, s.node.opts.SessionsTTL/2)
+	}
+	if len(restored) > 0 {
+		s.node.timers.add(timer{s: s, kind: timerRestoreHold}, restoreHold)
 	}
 	return true
 }
 
+// resumable reports whether the session can be restored after a drop.
+func (s *Session) resumable() bool {
+	return s.extended && s.node.opts.SessionsTTL > 0
+}
+
+// cachedState is what a session's restore needs.
+type cachedState struct {
+	Identifiers   string   `json:"ids"`
+	Subscriptions []string `json:"subs"`
+}
+
+// cache stores the session's state for restore.
+func (s *Session) cache() {
+	s.mu.Lock()
+	state := cachedState{Identifiers: s.identifiers, Subscriptions: make([]string, 0, len(s.subs))}
+	for id := range s.subs {
+		state.Subscriptions = append(state.Subscriptions, id)
+	}
+	s.mu.Unlock()
+	sort.Strings(state.Subscriptions)
+	data, _ := json.Marshal(state)
+	if err := s.node.broker.CacheSession(context.Background(), s.sid, data); err != nil {
+		s.node.log.Warn("session not cached", "sid", s.sid, "error", err)
+	}
+}
+
+// restore subscribes the session to the cached identifiers, holding their
+// live messages until the client asks for history (or restoreHold passes),
+// and returns the identifiers restored.
+func (s *Session) restore(state *cachedState) []string {
+	restored := []string{}
+	for _, id := range state.Subscriptions {
+		sub, err := s.node.router.Subscribe(id)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.subs == nil {
+			s.subs = map[string]*subscription{}
+		}
+		s.subs[id] = &subscription{Subscription: *sub, replay: &replay{pending: 1, restored: true}}
+		s.mu.Unlock()
+		s.node.hub.Subscribe(sub.Stream, id, s)
+		restored = append(restored, id)
+	}
+	s.node.metrics.BroadcastStreamsNum.Set(float64(s.node.hub.Streams()))
+	return restored
+}
+
 // end releases everything the session holds once its connection is gone.
+// Presence stays for --presence_ttl, and the session can be restored for
+// --sessions_ttl.
 func (s *Session) end() {
 	s.mu.Lock()
 	s.closed = true
 	subs := s.subs
-	s.subs = nil
 	s.mu.Unlock()
+	if s.resumable() {
+		s.cache()
+	}
 	for id, sub := range subs {
 		s.unsubscribeHub(sub.Stream, id)
+	}
+	if err := s.node.broker.PresenceDisconnect(context.Background(), s.sid); err != nil {
+		s.node.log.Warn("presence not released", "sid", s.sid, "error", err)
 	}
 	s.node.unregister(s)
 }
@@ -90,24 +216,30 @@ func (s *Session) unsubscribeHub(stream, identifier string) {
 	s.node.metrics.BroadcastStreamsNum.Set(float64(s.node.hub.Streams()))
 }
 
-// onTimer sends a due ping or enforces a pong deadline.
+// onTimer runs a due session timer.
 func (n *Node) onTimer(t timer) {
 	s := t.s
 	if s.isClosed() {
 		return
 	}
-	now := time.Now()
-	if t.pongCheck {
+	switch t.kind {
+	case timerPongCheck:
 		if s.lastActivity.Load() < t.sentAt {
 			s.close(1000, "No Pong", protocol.Disconnect(protocol.ReasonNoPong, true))
 		}
-		return
+	case timerTouch:
+		s.cache()
+		n.timers.add(timer{s: s, kind: timerTouch}, n.opts.SessionsTTL/2)
+	case timerRestoreHold:
+		s.releaseRestoreHolds()
+	case timerPing:
+		now := time.Now()
+		s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))
+		if n.opts.PongTimeout > 0 && s.extended {
+			n.timers.add(timer{s: s, kind: timerPongCheck, sentAt: now.UnixNano()}, n.opts.PongTimeout)
+		}
+		n.timers.add(timer{s: s, kind: timerPing}, s.pingInterval)
 	}
-	s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))
-	if n.opts.PongTimeout > 0 && s.extended {
-		n.timers.add(timer{s: s, pongCheck: true, sentAt: now.UnixNano()}, n.opts.PongTimeout)
-	}
-	n.timers.add(timer{s: s}, s.pingInterval)
 }
 
 func timestamp(t time.Time, precision string) int64 {
@@ -135,16 +267,24 @@ func (s *Session) handle(frame []byte) {
 	s.lastActivity.Store(time.Now().UnixNano())
 	switch cmd.Command {
 	case "subscribe":
-		s.subscribe(cmd.Identifier)
+		s.subscribe(cmd)
 	case "unsubscribe":
 		s.unsubscribe(cmd.Identifier)
+	case "history":
+		s.history(cmd.Identifier, cmd.History, false)
+	case "join":
+		s.join(cmd.Identifier, cmd.Presence)
+	case "leave":
+		s.leave(cmd.Identifier)
+	case "presence":
+		s.presenceInfo(cmd.Identifier)
 	case "whisper":
 		s.whisper(cmd)
 	case "ping":
 		s.Send(protocol.Pong())
 	case "pong":
-	case "message", "history", "presence", "join", "leave":
-		// message (perform) goes to an application back end in AnyCable; the
+	case "message":
+		// Performing actions needs an application back end in AnyCable; the
 		// built-in channels have none, so it is dropped like there.
 		s.node.log.Debug("command not handled", "sid", s.sid, "command", cmd.Command)
 	default:
@@ -153,7 +293,8 @@ func (s *Session) handle(frame []byte) {
 	}
 }
 
-func (s *Session) subscribe(identifier string) {
+func (s *Session) subscribe(cmd *protocol.Command) {
+	identifier := cmd.Identifier
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -164,22 +305,39 @@ func (s *Session) subscribe(identifier string) {
 		s.node.log.Debug("already subscribed", "sid", s.sid, "identifier", identifier)
 		return
 	}
-	sub, err := s.node.router.Subscribe(identifier)
+	route, err := s.node.router.Subscribe(identifier)
 	if err != nil {
 		s.mu.Unlock()
 		s.Send(protocol.Reject(identifier))
 		return
 	}
 	if s.subs == nil {
-		s.subs = map[string]*streams.Subscription{}
+		s.subs = map[string]*subscription{}
+	}
+	sub := &subscription{Subscription: *route}
+	withHistory := len(cmd.History) > 0 && string(cmd.History) != "null"
+	if withHistory {
+		// Hold live messages from the start, so none overtakes history.
+		sub.replay = &replay{pending: 1}
 	}
 	s.subs[identifier] = sub
 	// Confirm first: a broadcast queued after it is then never seen by the
 	// client before its subscription is confirmed.
 	s.Send(protocol.Confirm(identifier))
-	s.node.hub.Subscribe(sub.Stream, identifier, s)
 	s.mu.Unlock()
+	// Outside s.mu: the hub calls Deliver (which takes s.mu) under its own
+	// lock, so taking them in the other order here could deadlock.
+	s.node.hub.Subscribe(sub.Stream, identifier, s)
 	s.node.metrics.BroadcastStreamsNum.Set(float64(s.node.hub.Streams()))
+	if s.resumable() {
+		s.cache()
+	}
+	if withHistory {
+		s.history(identifier, cmd.History, true)
+	}
+	if len(cmd.Presence) > 0 && string(cmd.Presence) != "null" {
+		s.join(identifier, cmd.Presence)
+	}
 }
 
 func (s *Session) unsubscribe(identifier string) {
@@ -189,9 +347,217 @@ func (s *Session) unsubscribe(identifier string) {
 		delete(s.subs, identifier)
 	}
 	s.mu.Unlock()
-	if ok {
-		s.unsubscribeHub(sub.Stream, identifier)
+	if !ok {
+		return
 	}
+	s.unsubscribeHub(sub.Stream, identifier)
+	if sub.Presence {
+		s.leaveStream(identifier, sub.Stream)
+	}
+	if s.resumable() {
+		s.cache()
+	}
+}
+
+// historyRequest is the client's history field.
+type historyRequest struct {
+	Since   int64 `json:"since"`
+	Streams map[string]struct {
+		Epoch  string `json:"epoch"`
+		Offset uint64 `json:"offset"`
+	} `json:"streams"`
+}
+
+// history sends what the subscription's stream published since the
+// client's position, then confirm_history; or reject_history when the
+// broker cannot serve it. held tells that the caller already holds the
+// subscription's live messages for this request.
+func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
+	var req historyRequest
+	err := json.Unmarshal(raw, &req)
+	s.mu.Lock()
+	sub := s.subs[identifier]
+	if sub == nil {
+		s.mu.Unlock()
+		return
+	}
+	pos, hasPos := req.Streams[sub.Stream]
+	if err != nil || (req.Since <= 0 && len(req.Streams) == 0) {
+		// Nothing to look up: AnyCable only logs such a request.
+		s.node.log.Debug("history request without since or streams", "sid", s.sid, "identifier", identifier)
+		if held {
+			s.finishReplay(sub, identifier)
+		}
+		s.mu.Unlock()
+		return
+	}
+	if !held {
+		if sub.replay == nil {
+			sub.replay = &replay{}
+		}
+		sub.replay.pending++
+	}
+	stream := sub.Stream
+	s.mu.Unlock()
+
+	ctx := context.Background()
+	var pubs []protocol.Publication
+	switch {
+	case hasPos:
+		pubs, err = s.node.broker.HistoryFrom(ctx, stream, pos.Epoch, pos.Offset)
+	case req.Since > 0:
+		pubs, err = s.node.broker.HistorySince(ctx, stream, req.Since)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.subs[identifier] != sub {
+		return // unsubscribed meanwhile
+	}
+	if err != nil {
+		s.node.log.Debug("history not available", "sid", s.sid, "stream", stream, "error", err)
+		s.Send(protocol.RejectHistory(identifier))
+	} else {
+		for i := range pubs {
+			frame := protocol.AppendBroadcast(nil, identifier, &pubs[i], protocol.EncodeMessage(pubs[i].Data))
+			s.sendOrdered(sub, frame, pubs[i].Offset)
+		}
+		s.Send(protocol.ConfirmHistory(identifier))
+	}
+	// The first history request after a restore also ends its hold.
+	if sub.replay.restored {
+		sub.replay.restored = false
+		sub.replay.pending--
+	}
+	s.finishReplay(sub, identifier)
+}
+
+// finishReplay ends one pending replay of sub and, once none is left,
+// releases the live messages held meanwhile, skipping what history already
+// sent; s.mu is held.
+func (s *Session) finishReplay(sub *subscription, _ string) {
+	r := sub.replay
+	if r == nil {
+		return
+	}
+	r.pending--
+	if r.pending > 0 {
+		return
+	}
+	sub.replay = nil
+	for _, h := range r.held {
+		s.sendOrdered(sub, h.frame, h.offset)
+	}
+}
+
+// releaseRestoreHolds lets live messages of restored subscriptions flow
+// when the client did not ask for their history in time.
+func (s *Session) releaseRestoreHolds() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, sub := range s.subs {
+		if sub.replay != nil && sub.replay.restored {
+			sub.replay.restored = false
+			s.finishReplay(sub, id)
+		}
+	}
+}
+
+// presenceRequest is the client's presence field of join.
+type presenceRequest struct {
+	ID   *string         `json:"id"`
+	Info json.RawMessage `json:"info"`
+}
+
+// join records the client's presence on a subscription's stream; the first
+// session of a presence id makes every subscriber get a join event.
+func (s *Session) join(identifier string, raw json.RawMessage) {
+	stream, ok := s.presenceStream(identifier)
+	if !ok || len(raw) == 0 || string(raw) == "null" {
+		return
+	}
+	var req presenceRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		s.node.log.Debug("malformed presence", "sid", s.sid, "error", err)
+		return
+	}
+	id := ""
+	if req.ID != nil {
+		id = *req.ID
+	}
+	info := req.Info
+	if string(info) == "null" {
+		info = nil
+	}
+	joined, err := s.node.broker.PresenceJoin(context.Background(), stream, s.sid, id, info)
+	if err != nil {
+		s.node.log.Debug("presence join refused", "sid", s.sid, "stream", stream, "error", err)
+		return
+	}
+	if joined {
+		s.node.presenceEvent(stream, id, "join", info)
+	}
+}
+
+func (s *Session) leave(identifier string) {
+	if stream, ok := s.presenceStream(identifier); ok {
+		s.leaveStream(identifier, stream)
+	}
+}
+
+func (s *Session) leaveStream(_, stream string) {
+	id, left, err := s.node.broker.PresenceLeave(context.Background(), stream, s.sid)
+	if err != nil && !errors.Is(err, broker.ErrPresenceUnsupported) {
+		s.node.log.Warn("presence leave failed", "sid", s.sid, "stream", stream, "error", err)
+		return
+	}
+	if left {
+		s.node.presenceEvent(stream, id, "leave", nil)
+	}
+}
+
+// presenceStream returns the stream of a subscription that allows presence.
+func (s *Session) presenceStream(identifier string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, ok := s.subs[identifier]
+	if !ok || !sub.Presence {
+		return "", false
+	}
+	return sub.Stream, true
+}
+
+// presenceInfo answers the presence command with the stream's records, in
+// AnyCable's shape ({"info":..,"id":..} per record); a broker without
+// presence, or one that fails, gives {"type":"error","total":0}.
+func (s *Session) presenceInfo(identifier string) {
+	stream, ok := s.presenceStream(identifier)
+	if !ok {
+		return
+	}
+	info, err := s.node.Presence(context.Background(), stream)
+	if err != nil {
+		s.Send(protocol.Presence(identifier, []byte(`{"type":"error","total":0}`)))
+		return
+	}
+	type record struct {
+		Info json.RawMessage `json:"info,omitempty"`
+		ID   string          `json:"id"`
+	}
+	msg := struct {
+		Type    string   `json:"type"`
+		Total   int      `json:"total"`
+		Records []record `json:"records,omitempty"`
+	}{Type: "info", Total: info.Total}
+	for _, r := range info.Records {
+		var normalized json.RawMessage
+		if len(r.Info) > 0 {
+			normalized = protocol.EncodeMessage(string(r.Info))
+		}
+		msg.Records = append(msg.Records, record{Info: normalized, ID: r.ID})
+	}
+	data, _ := json.Marshal(msg)
+	s.Send(protocol.Presence(identifier, data))
 }
 
 // whisper relays client data to the other subscribers of a stream that

@@ -6,12 +6,26 @@ import (
 	"time"
 )
 
-// timer is one scheduled check of a session: a ping, or (pongCheck) the
-// deadline for the client to answer the ping sent at sentAt.
+// timerKind is what a timer does when it fires.
+type timerKind uint8
+
+const (
+	// timerPing sends a ping and schedules the next.
+	timerPing timerKind = iota
+	// timerPongCheck disconnects a client silent since the ping at sentAt.
+	timerPongCheck
+	// timerTouch renews the session's cache entry and schedules the next.
+	timerTouch
+	// timerRestoreHold releases the hold on live messages of restored
+	// subscriptions whose history the client did not ask for in time.
+	timerRestoreHold
+)
+
+// timer is one scheduled action on a session.
 type timer struct {
-	s         *Session
-	pongCheck bool
-	sentAt    int64
+	s      *Session
+	kind   timerKind
+	sentAt int64
 }
 
 // wheel schedules session timers on one goroutine and one ticker, so idle

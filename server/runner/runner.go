@@ -43,12 +43,13 @@ const Version = "0.1.0"
 
 // Runner is one running Cablehub process.
 type Runner struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	node    *node.Node
-	metrics *metrics.Metrics
-	ws      http.Handler
-	stop    context.CancelFunc
+	describe string // the broker's startup line
+	cfg      *config.Config
+	log      *slog.Logger
+	node     *node.Node
+	metrics  *metrics.Metrics
+	ws       http.Handler
+	stop     context.CancelFunc
 
 	grpcServer *grpc.Server
 	internal   *bufconn.Listener
@@ -64,10 +65,18 @@ type Runner struct {
 
 // New builds the process's parts; nothing listens until Start.
 func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
-	var b node.Broker
+	var b interface {
+		node.Broker
+		Describe() string
+	}
 	switch cfg.Broker {
 	case "memory":
-		b = broker.NewMemory()
+		b = broker.NewMemory(broker.MemoryOptions{
+			HistoryLimit: cfg.HistoryLimit,
+			HistoryTTL:   cfg.HistoryTTL,
+			SessionsTTL:  cfg.SessionsTTL,
+			PresenceTTL:  cfg.PresenceTTL,
+		})
 	case "none":
 		b = broker.None{}
 	default:
@@ -89,6 +98,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		PingInterval:  cfg.PingInterval,
 		PingPrecision: cfg.PingPrecision,
 		PongTimeout:   cfg.PongTimeout,
+		SessionsTTL:   cfg.SessionsTTL,
 	})
 	var jwtVerifier *identity.JWT
 	if cfg.JWTSecret != "" {
@@ -106,12 +116,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		},
 	})
 	r := &Runner{
-		cfg:     cfg,
-		log:     log,
-		node:    n,
-		metrics: m,
-		ws:      node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
-		errs:    make(chan error, 4),
+		describe: b.Describe(),
+		cfg:      cfg,
+		log:      log,
+		node:     n,
+		metrics:  m,
+		ws:       node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
+		errs:     make(chan error, 4),
 	}
 	return r, nil
 }
@@ -142,11 +153,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	if cfg.Noauth {
 		r.log.Info("connection authentication is disabled")
 	}
-	if cfg.Broker == "memory" {
-		r.log.Info(fmt.Sprintf("Using in-memory broker (presence ttl: %s)", cfg.PresenceTTL))
-	} else {
-		r.log.Info("Using no-op broker (no presence)")
-	}
+	r.log.Info(r.describe)
 
 	auth := api.NewAuth(cfg.EffectiveAPISecret())
 	var gw http.Handler
