@@ -2,12 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -84,11 +83,17 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 	for _, r := range info.Records {
 		rec := &cablehubv1.PresenceRecord{Id: r.ID}
 		if len(r.Info) > 0 {
-			v := &structpb.Value{}
-			if err := protojson.Unmarshal(r.Info, v); err != nil {
-				return nil, status.Errorf(codes.Internal, "presence info of %q: %v", r.ID, fmt.Sprint(err))
+			// encoding/json then structpb is several times faster than
+			// protojson for this, which matters for large rooms.
+			var decoded any
+			if err := json.Unmarshal(r.Info, &decoded); err != nil {
+				return nil, status.Errorf(codes.Internal, "presence info of %q: %v", r.ID, err)
 			}
-			if _, isNull := v.Kind.(*structpb.Value_NullValue); !isNull {
+			if decoded != nil {
+				v, err := structpb.NewValue(decoded)
+				if err != nil {
+					return nil, status.Errorf(codes.Internal, "presence info of %q: %v", r.ID, err)
+				}
 				rec.Info = v
 			}
 		}
