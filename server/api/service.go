@@ -61,7 +61,7 @@ func (s *Service) Publish(ctx context.Context, req *cablehubv1.PublishRequest) (
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, status.FromContextError(ctxErr).Err()
 		}
-		return nil, status.Errorf(codes.Unimplemented, "broadcast not accepted: %v", err)
+		return nil, status.Errorf(codes.Unavailable, "broadcast not accepted: %v", err)
 	}
 	return &cablehubv1.PublishResponse{}, nil
 }
@@ -77,7 +77,7 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 	case errors.Is(err, broker.ErrPresenceUnsupported):
 		return nil, status.Error(codes.Unimplemented, "presence is not supported by the configured broker")
 	case err != nil:
-		return nil, status.Errorf(codes.Unimplemented, "presence unavailable: %v", err)
+		return nil, status.Errorf(codes.Unavailable, "presence unavailable: %v", err)
 	}
 	resp := &cablehubv1.GetPresenceResponse{Type: "info", Total: proto.Int32(int32(info.Total))}
 	for _, r := range info.Records {
@@ -106,7 +106,7 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 // empty identifier matches nothing and is not an error, as in AnyCable.
 func (s *Service) Disconnect(ctx context.Context, req *cablehubv1.DisconnectRequest) (*cablehubv1.DisconnectResponse, error) {
 	if err := s.node.Disconnect(ctx, req.GetIdentifier(), req.GetReconnect()); err != nil {
-		return nil, status.Errorf(codes.Unimplemented, "disconnect not accepted: %v", err)
+		return nil, status.Errorf(codes.Unavailable, "disconnect not accepted: %v", err)
 	}
 	return &cablehubv1.DisconnectResponse{}, nil
 }

@@ -57,12 +57,20 @@ type Config struct {
 	APIMaxBodySize int64
 	GRPCPort       int
 
-	// Broker.
-	Broker       string
-	PresenceTTL  time.Duration
-	HistoryLimit int
-	HistoryTTL   time.Duration
-	SessionsTTL  time.Duration
+	// Broker and pub/sub.
+	PubSub             string
+	RedisURL           string
+	NATSServers        string
+	EmbedNATS          bool
+	ENATSAddr          string
+	ENATSCluster       string
+	ENATSClusterName   string
+	ENATSClusterRoutes []string
+	Broker             string
+	PresenceTTL        time.Duration
+	HistoryLimit       int
+	HistoryTTL         time.Duration
+	SessionsTTL        time.Duration
 
 	// Logging and metrics.
 	LogLevel    string
@@ -123,6 +131,10 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 		APIPath:          "/api",
 		APIMaxBodySize:   1 << 20,
 		Broker:           "memory",
+		RedisURL:         "redis://localhost:6379",
+		NATSServers:      DefaultNATSServers,
+		ENATSAddr:        DefaultNATSServers,
+		ENATSClusterName: "anycable-cluster",
 		PresenceTTL:      15 * time.Second,
 		HistoryLimit:     100,
 		HistoryTTL:       300 * time.Second,
@@ -178,7 +190,15 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(api, "grpc_port", intValue{&c.GRPCPort, 0, 65535}, "dedicated gRPC API port (0 = gRPC on the API's own listener)")
 
 	// "none" keeps no presence or history, like AnyCable's legacy broker.
-	p.add(broker, "broker", enumValue{&c.Broker, []string{"memory", "none"}}, "broker for presence and history: memory, none")
+	p.add(broker, "broker", enumValue{&c.Broker, []string{"memory", "redis", "none"}}, "broker for history, presence and sessions: memory, redis, none")
+	p.add(broker, "pubsub", enumValue{&c.PubSub, []string{"", "none", "redis", "nats"}}, "pub/sub between nodes: redis, nats (default: none, or redis with --broker=redis)")
+	p.add(broker, "redis_url", stringValue{&c.RedisURL}, "Redis URL", "REDIS_URL")
+	p.add(broker, "nats_servers", stringValue{&c.NATSServers}, "NATS server URLs, comma-separated")
+	p.add(broker, "embed_nats", boolValue{&c.EmbedNATS}, "run a NATS server inside this process (and use it unless --nats_servers says otherwise)")
+	p.add(broker, "enats_addr", stringValue{&c.ENATSAddr}, "embedded NATS client address")
+	p.add(broker, "enats_cluster", stringValue{&c.ENATSCluster}, "embedded NATS cluster address, e.g. nats://127.0.0.1:6222 (default: no cluster)")
+	p.add(broker, "enats_cluster_name", stringValue{&c.ENATSClusterName}, "embedded NATS cluster name")
+	p.add(broker, "enats_cluster_routes", listValue{&c.ENATSClusterRoutes}, "other embedded NATS servers' cluster URLs, comma-separated")
 	p.add(broker, "presence_ttl", durationValue{&c.PresenceTTL}, "how long presence outlives a client's last connection, seconds")
 	p.add(broker, "history_limit", intValue{&c.HistoryLimit, 1, 1 << 20}, "publications kept per stream for history")
 	p.add(broker, "history_ttl", durationValue{&c.HistoryTTL}, "how long publications stay in history, seconds")
@@ -301,6 +321,15 @@ func (c *Config) finish() error {
 	if c.JWTSecret == "" {
 		c.JWTSecret = c.Secret
 	}
+	if c.PubSub == "none" {
+		c.PubSub = ""
+	}
+	if c.PubSub == "" && c.Broker == "redis" {
+		c.PubSub = "redis"
+	}
+	if c.EmbedNATS && c.NATSServers == DefaultNATSServers {
+		c.NATSServers = c.ENATSAddr
+	}
 	if c.JWTParam == "" {
 		return fmt.Errorf("invalid value \"\" for --jwt_param: must not be empty")
 	}
@@ -337,6 +366,9 @@ func (c *Config) finish() error {
 	}
 	return nil
 }
+
+// DefaultNATSServers is nats.go's default URL, AnyCable's default too.
+const DefaultNATSServers = "nats://127.0.0.1:4222"
 
 // EffectiveAPISecret is the bearer token the API requires: --api_secret, or
 // else hex(HMAC-SHA256(secret, "api-cable")) when --secret is set, or "" for

@@ -21,7 +21,8 @@ func TestDefaults(t *testing.T) {
 	if c.Host != "localhost" || c.Port != 8080 || c.Paths[0] != "/cable" || c.APIPath != "/api" ||
 		c.Broker != "memory" || c.PresenceTTL != 15*time.Second || c.APIMaxBodySize != 1<<20 || c.APIEnabled() ||
 		c.HistoryLimit != 100 || c.HistoryTTL != 300*time.Second || c.SessionsTTL != 300*time.Second ||
-		c.PingInterval != 3*time.Second || c.MaxMessageSize != 65536 || !c.StreamsPresence || c.JWTParam != "jid" {
+		c.PingInterval != 3*time.Second || c.MaxMessageSize != 65536 || !c.StreamsPresence || c.JWTParam != "jid" ||
+		c.RedisURL != "redis://localhost:6379" || c.NATSServers != "nats://127.0.0.1:4222" || c.PubSub != "" {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -101,5 +102,20 @@ func TestErrorsNameTheFlag(t *testing.T) {
 	}
 	if _, err := Parse([]string{"--help"}, func(string) string { return "" }, io.Discard); !errors.Is(err, ErrHelp) {
 		t.Errorf("help: %v", err)
+	}
+}
+
+func TestClusterDerivations(t *testing.T) {
+	c, _ := parse(t, nil, "--embed_nats", "--enats_addr", "nats://127.0.0.1:5555", "--pubsub", "nats")
+	if c.NATSServers != "nats://127.0.0.1:5555" {
+		t.Errorf("embedded NATS must be used by default: %q", c.NATSServers)
+	}
+	c, _ = parse(t, nil, "--embed_nats", "--nats_servers", "nats://10.0.0.1:4222")
+	if c.NATSServers != "nats://10.0.0.1:4222" {
+		t.Errorf("explicit servers must win: %q", c.NATSServers)
+	}
+	c, _ = parse(t, map[string]string{"REDIS_URL": "redis://r:1/2"}, "--broker", "redis")
+	if c.PubSub != "redis" || c.RedisURL != "redis://r:1/2" {
+		t.Errorf("redis broker: %+v", c)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"cablehub/server/hub"
 	"cablehub/server/metrics"
 	"cablehub/server/protocol"
+	"cablehub/server/pubsub"
 	"cablehub/server/streams"
 )
 
@@ -37,6 +38,16 @@ type Broker interface {
 
 	CacheSession(ctx context.Context, sid string, data []byte) error
 	RestoreSession(ctx context.Context, sid string) ([]byte, error)
+}
+
+// PubSub carries publications and commands to every node of the cluster
+// (pubsub.Local, Redis or NATS). Subscribe and Unsubscribe are called for
+// every local subscription change; the pub/sub counts them.
+type PubSub interface {
+	Publish(ctx context.Context, pubs []protocol.Publication) error
+	PublishCommand(ctx context.Context, c *pubsub.Command) error
+	Subscribe(stream string)
+	Unsubscribe(stream string)
 }
 
 // Router decides subscriptions by identifier; streams.Controller is one.
@@ -68,6 +79,7 @@ type Node struct {
 	log     *slog.Logger
 	opts    Options
 	timers  *wheel
+	pubsub  PubSub
 
 	mu           sync.Mutex
 	sessions     map[*Session]struct{}
@@ -82,7 +94,7 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 	if opts.PingPrecision == "" {
 		opts.PingPrecision = "s"
 	}
-	return &Node{
+	n := &Node{
 		hub:          h,
 		broker:       b,
 		router:       r,
@@ -93,6 +105,42 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 		sessions:     map[*Session]struct{}{},
 		byIdentifier: map[string]map[*Session]struct{}{},
 	}
+	n.pubsub = pubsub.NewLocal(n)
+	return n
+}
+
+// SetPubSub sets how publications reach the cluster; without one they are
+// delivered locally. It must be called before the node serves anything:
+// the pub/sub needs the node as its handler, so it cannot be passed to New.
+func (n *Node) SetPubSub(ps PubSub) { n.pubsub = ps }
+
+// HandlePublication delivers a publication that arrived from the cluster
+// (pubsub.Handler).
+func (n *Node) HandlePublication(p *protocol.Publication) {
+	n.hub.Broadcast(p)
+	n.metrics.PublicationsTotal.Inc()
+}
+
+// HandleCommand runs a remote command that arrived from the cluster
+// (pubsub.Handler).
+func (n *Node) HandleCommand(c *pubsub.Command) {
+	n.metrics.RemoteCommandsTotal.Inc()
+	if c.Command == "disconnect" {
+		n.disconnectLocal(c.Identifier, c.Reconnect)
+	}
+}
+
+// subscribe adds a session's subscription to the hub and tells the pub/sub.
+func (n *Node) subscribe(stream, identifier string, s *Session) {
+	n.hub.Subscribe(stream, identifier, s)
+	n.pubsub.Subscribe(stream)
+	n.metrics.BroadcastStreamsNum.Set(float64(n.hub.Streams()))
+}
+
+func (n *Node) unsubscribe(stream, identifier string, s *Session) {
+	n.hub.Unsubscribe(stream, identifier, s)
+	n.pubsub.Unsubscribe(stream)
+	n.metrics.BroadcastStreamsNum.Set(float64(n.hub.Streams()))
 }
 
 // Hub returns the subscription index.
@@ -147,8 +195,9 @@ func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error
 				return err
 			}
 		}
-		n.hub.Broadcast(&pubs[i])
-		n.metrics.PublicationsTotal.Inc()
+	}
+	if err := n.pubsub.Publish(ctx, pubs); err != nil {
+		return err
 	}
 	n.metrics.BroadcastMsgTotal.Add(float64(len(pubs)))
 	return nil
@@ -163,13 +212,19 @@ func (n *Node) Presence(ctx context.Context, stream string) (*broker.PresenceInf
 	return n.broker.PresenceInfo(ctx, stream)
 }
 
-// Disconnect closes every session whose connection identifiers equal
-// identifiers, telling each client whether to reconnect. Anonymous sessions
-// (no identifiers) never match.
-func (n *Node) Disconnect(_ context.Context, identifiers string, reconnect bool) error {
-	n.metrics.RemoteCommandsTotal.Inc()
+// Disconnect closes every session on every node whose connection
+// identifiers equal identifiers, telling each client whether to reconnect.
+// Anonymous sessions (no identifiers) never match.
+func (n *Node) Disconnect(ctx context.Context, identifiers string, reconnect bool) error {
 	if identifiers == "" {
 		return nil
+	}
+	return n.pubsub.PublishCommand(ctx, &pubsub.Command{Command: "disconnect", Identifier: identifiers, Reconnect: reconnect})
+}
+
+func (n *Node) disconnectLocal(identifiers string, reconnect bool) {
+	if identifiers == "" {
+		return
 	}
 	n.mu.Lock()
 	var targets []*Session
@@ -180,7 +235,6 @@ func (n *Node) Disconnect(_ context.Context, identifiers string, reconnect bool)
 	for _, s := range targets {
 		s.close(1000, "Closed remotely", protocol.Disconnect(protocol.ReasonRemote, reconnect))
 	}
-	return nil
 }
 
 // register adds a session; it reports false when the node is shutting down.

@@ -178,10 +178,9 @@ func (s *Session) restore(state *cachedState) []string {
 		}
 		s.subs[id] = &subscription{Subscription: *sub, replay: &replay{pending: 1, restored: true}}
 		s.mu.Unlock()
-		s.node.hub.Subscribe(sub.Stream, id, s)
+		s.node.subscribe(sub.Stream, id, s)
 		restored = append(restored, id)
 	}
-	s.node.metrics.BroadcastStreamsNum.Set(float64(s.node.hub.Streams()))
 	return restored
 }
 
@@ -212,8 +211,7 @@ func (s *Session) isClosed() bool {
 }
 
 func (s *Session) unsubscribeHub(stream, identifier string) {
-	s.node.hub.Unsubscribe(stream, identifier, s)
-	s.node.metrics.BroadcastStreamsNum.Set(float64(s.node.hub.Streams()))
+	s.node.unsubscribe(stream, identifier, s)
 }
 
 // onTimer runs a due session timer.
@@ -314,21 +312,23 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 	if s.subs == nil {
 		s.subs = map[string]*subscription{}
 	}
-	sub := &subscription{Subscription: *route}
+	// Live messages are held until the client has its confirmation (and,
+	// with a history request, its history), so nothing overtakes them.
+	sub := &subscription{Subscription: *route, replay: &replay{pending: 1}}
 	withHistory := len(cmd.History) > 0 && string(cmd.History) != "null"
 	if withHistory {
-		// Hold live messages from the start, so none overtakes history.
-		sub.replay = &replay{pending: 1}
+		sub.replay.pending++
 	}
 	s.subs[identifier] = sub
-	// Confirm first: a broadcast queued after it is then never seen by the
-	// client before its subscription is confirmed.
-	s.Send(protocol.Confirm(identifier))
 	s.mu.Unlock()
 	// Outside s.mu: the hub calls Deliver (which takes s.mu) under its own
-	// lock, so taking them in the other order here could deadlock.
-	s.node.hub.Subscribe(sub.Stream, identifier, s)
-	s.node.metrics.BroadcastStreamsNum.Set(float64(s.node.hub.Streams()))
+	// lock. This also waits until the cluster pub/sub listens to the stream,
+	// so a publish the client makes after the confirmation reaches it.
+	s.node.subscribe(sub.Stream, identifier, s)
+	s.mu.Lock()
+	s.Send(protocol.Confirm(identifier))
+	s.finishReplay(sub, identifier)
+	s.mu.Unlock()
 	if s.resumable() {
 		s.cache()
 	}

@@ -43,6 +43,8 @@ const Version = "0.1.0"
 
 // Runner is one running Cablehub process.
 type Runner struct {
+	deps     *deps
+	pubsub   clusterPubSub
 	describe string // the broker's startup line
 	cfg      *config.Config
 	log      *slog.Logger
@@ -65,6 +67,7 @@ type Runner struct {
 
 // New builds the process's parts; nothing listens until Start.
 func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
+	d := &deps{}
 	var b interface {
 		node.Broker
 		Describe() string
@@ -100,6 +103,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		PongTimeout:   cfg.PongTimeout,
 		SessionsTTL:   cfg.SessionsTTL,
 	})
+	ps, err := d.newPubSub(cfg, n, log)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	n.SetPubSub(ps)
 	var jwtVerifier *identity.JWT
 	if cfg.JWTSecret != "" {
 		jwtVerifier = identity.NewJWT(cfg.JWTSecret, cfg.JWTParam, cfg.EnforceJWT)
@@ -116,6 +125,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		},
 	})
 	r := &Runner{
+		deps:     d,
+		pubsub:   ps,
 		describe: b.Describe(),
 		cfg:      cfg,
 		log:      log,
@@ -154,6 +165,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.log.Info("connection authentication is disabled")
 	}
 	r.log.Info(r.describe)
+	r.log.Info(r.pubsub.Describe())
 
 	auth := api.NewAuth(cfg.EffectiveAPISecret())
 	var gw http.Handler
@@ -225,7 +237,7 @@ func (r *Runner) Start(ctx context.Context) error {
 
 	// The main listener: health and WebSocket endpoints, plus the API,
 	// shared gRPC and metrics unless they have a port of their own.
-	mainRoutes := &routes{healthPath: cfg.HealthPath, wsPaths: cfg.Paths, ws: r.ws}
+	mainRoutes := &routes{healthPath: cfg.HealthPath, health: r.deps.health, wsPaths: cfg.Paths, ws: r.ws}
 	if cfg.MetricsHTTP != "" && metricsLn == nil {
 		mainRoutes.metricsPath, mainRoutes.metrics = cfg.MetricsHTTP, r.metrics.Handler()
 	}
@@ -247,6 +259,12 @@ func (r *Runner) Start(ctx context.Context) error {
 		defer r.wg.Done()
 		r.node.Run(nodeCtx)
 	}()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.pubsub.Run(nodeCtx)
+	}()
+	r.deps.monitor(nodeCtx, r.log)
 	r.serveHTTP(mainLn, mainRoutes)
 	if apiLn != nil {
 		r.serveHTTP(apiLn, apiRoutes)
@@ -408,6 +426,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 		r.stop()
 	}
 	r.wg.Wait()
+	r.deps.close()
 	return errors.Join(errs...)
 }
 
@@ -416,6 +435,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 // turn "/api/presence//users" into a 301 instead of the contract's 404.
 type routes struct {
 	healthPath  string
+	health      http.HandlerFunc
 	wsPaths     []string
 	ws          http.Handler
 	apiPath     string
@@ -433,8 +453,7 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	path := req.URL.Path
 	switch {
 	case rt.healthPath != "" && path == rt.healthPath:
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("OK"))
+		rt.health(w, req)
 	case rt.ws != nil && slices.Contains(rt.wsPaths, path):
 		rt.ws.ServeHTTP(w, req)
 	case rt.api != nil && (path == rt.apiPath || strings.HasPrefix(path, rt.apiPath+"/")):

@@ -42,8 +42,9 @@ type CableServiceClient interface {
 	// every node. A batch is validated as a whole before anything is
 	// published: one invalid publication rejects the batch with
 	// INVALID_ARGUMENT and nothing is delivered. Publications of a batch are
-	// delivered in order. UNIMPLEMENTED means the broker could not take the
-	// broadcast. REST: POST {api_path}/publish, answering 201.
+	// delivered in order. UNAVAILABLE means the broker or pub/sub could not
+	// take the broadcast (REST 501). REST: POST {api_path}/publish, answering
+	// 201.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// GetPresence returns the presence records of a stream. UNIMPLEMENTED
 	// means the broker keeps no presence. REST: GET
@@ -109,8 +110,9 @@ type CableServiceServer interface {
 	// every node. A batch is validated as a whole before anything is
 	// published: one invalid publication rejects the batch with
 	// INVALID_ARGUMENT and nothing is delivered. Publications of a batch are
-	// delivered in order. UNIMPLEMENTED means the broker could not take the
-	// broadcast. REST: POST {api_path}/publish, answering 201.
+	// delivered in order. UNAVAILABLE means the broker or pub/sub could not
+	// take the broadcast (REST 501). REST: POST {api_path}/publish, answering
+	// 201.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// GetPresence returns the presence records of a stream. UNIMPLEMENTED
 	// means the broker keeps no presence. REST: GET

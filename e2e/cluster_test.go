@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	cablehubv1 "cablehub/gen/cablehub/v1"
+)
+
+// requireRedis skips nothing: CI starts Redis; a missing one is a failure.
+func redisURL(t *testing.T, db int) string {
+	t.Helper()
+	return fmt.Sprintf("redis://127.0.0.1:6379/%d", db)
+}
+
+// uniqueStream keeps Redis channels of different tests apart (pub/sub
+// channels ignore the DB number).
+func uniqueStream(t *testing.T, name string) string {
+	return fmt.Sprintf("%s-%s-%d", t.Name(), name, time.Now().UnixNano())
+}
+
+func clusterDelivery(t *testing.T, a, b *server) {
+	t.Helper()
+	stream := uniqueStream(t, "chat")
+	ca := dialWS(t, a, dialOpts{})
+	ca.welcome()
+	cb := dialWS(t, b, dialOpts{})
+	bSID := cb.welcome()
+	id := ca.subscribe(stream)
+	cb.subscribe(stream)
+	q := quoted(id)
+
+	// Through A's REST API: both nodes' clients get it.
+	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"{\"from\":\"a\"}"}`, stream))
+	ca.expect(`{"identifier":` + q + `,"message":{"from":"a"}}`)
+	cb.expect(`{"identifier":` + q + `,"message":{"from":"a"}}`)
+
+	// Through B's gRPC API, a batch in order.
+	c := dialGRPC(t, b.GRPC)
+	ctx, cancel := withToken("")
+	defer cancel()
+	if _, err := c.Publish(ctx, &cablehubv1.PublishRequest{Publications: []*cablehubv1.Publication{
+		{Stream: stream, Data: "1"}, {Stream: stream, Data: "2"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []*wsClient{ca, cb} {
+		cl.expect(`{"identifier":` + q + `,"message":1}`)
+		cl.expect(`{"identifier":` + q + `,"message":2}`)
+	}
+
+	// exclude_socket names a session on the other node.
+	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"3","meta":{"exclude_socket":%q}}`, stream, bSID))
+	ca.expect(`{"identifier":` + q + `,"message":3}`)
+	cb.barrier()
+}
+
+func TestClusterRedisPubSub(t *testing.T) {
+	args := []string{"--public", "--broker", "none", "--pubsub", "redis", "--redis_url", redisURL(t, 1)}
+	a := startServer(t, nil, args...)
+	b := startServer(t, nil, args...)
+	if !strings.Contains(a.Logs(), "Using Redis pub/sub") {
+		t.Errorf("log:\n%s", a.Logs())
+	}
+	clusterDelivery(t, a, b)
+}
+
+func TestClusterRemoteDisconnect(t *testing.T) {
+	args := []string{"--secret", "test-secret", "--noauth", "--public_streams", "--broker", "none", "--pubsub", "redis", "--redis_url", redisURL(t, 1)}
+	a := startServer(t, nil, args...)
+	b := startServer(t, nil, args...)
+	tok := jwtToken(t, "test-secret", jwt.MapClaims{"ext": `{"user_id":"cluster"}`})
+	ca := dialWS(t, a, dialOpts{query: "?jid=" + tok})
+	cb := dialWS(t, b, dialOpts{query: "?jid=" + tok})
+	ca.welcome()
+	cb.welcome()
+	r := do(t, "POST", "http://"+a.Main+"/api/disconnect", `{"identifier":"{\"user_id\":\"cluster\"}","reconnect":true}`,
+		"Authorization: Bearer 598bc7d3c9d5515311f23dc9ed694257b88e3f5fd8c746c60680fdc9c5caa580")
+	if r.Status != 201 {
+		t.Fatalf("disconnect: %d %s", r.Status, r.Body)
+	}
+	for _, c := range []*wsClient{ca, cb} {
+		c.expect(`{"type":"disconnect","reason":"remote","reconnect":true}`)
+		c.expectClose(1000, "Closed remotely")
+	}
+}
+
+func TestClusterEmbeddedNATS(t *testing.T) {
+	port := freePort(t)
+	addr := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	a := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats", "--embed_nats", "--enats_addr", addr)
+	b := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats", "--nats_servers", addr)
+	clusterDelivery(t, a, b)
+}
+
+func TestClusterEmbeddedNATSRoutes(t *testing.T) {
+	clusterA, clusterB := freePort(t), freePort(t)
+	a := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats", "--embed_nats",
+		"--enats_addr", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)),
+		"--enats_cluster", fmt.Sprintf("nats://127.0.0.1:%d", clusterA),
+		"--enats_cluster_routes", fmt.Sprintf("nats://127.0.0.1:%d", clusterB))
+	b := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats", "--embed_nats",
+		"--enats_addr", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)),
+		"--enats_cluster", fmt.Sprintf("nats://127.0.0.1:%d", clusterB),
+		"--enats_cluster_routes", fmt.Sprintf("nats://127.0.0.1:%d", clusterA))
+	// Routes take a moment to form: publish until B's client hears A.
+	stream := uniqueStream(t, "routes")
+	cb := dialWS(t, b, dialOpts{})
+	cb.welcome()
+	id := cb.subscribe(stream)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"ping"}`, stream))
+		select {
+		case f := <-cb.frames:
+			if f == `{"identifier":`+quoted(id)+`,"message":"ping"}` {
+				clusterDelivery(t, a, b)
+				return
+			}
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("embedded NATS servers never routed to each other")
+		}
+	}
+}
+
+// startRedis runs a redis-server of the test's own on a random port.
+func startRedis(t *testing.T, port int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command("redis-cli", "-p", fmt.Sprint(port), "ping").Output()
+		if strings.TrimSpace(string(out)) == "PONG" {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitHealth(t *testing.T, s *server, status int) response {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := do(t, "GET", "http://"+s.Main+"/health", "")
+		if r.Status == status {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health stayed %d %s, want %d", r.Status, r.Body, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestClusterSurvivesRedisRestart(t *testing.T) {
+	port := freePort(t)
+	redisProc := startRedis(t, port)
+	args := []string{"--public", "--broker", "none", "--pubsub", "redis", "--redis_url", fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
+	a := startServer(t, nil, args...)
+	b := startServer(t, nil, args...)
+	stream := uniqueStream(t, "s")
+	ca, cb := dialWS(t, a, dialOpts{}), dialWS(t, b, dialOpts{})
+	ca.welcome()
+	cb.welcome()
+	id := ca.subscribe(stream)
+	cb.subscribe(stream)
+	q := quoted(id)
+	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"before"}`, stream))
+	cb.expect(`{"identifier":` + q + `,"message":"before"}`)
+	ca.expect(`{"identifier":` + q + `,"message":"before"}`)
+
+	redisProc.Process.Kill()
+	redisProc.Wait()
+	r := waitHealth(t, a, 503)
+	if !strings.Contains(r.Body, `"redis"`) || r.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("health while Redis is down: %s", r.Body)
+	}
+	if r := do(t, "POST", "http://"+a.Main+"/api/publish", fmt.Sprintf(`{"stream":%q,"data":"lost"}`, stream)); r.Status != 501 {
+		t.Errorf("publish while Redis is down: %d %s", r.Status, r.Body)
+	}
+	c := dialGRPC(t, a.GRPC)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.Publish(ctx, onePub(stream, "lost"))
+	wantCode(t, err, 14) // UNAVAILABLE
+	// Clients stay connected meanwhile.
+	ca.barrier()
+	cb.barrier()
+
+	startRedis(t, port)
+	waitHealth(t, a, 200)
+	waitHealth(t, b, 200)
+	// Subscriptions come back without client action; go-redis resubscribes
+	// on its reconnect, which may trail the health check a little.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"after-%d"}`, stream, i))
+		select {
+		case f := <-cb.frames:
+			if strings.Contains(f, `"after-`) {
+				ca.next(5 * time.Second)
+				return
+			}
+		case <-time.After(300 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("delivery did not resume after Redis came back")
+		}
+	}
+}

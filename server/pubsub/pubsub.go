@@ -1,0 +1,111 @@
+// Package pubsub carries publications and remote commands between the
+// nodes of a cluster: Local loops them back inside one process, Redis and
+// NATS deliver them to every node. Each node listens to a stream only while
+// it has subscribers of its own.
+package pubsub
+
+import (
+	"encoding/json"
+	"sync"
+
+	"cablehub/server/protocol"
+)
+
+// InternalChannel carries remote commands to every node, as in AnyCable.
+const InternalChannel = "__anycable_internal__"
+
+// Handler receives what arrives from the cluster, this node's own
+// publications included. Calls come from one goroutine, in arrival order.
+type Handler interface {
+	HandlePublication(p *protocol.Publication)
+	HandleCommand(c *Command)
+}
+
+// Command is a remote command; only "disconnect" exists.
+type Command struct {
+	Command    string `json:"command"`
+	Identifier string `json:"identifier"`
+	Reconnect  bool   `json:"reconnect"`
+}
+
+// wireMessage is a publication between nodes, in AnyCable's StreamMessage
+// shape (offset and epoch included once a broker stamped it).
+type wireMessage struct {
+	Stream string   `json:"stream"`
+	Data   string   `json:"data"`
+	Meta   wireMeta `json:"meta,omitzero"`
+	Offset uint64   `json:"offset,omitempty"`
+	Epoch  string   `json:"epoch,omitempty"`
+}
+
+type wireMeta struct {
+	ExcludeSocket string `json:"exclude_socket,omitempty"`
+	BroadcastType string `json:"broadcast_type,omitempty"`
+	Transient     bool   `json:"transient,omitempty"`
+}
+
+func encodePublication(p *protocol.Publication) []byte {
+	b, _ := json.Marshal(wireMessage{
+		Stream: p.Stream, Data: p.Data, Offset: p.Offset, Epoch: p.Epoch,
+		Meta: wireMeta{ExcludeSocket: p.ExcludeSocket, BroadcastType: p.BroadcastType, Transient: p.Transient},
+	})
+	return b
+}
+
+func decodePublication(data []byte) (*protocol.Publication, error) {
+	var m wireMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	return &protocol.Publication{
+		Stream: m.Stream, Data: m.Data, Offset: m.Offset, Epoch: m.Epoch,
+		ExcludeSocket: m.Meta.ExcludeSocket, BroadcastType: m.Meta.BroadcastType, Transient: m.Meta.Transient,
+	}, nil
+}
+
+// interest counts local subscriptions per stream, so a cluster pub/sub
+// subscribes to a stream on the first and unsubscribes on the last. apply
+// runs under the lock, which keeps subscribe and unsubscribe commands in
+// the order the counts changed.
+type interest struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (i *interest) add(stream string, apply func(stream string)) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.counts == nil {
+		i.counts = map[string]int{}
+	}
+	i.counts[stream]++
+	if i.counts[stream] == 1 {
+		apply(stream)
+	}
+}
+
+func (i *interest) remove(stream string, apply func(stream string)) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	n, ok := i.counts[stream]
+	if !ok {
+		return
+	}
+	if n <= 1 {
+		delete(i.counts, stream)
+		apply(stream)
+		return
+	}
+	i.counts[stream] = n - 1
+}
+
+// streams returns the streams with local interest.
+func (i *interest) streams() []string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	out := make([]string, 0, len(i.counts))
+	for s := range i.counts {
+		out = append(out, s)
+	}
+	return out
+}

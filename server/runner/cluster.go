@@ -1,0 +1,171 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"cablehub/server/config"
+	"cablehub/server/node"
+	"cablehub/server/pubsub"
+)
+
+// clusterPubSub is a pub/sub the runner can run, describe and health-check.
+type clusterPubSub interface {
+	node.PubSub
+	Run(ctx context.Context)
+	Describe() string
+	Healthy(ctx context.Context) error
+}
+
+// deps holds the connections to external services and the checks that
+// report them on /health.
+type deps struct {
+	redis  *redis.Client
+	nats   *nats.Conn
+	enats  *server.Server
+	checks map[string]func(context.Context) error
+}
+
+// newRedis connects lazily: a Redis that is down at start is retried by
+// go-redis, the node starts anyway.
+func (d *deps) newRedis(cfg *config.Config) error {
+	if d.redis != nil {
+		return nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("invalid value %q for --redis_url: %v", cfg.RedisURL, err)
+	}
+	opts.DialTimeout = 2 * time.Second
+	d.redis = redis.NewClient(opts)
+	d.check("redis", func(ctx context.Context) error { return d.redis.Ping(ctx).Err() })
+	return nil
+}
+
+func (d *deps) check(name string, f func(context.Context) error) {
+	if d.checks == nil {
+		d.checks = map[string]func(context.Context) error{}
+	}
+	d.checks[name] = f
+}
+
+// newPubSub builds the configured pub/sub delivering to n.
+func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (clusterPubSub, error) {
+	log = log.With("context", "pubsub")
+	if cfg.EmbedNATS {
+		ns, err := pubsub.StartEmbedded(pubsub.EmbeddedOptions{
+			Addr:        cfg.ENATSAddr,
+			ClusterAddr: cfg.ENATSCluster,
+			ClusterName: cfg.ENATSClusterName,
+			Routes:      cfg.ENATSClusterRoutes,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS (--enats_addr %s): %w", cfg.ENATSAddr, err)
+		}
+		d.enats = ns
+		log.Info(fmt.Sprintf("Embedded NATS server started: %s", cfg.ENATSAddr))
+	}
+	switch cfg.PubSub {
+	case "redis":
+		if err := d.newRedis(cfg); err != nil {
+			return nil, err
+		}
+		return pubsub.NewRedis(context.Background(), d.redis, n, log), nil
+	case "nats":
+		conn, err := pubsub.ConnectNATS(cfg.NATSServers, log)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q for --nats_servers: %v", cfg.NATSServers, err)
+		}
+		d.nats = conn
+		ps, err := pubsub.NewNATS(conn, n, log)
+		if err != nil {
+			return nil, err
+		}
+		d.check("nats", ps.Healthy)
+		return ps, nil
+	}
+	return pubsub.NewLocal(n), nil
+}
+
+// monitor logs each dependency going down (once per backoff step, up to
+// 30 s apart) and coming back, until ctx is done.
+func (d *deps) monitor(ctx context.Context, log *slog.Logger) {
+	for name, check := range d.checks {
+		go func() {
+			wait, down := time.Second, false
+			for {
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				err := check(cctx)
+				cancel()
+				switch {
+				case ctx.Err() != nil:
+					return
+				case err != nil:
+					log.Warn(fmt.Sprintf("%s unavailable, next check in %s", name, wait), "error", err)
+					down = true
+				case down:
+					log.Info(fmt.Sprintf("%s connection restored", name))
+					down, wait = false, time.Second
+				}
+				next := 5 * time.Second
+				if down {
+					next = wait
+					wait = min(wait*2, 30*time.Second)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(next):
+				}
+			}
+		}()
+	}
+}
+
+// health answers /health: 200 "OK" when every dependency answers, else 503
+// with a JSON body naming what is down.
+func (d *deps) health(w http.ResponseWriter, r *http.Request) {
+	down := map[string]string{}
+	for name, check := range d.checks {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		if err := check(ctx); err != nil {
+			down[name] = err.Error()
+		}
+		cancel()
+	}
+	if len(down) == 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("OK"))
+		return
+	}
+	names := make([]string, 0, len(down))
+	for n := range down {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	body, _ := json.Marshal(map[string]any{"status": "unavailable", "down": names, "errors": down})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write(body)
+}
+
+func (d *deps) close() {
+	if d.nats != nil {
+		d.nats.Close()
+	}
+	if d.redis != nil {
+		d.redis.Close()
+	}
+	if d.enats != nil {
+		d.enats.Shutdown()
+	}
+}
