@@ -98,14 +98,3 @@ func (i *interest) remove(stream string, apply func(stream string)) {
 	}
 	i.counts[stream] = n - 1
 }
-
-// streams returns the streams with local interest.
-func (i *interest) streams() []string {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	out := make([]string, 0, len(i.counts))
-	for s := range i.counts {
-		out = append(out, s)
-	}
-	return out
-}
