@@ -223,3 +223,88 @@ func TestClusterSurvivesRedisRestart(t *testing.T) {
 		}
 	}
 }
+
+// redisCluster starts two nodes sharing a Redis broker (and pub/sub) in DB
+// db, emptied first.
+func redisCluster(t *testing.T, db int, extra ...string) (*server, *server) {
+	t.Helper()
+	if out, err := exec.Command("redis-cli", "-n", fmt.Sprint(db), "flushdb").CombinedOutput(); err != nil {
+		t.Fatalf("flushdb: %v %s", err, out)
+	}
+	args := append([]string{"--public", "--broker", "redis", "--redis_url", redisURL(t, db)}, extra...)
+	a := startServer(t, nil, args...)
+	b := startServer(t, nil, args...)
+	return a, b
+}
+
+func TestClusterRedisBrokerPresence(t *testing.T) {
+	a, b := redisCluster(t, 3, "--presence_ttl", "1")
+	if !strings.Contains(a.Logs(), "Using Redis broker") {
+		t.Errorf("log:\n%s", a.Logs())
+	}
+	stream := uniqueStream(t, "room")
+	ca := dialWS(t, a, dialOpts{})
+	ca.welcome()
+	cb := dialWS(t, b, dialOpts{})
+	cb.welcome()
+	id := ca.subscribe(stream)
+	cb.subscribe(stream)
+	q := quoted(id)
+
+	ca.send(joinCmd(id, `{"id":"alice","info":{"node":"a"}}`))
+	ca.expect(`{"type":"presence","identifier":` + q + `,"message":{"id":"alice","info":{"node":"a"},"type":"join"}}`)
+	cb.expect(`{"type":"presence","identifier":` + q + `,"message":{"id":"alice","info":{"node":"a"},"type":"join"}}`)
+	// The same id from the other node: no second join event anywhere.
+	cb.send(joinCmd(id, `{"id":"alice","info":{"node":"b"}}`))
+	cb.barrier()
+	ca.barrier()
+	want := `{"type":"info","total":1,"records":[{"id":"alice","info":{"node":"b"}}]}`
+	for _, s := range []*server{a, b} {
+		if r := do(t, "GET", presenceURL(s, stream), ""); r.Body != want {
+			t.Errorf("presence through %s: %s", s.Main, r.Body)
+		}
+	}
+	// A's client leaves: alice still has B's session.
+	ca.send(`{"command":"leave","identifier":` + q + `}`)
+	ca.barrier()
+	// B's client drops: after the TTL, exactly one leave reaches A's client.
+	cb.conn.UnderlyingConn().Close()
+	ca.expect(`{"type":"presence","identifier":` + q + `,"message":{"id":"alice","type":"leave"}}`)
+	ca.barrier()
+	if r := do(t, "GET", presenceURL(a, stream), ""); r.Body != `{"type":"info","total":0}` {
+		t.Errorf("after the drop: %s", r.Body)
+	}
+}
+
+
+func TestClusterRedisBrokerHistoryOnAnotherNode(t *testing.T) {
+	a, b := redisCluster(t, 4)
+	stream := uniqueStream(t, "feed")
+	ca := dialWS(t, a, dialOpts{})
+	oldSID := ca.welcome()
+	id := ca.subscribe(stream)
+	q := quoted(id)
+	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"1"}`, stream))
+	first := ca.next(5 * time.Second)
+	epoch := first[strings.Index(first, `"epoch":"`)+9:]
+	epoch = epoch[:strings.Index(epoch, `"`)]
+	stamp := func(n int) string { return fmt.Sprintf(`,"stream_id":%q,"epoch":%q,"offset":%d`, stream, epoch, n) }
+	if first != `{"identifier":`+q+`,"message":1`+stamp(1)+`}` {
+		t.Fatalf("first: %s", first)
+	}
+	ca.conn.UnderlyingConn().Close()
+	publish(t, b, fmt.Sprintf(`{"stream":%q,"data":"2"}`, stream))
+	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"3"}`, stream))
+
+	// Reconnect to the other node and restore there.
+	cb := dialWS(t, b, dialOpts{query: "?sid=" + oldSID})
+	if w := cb.next(5 * time.Second); !strings.Contains(w, `"restored":true`) {
+		t.Fatalf("restore on another node: %s", w)
+	}
+	cb.send(historyCmd(id, fmt.Sprintf(`{"streams":{%q:{"epoch":%q,"offset":1}}}`, stream, epoch)))
+	cb.expect(`{"identifier":` + q + `,"message":2` + stamp(2) + `}`)
+	cb.expect(`{"identifier":` + q + `,"message":3` + stamp(3) + `}`)
+	cb.expect(`{"type":"confirm_history","identifier":` + q + `}`)
+	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"4"}`, stream))
+	cb.expect(`{"identifier":` + q + `,"message":4` + stamp(4) + `}`)
+}

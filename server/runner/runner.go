@@ -80,6 +80,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 			SessionsTTL:  cfg.SessionsTTL,
 			PresenceTTL:  cfg.PresenceTTL,
 		})
+	case "redis":
+		if err := d.newRedis(cfg); err != nil {
+			return nil, err
+		}
+		b = broker.NewRedis(d.redis, "cablehub:", broker.MemoryOptions{
+			HistoryLimit: cfg.HistoryLimit,
+			HistoryTTL:   cfg.HistoryTTL,
+			SessionsTTL:  cfg.SessionsTTL,
+			PresenceTTL:  cfg.PresenceTTL,
+		})
 	case "none":
 		b = broker.None{}
 	default:

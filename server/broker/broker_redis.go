@@ -1,0 +1,449 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"cablehub/server/protocol"
+)
+
+// Redis is the cluster broker: history, presence and the session cache live
+// in Redis, so every node sees one view. Semantics match Memory.
+//
+// Keys (all under the prefix):
+//
+//	epoch                      the cluster's epoch, set once by the first node
+//	offset:{stream}            last offset of a stream (INCR)
+//	history:{stream}           Redis stream; entry IDs are "<offset>-1"
+//	presence:streams           set of streams with presence
+//	presence:{stream}:expiry   zset sid -> expiry (unix ms); live sessions are
+//	                           refreshed by their node, dropped ones are not
+//	presence:{stream}:sid      hash sid -> presence id
+//	presence:{stream}:ids      hash id -> number of sessions
+//	presence:{stream}:info     hash id -> info JSON
+//	session:{sid}              cached session state, with a TTL
+//
+// Joins, leaves and expiry run as Lua scripts, so exactly one node sees a
+// presence id appear or go, and only that node emits the event.
+type Redis struct {
+	client *redis.Client
+	prefix string
+	opts   MemoryOptions
+	now    func() time.Time
+
+	epoch string // set once known; guarded by mu
+
+	// live holds the sessions of this node with presence, by stream, so
+	// their entries are refreshed while their connections live.
+	mu   sync.Mutex
+	live map[string]map[string]struct{} // sid -> streams
+}
+
+// NewRedis returns a broker on client with keys under prefix (e.g.
+// "cablehub:").
+func NewRedis(client *redis.Client, prefix string, opts MemoryOptions) *Redis {
+	if opts.HistoryLimit <= 0 {
+		opts.HistoryLimit = 100
+	}
+	return &Redis{client: client, prefix: prefix, opts: opts, now: time.Now, live: map[string]map[string]struct{}{}}
+}
+
+func (r *Redis) key(parts ...string) string {
+	k := r.prefix
+	for i, p := range parts {
+		if i > 0 {
+			k += ":"
+		}
+		k += p
+	}
+	return k
+}
+
+// Epoch returns the cluster's epoch, creating it on first use. An error
+// means Redis could not be reached; it is retried on the next call.
+func (r *Redis) Epoch(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.epoch != "" {
+		return r.epoch, nil
+	}
+	if err := r.client.SetNX(ctx, r.key("epoch"), newEpoch(), 0).Err(); err != nil {
+		return "", err
+	}
+	e, err := r.client.Get(ctx, r.key("epoch")).Result()
+	if err != nil {
+		return "", err
+	}
+	r.epoch = e
+	return e, nil
+}
+
+// Describe names the broker and its settings for the startup log.
+func (r *Redis) Describe() string {
+	return fmt.Sprintf("Using Redis broker at %s (history limit: %d, history ttl: %s, sessions ttl: %s, presence ttl: %s)",
+		r.client.Options().Addr, r.opts.HistoryLimit, seconds(r.opts.HistoryTTL), seconds(r.opts.SessionsTTL), seconds(r.opts.PresenceTTL))
+}
+
+// Run refreshes this node's live presence entries and expires dropped ones
+// (cluster-wide, once each) until ctx is done.
+func (r *Redis) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
+	tick := max(50*time.Millisecond, min(r.opts.PresenceTTL/5, time.Second))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastRefresh := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.now().Sub(lastRefresh) >= r.opts.PresenceTTL/2 {
+			if err := r.refresh(ctx); err == nil {
+				lastRefresh = r.now()
+			}
+		}
+		if left, err := r.expire(ctx); err == nil && len(left) > 0 && onLeft != nil {
+			onLeft(left)
+		}
+	}
+}
+
+// --- history ---
+
+var stampScript = redis.NewScript(`
+local offset = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], offset .. '-1', 'd', ARGV[2], 'at', ARGV[3])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4] * 10)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return offset
+`)
+
+// storedPublication is a history entry's payload.
+type storedPublication struct {
+	Data          string `json:"data"`
+	BroadcastType string `json:"type,omitempty"`
+}
+
+// Stamp gives p the next offset of its stream and the cluster epoch, and
+// appends it to the stream's history.
+func (r *Redis) Stamp(ctx context.Context, p *protocol.Publication) error {
+	epoch, err := r.Epoch(ctx)
+	if err != nil {
+		return err
+	}
+	payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
+	offset, err := stampScript.Run(ctx, r.client,
+		[]string{r.key("offset", p.Stream), r.key("history", p.Stream)},
+		r.opts.HistoryLimit, payload, r.now().UnixMilli(), r.opts.HistoryTTL.Milliseconds()).Int64()
+	if err != nil {
+		return err
+	}
+	p.Epoch, p.Offset = epoch, uint64(offset)
+	return nil
+}
+
+// retained reads a stream's history within the TTL, oldest first.
+func (r *Redis) retained(ctx context.Context, stream, epoch string) ([]historyEntry, error) {
+	msgs, err := r.client.XRange(ctx, r.key("history", stream), "-", "+").Result()
+	if err != nil {
+		return nil, err
+	}
+	cutoff := int64(0)
+	if r.opts.HistoryTTL > 0 {
+		cutoff = r.now().Add(-r.opts.HistoryTTL).UnixMilli()
+	}
+	out := make([]historyEntry, 0, len(msgs))
+	for _, m := range msgs {
+		raw, _ := m.Values["at"].(string)
+		at, _ := strconv.ParseInt(raw, 10, 64)
+		if at <= cutoff {
+			continue
+		}
+		var sp storedPublication
+		payload, _ := m.Values["d"].(string)
+		if err := json.Unmarshal([]byte(payload), &sp); err != nil {
+			continue
+		}
+		idPart, _, _ := strings.Cut(m.ID, "-")
+		offset, _ := strconv.ParseUint(idPart, 10, 64)
+		out = append(out, historyEntry{
+			at:  time.UnixMilli(at),
+			pub: protocol.Publication{Stream: stream, Data: sp.Data, BroadcastType: sp.BroadcastType, Epoch: epoch, Offset: offset},
+		})
+	}
+	return out, nil
+}
+
+// HistoryFrom returns the publications of stream after offset, failing
+// with ErrHistoryUnavailable in the same cases as Memory.HistoryFrom.
+func (r *Redis) HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
+	current, err := r.Epoch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if epoch != current {
+		return nil, fmt.Errorf("%w: unknown epoch %s, current %s", ErrHistoryUnavailable, epoch, current)
+	}
+	last, err := r.client.Get(ctx, r.key("offset", stream)).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: stream %q has no history", ErrHistoryUnavailable, stream)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if offset > last {
+		return nil, fmt.Errorf("%w: offset %d is beyond the latest %d", ErrHistoryUnavailable, offset, last)
+	}
+	if offset == last {
+		return nil, nil
+	}
+	kept, err := r.retained(ctx, stream, current)
+	if err != nil {
+		return nil, err
+	}
+	if len(kept) == 0 || offset < kept[0].pub.Offset {
+		return nil, fmt.Errorf("%w: offset %d is older than the history kept", ErrHistoryUnavailable, offset)
+	}
+	var out []protocol.Publication
+	for _, e := range kept {
+		if e.pub.Offset > offset {
+			out = append(out, e.pub)
+		}
+	}
+	return out, nil
+}
+
+// HistorySince returns the publications of stream made at or after since
+// (unix seconds); an unknown stream has none.
+func (r *Redis) HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error) {
+	epoch, err := r.Epoch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kept, err := r.retained(ctx, stream, epoch)
+	if err != nil {
+		return nil, err
+	}
+	var out []protocol.Publication
+	for _, e := range kept {
+		if e.at.Unix() >= since {
+			out = append(out, e.pub)
+		}
+	}
+	return out, nil
+}
+
+// --- presence ---
+
+// SupportsPresence reports true.
+func (r *Redis) SupportsPresence() bool { return true }
+
+func (r *Redis) presenceKeys(stream string) []string {
+	return []string{
+		r.key("presence", stream, "expiry"),
+		r.key("presence", stream, "sid"),
+		r.key("presence", stream, "ids"),
+		r.key("presence", stream, "info"),
+		r.key("presence", "streams"),
+	}
+}
+
+// joinScript: ARGV = sid, id, info ("" for none), expiry ms, stream.
+// Returns -1 for a presence id mismatch, 1 when the id is new, else 0.
+var joinScript = redis.NewScript(`
+local prev = redis.call('HGET', KEYS[2], ARGV[1])
+if prev and prev ~= ARGV[2] then return -1 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[5])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) else redis.call('HDEL', KEYS[4], ARGV[2]) end
+if prev then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local n = redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+if n == 1 then return 1 end
+return 0
+`)
+
+// leaveLua removes one sid (ARGV[1]) and returns {id, left} or false.
+const leaveLua = `
+local function leave(sid)
+  local id = redis.call('HGET', KEYS[2], sid)
+  if not id then return false end
+  redis.call('HDEL', KEYS[2], sid)
+  redis.call('ZREM', KEYS[1], sid)
+  local n = redis.call('HINCRBY', KEYS[3], id, -1)
+  if n <= 0 then
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    return {id, 1}
+  end
+  return {id, 0}
+end
+`
+
+var leaveScript = redis.NewScript(leaveLua + `
+return leave(ARGV[1])
+`)
+
+// expireScript removes every sid whose expiry (ARGV[1]) has passed and
+// returns the ids that left; it drops the stream from the index when empty.
+var expireScript = redis.NewScript(leaveLua + `
+local gone = {}
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  local r = leave(sid)
+  if r and r[2] == 1 then table.insert(gone, r[1]) end
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[5], ARGV[2]) end
+return gone
+`)
+
+// PresenceJoin records sid's presence on stream as id; see Memory.
+func (r *Redis) PresenceJoin(ctx context.Context, stream, sid, id string, info json.RawMessage) (bool, error) {
+	expiry := r.now().Add(r.opts.PresenceTTL).UnixMilli()
+	res, err := joinScript.Run(ctx, r.client, r.presenceKeys(stream), sid, id, string(info), expiry, stream).Int()
+	if err != nil {
+		return false, err
+	}
+	if res == -1 {
+		return false, ErrPresenceMismatch
+	}
+	r.mu.Lock()
+	streams, ok := r.live[sid]
+	if !ok {
+		streams = map[string]struct{}{}
+		r.live[sid] = streams
+	}
+	streams[stream] = struct{}{}
+	r.mu.Unlock()
+	return res == 1, nil
+}
+
+// PresenceLeave removes sid's presence from stream at once; see Memory.
+func (r *Redis) PresenceLeave(ctx context.Context, stream, sid string) (string, bool, error) {
+	r.mu.Lock()
+	if streams, ok := r.live[sid]; ok {
+		delete(streams, stream)
+		if len(streams) == 0 {
+			delete(r.live, sid)
+		}
+	}
+	r.mu.Unlock()
+	res, err := leaveScript.Run(ctx, r.client, r.presenceKeys(stream), sid).Slice()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	id, _ := res[0].(string)
+	left, _ := res[1].(int64)
+	return id, left == 1, nil
+}
+
+// PresenceDisconnect stops refreshing sid's presence: it expires
+// PresenceTTL from now unless refreshed by a join.
+func (r *Redis) PresenceDisconnect(ctx context.Context, sid string) error {
+	r.mu.Lock()
+	streams := r.live[sid]
+	delete(r.live, sid)
+	r.mu.Unlock()
+	expiry := r.now().Add(r.opts.PresenceTTL).UnixMilli()
+	pipe := r.client.Pipeline()
+	for stream := range streams {
+		pipe.ZAddXX(ctx, r.key("presence", stream, "expiry"), redis.Z{Score: float64(expiry), Member: sid})
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// refresh pushes the expiry of this node's live sessions forward.
+func (r *Redis) refresh(ctx context.Context) error {
+	r.mu.Lock()
+	type entry struct{ sid, stream string }
+	var entries []entry
+	for sid, streams := range r.live {
+		for stream := range streams {
+			entries = append(entries, entry{sid, stream})
+		}
+	}
+	r.mu.Unlock()
+	if len(entries) == 0 {
+		return nil
+	}
+	expiry := float64(r.now().Add(r.opts.PresenceTTL).UnixMilli())
+	pipe := r.client.Pipeline()
+	for _, e := range entries {
+		pipe.ZAddXX(ctx, r.key("presence", e.stream, "expiry"), redis.Z{Score: expiry, Member: e.sid})
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// expire removes expired presence on every stream; each id that goes is
+// reported by exactly one node.
+func (r *Redis) expire(ctx context.Context) ([]PresenceLeft, error) {
+	streams, err := r.client.SMembers(ctx, r.key("presence", "streams")).Result()
+	if err != nil {
+		return nil, err
+	}
+	now := r.now().UnixMilli()
+	var left []PresenceLeft
+	for _, stream := range streams {
+		ids, err := expireScript.Run(ctx, r.client, r.presenceKeys(stream), now, stream).StringSlice()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return left, err
+		}
+		for _, id := range ids {
+			left = append(left, PresenceLeft{Stream: stream, ID: id})
+		}
+	}
+	return left, nil
+}
+
+// PresenceInfo returns the records of stream sorted by id.
+func (r *Redis) PresenceInfo(ctx context.Context, stream string) (*PresenceInfo, error) {
+	pipe := r.client.Pipeline()
+	idsCmd := pipe.HKeys(ctx, r.key("presence", stream, "ids"))
+	infoCmd := pipe.HGetAll(ctx, r.key("presence", stream, "info"))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	ids := idsCmd.Val()
+	infos := infoCmd.Val()
+	sort.Strings(ids)
+	info := &PresenceInfo{Total: len(ids)}
+	for _, id := range ids {
+		rec := PresenceRecord{ID: id}
+		if v, ok := infos[id]; ok && v != "" {
+			rec.Info = json.RawMessage(v)
+		}
+		info.Records = append(info.Records, rec)
+	}
+	return info, nil
+}
+
+// --- sessions ---
+
+// CacheSession stores a session's state for SessionsTTL.
+func (r *Redis) CacheSession(ctx context.Context, sid string, data []byte) error {
+	return r.client.Set(ctx, r.key("session", sid), data, r.opts.SessionsTTL).Err()
+}
+
+// RestoreSession returns a cached session's state; the entry stays.
+func (r *Redis) RestoreSession(ctx context.Context, sid string) ([]byte, error) {
+	data, err := r.client.Get(ctx, r.key("session", sid)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrSessionNotFound
+	}
+	return data, err
+}

@@ -1,0 +1,243 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"cablehub/server/protocol"
+)
+
+// testedBroker is the broker API the suite exercises on every broker.
+type testedBroker interface {
+	Stamp(ctx context.Context, p *protocol.Publication) error
+	HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error)
+	HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error)
+	PresenceJoin(ctx context.Context, stream, sid, id string, info json.RawMessage) (bool, error)
+	PresenceLeave(ctx context.Context, stream, sid string) (string, bool, error)
+	PresenceDisconnect(ctx context.Context, sid string) error
+	PresenceInfo(ctx context.Context, stream string) (*PresenceInfo, error)
+	CacheSession(ctx context.Context, sid string, data []byte) error
+	RestoreSession(ctx context.Context, sid string) ([]byte, error)
+}
+
+type suiteCase struct {
+	b testedBroker
+	// clock drives the broker's notion of now.
+	clock *clock
+	epoch func() string
+	// expire runs one presence expiry pass.
+	expire func() []PresenceLeft
+}
+
+// eachBroker runs f against the memory broker and the Redis broker (on the
+// Redis at 127.0.0.1:6379, keys under a prefix of the test's own).
+func eachBroker(t *testing.T, opts MemoryOptions, f func(t *testing.T, c suiteCase)) {
+	t.Run("memory", func(t *testing.T) {
+		m, c := newTestMemory(opts)
+		f(t, suiteCase{b: m, clock: c, epoch: m.Epoch, expire: func() []PresenceLeft { return m.expirePresence(c.t) }})
+	})
+	t.Run("redis", func(t *testing.T) {
+		client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 2})
+		t.Cleanup(func() { client.Close() })
+		ctx := context.Background()
+		if err := client.Ping(ctx).Err(); err != nil {
+			t.Fatalf("Redis at 127.0.0.1:6379: %v", err)
+		}
+		prefix := fmt.Sprintf("cablehub-test:%s:%d:", t.Name(), time.Now().UnixNano())
+		t.Cleanup(func() {
+			keys, _ := client.Keys(ctx, prefix+"*").Result()
+			if len(keys) > 0 {
+				client.Del(ctx, keys...)
+			}
+		})
+		r := NewRedis(client, prefix, opts)
+		c := &clock{t: time.Now()}
+		r.now = c.now
+		f(t, suiteCase{b: r, clock: c,
+			epoch: func() string {
+				e, err := r.Epoch(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e
+			},
+			expire: func() []PresenceLeft {
+				left, err := r.expire(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return left
+			}})
+	})
+}
+
+func TestPresenceDedupesByID(t *testing.T) {
+	eachBroker(t, MemoryOptions{PresenceTTL: time.Second}, func(t *testing.T, c suiteCase) {
+		ctx, b := context.Background(), c.b
+		if joined, _ := b.PresenceJoin(ctx, "room", "s1", "u1", json.RawMessage(`{"name":"Alice"}`)); !joined {
+			t.Error("first join of u1 not reported")
+		}
+		if joined, _ := b.PresenceJoin(ctx, "room", "s2", "u1", json.RawMessage(`{"name":"Alice (tab 2)"}`)); joined {
+			t.Error("second session of u1 reported as a new join")
+		}
+		if joined, _ := b.PresenceJoin(ctx, "room", "s2", "u1", json.RawMessage(`{"name":"Alice (tab 2)"}`)); joined {
+			t.Error("repeated join reported")
+		}
+		if _, err := b.PresenceJoin(ctx, "room", "s1", "u2", nil); !errors.Is(err, ErrPresenceMismatch) {
+			t.Errorf("re-join with another id: %v", err)
+		}
+		b.PresenceJoin(ctx, "room", "s3", "b0", nil)
+
+		info, _ := b.PresenceInfo(ctx, "room")
+		if info.Total != 2 || info.Records[0].ID != "b0" || info.Records[0].Info != nil || info.Records[1].ID != "u1" ||
+			string(info.Records[1].Info) != `{"name":"Alice (tab 2)"}` {
+			t.Errorf("info: %+v", info)
+		}
+		if id, left, _ := b.PresenceLeave(ctx, "room", "s1"); id != "u1" || left {
+			t.Errorf("leave of one of two sessions: %q %v", id, left)
+		}
+		if id, left, _ := b.PresenceLeave(ctx, "room", "s2"); id != "u1" || !left {
+			t.Errorf("leave of the last session: %q %v", id, left)
+		}
+		if _, left, _ := b.PresenceLeave(ctx, "room", "s2"); left {
+			t.Error("repeated leave reported")
+		}
+		if info, _ := b.PresenceInfo(ctx, "unknown"); info.Total != 0 || info.Records != nil {
+			t.Errorf("unknown stream: %+v", info)
+		}
+	})
+}
+
+func TestPresenceExpiresOnlyAfterDisconnect(t *testing.T) {
+	eachBroker(t, MemoryOptions{PresenceTTL: 5 * time.Second}, func(t *testing.T, c suiteCase) {
+		ctx, b := context.Background(), c.b
+		b.PresenceJoin(ctx, "room", "s1", "u1", nil)
+		b.PresenceJoin(ctx, "room", "s2", "u1", nil)
+		b.PresenceJoin(ctx, "other", "s1", "u1", nil)
+		if left := c.expire(); len(left) != 0 {
+			t.Fatalf("expired while connected: %v", left)
+		}
+		b.PresenceDisconnect(ctx, "s1")
+		c.clock.t = c.clock.t.Add(4 * time.Second)
+		if left := c.expire(); len(left) != 0 {
+			t.Fatalf("expired before the TTL: %v", left)
+		}
+		c.clock.t = c.clock.t.Add(2 * time.Second)
+		// s2 is live but (for Redis) only refreshed by its node's loop;
+		// keep it fresh as that loop would.
+		if r, ok := b.(*Redis); ok {
+			r.refresh(ctx)
+		}
+		left := c.expire()
+		// u1 still has s2 on "room"; on "other" s1 was its only session.
+		if len(left) != 1 || left[0] != (PresenceLeft{Stream: "other", ID: "u1"}) {
+			t.Fatalf("left: %v", left)
+		}
+		if left := c.expire(); len(left) != 0 {
+			t.Fatalf("reported twice: %v", left)
+		}
+		if info, _ := b.PresenceInfo(ctx, "room"); info.Total != 1 {
+			t.Errorf("room: %+v", info)
+		}
+	})
+}
+
+func TestHistory(t *testing.T) {
+	eachBroker(t, MemoryOptions{HistoryLimit: 3, HistoryTTL: time.Minute}, func(t *testing.T, c suiteCase) {
+		ctx, b := context.Background(), c.b
+		epoch := c.epoch()
+		for i := 1; i <= 5; i++ {
+			p := &protocol.Publication{Stream: "s", Data: fmt.Sprint(i)}
+			if err := b.Stamp(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Offset != uint64(i) || p.Epoch != epoch {
+				t.Fatalf("stamp %d: %+v", i, p)
+			}
+			c.clock.t = c.clock.t.Add(time.Second)
+		}
+		data := func(ps []protocol.Publication) string {
+			s := ""
+			for _, p := range ps {
+				s += p.Data
+			}
+			return s
+		}
+		// Retained: 3, 4, 5.
+		cases := []struct {
+			epoch  string
+			offset uint64
+			want   string
+			err    bool
+		}{
+			{epoch, 3, "45", false},
+			{epoch, 4, "5", false},
+			{epoch, 5, "", false},
+			{epoch, 2, "", true}, // below the oldest kept offset: rejected, as AnyCable does
+			{epoch, 6, "", true},
+			{"nope", 4, "", true},
+		}
+		for _, cse := range cases {
+			got, err := b.HistoryFrom(ctx, "s", cse.epoch, cse.offset)
+			if (err != nil) != cse.err || data(got) != cse.want {
+				t.Errorf("from %s/%d: %q %v", cse.epoch, cse.offset, data(got), err)
+			}
+			for _, p := range got {
+				if p.Stream != "s" || p.Epoch != epoch {
+					t.Errorf("replayed %+v", p)
+				}
+			}
+		}
+		if _, err := b.HistoryFrom(ctx, "unknown", epoch, 0); !errors.Is(err, ErrHistoryUnavailable) {
+			t.Errorf("unknown stream: %v", err)
+		}
+		since := c.clock.t.Add(-2 * time.Second).Unix()
+		if got, _ := b.HistorySince(ctx, "s", since); data(got) != "45" {
+			t.Errorf("since: %q", data(got))
+		}
+		if got, err := b.HistorySince(ctx, "unknown", since); err != nil || len(got) != 0 {
+			t.Errorf("since on unknown: %v %v", got, err)
+		}
+		// Past the TTL nothing is served, and offsets carry on.
+		c.clock.t = c.clock.t.Add(2 * time.Minute)
+		if _, err := b.HistoryFrom(ctx, "s", epoch, 4); err == nil {
+			t.Error("expired history served")
+		}
+		p := &protocol.Publication{Stream: "s", Data: "6"}
+		b.Stamp(ctx, p)
+		if p.Offset != 6 {
+			t.Errorf("offset after expiry: %d", p.Offset)
+		}
+	})
+}
+
+func TestSessionsCache(t *testing.T) {
+	eachBroker(t, MemoryOptions{SessionsTTL: time.Minute}, func(t *testing.T, c suiteCase) {
+		ctx, b := context.Background(), c.b
+		b.CacheSession(ctx, "sid", []byte("state"))
+		for range 2 { // not consumed by a restore
+			if got, err := b.RestoreSession(ctx, "sid"); err != nil || string(got) != "state" {
+				t.Fatalf("restore: %q %v", got, err)
+			}
+		}
+		if _, err := b.RestoreSession(ctx, "other"); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("unknown sid: %v", err)
+		}
+	})
+}
+
+func TestMemorySessionsExpire(t *testing.T) {
+	ctx := context.Background()
+	m, c := newTestMemory(MemoryOptions{SessionsTTL: time.Minute})
+	m.CacheSession(ctx, "sid", []byte("state"))
+	c.t = c.t.Add(2 * time.Minute)
+	if _, err := m.RestoreSession(ctx, "sid"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("expired session restored: %v", err)
+	}
+}
