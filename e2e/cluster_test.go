@@ -276,7 +276,6 @@ func TestClusterRedisBrokerPresence(t *testing.T) {
 	}
 }
 
-
 func TestClusterRedisBrokerHistoryOnAnotherNode(t *testing.T) {
 	a, b := redisCluster(t, 4)
 	stream := uniqueStream(t, "feed")
