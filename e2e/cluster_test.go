@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -306,4 +307,77 @@ func TestClusterRedisBrokerHistoryOnAnotherNode(t *testing.T) {
 	cb.expect(`{"type":"confirm_history","identifier":` + q + `}`)
 	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"4"}`, stream))
 	cb.expect(`{"identifier":` + q + `,"message":4` + stamp(4) + `}`)
+}
+
+// concurrentPublishers publishes n messages to stream from several
+// goroutines through the given nodes and checks that a client receives each
+// exactly once, with offsets strictly increasing.
+func concurrentPublishers(t *testing.T, client *wsClient, stream string, nodes []*server, n int) {
+	t.Helper()
+	errs := make(chan error, 16)
+	for w := range 16 {
+		go func() {
+			node := nodes[w%len(nodes)]
+			for i := w; i < n; i += 16 {
+				r, err := postJSON(node, fmt.Sprintf(`{"stream":%q,"data":"%d"}`, stream, i))
+				if err == nil && r != 201 {
+					err = fmt.Errorf("status %d", r)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	last := 0
+	for range n {
+		f := client.next(10 * time.Second)
+		i := strings.Index(f, `"offset":`)
+		var off int
+		fmt.Sscanf(f[i+9:], "%d", &off)
+		if off <= last {
+			t.Fatalf("offset %d after %d: %s", off, last, f)
+		}
+		last = off
+		msg := f[strings.Index(f, `"message":`)+10 : strings.Index(f, `,"stream_id"`)]
+		if seen[msg] {
+			t.Fatalf("message %s twice", msg)
+		}
+		seen[msg] = true
+	}
+	client.barrier()
+}
+
+func postJSON(s *server, body string) (int, error) {
+	resp, err := http.Post("http://"+s.Main+"/api/publish", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func TestConcurrentPublishersKeepOffsetsInOrder(t *testing.T) {
+	s := startServer(t, nil, "--public")
+	c := dialWS(t, s, dialOpts{})
+	c.welcome()
+	c.subscribe("busy")
+	concurrentPublishers(t, c, "busy", []*server{s}, 800)
+}
+
+func TestClusterConcurrentPublishersKeepOffsetsInOrder(t *testing.T) {
+	a, b := redisCluster(t, 7)
+	stream := uniqueStream(t, "busy")
+	c := dialWS(t, b, dialOpts{})
+	c.welcome()
+	c.subscribe(stream)
+	concurrentPublishers(t, c, stream, []*server{a, b}, 800)
 }

@@ -129,6 +129,62 @@ end
 return offset
 `)
 
+// stampPublishScript stamps (unless ARGV[5] is "1": transient) and
+// publishes on channel ARGV[6] the wire form ARGV[7] (JSON without its
+// closing brace) completed with offset and epoch, in one atomic step.
+var stampPublishScript = redis.NewScript(`
+if ARGV[5] == '1' then
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. '}')
+  return 0
+end
+local offset = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], offset .. '-1', 'd', ARGV[2], 'at', ARGV[3])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4] * 10)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. offset .. ',"epoch":"' .. ARGV[8] .. '"}')
+return offset
+`)
+
+// StampAndPublish stamps each publication and publishes it on the Redis
+// pub/sub channel named as its stream, in one script run per publication,
+// all pipelined in order: offsets reach every node in order even while
+// several nodes publish to one stream (node.AtomicPublisher). encode gives
+// the wire form of an unstamped publication.
+func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication, encode func(*protocol.Publication) []byte) error {
+	epoch, err := r.Epoch(ctx)
+	if err != nil {
+		return err
+	}
+	now := r.now().UnixMilli()
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(pubs))
+	for i := range pubs {
+		p := &pubs[i]
+		wire := encode(&protocol.Publication{Stream: p.Stream, Data: p.Data, ExcludeSocket: p.ExcludeSocket, BroadcastType: p.BroadcastType, Transient: p.Transient})
+		wire = wire[:len(wire)-1] // reopen the object for offset and epoch
+		payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
+		transient := "0"
+		if p.Transient {
+			transient = "1"
+		}
+		cmds[i] = stampPublishScript.Eval(ctx, pipe,
+			[]string{r.key("offset", p.Stream), r.key("history", p.Stream)},
+			r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, p.Stream, wire, epoch)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for i, c := range cmds {
+		if !pubs[i].Transient {
+			off, _ := c.Int64()
+			pubs[i].Epoch, pubs[i].Offset = epoch, uint64(off)
+		}
+	}
+	return nil
+}
+
 // storedPublication is a history entry's payload.
 type storedPublication struct {
 	Data          string `json:"data"`

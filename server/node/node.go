@@ -6,6 +6,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -50,6 +51,14 @@ type PubSub interface {
 	Unsubscribe(stream string)
 }
 
+// AtomicPublisher stamps publications and hands them to every node in one
+// step, so offsets reach subscribers in order even while several nodes
+// publish to one stream; the Redis broker does this when Redis is also the
+// pub/sub. encode gives a stamped publication's wire form.
+type AtomicPublisher interface {
+	StampAndPublish(ctx context.Context, pubs []protocol.Publication, encode func(*protocol.Publication) []byte) error
+}
+
 // Router decides subscriptions by identifier; streams.Controller is one.
 type Router interface {
 	Subscribe(identifier string) (*streams.Subscription, error)
@@ -80,6 +89,10 @@ type Node struct {
 	opts    Options
 	timers  *wheel
 	pubsub  PubSub
+	atomic  AtomicPublisher
+	// streamLocks keep stamping and publishing in the same order per stream
+	// when they are two steps (a stream hashes to one lock).
+	streamLocks [64]sync.Mutex
 
 	mu           sync.Mutex
 	sessions     map[*Session]struct{}
@@ -113,6 +126,10 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 // delivered locally. It must be called before the node serves anything:
 // the pub/sub needs the node as its handler, so it cannot be passed to New.
 func (n *Node) SetPubSub(ps PubSub) { n.pubsub = ps }
+
+// SetAtomicPublisher makes Broadcast stamp and publish through a in one
+// step; see AtomicPublisher. Like SetPubSub, it is called before serving.
+func (n *Node) SetAtomicPublisher(a AtomicPublisher) { n.atomic = a }
 
 // HandlePublication delivers a publication that arrived from the cluster
 // (pubsub.Handler).
@@ -186,21 +203,40 @@ func (n *Node) presenceEvent(stream, id, kind string, info json.RawMessage) {
 // streams). An error means the broadcast could not be taken; publications
 // before the failing one may have been delivered.
 func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error {
-	for i := range pubs {
-		if err := ctx.Err(); err != nil {
+	if n.atomic != nil {
+		if err := n.atomic.StampAndPublish(ctx, pubs, pubsub.EncodePublication); err != nil {
 			return err
 		}
-		if !pubs[i].Transient {
-			if err := n.broker.Stamp(ctx, &pubs[i]); err != nil {
-				return err
-			}
-		}
+		n.metrics.BroadcastMsgTotal.Add(float64(len(pubs)))
+		return nil
 	}
-	if err := n.pubsub.Publish(ctx, pubs); err != nil {
-		return err
+	for i := range pubs {
+		if err := n.stampAndPublish(ctx, &pubs[i]); err != nil {
+			return err
+		}
 	}
 	n.metrics.BroadcastMsgTotal.Add(float64(len(pubs)))
 	return nil
+}
+
+// stampAndPublish stamps p and publishes it under its stream's lock, so
+// that of two concurrent publications the one with the lower offset is
+// published first: sessions drop offsets at or below the last they sent.
+func (n *Node) stampAndPublish(ctx context.Context, p *protocol.Publication) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f := fnv.New32a()
+	f.Write([]byte(p.Stream))
+	mu := &n.streamLocks[f.Sum32()%uint32(len(n.streamLocks))]
+	mu.Lock()
+	defer mu.Unlock()
+	if !p.Transient {
+		if err := n.broker.Stamp(ctx, p); err != nil {
+			return err
+		}
+	}
+	return n.pubsub.Publish(ctx, []protocol.Publication{*p})
 }
 
 // Presence returns the presence records of stream, or

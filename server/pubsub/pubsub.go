@@ -44,7 +44,9 @@ type wireMeta struct {
 	Transient     bool   `json:"transient,omitempty"`
 }
 
-func encodePublication(p *protocol.Publication) []byte {
+// EncodePublication is a publication's wire form between nodes: JSON in
+// AnyCable's StreamMessage shape, the channel payload of Redis and NATS.
+func EncodePublication(p *protocol.Publication) []byte {
 	b, _ := json.Marshal(wireMessage{
 		Stream: p.Stream, Data: p.Data, Offset: p.Offset, Epoch: p.Epoch,
 		Meta: wireMeta{ExcludeSocket: p.ExcludeSocket, BroadcastType: p.BroadcastType, Transient: p.Transient},

@@ -101,7 +101,7 @@ func (n *NATS) Publish(_ context.Context, pubs []protocol.Publication) error {
 		return errors.New("NATS is not connected")
 	}
 	for i := range pubs {
-		if err := n.conn.Publish(streamSubject(pubs[i].Stream), encodePublication(&pubs[i])); err != nil {
+		if err := n.conn.Publish(streamSubject(pubs[i].Stream), EncodePublication(&pubs[i])); err != nil {
 			return err
 		}
 	}

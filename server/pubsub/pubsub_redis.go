@@ -73,7 +73,7 @@ func (r *Redis) dispatch(channel string, payload []byte) {
 func (r *Redis) Publish(ctx context.Context, pubs []protocol.Publication) error {
 	pipe := r.client.Pipeline()
 	for i := range pubs {
-		pipe.Publish(ctx, pubs[i].Stream, encodePublication(&pubs[i]))
+		pipe.Publish(ctx, pubs[i].Stream, EncodePublication(&pubs[i]))
 	}
 	_, err := pipe.Exec(ctx)
 	return err

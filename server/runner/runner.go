@@ -119,6 +119,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		return nil, err
 	}
 	n.SetPubSub(ps)
+	// One Redis as broker and pub/sub: stamp and publish in one step.
+	if rb, ok := b.(*broker.Redis); ok && cfg.PubSub == "redis" {
+		n.SetAtomicPublisher(rb)
+	}
 	var jwtVerifier *identity.JWT
 	if cfg.JWTSecret != "" {
 		jwtVerifier = identity.NewJWT(cfg.JWTSecret, cfg.JWTParam, cfg.EnforceJWT)
