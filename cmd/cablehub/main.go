@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"cablehub/server/config"
 	"cablehub/server/runner"
 )
@@ -30,6 +32,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	log := newLogger(cfg, stdout)
+	// go-redis logs every failed dial on its own; Cablehub reports Redis
+	// outages itself, once per backoff step, so its messages go to debug.
+	redis.SetLogger(redisLogger{log.With("context", "redis")})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -67,6 +72,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Warn("Immediate termination requested. Stopped")
 		return 1
 	}
+}
+
+// redisLogger routes go-redis's internal messages to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
 
 func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
