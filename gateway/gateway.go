@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cablehubv1 "cablehub/gen/cablehub/v1"
+	"cablehub/server/origins"
 )
 
 // Authorizer decides whether an Authorization header grants API access. It
@@ -212,7 +213,7 @@ func (g *Gateway) corsHeaders(w http.ResponseWriter, r *http.Request, method str
 		h.Set("Access-Control-Allow-Origin", "*")
 	} else {
 		h.Add("Vary", "Origin")
-		if origin := r.Header.Get("Origin"); origin != "" && originAllowed(origin, g.opts.CORSHosts) {
+		if origin := r.Header.Get("Origin"); origin != "" && origins.Match(origin, g.opts.CORSHosts) {
 			h.Set("Access-Control-Allow-Origin", strings.ToLower(origin))
 			h.Set("Access-Control-Allow-Credentials", "true")
 		}

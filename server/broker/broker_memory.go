@@ -196,7 +196,13 @@ func (m *Memory) HistoryFrom(_ context.Context, stream, epoch string, offset uin
 	if offset == h.last {
 		return nil, nil
 	}
-	kept := m.retained(h, m.now())
+	return after(m.retained(h, m.now()), offset)
+}
+
+// after returns the retained publications with offsets above offset; it
+// fails when offset is below the oldest one kept (AnyCable's rule, also for
+// offset 0 when offset 1 is kept). Both brokers share it.
+func after(kept []historyEntry, offset uint64) ([]protocol.Publication, error) {
 	if len(kept) == 0 || offset < kept[0].pub.Offset {
 		return nil, fmt.Errorf("%w: offset %d is older than the history kept", ErrHistoryUnavailable, offset)
 	}

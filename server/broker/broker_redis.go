@@ -268,16 +268,7 @@ func (r *Redis) HistoryFrom(ctx context.Context, stream, epoch string, offset ui
 	if err != nil {
 		return nil, err
 	}
-	if len(kept) == 0 || offset < kept[0].pub.Offset {
-		return nil, fmt.Errorf("%w: offset %d is older than the history kept", ErrHistoryUnavailable, offset)
-	}
-	var out []protocol.Publication
-	for _, e := range kept {
-		if e.pub.Offset > offset {
-			out = append(out, e.pub)
-		}
-	}
-	return out, nil
+	return after(kept, offset)
 }
 
 // HistorySince returns the publications of stream made at or after since

@@ -7,11 +7,12 @@ import (
 	"bufio"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"cablehub/server/origins"
 )
 
 // Subprotocols the server speaks, in no particular order: the client's
@@ -68,26 +69,7 @@ func (t *Transport) checkOrigin(r *http.Request) bool {
 	if len(t.opts.AllowedOrigins) == 0 {
 		return true
 	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return false
-	}
-	host := strings.ToLower(origin)
-	if i := strings.Index(host, "://"); i >= 0 {
-		host = host[i+3:]
-	}
-	host, _, _ = strings.Cut(host, "/")
-	for _, allowed := range t.opts.AllowedOrigins {
-		allowed = strings.ToLower(allowed)
-		if suffix, ok := strings.CutPrefix(allowed, "*"); ok {
-			if strings.HasSuffix(host, suffix) {
-				return true
-			}
-		} else if host == allowed {
-			return true
-		}
-	}
-	return false
+	return origins.Match(r.Header.Get("Origin"), t.opts.AllowedOrigins)
 }
 
 // Upgrade turns the request into a connection. On failure the HTTP error
