@@ -135,7 +135,7 @@ func TestClusterEmbeddedNATSRoutes(t *testing.T) {
 // startRedis runs a redis-server of the test's own on a random port.
 func startRedis(t *testing.T, port int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := exec.Command(serviceBinary(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("redis-server: %v", err)
 	}
@@ -380,4 +380,62 @@ func TestClusterConcurrentPublishersKeepOffsetsInOrder(t *testing.T) {
 	c.welcome()
 	c.subscribe(stream)
 	concurrentPublishers(t, c, stream, []*server{a, b}, 800)
+}
+
+func TestNATSDownAtStartThenUp(t *testing.T) {
+	port := freePort(t)
+	addr := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	s := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats", "--nats_servers", addr)
+	r := waitHealth(t, s, 503)
+	if !strings.Contains(r.Body, `"nats"`) {
+		t.Errorf("health: %s", r.Body)
+	}
+	if r := do(t, "POST", "http://"+s.Main+"/api/publish", okPub); r.Status != 501 {
+		t.Errorf("publish without NATS: %d", r.Status)
+	}
+	stream := uniqueStream(t, "n")
+	c := dialWS(t, s, dialOpts{})
+	c.welcome()
+	id := c.subscribe(stream)
+
+	nats := exec.Command(serviceBinary(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(port))
+	if err := nats.Start(); err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	t.Cleanup(func() { nats.Process.Kill(); nats.Wait() })
+	waitHealth(t, s, 200)
+	// The subscription made while NATS was down is sent on connect.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := do(t, "POST", "http://"+s.Main+"/api/publish", fmt.Sprintf(`{"stream":%q,"data":"up"}`, stream))
+		if r.Status == 201 {
+			select {
+			case f := <-c.frames:
+				if f == `{"identifier":`+quoted(id)+`,"message":"up"}` {
+					return
+				}
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("delivery did not start once NATS was up")
+		}
+	}
+}
+
+// serviceBinary finds a server binary the tests run themselves, also in
+// sbin directories a non-login PATH may lack.
+func serviceBinary(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/local/bin"} {
+		p := dir + "/" + name
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	t.Fatalf("%s is not installed (.ci/run installs it)", name)
+	return ""
 }
