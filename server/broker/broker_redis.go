@@ -119,19 +119,10 @@ func (r *Redis) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
 
 // --- history ---
 
-var stampScript = redis.NewScript(`
-local offset = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], offset .. '-1', 'd', ARGV[2], 'at', ARGV[3])
-if tonumber(ARGV[4]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4] * 10)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-return offset
-`)
-
-// stampPublishScript stamps (unless ARGV[5] is "1": transient) and
-// publishes on channel ARGV[6] the wire form ARGV[7] (JSON without its
-// closing brace) completed with offset and epoch, in one atomic step.
+// stampPublishScript stamps (unless ARGV[5] is "1": transient) and, unless
+// ARGV[6] is empty, publishes on channel ARGV[6] the wire form ARGV[7]
+// (JSON without its closing brace) completed with offset and epoch, in one
+// atomic step. Stamp alone uses it with no channel.
 var stampPublishScript = redis.NewScript(`
 if ARGV[5] == '1' then
   redis.call('PUBLISH', ARGV[6], ARGV[7] .. '}')
@@ -143,7 +134,9 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4] * 10)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. offset .. ',"epoch":"' .. ARGV[8] .. '"}')
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. offset .. ',"epoch":"' .. ARGV[8] .. '"}')
+end
 return offset
 `)
 
@@ -199,9 +192,9 @@ func (r *Redis) Stamp(ctx context.Context, p *protocol.Publication) error {
 		return err
 	}
 	payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
-	offset, err := stampScript.Run(ctx, r.client,
+	offset, err := stampPublishScript.Run(ctx, r.client,
 		[]string{r.key("offset", p.Stream), r.key("history", p.Stream)},
-		r.opts.HistoryLimit, payload, r.now().UnixMilli(), r.opts.HistoryTTL.Milliseconds()).Int64()
+		r.opts.HistoryLimit, payload, r.now().UnixMilli(), r.opts.HistoryTTL.Milliseconds(), "0", "", "", epoch).Int64()
 	if err != nil {
 		return err
 	}
