@@ -208,19 +208,26 @@ func TestClusterSurvivesRedisRestart(t *testing.T) {
 	waitHealth(t, b, 200)
 	// Subscriptions come back without client action; go-redis resubscribes
 	// on its reconnect, which may trail the health check a little.
+	// Each node's pub/sub re-subscribes on its own, so publish until both
+	// clients have heard again.
 	deadline := time.Now().Add(20 * time.Second)
-	for i := 0; ; i++ {
+	gotA, gotB := false, false
+	for i := 0; !gotA || !gotB; i++ {
 		publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"after-%d"}`, stream, i))
-		select {
-		case f := <-cb.frames:
-			if strings.Contains(f, `"after-`) {
-				ca.next(5 * time.Second)
-				return
+		wait := time.After(300 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case f := <-ca.frames:
+				gotA = gotA || strings.Contains(f, `"after-`)
+			case f := <-cb.frames:
+				gotB = gotB || strings.Contains(f, `"after-`)
+			case <-wait:
+				break drain
 			}
-		case <-time.After(300 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("delivery did not resume after Redis came back")
+			t.Fatalf("delivery did not resume after Redis came back (node A: %v, node B: %v)", gotA, gotB)
 		}
 	}
 }
