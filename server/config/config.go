@@ -78,6 +78,7 @@ type Config struct {
 	MetricsHTTP string
 	MetricsHost string
 	MetricsPort int
+	Pprof       bool
 }
 
 // ErrHelp is returned by Parse when --help was asked for; the usage has been
@@ -209,6 +210,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(logging, "metrics_http", stringValue{&c.MetricsHTTP}, "serve Prometheus metrics at this path, e.g. /metrics (default: off)")
 	p.add(logging, "metrics_host", stringValue{&c.MetricsHost}, "metrics host (default: --host)")
 	p.add(logging, "metrics_port", intValue{&c.MetricsPort, 0, 65535}, "metrics port (default: the main port)")
+	p.add(logging, "pprof", boolValue{&c.Pprof}, "serve Go profiles at /debug/pprof/ on the main port (for profiling; keep off in production)")
 
 	if err := p.parse(args, getenv, out); err != nil {
 		return nil, err

@@ -251,7 +251,7 @@ func (r *Runner) Start(ctx context.Context) error {
 
 	// The main listener: health and WebSocket endpoints, plus the API,
 	// shared gRPC and metrics unless they have a port of their own.
-	mainRoutes := &routes{healthPath: cfg.HealthPath, health: r.deps.health, wsPaths: cfg.Paths, ws: r.ws}
+	mainRoutes := &routes{healthPath: cfg.HealthPath, health: r.deps.health, wsPaths: cfg.Paths, ws: r.ws, pprof: cfg.Pprof}
 	if cfg.MetricsHTTP != "" && metricsLn == nil {
 		mainRoutes.metricsPath, mainRoutes.metrics = cfg.MetricsHTTP, r.metrics.Handler()
 	}
@@ -457,6 +457,7 @@ type routes struct {
 	metricsPath string
 	metrics     http.Handler
 	grpc        *grpc.Server
+	pprof       bool
 }
 
 func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -474,6 +475,8 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rt.api.ServeHTTP(w, req)
 	case rt.metrics != nil && path == rt.metricsPath:
 		rt.metrics.ServeHTTP(w, req)
+	case rt.pprof && strings.HasPrefix(path, "/debug/pprof/"):
+		servePprof(w, req)
 	default:
 		http.NotFound(w, req)
 	}
