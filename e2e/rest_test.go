@@ -439,3 +439,14 @@ func TestHealth(t *testing.T) {
 		t.Errorf("/: %d", r.Status)
 	}
 }
+
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	off := startServer(t, nil)
+	if r := do(t, "GET", "http://"+off.Main+"/debug/pprof/", ""); r.Status != 404 {
+		t.Errorf("pprof without --pprof: %d", r.Status)
+	}
+	on := startServer(t, nil, "--pprof")
+	if r := do(t, "GET", "http://"+on.Main+"/debug/pprof/goroutine?debug=1", ""); r.Status != 200 || !strings.Contains(r.Body, "goroutine profile") {
+		t.Errorf("pprof with --pprof: %d", r.Status)
+	}
+}
