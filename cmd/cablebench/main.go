@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -45,13 +44,16 @@ type result struct {
 	RSSAfterKiB     int64   `json:"rss_after_kib,omitempty"`
 	RSSPerConnBytes float64 `json:"rss_per_conn_bytes,omitempty"`
 
-	Messages        int                `json:"messages,omitempty"`
-	PublishSeconds  float64            `json:"publish_seconds,omitempty"`
-	PublishesPerSec float64            `json:"publishes_per_sec,omitempty"`
-	Expected        int64              `json:"expected,omitempty"`
-	Delivered       int64              `json:"delivered,omitempty"`
-	DeliveriesPerS  float64            `json:"deliveries_per_sec,omitempty"`
-	LatencyMs       map[string]float64 `json:"latency_ms,omitempty"`
+	Messages        int     `json:"messages,omitempty"`
+	PublishSeconds  float64 `json:"publish_seconds,omitempty"`
+	PublishesPerSec float64 `json:"publishes_per_sec,omitempty"`
+	Expected        int64   `json:"expected,omitempty"`
+	Delivered       int64   `json:"delivered,omitempty"`
+	DeliveriesPerS  float64 `json:"deliveries_per_sec,omitempty"`
+	// LatencyMs is publish→receive per delivery; FanoutMs is, per message,
+	// publish→receive by the last subscriber (fan-out completion).
+	LatencyMs map[string]float64 `json:"latency_ms,omitempty"`
+	FanoutMs  map[string]float64 `json:"fanout_ms,omitempty"`
 }
 
 func checkLoopback(raw string) error {
@@ -74,6 +76,8 @@ func run() error {
 	pid := flag.Int("pid", 0, "server process id, for RSS (0: not measured)")
 	settle := flag.Duration("settle", 2*time.Second, "wait before reading RSS after connecting")
 	api := flag.String("api", "", "REST API base for publishing, e.g. http://127.0.0.1:8080/api (loopback only)")
+	grpcAddr := flag.String("grpc", "", "publish through gRPC at host:port instead of REST (loopback only)")
+	batch := flag.Int("batch", 1, "publications per publish request")
 	token := flag.String("token", "", "API bearer token")
 	messages := flag.Int("messages", 0, "publications to send (at most 1000000)")
 	rate := flag.Float64("rate", 0, "publications per second (0: back to back)")
@@ -93,12 +97,28 @@ func run() error {
 	if *messages < 0 || *messages > 1_000_000 {
 		return errors.New("--messages must be 0..1000000")
 	}
+	if *batch < 1 || *batch > 1000 {
+		return errors.New("--batch must be 1..1000")
+	}
+	var pub publisher
 	if *messages > 0 {
-		if *api == "" {
-			return errors.New("--messages needs --api")
+		var err error
+		switch {
+		case *grpcAddr != "":
+			if err := checkLoopback("grpc://" + *grpcAddr); err != nil {
+				return fmt.Errorf("--grpc: %v", err)
+			}
+			pub, err = newGRPCPublisher(*grpcAddr, *token)
+		case *api != "":
+			if err := checkLoopback(*api); err != nil {
+				return fmt.Errorf("--api: %v", err)
+			}
+			pub = newRESTPublisher(*api, *token, *concurrency)
+		default:
+			return errors.New("--messages needs --api or --grpc")
 		}
-		if err := checkLoopback(*api); err != nil {
-			return fmt.Errorf("--api: %v", err)
+		if err != nil {
+			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -167,7 +187,7 @@ func run() error {
 		}
 	}
 	if *messages > 0 {
-		if err := publishPhase(ctx, &res, conns, *api, *token, *stream, *messages, *rate, *concurrency, *asJSON); err != nil {
+		if err := publishPhase(ctx, &res, conns, pub, *stream, *messages, *batch, *rate, *concurrency, *asJSON); err != nil {
 			report(res, *asJSON, *pid > 0)
 			return err
 		}
@@ -179,12 +199,14 @@ func run() error {
 	return nil
 }
 
-// publishPhase publishes messages carrying their send time and collects,
-// from every client, how long each took to arrive.
-func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, api, token, stream string, messages int, rate float64, concurrency int, quiet bool) error {
+// publishPhase publishes messages carrying their index and send time and
+// collects, from every client, how long each took to arrive.
+func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, pub publisher, stream string, messages, batch int, rate float64, concurrency int, quiet bool) error {
 	res.Messages = messages
 	res.Expected = int64(messages) * int64(len(conns))
 	var delivered atomic.Int64
+	sentAt := make([]int64, messages)
+	lastArrival := make([]atomic.Int64, messages)
 	latencies := make([][]time.Duration, len(conns))
 	var readers sync.WaitGroup
 	for i, c := range conns {
@@ -198,62 +220,66 @@ func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, api
 				if err != nil {
 					break
 				}
-				i := bytes.Index(data, []byte(`"t":`))
-				if i < 0 || !bytes.Contains(data, []byte(`"message":{`)) {
+				now := time.Now().UnixNano()
+				n, sent, ok := parseMessage(data)
+				if !ok || n < 0 || n >= messages {
 					continue // pings and other frames
 				}
-				rest := data[i+4:]
-				j := bytes.IndexAny(rest, ",}")
-				sent, err := strconv.ParseInt(string(rest[:j]), 10, 64)
-				if err != nil {
-					continue
+				lat = append(lat, time.Duration(now-sent))
+				for {
+					prev := lastArrival[n].Load()
+					if prev >= now || lastArrival[n].CompareAndSwap(prev, now) {
+						break
+					}
 				}
-				lat = append(lat, time.Duration(time.Now().UnixNano()-sent))
 				delivered.Add(1)
 			}
 			latencies[i] = lat
 		}()
 	}
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
-	var sent atomic.Int64
+	var next atomic.Int64
 	var pubErr error
 	var errOnce sync.Once
 	start := time.Now()
+	stopProgress := make(chan struct{})
+	if !quiet {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopProgress:
+					return
+				case <-t.C:
+					fmt.Fprintf(os.Stderr, "\rpublished %d/%d, delivered %d/%d", min(next.Load(), int64(messages)), messages, delivered.Load(), res.Expected)
+				}
+			}
+		}()
+	}
 	var pubs sync.WaitGroup
-	for w := range concurrency {
+	for range concurrency {
 		pubs.Add(1)
 		go func() {
 			defer pubs.Done()
 			for {
-				n := sent.Add(1) - 1
-				if n >= int64(messages) || ctx.Err() != nil {
+				first := int(next.Add(int64(batch)) - int64(batch))
+				if first >= messages || ctx.Err() != nil {
 					return
 				}
 				if rate > 0 {
-					due := start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+					due := start.Add(time.Duration(float64(first) / rate * float64(time.Second)))
 					time.Sleep(time.Until(due))
 				}
-				data := fmt.Sprintf(`{"n":%d,"t":%d}`, n, time.Now().UnixNano())
-				body, _ := json.Marshal(map[string]string{"stream": stream, "data": data})
-				req, _ := http.NewRequestWithContext(ctx, "POST", api+"/publish", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				if token != "" {
-					req.Header.Set("Authorization", "Bearer "+token)
+				items := make([]item, 0, batch)
+				for n := first; n < min(first+batch, messages); n++ {
+					t := time.Now().UnixNano()
+					sentAt[n] = t
+					items = append(items, item{stream: stream, data: fmt.Sprintf(`{"n":%d,"t":%d}`, n, t)})
 				}
-				resp, err := client.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode != 201 {
-						err = fmt.Errorf("publish answered %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
+				if err := pub.publish(ctx, items); err != nil {
 					errOnce.Do(func() { pubErr = err })
 					return
-				}
-				if !quiet && n%5000 == 0 && w == 0 {
-					fmt.Fprintf(os.Stderr, "\rpublished %d/%d, delivered %d", n, messages, delivered.Load())
 				}
 			}
 		}()
@@ -262,6 +288,7 @@ func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, api
 	res.PublishSeconds = time.Since(start).Seconds()
 	res.PublishesPerSec = float64(messages) / res.PublishSeconds
 	readers.Wait()
+	close(stopProgress)
 	total := time.Since(start).Seconds()
 	res.Delivered = delivered.Load()
 	res.DeliveriesPerS = float64(res.Delivered) / total
@@ -269,17 +296,57 @@ func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, api
 	for _, l := range latencies {
 		all = append(all, l...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	if len(all) > 0 {
-		pct := func(p float64) float64 {
-			return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	res.LatencyMs = percentiles(all)
+	var fanout []time.Duration
+	for n := range messages {
+		if last := lastArrival[n].Load(); last > 0 {
+			fanout = append(fanout, time.Duration(last-sentAt[n]))
 		}
-		res.LatencyMs = map[string]float64{"p50": pct(.5), "p90": pct(.9), "p99": pct(.99), "p99.9": pct(.999), "max": pct(1)}
 	}
+	res.FanoutMs = percentiles(fanout)
 	if !quiet {
 		fmt.Fprintln(os.Stderr)
 	}
 	return pubErr
+}
+
+// parseMessage finds {"n":..,"t":..} in a broadcast frame.
+func parseMessage(data []byte) (n int, sent int64, ok bool) {
+	i := bytes.Index(data, []byte(`"message":{"n":`))
+	if i < 0 {
+		return 0, 0, false
+	}
+	rest := data[i+len(`"message":{"n":`):]
+	j := bytes.IndexByte(rest, ',')
+	if j < 0 {
+		return 0, 0, false
+	}
+	n, err := strconv.Atoi(string(rest[:j]))
+	if err != nil {
+		return 0, 0, false
+	}
+	rest = rest[j+1:]
+	if !bytes.HasPrefix(rest, []byte(`"t":`)) {
+		return 0, 0, false
+	}
+	rest = rest[4:]
+	k := bytes.IndexByte(rest, '}')
+	if k < 0 {
+		return 0, 0, false
+	}
+	sent, err = strconv.ParseInt(string(rest[:k]), 10, 64)
+	return n, sent, err == nil
+}
+
+func percentiles(ds []time.Duration) map[string]float64 {
+	if len(ds) == 0 {
+		return nil
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	pct := func(p float64) float64 {
+		return float64(ds[min(len(ds)-1, int(p*float64(len(ds))))].Microseconds()) / 1000
+	}
+	return map[string]float64{"p50": pct(.5), "p90": pct(.9), "p99": pct(.99), "p99.9": pct(.999), "max": pct(1)}
 }
 
 func report(res result, asJSON, rss bool) {
@@ -294,8 +361,16 @@ func report(res result, asJSON, rss bool) {
 	if res.Messages > 0 {
 		fmt.Printf("published %d in %.2fs (%.0f/s); delivered %d/%d (%.0f deliveries/s)\n",
 			res.Messages, res.PublishSeconds, res.PublishesPerSec, res.Delivered, res.Expected, res.DeliveriesPerS)
-		l := res.LatencyMs
-		fmt.Printf("latency ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n", l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
+		for _, row := range []struct {
+			name string
+			l    map[string]float64
+		}{{"latency", res.LatencyMs}, {"fan-out completion", res.FanoutMs}} {
+			l := row.l
+			if l == nil {
+				continue
+			}
+			fmt.Printf("%s ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n", row.name, l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
+		}
 	}
 }
 

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	cablehubv1 "cablehub/gen/cablehub/v1"
+)
+
+// item is one publication to send.
+type item struct {
+	stream, data string
+}
+
+// publisher sends one publish request with one or more publications.
+type publisher interface {
+	publish(ctx context.Context, items []item) error
+}
+
+type restPublisher struct {
+	url, token string
+	client     *http.Client
+}
+
+func newRESTPublisher(api, token string, conns int) *restPublisher {
+	return &restPublisher{url: api + "/publish", token: token,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}}}
+}
+
+func (p *restPublisher) publish(ctx context.Context, items []item) error {
+	type pub struct {
+		Stream string `json:"stream"`
+		Data   string `json:"data"`
+	}
+	var body []byte
+	if len(items) == 1 {
+		body, _ = json.Marshal(pub{items[0].stream, items[0].data})
+	} else {
+		all := make([]pub, len(items))
+		for i, it := range items {
+			all[i] = pub{it.stream, it.data}
+		}
+		body, _ = json.Marshal(all)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", p.url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("publish answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+type grpcPublisher struct {
+	client cablehubv1.CableServiceClient
+	token  string
+}
+
+func newGRPCPublisher(addr, token string) (*grpcPublisher, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	return &grpcPublisher{client: cablehubv1.NewCableServiceClient(conn), token: token}, nil
+}
+
+func (p *grpcPublisher) publish(ctx context.Context, items []item) error {
+	req := &cablehubv1.PublishRequest{Publications: make([]*cablehubv1.Publication, len(items))}
+	for i, it := range items {
+		req.Publications[i] = &cablehubv1.Publication{Stream: it.stream, Data: it.data}
+	}
+	if p.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+p.token)
+	}
+	_, err := p.client.Publish(ctx, req)
+	return err
+}
