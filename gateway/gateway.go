@@ -123,11 +123,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: use "+g.opts.Prefix+"/presence/<stream>/users")
 		return
 	}
-	if method == http.MethodPost && !g.readBody(w, r) {
-		return
-	}
-	if rel == "/publish" && !g.routeCommand(w, r) {
-		return
+	if method == http.MethodPost {
+		body, ok := g.readBody(w, r)
+		if !ok || rel == "/publish" && !g.routeCommand(w, r, body) {
+			return
+		}
 	}
 	http.StripPrefix(g.opts.Prefix, g.mux).ServeHTTP(w, r)
 }
@@ -137,9 +137,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // body is handed to the Disconnect RPC with the payload as its request. It
 // returns false when it has answered the request itself (an unknown
 // command).
-func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request) bool {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
+func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return true
@@ -181,14 +179,15 @@ func presencePath(rel, escaped string) bool {
 	return len(parts) == 3 && parts[0] == "presence" && parts[1] != "" && parts[2] == "users"
 }
 
-// readBody buffers the request body within the size limit, answering 413
-// (and returning false) when it is larger.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) bool {
+// readBody buffers the request body within the size limit (the request
+// then reads it from memory) and returns it, answering 413 (and returning
+// false) when it is larger.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	limit := g.opts.MaxBodySize
-	tooLarge := func() bool {
+	tooLarge := func() ([]byte, bool) {
 		writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
 			fmt.Sprintf("request body is larger than %d bytes (--api_max_body_size)", limit))
-		return false
+		return nil, false
 	}
 	if r.ContentLength > limit {
 		return tooLarge()
@@ -196,14 +195,14 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) bool {
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "cannot read request body: "+err.Error())
-		return false
+		return nil, false
 	}
 	if int64(len(body)) > limit {
 		return tooLarge()
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	return true
+	return body, true
 }
 
 // corsHeaders adds the CORS response headers for a route answering method.

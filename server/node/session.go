@@ -327,7 +327,7 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 	s.node.subscribe(sub.Stream, identifier, s)
 	s.mu.Lock()
 	s.Send(protocol.Confirm(identifier))
-	s.finishReplay(sub, identifier)
+	s.finishReplay(sub)
 	s.mu.Unlock()
 	if s.resumable() {
 		s.cache()
@@ -352,7 +352,7 @@ func (s *Session) unsubscribe(identifier string) {
 	}
 	s.unsubscribeHub(sub.Stream, identifier)
 	if sub.Presence {
-		s.leaveStream(identifier, sub.Stream)
+		s.leaveStream(sub.Stream)
 	}
 	if s.resumable() {
 		s.cache()
@@ -386,7 +386,7 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 		// Nothing to look up: AnyCable only logs such a request.
 		s.node.log.Debug("history request without since or streams", "sid", s.sid, "identifier", identifier)
 		if held {
-			s.finishReplay(sub, identifier)
+			s.finishReplay(sub)
 		}
 		s.mu.Unlock()
 		return
@@ -429,13 +429,13 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 		sub.replay.restored = false
 		sub.replay.pending--
 	}
-	s.finishReplay(sub, identifier)
+	s.finishReplay(sub)
 }
 
 // finishReplay ends one pending replay of sub and, once none is left,
 // releases the live messages held meanwhile, skipping what history already
 // sent; s.mu is held.
-func (s *Session) finishReplay(sub *subscription, _ string) {
+func (s *Session) finishReplay(sub *subscription) {
 	r := sub.replay
 	if r == nil {
 		return
@@ -455,10 +455,10 @@ func (s *Session) finishReplay(sub *subscription, _ string) {
 func (s *Session) releaseRestoreHolds() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, sub := range s.subs {
+	for _, sub := range s.subs {
 		if sub.replay != nil && sub.replay.restored {
 			sub.replay.restored = false
-			s.finishReplay(sub, id)
+			s.finishReplay(sub)
 		}
 	}
 }
@@ -501,11 +501,11 @@ func (s *Session) join(identifier string, raw json.RawMessage) {
 
 func (s *Session) leave(identifier string) {
 	if stream, ok := s.presenceStream(identifier); ok {
-		s.leaveStream(identifier, stream)
+		s.leaveStream(stream)
 	}
 }
 
-func (s *Session) leaveStream(_, stream string) {
+func (s *Session) leaveStream(stream string) {
 	id, left, err := s.node.broker.PresenceLeave(context.Background(), stream, s.sid)
 	if err != nil && !errors.Is(err, broker.ErrPresenceUnsupported) {
 		s.node.log.Warn("presence leave failed", "sid", s.sid, "stream", stream, "error", err)
