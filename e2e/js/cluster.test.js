@@ -3,11 +3,9 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import WebSocket from 'ws'
 import { createCable } from '@anycable/core'
-import { startServer, hmacHex, publish, waitFor } from './server.js'
+import { startServer, SECRET, API_TOKEN, publish, waitFor } from './server.js'
 
 // Two nodes sharing Redis (broker and pub/sub) in DB 5.
-const SECRET = 'test-secret'
-const API_TOKEN = hmacHex(SECRET, 'api-cable')
 const REDIS = 'redis://127.0.0.1:6379/5'
 let a, b
 

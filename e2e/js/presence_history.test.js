@@ -2,10 +2,8 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import { createCable } from '@anycable/core'
-import { startServer, hmacHex, publish, waitFor } from './server.js'
+import { startServer, SECRET, API_TOKEN, publish, waitFor } from './server.js'
 
-const SECRET = 'test-secret'
-const API_TOKEN = hmacHex(SECRET, 'api-cable')
 let server
 
 before(async () => {

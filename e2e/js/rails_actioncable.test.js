@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { startServer, hmacHex, publish, waitFor } from './server.js'
+import { startServer, SECRET, API_TOKEN, publish, waitFor } from './server.js'
 
 // @rails/actioncable is written for browsers: give it the few globals it
 // touches before loading it.
@@ -11,8 +11,6 @@ globalThis.removeEventListener = () => {}
 const { createConsumer, adapters } = await import('@rails/actioncable')
 adapters.WebSocket = WebSocket
 
-const SECRET = 'test-secret'
-const API_TOKEN = hmacHex(SECRET, 'api-cable')
 let server
 
 before(async () => {

@@ -38,6 +38,10 @@ export function startServer(args) {
   })
 }
 
+// SECRET is the --secret the test servers run with; API_TOKEN the API
+// bearer token AnyCable derives from it.
+export const SECRET = 'test-secret'
+
 export function hmacHex(secret, text) {
   return createHmac('sha256', secret).update(text).digest('hex')
 }
@@ -77,3 +81,5 @@ export async function waitFor(what, cond, ms = 5000) {
     await new Promise(r => setTimeout(r, 10))
   }
 }
+
+export const API_TOKEN = hmacHex(SECRET, 'api-cable')
