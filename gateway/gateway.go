@@ -1,7 +1,7 @@
 // Package gateway serves Cablehub's REST API: a grpc-gateway mux that
-// transcodes AnyCable's REST paths onto CableService, reached through a real
-// gRPC client connection so the server's auth interceptor runs for REST
-// requests too.
+// transcodes AnyCable's REST paths onto CableService, reached through a gRPC
+// client connection (in the server, api.InProcess) so the server's auth
+// interceptor runs for REST requests too.
 //
 // In front of the mux sit the checks whose order the contract fixes and the
 // transcoder cannot know: CORS, the method (422 before auth), the bearer

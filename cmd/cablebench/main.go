@@ -83,6 +83,7 @@ func run() error {
 	rate := flag.Float64("rate", 0, "publications per second (0: back to back)")
 	timeout := flag.Duration("timeout", 2*time.Minute, "overall time limit")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
+	hold := flag.Duration("hold", 0, "keep the clients connected this long after measuring, for profiling the server (at most 10m)")
 	flag.Parse()
 
 	urls := strings.Split(*targets, ",")
@@ -96,6 +97,9 @@ func run() error {
 	}
 	if *messages < 0 || *messages > 1_000_000 {
 		return errors.New("--messages must be 0..1000000")
+	}
+	if *hold < 0 || *hold > 10*time.Minute {
+		return errors.New("--hold must be 0..10m")
 	}
 	if *batch < 1 || *batch > 1000 {
 		return errors.New("--batch must be 1..1000")
@@ -193,6 +197,9 @@ func run() error {
 		}
 	}
 	report(res, *asJSON, *pid > 0)
+	if *hold > 0 {
+		time.Sleep(*hold)
+	}
 	if res.Delivered < res.Expected {
 		return fmt.Errorf("lost %d of %d deliveries", res.Expected-res.Delivered, res.Expected)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 
 	"google.golang.org/grpc"
@@ -58,6 +59,8 @@ func (p *restPublisher) publish(ctx context.Context, items []item) error {
 	if err != nil {
 		return err
 	}
+	// Read to the end so the keep-alive connection is reused.
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("publish answered %d", resp.StatusCode)

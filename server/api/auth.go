@@ -1,6 +1,7 @@
 // Package api implements CableService, Cablehub's gRPC server API, and the
 // bearer-token check that guards it. The REST API reaches the same service
-// through a gRPC client connection, so this check guards both.
+// through an in-process gRPC client connection (InProcess) that runs the same
+// interceptors, so this check guards both.
 package api
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -50,6 +51,8 @@ func benchREST(b *testing.B, batch int) {
 				b.Error(err)
 				return
 			}
+			// Read to the end so the keep-alive connection is reused.
+			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 201 {
 				b.Errorf("status %d", resp.StatusCode)

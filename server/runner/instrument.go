@@ -46,8 +46,8 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// grpcMetrics counts gRPC calls (including those the REST gateway makes) by
-// method and status code.
+// grpcMetrics counts calls to the gRPC server by method and status code. REST
+// calls reach the service in process and are counted by instrument instead.
 func (r *Runner) grpcMetrics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	resp, err := handler(ctx, req)
