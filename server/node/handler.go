@@ -20,8 +20,9 @@ type Authenticator interface {
 }
 
 // Handler serves the WebSocket endpoint: upgrade, identification, welcome,
-// then a read loop on a goroutine of its own, so the HTTP handler (and its
-// larger stack) is gone once the client is welcomed.
+// then the connection is handed to the transport's reader and the HTTP
+// handler returns, so nothing of net/http (goroutine, buffers, request) is
+// kept per connection.
 type Handler struct {
 	node      *Node
 	transport *ws.Transport
@@ -63,7 +64,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			h.node.metrics.FailedAuthsTotal.Inc()
 			h.refuse(conn, err)
-			go conn.ReadLoop(func([]byte) {})
+			conn.Serve(nil, nil)
 			return
 		}
 		s.identifiers = identifiers
@@ -83,16 +84,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		restored = s.restore(cached)
 	}
 	if !s.start(restored) {
-		go func() {
-			conn.ReadLoop(func([]byte) {})
-			s.end()
-		}()
+		conn.Serve(nil, s.end)
 		return
 	}
-	go func() {
-		conn.ReadLoop(s.handle)
-		s.end()
-	}()
+	conn.Serve(s.handle, s.end)
 }
 
 // cachedSession returns the state of the session the request asks to

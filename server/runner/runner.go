@@ -53,6 +53,7 @@ type Runner struct {
 
 	grpcServer *grpc.Server
 	gwConn     *api.InProcess
+	transport  *ws.Transport
 
 	servers []*http.Server
 	wg      sync.WaitGroup
@@ -136,15 +137,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		},
 	})
 	r := &Runner{
-		deps:     d,
-		pubsub:   ps,
-		describe: b.Describe(),
-		cfg:      cfg,
-		log:      log,
-		node:     n,
-		metrics:  m,
-		ws:       node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
-		errs:     make(chan error, 4),
+		transport: transport,
+		deps:      d,
+		pubsub:    ps,
+		describe:  b.Describe(),
+		cfg:       cfg,
+		log:       log,
+		node:      n,
+		metrics:   m,
+		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
+		errs:      make(chan error, 4),
 	}
 	return r, nil
 }
@@ -422,6 +424,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 		r.stop()
 	}
 	r.wg.Wait()
+	r.transport.Close()
 	r.deps.close()
 	return errors.Join(errs...)
 }

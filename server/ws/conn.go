@@ -1,157 +1,60 @@
-// Package ws is Cablehub's WebSocket transport: the upgrade (gorilla/
-// websocket) and a connection with a bounded write queue whose writer
-// coalesces queued frames into one socket write.
 package ws
 
 import (
-	"bufio"
 	"net"
-	"net/http"
 	"sync"
+	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
-
-	"cablehub/server/origins"
 )
-
-// Subprotocols the server speaks, in no particular order: the client's
-// first offered match wins.
-const (
-	ProtocolActionCable = "actioncable-v1-json"
-	ProtocolExtended    = "actioncable-v1-ext-json"
-)
-
-// Options configure the transport.
-type Options struct {
-	// AllowedOrigins lists Origin hosts to accept ("*.example.com" matches
-	// subdomains); empty accepts any origin.
-	AllowedOrigins []string
-	// MaxMessageSize limits a client frame; larger ones close with 1009.
-	MaxMessageSize int64
-	// MaxPending is the most bytes a connection may have queued before it is
-	// cut as too slow; 0 is unlimited.
-	MaxPending int
-	// WriteTimeout bounds each socket write.
-	WriteTimeout time.Duration
-	// Header is added to the upgrade response.
-	Header http.Header
-	// OnSent, if set, is told after each flush how many text frames and
-	// bytes of them went out, for metrics.
-	OnSent func(frames, bytes int)
-}
-
-// Transport upgrades HTTP requests to connections. It is safe for
-// concurrent use.
-type Transport struct {
-	opts     Options
-	upgrader websocket.Upgrader
-	batches  sync.Pool
-}
-
-// NewTransport returns a transport for opts.
-func NewTransport(opts Options) *Transport {
-	t := &Transport{opts: opts}
-	t.batches.New = func() any { b := make([]byte, 0, 4096); return &b }
-	t.upgrader = websocket.Upgrader{
-		// Subprotocols stays nil: gorilla would prefer the server's order,
-		// while AnyCable picks the client's first supported offer.
-		WriteBufferPool: &sync.Pool{},
-		// A small reader of its own instead of keeping net/http's 4 KiB one:
-		// client frames are small, and idle connections hold this buffer.
-		ReadBufferSize: 1024,
-		CheckOrigin:    t.checkOrigin,
-	}
-	return t
-}
-
-func (t *Transport) checkOrigin(r *http.Request) bool {
-	if len(t.opts.AllowedOrigins) == 0 {
-		return true
-	}
-	return origins.Match(r.Header.Get("Origin"), t.opts.AllowedOrigins)
-}
-
-// Upgrade turns the request into a connection. On failure the HTTP error
-// (400 for a plain GET, 403 for a rejected origin) has been written.
-func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
-	var bc *batchConn
-	hw := &hijackWriter{ResponseWriter: w, wrap: func(c net.Conn) net.Conn {
-		bc = &batchConn{Conn: c, writeTimeout: t.opts.WriteTimeout, pool: &t.batches}
-		return bc
-	}}
-	header := t.opts.Header.Clone()
-	if header == nil {
-		header = http.Header{}
-	}
-	if p := selectSubprotocol(websocket.Subprotocols(r)); p != "" {
-		header.Set("Sec-WebSocket-Protocol", p)
-	}
-	wsConn, err := t.upgrader.Upgrade(hw, r, header)
-	if err != nil {
-		return nil, err
-	}
-	if t.opts.MaxMessageSize > 0 {
-		wsConn.SetReadLimit(t.opts.MaxMessageSize)
-	}
-	return &Conn{ws: wsConn, raw: bc, maxPending: t.opts.MaxPending, onSent: t.opts.OnSent}, nil
-}
-
-// selectSubprotocol returns the first offered protocol the server speaks.
-func selectSubprotocol(offered []string) string {
-	for _, p := range offered {
-		if p == ProtocolActionCable || p == ProtocolExtended {
-			return p
-		}
-	}
-	return ""
-}
-
-// hijackWriter hands gorilla a wrapped connection when it hijacks.
-type hijackWriter struct {
-	http.ResponseWriter
-	wrap func(net.Conn) net.Conn
-}
-
-func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	return h.wrap(c), brw, nil
-}
 
 // closeGrace is how long a connection waits for the client's close frame
 // after sending its own, before dropping the socket.
 const closeGrace = 2 * time.Second
 
-// item is one queued output: a text frame, or a close frame.
-type item struct {
-	data   []byte
-	close  bool
-	code   int
-	reason string
-}
-
-// Conn is one client connection. Send never blocks; a single writer
-// goroutine, started when there is something to write and gone when the
-// queue is empty, drains the queue and flushes all drained frames at once.
+// Conn is one client connection. Send and Close never block: frames are
+// queued and written in the background, all frames queued at the time of a
+// write in one syscall.
+//
+// A connection ends exactly once: when the client goes away or breaks the
+// protocol, when the close handshake completes (or its grace period runs
+// out), when a write fails or times out, or on Abort. Its end function
+// (see Serve) then runs once, never while a message handler is running.
 type Conn struct {
-	ws         *websocket.Conn
-	raw        *batchConn
-	maxPending int
-	onSent     func(frames, bytes int)
+	t           *Transport
+	nc          net.Conn
+	subprotocol string
+	// raw is set for connections read by the poller and written by a
+	// flusher (plain TCP on Linux).
+	raw     syscall.RawConn
+	flusher *flusher
+	pollFD  int32  // guarded by the poller's mutex
+	pollGen uint32 // guarded by the poller's mutex
 
-	mu      sync.Mutex
-	queue   []item
-	pending int
-	writing bool
-	closing bool
-	onSlow  func()
+	// fr and handle are used by one reader at a time.
+	fr     frameReader
+	handle func([]byte)
+
+	mu         sync.Mutex
+	queue      [][]byte // text frames' payloads, in order
+	pending    int      // bytes in queue
+	pong       []byte   // payload of the pong to send, nil for none
+	closeFrame []byte   // payload of the close frame to send after the queue
+	backlog    []byte   // encoded bytes a non-blocking write could not send
+	scheduled  bool     // on the flusher's list
+	writing    bool     // a writer goroutine owns the socket's output
+	closing    bool     // a close frame is queued or sent: no more frames
+	closeSent  bool
+	peerDone   bool // end as soon as our close frame is out: the client closed or broke the protocol
+	finished   bool
+	serving    bool
+	readers    int // readers running
+	ended      bool
+	onEnd      func()
+	onSlow     func()
 }
 
 // Subprotocol is the negotiated subprotocol ("" when none).
-func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
+func (c *Conn) Subprotocol() string { return c.subprotocol }
 
 // OnSlow sets a function called once if the connection is cut as too slow.
 func (c *Conn) OnSlow(f func()) {
@@ -162,36 +65,38 @@ func (c *Conn) OnSlow(f func()) {
 
 // Send queues a text frame. It reports false when the frame was dropped:
 // the connection is closing, or this frame put it over its pending limit,
-// in which case the client gets a too_slow disconnect (slowFrame) and the
-// connection closes.
+// in which case the client gets slowFrame (a too_slow disconnect) and a
+// close, and the connection ends. The frame must not be modified after.
 func (c *Conn) Send(frame []byte, slowFrame []byte) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	if c.maxPending > 0 && c.pending+len(frame) > c.maxPending {
+	if max := c.t.opts.MaxPending; max > 0 && c.pending+len(frame) > max {
 		// Drop the backlog: the client could not take it anyway.
-		c.queue = append(c.queue[:0], item{data: slowFrame}, item{close: true, code: websocket.CloseNormalClosure})
-		c.pending = 0
+		clear(c.queue)
+		c.queue = append(c.queue[:0], slowFrame)
+		c.pending = len(slowFrame)
 		c.closing = true
+		c.closeFrame = closePayload(closeNormal, "")
 		onSlow := c.onSlow
-		c.startWriter()
+		c.kick()
 		c.mu.Unlock()
 		if onSlow != nil {
 			onSlow()
 		}
 		return false
 	}
-	c.queue = append(c.queue, item{data: frame})
+	c.queue = append(c.queue, frame)
 	c.pending += len(frame)
-	c.startWriter()
+	c.kick()
 	c.mu.Unlock()
 	return true
 }
 
 // Close queues an optional last text frame and a close frame with code and
-// reason; later sends are dropped. The socket closes once the client
+// reason; later sends are dropped. The connection ends once the client
 // answers, or after a grace period.
 func (c *Conn) Close(code int, reason string, last []byte) {
 	c.mu.Lock()
@@ -201,101 +106,404 @@ func (c *Conn) Close(code int, reason string, last []byte) {
 	}
 	c.closing = true
 	if last != nil {
-		c.queue = append(c.queue, item{data: last})
+		c.queue = append(c.queue, last)
 	}
-	c.queue = append(c.queue, item{close: true, code: code, reason: reason})
-	c.startWriter()
+	c.closeFrame = closePayload(code, reason)
+	c.kick()
 }
 
-// startWriter runs the writer unless it is running; c.mu is held.
-func (c *Conn) startWriter() {
-	if !c.writing {
+// Abort ends the connection at once, without a close frame.
+func (c *Conn) Abort() { c.finish() }
+
+// Serve starts reading: each text or binary message from the client goes
+// to handle (nil ignores them), one at a time, and end runs once when the
+// connection has ended. It returns at once.
+func (c *Conn) Serve(handle func([]byte), end func()) {
+	c.mu.Lock()
+	c.handle = handle
+	c.onEnd = end
+	c.serving = true
+	if c.finished {
+		run := !c.ended
+		c.ended = true
+		c.mu.Unlock()
+		if run && end != nil {
+			go end()
+		}
+		return
+	}
+	if c.raw != nil {
+		c.mu.Unlock()
+		if err := c.t.poller.add(c); err != nil {
+			c.finish()
+		}
+		return
+	}
+	c.readers++
+	c.mu.Unlock()
+	go c.readLoop()
+}
+
+// kick makes sure queued output will be written; c.mu is held.
+func (c *Conn) kick() {
+	if c.finished || c.writing || c.scheduled {
+		return
+	}
+	if c.flusher != nil {
+		c.scheduled = true
+		c.flusher.add(c)
+		return
+	}
+	c.writing = true
+	go c.writeLoop(false)
+}
+
+// encode appends everything queued, as frames, to dst; c.mu is held. It
+// reports how many text frames and payload bytes it took, and whether the
+// close frame was among them.
+func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
+	if c.pong != nil {
+		dst = appendFrame(dst, opPong, c.pong)
+		c.pong = nil
+	}
+	for i, f := range c.queue {
+		dst = appendFrame(dst, opText, f)
+		bytes += len(f)
+		c.queue[i] = nil
+	}
+	frames = len(c.queue)
+	c.queue = c.queue[:0]
+	c.pending = 0
+	if c.closeFrame != nil && !c.closeSent {
+		dst = appendFrame(dst, opClose, c.closeFrame)
+		c.closeFrame = nil
+		c.closeSent = true
+		closed = true
+	}
+	return dst, frames, bytes, closed
+}
+
+func (c *Conn) sent(frames, bytes int) {
+	if frames > 0 && c.t.opts.OnSent != nil {
+		c.t.opts.OnSent(frames, bytes)
+	}
+}
+
+// flushFrom writes the queue with a non-blocking write on f's goroutine.
+// What the socket does not take is handed to a writer goroutine.
+func (c *Conn) flushFrom(f *flusher) {
+	c.mu.Lock()
+	c.scheduled = false
+	if c.finished || c.writing {
+		c.mu.Unlock()
+		return
+	}
+	buf, frames, bytes, closed := c.encode(f.buf[:0])
+	c.mu.Unlock()
+	if len(buf) == 0 {
+		return
+	}
+	n, err := f.write(c.raw, buf)
+	f.keep(buf)
+	switch {
+	case err == nil:
+		c.sent(frames, bytes)
+		if closed {
+			c.afterClose()
+		}
+	case err == errWouldBlock:
+		c.sent(frames, bytes)
+		c.mu.Lock()
+		if c.finished {
+			c.mu.Unlock()
+			return
+		}
+		c.backlog = append([]byte(nil), buf[n:]...)
 		c.writing = true
-		go c.write()
+		c.mu.Unlock()
+		go c.writeLoop(closed)
+	default:
+		c.finish()
 	}
 }
 
-func (c *Conn) write() {
-	var batch []item
+// writeLoop writes with blocking writes, bounded by the write timeout,
+// until nothing is queued. closeInBacklog says the backlog ends with the
+// close frame.
+func (c *Conn) writeLoop(closeInBacklog bool) {
+	bp := c.t.writeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			*bp = (*bp)[:0]
+			c.t.writeBufs.Put(bp)
+		}
+	}()
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 {
+		if c.finished {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		batch, c.queue = c.queue, batch[:0]
-		c.pending = 0
+		buf := append((*bp)[:0], c.backlog...)
+		c.backlog = nil
+		buf, frames, bytes, closed := c.encode(buf)
+		closed = closed || closeInBacklog
+		closeInBacklog = false
+		if len(buf) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
 		c.mu.Unlock()
-
-		closed := false
-		frames, bytes := 0, 0
-		c.raw.begin()
-		var err error
-		for _, it := range batch {
-			if it.close {
-				msg := websocket.FormatCloseMessage(it.code, it.reason)
-				err = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace))
-				closed = true
-				break
-			}
-			if err = c.ws.WriteMessage(websocket.TextMessage, it.data); err != nil {
-				break
-			}
-			frames++
-			bytes += len(it.data)
+		*bp = buf
+		if d := c.t.opts.WriteTimeout; d > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(d))
 		}
-		if ferr := c.raw.flush(); err == nil {
-			err = ferr
-		}
-		if err == nil && c.onSent != nil && frames > 0 {
-			c.onSent(frames, bytes)
-		}
-		clear(batch)
-		if err != nil {
-			// The client cannot be written to: drop it. The read loop ends
-			// and cleans up.
-			c.raw.Conn.Close()
-			c.drop()
+		if _, err := c.nc.Write(buf); err != nil {
+			c.finish()
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
 			return
 		}
+		c.sent(frames, bytes)
 		if closed {
-			// Let the read loop see the client's close frame, or give up.
-			c.raw.Conn.SetReadDeadline(time.Now().Add(closeGrace))
-			c.drop()
+			c.afterClose()
+		}
+	}
+}
+
+// afterClose runs once our close frame is on the wire: end now if the
+// client has closed too, else give it closeGrace to answer.
+func (c *Conn) afterClose() {
+	c.mu.Lock()
+	done := c.peerDone
+	c.mu.Unlock()
+	if done {
+		c.finish()
+		return
+	}
+	time.AfterFunc(closeGrace, c.finish)
+}
+
+// finish ends the connection: the socket is closed, queued output dropped,
+// and the end function runs unless a reader is still running (the last
+// reader runs it then).
+func (c *Conn) finish() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished = true
+	c.closing = true
+	c.queue, c.pending, c.backlog, c.pong, c.closeFrame = nil, 0, nil, nil, nil
+	run := c.serving && c.readers == 0 && !c.ended
+	if run {
+		c.ended = true
+	}
+	end := c.onEnd
+	c.mu.Unlock()
+	if c.raw != nil {
+		c.t.poller.remove(c)
+	}
+	c.nc.Close()
+	if run && end != nil {
+		// Off the caller's goroutine: it may be a flusher, and ending a
+		// session can wait on the broker.
+		go end()
+	}
+}
+
+// readState is what a read leaves the connection to do next.
+type readState int
+
+const (
+	readMore    readState = iota // keep reading
+	readStopped                  // stop reading; the writer ends the connection after the close frame
+	readFailed                   // end the connection now
+)
+
+// doneReading is a reader's last step: it runs the end function if the
+// connection ended while it was running.
+func (c *Conn) doneReading() {
+	c.mu.Lock()
+	c.readers--
+	run := c.finished && c.readers == 0 && c.serving && !c.ended
+	if run {
+		c.ended = true
+	}
+	end := c.onEnd
+	c.mu.Unlock()
+	if run && end != nil {
+		end()
+	}
+}
+
+// readLoop reads with blocking reads on a goroutine of its own, for
+// connections the poller does not serve.
+func (c *Conn) readLoop() {
+	defer c.doneReading()
+	buf := make([]byte, 1024)
+	for {
+		n, err := c.nc.Read(buf)
+		if n > 0 {
+			switch c.consume(buf[:n]) {
+			case readStopped:
+				return
+			case readFailed:
+				c.finish()
+				return
+			}
+		}
+		if err != nil {
+			c.finish()
 			return
 		}
 	}
 }
 
-// drop ends writing for good: the queue is discarded.
-func (c *Conn) drop() {
-	c.mu.Lock()
-	c.closing = true
-	c.queue = nil
-	c.pending = 0
-	c.writing = false
-	c.mu.Unlock()
+// consume parses input and acts on it: messages go to the handler, pings
+// get pongs, a close frame is answered.
+func (c *Conn) consume(data []byte) readState {
+	state := readMore
+	cerr := c.fr.feed(data, func(op byte, payload []byte) bool {
+		switch op {
+		case opText, opBinary:
+			if c.handle != nil && !c.isClosing() {
+				c.handle(payload)
+			}
+		case opPing:
+			c.queuePong(payload)
+		case opClose:
+			code, perr := parseClose(payload)
+			if perr != nil {
+				state = c.failRead(perr)
+			} else {
+				state = c.peerClose(code)
+			}
+			return false
+		}
+		return true
+	})
+	if cerr != nil {
+		return c.failRead(cerr)
+	}
+	return state
 }
 
-// ReadLoop reads client text frames and hands each to handle, until the
-// client goes away, the connection is closed, or a frame is too large. It
-// closes the socket before returning.
-func (c *Conn) ReadLoop(handle func([]byte)) error {
-	defer c.raw.Conn.Close()
-	for {
-		kind, data, err := c.ws.ReadMessage()
+func (c *Conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+func (c *Conn) queuePong(payload []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.pong = append(c.pong[:0], payload...)
+	c.kick()
+}
+
+// peerClose answers the client's close frame with the same code (as
+// gorilla/websocket does) and ends the connection once that is out; if our
+// close went first, the handshake is complete.
+func (c *Conn) peerClose(code int) readState {
+	c.mu.Lock()
+	c.peerDone = true
+	if c.closeSent {
+		c.mu.Unlock()
+		return readFailed
+	}
+	if !c.closing {
+		clear(c.queue)
+		c.queue, c.pending = c.queue[:0], 0
+		c.closing = true
+		c.closeFrame = closePayload(code, "")
+	}
+	c.kick()
+	c.mu.Unlock()
+	return readStopped
+}
+
+// failRead closes with the read side's error code, without waiting for
+// the client to answer.
+func (c *Conn) failRead(e *closeError) readState {
+	c.mu.Lock()
+	c.peerDone = true
+	if c.closeSent {
+		c.mu.Unlock()
+		return readFailed
+	}
+	if !c.closing {
+		c.closing = true
+		c.closeFrame = closePayload(e.code, e.reason)
+	}
+	c.kick()
+	c.mu.Unlock()
+	return readStopped
+}
+
+// readable handles one readiness event from the poller, on a goroutine of
+// its own: it reads what is there, then asks for the next event.
+func (c *Conn) readable() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.readers++
+	c.mu.Unlock()
+	defer c.doneReading()
+
+	bp := c.t.readBufs.Get().(*[]byte)
+	state := c.readAvailable(*bp)
+	c.t.readBufs.Put(bp)
+	switch state {
+	case readMore:
+		// Re-armed under c.mu so the next reader (on another goroutine)
+		// is ordered after this one's use of the frame reader.
+		c.mu.Lock()
+		err := error(nil)
+		if !c.finished {
+			err = c.t.poller.rearm(c)
+		}
+		c.mu.Unlock()
 		if err != nil {
-			return err
+			c.finish()
 		}
-		if kind == websocket.TextMessage || kind == websocket.BinaryMessage {
-			handle(data)
-		}
+	case readFailed:
+		c.finish()
 	}
 }
 
-// Abort closes the socket at once, without a close frame.
-func (c *Conn) Abort() {
-	c.drop()
-	c.raw.Conn.Close()
+// readAvailable reads and consumes until the socket has nothing more.
+func (c *Conn) readAvailable(buf []byte) readState {
+	for {
+		var n int
+		var rerr error
+		err := c.raw.Read(func(fd uintptr) bool {
+			n, rerr = readFD(fd, buf)
+			return true
+		})
+		switch {
+		case err != nil:
+			return readFailed
+		case rerr == errWouldBlock:
+			return readMore
+		case rerr != nil || n <= 0:
+			return readFailed
+		}
+		if state := c.consume(buf[:n]); state != readMore {
+			return state
+		}
+		if n < len(buf) {
+			// Drained; if more arrived meanwhile, the re-armed poller says so.
+			return readMore
+		}
+	}
 }

@@ -1,0 +1,171 @@
+//go:build linux
+
+package ws
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller waits for input on every served connection with one epoll
+// instance, so idle connections need no goroutine. Registrations are
+// one-shot: after an event the connection is not reported again until its
+// reader re-arms it, so one reader at a time handles a connection, in
+// order. Each registration carries a generation, so an event for a closed
+// connection cannot reach a new one that reuses its descriptor number.
+type poller struct {
+	epfd, evfd int
+	mu         sync.Mutex
+	conns      map[int32]*Conn
+	gen        uint32
+	done       chan struct{}
+}
+
+const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, err
+	}
+	return &poller{epfd: epfd, evfd: evfd, conns: map[int32]*Conn{}, done: make(chan struct{})}, nil
+}
+
+// rawConn returns the descriptor access of a plain TCP connection, nil for
+// others (they are read on goroutines).
+func rawConn(nc net.Conn) syscall.RawConn {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+func (p *poller) add(c *Conn) error {
+	var err error
+	cerr := c.raw.Control(func(fd uintptr) {
+		p.mu.Lock()
+		p.gen++
+		c.pollFD, c.pollGen = int32(fd), p.gen
+		p.conns[int32(fd)] = c
+		ev := unix.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(p.gen)}
+		p.mu.Unlock()
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		p.remove(c)
+	}
+	return err
+}
+
+func (p *poller) rearm(c *Conn) error {
+	var err error
+	cerr := c.raw.Control(func(fd uintptr) {
+		p.mu.Lock()
+		ev := unix.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.pollGen)}
+		p.mu.Unlock()
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// remove forgets c; closing its socket takes it out of the epoll set.
+func (p *poller) remove(c *Conn) {
+	p.mu.Lock()
+	if p.conns[c.pollFD] == c {
+		delete(p.conns, c.pollFD)
+	}
+	p.mu.Unlock()
+}
+
+func (p *poller) run() {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == int32(p.evfd) {
+				return
+			}
+			p.mu.Lock()
+			c := p.conns[ev.Fd]
+			if c != nil && c.pollGen != uint32(ev.Pad) {
+				c = nil
+			}
+			p.mu.Unlock()
+			if c != nil {
+				go c.readable()
+			}
+		}
+	}
+}
+
+func (p *poller) close() {
+	var one [8]byte
+	one[0] = 1
+	unix.Write(p.evfd, one[:])
+	<-p.done
+	unix.Close(p.epfd)
+	unix.Close(p.evfd)
+}
+
+func readFD(fd uintptr, buf []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), buf)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, errWouldBlock
+		}
+		return n, err
+	}
+}
+
+func writeFD(fd uintptr, buf []byte) (int, error) {
+	for {
+		n, err := unix.Write(int(fd), buf)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, errWouldBlock
+		}
+		return n, err
+	}
+}

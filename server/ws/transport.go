@@ -1,0 +1,166 @@
+// Package ws is Cablehub's WebSocket transport: the upgrade (gorilla/
+// websocket), then connections whose frames Cablehub reads and writes
+// itself, so that an idle connection costs no goroutine and no buffer.
+//
+// On Linux, plain TCP connections are read through one epoll instance: a
+// goroutine runs only while a connection has input to process. Output is
+// queued per connection and written by a few flusher goroutines with
+// non-blocking writes, all queued frames of a connection in one syscall;
+// only a connection whose socket is full gets a writer goroutine of its
+// own, which blocks (bounded by the write timeout) until the client reads.
+// Elsewhere, and for connections without a file descriptor, each
+// connection has a reading goroutine and a writer goroutine while it has
+// output.
+package ws
+
+import (
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"cablehub/server/origins"
+)
+
+// Subprotocols the server speaks, in no particular order: the client's
+// first offered match wins.
+const (
+	ProtocolActionCable = "actioncable-v1-json"
+	ProtocolExtended    = "actioncable-v1-ext-json"
+)
+
+// Options configure the transport.
+type Options struct {
+	// AllowedOrigins lists Origin hosts to accept ("*.example.com" matches
+	// subdomains); empty accepts any origin.
+	AllowedOrigins []string
+	// MaxMessageSize limits a client message; larger ones close with 1009.
+	MaxMessageSize int64
+	// MaxPending is the most bytes a connection may have queued before it is
+	// cut as too slow; 0 is unlimited.
+	MaxPending int
+	// WriteTimeout bounds how long a write may wait for a client to read.
+	WriteTimeout time.Duration
+	// Header is added to the upgrade response.
+	Header http.Header
+	// OnSent, if set, is told after each write how many text frames and
+	// bytes of them went out, for metrics.
+	OnSent func(frames, bytes int)
+}
+
+// Transport upgrades HTTP requests to connections. It is safe for
+// concurrent use. Its background goroutines start with the first
+// connection and stop at Close.
+type Transport struct {
+	opts     Options
+	upgrader websocket.Upgrader
+
+	start    sync.Once
+	poller   *poller // nil: connections read on goroutines of their own
+	flushers []*flusher
+	next     atomic.Uint32
+
+	readBufs  sync.Pool // *[]byte of readBufSize, for input
+	writeBufs sync.Pool // *[]byte, for writer goroutines
+}
+
+// readBufSize is the buffer a connection's input is read into while it is
+// processed; one is borrowed per read, none is held by idle connections.
+const readBufSize = 4096
+
+// NewTransport returns a transport for opts.
+func NewTransport(opts Options) *Transport {
+	t := &Transport{opts: opts}
+	t.readBufs.New = func() any { b := make([]byte, readBufSize); return &b }
+	t.writeBufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	t.upgrader = websocket.Upgrader{
+		// Subprotocols stays nil: gorilla would prefer the server's order,
+		// while AnyCable picks the client's first supported offer.
+		//
+		// Gorilla only performs the handshake. With no buffer sizes set it
+		// borrows net/http's buffers for it, and its connection is dropped
+		// right after, so a connection keeps nothing of it.
+		CheckOrigin: t.checkOrigin,
+	}
+	return t
+}
+
+func (t *Transport) init() {
+	t.start.Do(func() {
+		p, err := newPoller()
+		if err == nil {
+			t.poller = p
+			go p.run()
+		}
+		t.flushers = make([]*flusher, runtime.GOMAXPROCS(0))
+		for i := range t.flushers {
+			t.flushers[i] = newFlusher()
+			go t.flushers[i].run()
+		}
+	})
+}
+
+// Close stops the transport's background goroutines. Connections still open
+// are not closed, but stop being read; call it after they are gone.
+func (t *Transport) Close() {
+	t.init()
+	if t.poller != nil {
+		t.poller.close()
+	}
+	for _, f := range t.flushers {
+		f.close()
+	}
+}
+
+func (t *Transport) checkOrigin(r *http.Request) bool {
+	if len(t.opts.AllowedOrigins) == 0 {
+		return true
+	}
+	return origins.Match(r.Header.Get("Origin"), t.opts.AllowedOrigins)
+}
+
+// Upgrade turns the request into a connection. On failure the HTTP error
+// (400 for a plain GET, 403 for a rejected origin) has been written. The
+// connection reads nothing until Serve.
+func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+	t.init()
+	header := t.opts.Header.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
+	if p := selectSubprotocol(websocket.Subprotocols(r)); p != "" {
+		header.Set("Sec-WebSocket-Protocol", p)
+	}
+	wsConn, err := t.upgrader.Upgrade(w, r, header)
+	if err != nil {
+		return nil, err
+	}
+	// Gorilla refuses clients that send before the handshake completes, so
+	// nothing is buffered in it: the socket is all there is.
+	c := &Conn{
+		t:           t,
+		nc:          wsConn.NetConn(),
+		subprotocol: wsConn.Subprotocol(),
+	}
+	c.fr.limit = t.opts.MaxMessageSize
+	if t.poller != nil {
+		c.raw = rawConn(c.nc)
+	}
+	if c.raw != nil {
+		c.flusher = t.flushers[int(t.next.Add(1))%len(t.flushers)]
+	}
+	return c, nil
+}
+
+// selectSubprotocol returns the first offered protocol the server speaks.
+func selectSubprotocol(offered []string) string {
+	for _, p := range offered {
+		if p == ProtocolActionCable || p == ProtocolExtended {
+			return p
+		}
+	}
+	return ""
+}
