@@ -91,12 +91,11 @@ func NewTransport(opts Options) *Transport {
 
 func (t *Transport) init() {
 	t.start.Do(func() {
-		p, err := newPoller()
-		if err == nil && t.noPoller {
-			p.close()
-		} else if err == nil {
-			t.poller = p
-			go p.run()
+		if !t.noPoller {
+			if p, err := newPoller(); err == nil {
+				t.poller = p
+				go p.run()
+			}
 		}
 		t.flushers = make([]*flusher, runtime.GOMAXPROCS(0))
 		for i := range t.flushers {
