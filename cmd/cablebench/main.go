@@ -1,11 +1,17 @@
 // Command cablebench is Cablehub's load tool. It opens N WebSocket clients
 // against servers on loopback (spread over the --url list), each waiting
-// for its welcome and subscribing to a public stream, and reports the
-// connect+welcome+subscribe rate and the server's resident memory per idle
-// subscribed connection (read from /proc/<pid>). With --messages it then
-// publishes through the REST API (--api, at --rate or back to back) and
-// reports delivered/expected, publish→receive latency percentiles and
-// deliveries/s; it exits non-zero when anything is lost.
+// for its welcome and subscribing to one of --streams public or --signed
+// streams, and reports the connect+welcome+subscribe rate and the server's
+// resident memory per idle subscribed connection (read from /proc/<pid>).
+// With --messages it then publishes through the REST API (--api) or gRPC
+// (--grpc), at --rate or back to back, optionally --batch'ed, and reports
+// delivered/expected, publish→receive latency percentiles, fan-out
+// completion per message and deliveries/s; it exits non-zero when anything
+// is lost.
+//
+// Its WebSocket client is its own (wsclient.go) and, on Linux, reads all
+// connections through epoll (receive_linux.go), so that on a shared machine
+// the cores go to the server being measured.
 package main
 
 import (
@@ -25,7 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
+	streamsign "cablehub/server/streams"
 )
 
 func main() {
@@ -71,7 +77,9 @@ func run() error {
 	targets := flag.String("url", "ws://127.0.0.1:8080/cable", "WebSocket URLs, comma-separated; clients are spread over them (loopback only)")
 	clients := flag.Int("clients", 1000, "number of clients (0..20000)")
 	concurrency := flag.Int("concurrency", 64, "connections opened (and publishes sent) at once")
-	stream := flag.String("stream", "bench", "public stream each client subscribes to")
+	stream := flag.String("stream", "bench", "stream the clients subscribe to (with --streams N: <stream>-0 .. <stream>-N-1, client i on i%N)")
+	nStreams := flag.Int("streams", 1, "number of streams, 1..1000; publications go round-robin over them")
+	signSecret := flag.String("signed", "", "subscribe with signed stream names made with this secret (--streams_secret) instead of public ones")
 	protocol := flag.String("protocol", "actioncable-v1-json", "subprotocol")
 	pid := flag.Int("pid", 0, "server process id, for RSS (0: not measured)")
 	settle := flag.Duration("settle", 2*time.Second, "wait before reading RSS after connecting")
@@ -100,6 +108,9 @@ func run() error {
 	}
 	if *hold < 0 || *hold > 10*time.Minute {
 		return errors.New("--hold must be 0..10m")
+	}
+	if *nStreams < 1 || *nStreams > 1000 {
+		return errors.New("--streams must be 1..1000")
 	}
 	if *batch < 1 || *batch > 1000 {
 		return errors.New("--batch must be 1..1000")
@@ -132,15 +143,20 @@ func run() error {
 	if *pid > 0 {
 		res.RSSBeforeKiB = rssKiB(*pid)
 	}
-	ident, _ := json.Marshal(map[string]string{"channel": "$pubsub", "stream_name": *stream})
-	sub, _ := json.Marshal(map[string]string{"command": "subscribe", "identifier": string(ident)})
-	confirm := `{"type":"confirm_subscription","identifier":` + strconv.Quote(string(ident)) + `}`
+	streams := make([]string, *nStreams)
+	subs := make([]subscription, *nStreams)
+	for i := range streams {
+		streams[i] = *stream
+		if *nStreams > 1 {
+			streams[i] = fmt.Sprintf("%s-%d", *stream, i)
+		}
+		subs[i] = newSubscription(streams[i], *signSecret)
+	}
 
-	conns := make([]*websocket.Conn, *clients)
+	conns := make([]*benchConn, *clients)
 	var next, done atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
-	dialer := websocket.Dialer{Subprotocols: []string{*protocol}, HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 512}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range *concurrency {
@@ -152,7 +168,7 @@ func run() error {
 				if i >= *clients || ctx.Err() != nil {
 					return
 				}
-				c, err := connect(ctx, &dialer, urls[i%len(urls)], sub, confirm)
+				c, err := connect(ctx, urls[i%len(urls)], *protocol, subs[i%len(subs)])
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
@@ -176,7 +192,7 @@ func run() error {
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
-				c.Close()
+				c.nc.Close()
 			}
 		}
 	}()
@@ -191,7 +207,7 @@ func run() error {
 		}
 	}
 	if *messages > 0 {
-		if err := publishPhase(ctx, &res, conns, pub, *stream, *messages, *batch, *rate, *concurrency, *asJSON); err != nil {
+		if err := publishPhase(ctx, &res, conns, pub, streams, *messages, *batch, *rate, *concurrency, *asJSON); err != nil {
 			report(res, *asJSON, *pid > 0)
 			return err
 		}
@@ -206,44 +222,45 @@ func run() error {
 	return nil
 }
 
-// publishPhase publishes messages carrying their index and send time and
-// collects, from every client, how long each took to arrive.
-func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, pub publisher, stream string, messages, batch int, rate float64, concurrency int, quiet bool) error {
+// publishPhase publishes messages carrying their index and send time,
+// round-robin over streams, and collects, from every client, how long each
+// took to arrive.
+func publishPhase(ctx context.Context, res *result, conns []*benchConn, pub publisher, streams []string, messages, batch int, rate float64, concurrency int, quiet bool) error {
 	res.Messages = messages
-	res.Expected = int64(messages) * int64(len(conns))
+	// Client i listens to stream i%len(streams); message n goes to stream
+	// n%len(streams).
+	perStream := make([]int64, len(streams))
+	for i := range conns {
+		perStream[i%len(streams)]++
+	}
+	for n := range messages {
+		res.Expected += perStream[n%len(streams)]
+	}
 	var delivered atomic.Int64
 	sentAt := make([]int64, messages)
 	lastArrival := make([]atomic.Int64, messages)
 	latencies := make([][]time.Duration, len(conns))
-	var readers sync.WaitGroup
-	for i, c := range conns {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			lat := make([]time.Duration, 0, messages)
-			for len(lat) < messages {
-				c.SetReadDeadline(time.Now().Add(15 * time.Second))
-				_, data, err := c.ReadMessage()
-				if err != nil {
-					break
-				}
-				now := time.Now().UnixNano()
-				n, sent, ok := parseMessage(data)
-				if !ok || n < 0 || n >= messages {
-					continue // pings and other frames
-				}
-				lat = append(lat, time.Duration(now-sent))
-				for {
-					prev := lastArrival[n].Load()
-					if prev >= now || lastArrival[n].CompareAndSwap(prev, now) {
-						break
-					}
-				}
-				delivered.Add(1)
+	onText := func(i int, data []byte) {
+		now := time.Now().UnixNano()
+		n, sent, ok := parseMessage(data)
+		if !ok || n < 0 || n >= messages {
+			return // pings and other frames
+		}
+		latencies[i] = append(latencies[i], time.Duration(now-sent))
+		for {
+			prev := lastArrival[n].Load()
+			if prev >= now || lastArrival[n].CompareAndSwap(prev, now) {
+				break
 			}
-			latencies[i] = lat
-		}()
+		}
+		delivered.Add(1)
 	}
+	var recvErr error
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		recvErr = receive(ctx, conns, onText, func() bool { return delivered.Load() >= res.Expected }, 15*time.Second)
+	}()
 
 	var next atomic.Int64
 	var pubErr error
@@ -282,7 +299,7 @@ func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, pub
 				for n := first; n < min(first+batch, messages); n++ {
 					t := time.Now().UnixNano()
 					sentAt[n] = t
-					items = append(items, item{stream: stream, data: fmt.Sprintf(`{"n":%d,"t":%d}`, n, t)})
+					items = append(items, item{stream: streams[n%len(streams)], data: fmt.Sprintf(`{"n":%d,"t":%d}`, n, t)})
 				}
 				if err := pub.publish(ctx, items); err != nil {
 					errOnce.Do(func() { pubErr = err })
@@ -294,7 +311,7 @@ func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, pub
 	pubs.Wait()
 	res.PublishSeconds = time.Since(start).Seconds()
 	res.PublishesPerSec = float64(messages) / res.PublishSeconds
-	readers.Wait()
+	<-received
 	close(stopProgress)
 	total := time.Since(start).Seconds()
 	res.Delivered = delivered.Load()
@@ -314,7 +331,13 @@ func publishPhase(ctx context.Context, res *result, conns []*websocket.Conn, pub
 	if !quiet {
 		fmt.Fprintln(os.Stderr)
 	}
-	return pubErr
+	if pubErr != nil {
+		return pubErr
+	}
+	if recvErr != nil && res.Delivered < res.Expected {
+		return recvErr
+	}
+	return nil
 }
 
 // parseMessage finds {"n":..,"t":..} in a broadcast frame.
@@ -381,42 +404,55 @@ func report(res result, asJSON, rss bool) {
 	}
 }
 
+// subscription is how a client subscribes to one stream.
+type subscription struct {
+	command []byte // the subscribe command
+	confirm string // the confirmation's exact text
+}
+
+func newSubscription(stream, secret string) subscription {
+	id := map[string]string{"channel": "$pubsub", "stream_name": stream}
+	if secret != "" {
+		id = map[string]string{"channel": "$pubsub", "signed_stream_name": streamsign.Sign(stream, secret)}
+	}
+	ident, _ := json.Marshal(id)
+	cmd, _ := json.Marshal(map[string]string{"command": "subscribe", "identifier": string(ident)})
+	return subscription{command: cmd, confirm: `{"type":"confirm_subscription","identifier":` + strconv.Quote(string(ident)) + `}`}
+}
+
 // connect opens one client and waits for its welcome and its subscription's
 // confirmation.
-func connect(ctx context.Context, d *websocket.Dialer, target string, sub []byte, confirm string) (*websocket.Conn, error) {
-	c, _, err := d.DialContext(ctx, target, nil)
+func connect(ctx context.Context, target, subprotocol string, sub subscription) (*benchConn, error) {
+	c, err := dial(ctx, target, subprotocol)
 	if err != nil {
 		return nil, err
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := waitFor(c, `{"type":"welcome"`); err != nil {
-		c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	if err := c.readUntil(deadline, expect(`{"type":"welcome"`)); err != nil {
+		c.nc.Close()
 		return nil, err
 	}
-	if err := c.WriteMessage(websocket.TextMessage, sub); err != nil {
-		c.Close()
+	if err := c.send(sub.command); err != nil {
+		c.nc.Close()
 		return nil, err
 	}
-	if err := waitFor(c, confirm); err != nil {
-		c.Close()
+	if err := c.readUntil(deadline, expect(sub.confirm)); err != nil {
+		c.nc.Close()
 		return nil, err
 	}
-	c.SetReadDeadline(time.Time{})
 	return c, nil
 }
 
-func waitFor(c *websocket.Conn, prefix string) error {
-	for {
-		_, data, err := c.ReadMessage()
-		if err != nil {
-			return err
+// expect matches a message starting with prefix, and fails on a refusal.
+func expect(prefix string) func([]byte) (bool, error) {
+	return func(data []byte) (bool, error) {
+		if bytes.HasPrefix(data, []byte(prefix)) {
+			return true, nil
 		}
-		if strings.HasPrefix(string(data), prefix) {
-			return nil
+		if bytes.HasPrefix(data, []byte(`{"type":"disconnect"`)) || bytes.HasPrefix(data, []byte(`{"type":"reject`)) {
+			return false, fmt.Errorf("server answered %s", data)
 		}
-		if strings.HasPrefix(string(data), `{"type":"disconnect"`) || strings.HasPrefix(string(data), `{"type":"reject`) {
-			return fmt.Errorf("server answered %s", data)
-		}
+		return false, nil
 	}
 }
 
