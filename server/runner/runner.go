@@ -265,6 +265,24 @@ func (r *Runner) Start(ctx context.Context) error {
 	if grpcShared {
 		target.grpc = r.grpcServer
 	}
+	if grpcShared {
+		// gRPC clients get the gRPC server's own transport on the shared
+		// port; net/http keeps serving everything else (and gRPC over h2c
+		// where connections cannot be told apart before reading).
+		shared := &mainLn
+		if apiLn != nil {
+			shared = &apiLn
+		}
+		var grpcSplit net.Listener
+		*shared, grpcSplit = newSplitListener(*shared, 10*time.Second)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := r.grpcServer.Serve(grpcSplit); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				r.errs <- fmt.Errorf("gRPC on the shared listener: %w", err)
+			}
+		}()
+	}
 	nodeCtx, stop := context.WithCancel(context.Background())
 	r.stop = stop
 	r.wg.Add(1)
