@@ -370,7 +370,12 @@ func (r *Runner) startGRPC(auth *api.Auth) error {
 
 func (r *Runner) listen(flagName string, port int) (net.Listener, error) {
 	addr := net.JoinHostPort(r.cfg.Host, strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keep-alive probes: they cost four setsockopt calls per
+	// accepted connection, WebSocket connections carry pings every few
+	// seconds (a dead peer fails their writes), and idle HTTP connections
+	// are closed by the server's IdleTimeout.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, flagName, err)
 	}
@@ -391,6 +396,7 @@ func (r *Runner) serveHTTP(ln net.Listener, h http.Handler) {
 		Handler:           h,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
 	r.servers = append(r.servers, srv)

@@ -39,9 +39,11 @@ type Conn struct {
 	pending    int      // bytes in queue
 	pong       []byte   // payload of the pong to send, nil for none
 	closeFrame []byte   // payload of the close frame to send after the queue
+	prefix     []byte   // the handshake response, sent with the first frames
 	backlog    []byte   // encoded bytes a non-blocking write could not send
 	scheduled  bool     // on the flusher's list
-	writing    bool     // a writer goroutine owns the socket's output
+	writing    bool     // a goroutine is writing: the others leave output to it
+	deferFlush bool     // the goroutine handling the connection writes on its way out
 	closing    bool     // a close frame is queued or sent: no more frames
 	closeSent  bool
 	peerDone   bool // end as soon as our close frame is out: the client closed or broke the protocol
@@ -134,19 +136,23 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 	}
 	if c.raw != nil {
 		c.mu.Unlock()
+		c.flushInline()
 		if err := c.t.poller.add(c); err != nil {
 			c.finish()
 		}
 		return
 	}
 	c.readers++
+	if c.hasOutput() {
+		c.kick() // at least the handshake response
+	}
 	c.mu.Unlock()
 	go c.readLoop()
 }
 
 // kick makes sure queued output will be written; c.mu is held.
 func (c *Conn) kick() {
-	if c.finished || c.writing || c.scheduled {
+	if c.finished || c.writing || c.scheduled || c.deferFlush {
 		return
 	}
 	if c.flusher != nil {
@@ -162,6 +168,10 @@ func (c *Conn) kick() {
 // reports how many text frames and payload bytes it took, and whether the
 // close frame was among them.
 func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
+	if c.prefix != nil {
+		dst = append(dst, c.prefix...)
+		c.prefix = nil
+	}
 	if c.pong != nil {
 		dst = appendFrame(dst, opPong, c.pong)
 		c.pong = nil
@@ -189,25 +199,61 @@ func (c *Conn) sent(frames, bytes int) {
 	}
 }
 
-// flushFrom writes the queue with a non-blocking write on f's goroutine.
-// What the socket does not take is handed to a writer goroutine.
+// hasOutput reports whether anything waits to be written; c.mu is held.
+func (c *Conn) hasOutput() bool {
+	return len(c.queue) > 0 || c.prefix != nil || c.pong != nil || (c.closeFrame != nil && !c.closeSent)
+}
+
+// flushFrom writes the queue on flusher f's goroutine.
 func (c *Conn) flushFrom(f *flusher) {
 	c.mu.Lock()
 	c.scheduled = false
+	c.mu.Unlock()
+	f.buf = c.flushRaw(&f.rawWriter, f.buf)
+}
+
+// flushInline writes the queue on the calling goroutine: the one that
+// upgraded the connection or is handling its input, which is running
+// anyway, so a reply (welcome, confirmation) needs no hand-off.
+func (c *Conn) flushInline() {
+	c.mu.Lock()
+	c.deferFlush = false
+	out := c.hasOutput()
+	c.mu.Unlock()
+	if !out {
+		return
+	}
+	w := c.t.rawWriters.Get().(*rawWriter)
+	w.scratch = c.flushRaw(w, w.scratch)
+	c.t.rawWriters.Put(w)
+}
+
+// flushRaw writes the queue with non-blocking writes through w, encoding
+// into scratch (returned for reuse), unless another goroutine is writing.
+// What the socket does not take goes to a writer goroutine.
+func (c *Conn) flushRaw(w *rawWriter, scratch []byte) []byte {
+	c.mu.Lock()
 	if c.finished || c.writing {
 		c.mu.Unlock()
-		return
+		return scratch
 	}
-	buf, frames, bytes, closed := c.encode(f.buf[:0])
-	c.mu.Unlock()
+	buf, frames, bytes, closed := c.encode(scratch[:0])
 	if len(buf) == 0 {
-		return
+		c.mu.Unlock()
+		return buf
 	}
-	n, err := f.write(c.raw, buf)
-	f.keep(buf)
+	c.writing = true
+	c.mu.Unlock()
+	n, err := w.write(c.raw, buf)
 	switch {
 	case err == nil:
 		c.sent(frames, bytes)
+		c.mu.Lock()
+		c.writing = false
+		if c.hasOutput() {
+			c.kick()
+		}
+		c.mu.Unlock()
 		if closed {
 			c.afterClose()
 		}
@@ -215,16 +261,28 @@ func (c *Conn) flushFrom(f *flusher) {
 		c.sent(frames, bytes)
 		c.mu.Lock()
 		if c.finished {
+			c.writing = false
 			c.mu.Unlock()
-			return
+			break
 		}
 		c.backlog = append([]byte(nil), buf[n:]...)
-		c.writing = true
 		c.mu.Unlock()
-		go c.writeLoop(closed)
+		go c.writeLoop(closed) // it owns writing until the queue is empty
 	default:
 		c.finish()
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
 	}
+	return keepScratch(buf)
+}
+
+// keepScratch returns buf emptied for reuse, or nil when it grew large.
+func keepScratch(buf []byte) []byte {
+	if cap(buf) > 64<<10 {
+		return nil
+	}
+	return buf[:0]
 }
 
 // writeLoop writes with blocking writes, bounded by the write timeout,
@@ -255,6 +313,7 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 			c.mu.Unlock()
 			return
 		}
+		c.writing = true
 		c.mu.Unlock()
 		*bp = buf
 		if d := c.t.opts.WriteTimeout; d > 0 {
@@ -457,12 +516,14 @@ func (c *Conn) readable() {
 		return
 	}
 	c.readers++
+	c.deferFlush = true
 	c.mu.Unlock()
 	defer c.doneReading()
 
 	bp := c.t.readBufs.Get().(*[]byte)
 	state := c.readAvailable(*bp)
 	c.t.readBufs.Put(bp)
+	c.flushInline()
 	switch state {
 	case readMore:
 		// Re-armed under c.mu so the next reader (on another goroutine)

@@ -23,19 +23,13 @@ type flusher struct {
 	done  chan struct{}
 
 	// Owned by the flusher goroutine.
-	buf     []byte
-	wbuf    []byte
-	wn      int
-	werr    error
-	writeFn func(fd uintptr) bool // one closure, so writes do not allocate
+	rawWriter
+	buf []byte
 }
 
 func newFlusher() *flusher {
 	f := &flusher{wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
-	f.writeFn = func(fd uintptr) bool {
-		f.wn, f.werr = writeFD(fd, f.wbuf)
-		return true
-	}
+	f.rawWriter.init()
 	return f
 }
 
@@ -82,33 +76,43 @@ func (f *flusher) close() {
 	<-f.done
 }
 
+// rawWriter does non-blocking writes through a connection's descriptor with
+// one closure, made once, so writes do not allocate. One goroutine uses it
+// at a time.
+type rawWriter struct {
+	wbuf    []byte
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
+	// scratch is an encoding buffer for users that have none of their own.
+	scratch []byte
+}
+
+func (w *rawWriter) init() {
+	w.writeFn = func(fd uintptr) bool {
+		w.wn, w.werr = writeFD(fd, w.wbuf)
+		return true
+	}
+}
+
 // write sends buf without blocking. It returns how much was written and
 // nil, errWouldBlock when the socket took only part, or another error when
 // the connection is broken.
-func (f *flusher) write(raw syscall.RawConn, buf []byte) (int, error) {
+func (w *rawWriter) write(raw syscall.RawConn, buf []byte) (int, error) {
 	written := 0
+	defer func() { w.wbuf = nil }()
 	for written < len(buf) {
-		f.wbuf = buf[written:]
-		if err := raw.Write(f.writeFn); err != nil {
+		w.wbuf = buf[written:]
+		if err := raw.Write(w.writeFn); err != nil {
 			return written, err
 		}
-		f.wbuf = nil
-		if f.werr == errWouldBlock {
+		if w.werr == errWouldBlock {
 			return written, errWouldBlock
 		}
-		if f.werr != nil {
-			return written, f.werr
+		if w.werr != nil {
+			return written, w.werr
 		}
-		written += f.wn
+		written += w.wn
 	}
 	return written, nil
-}
-
-// keep retains buf's storage for the next write, unless it grew large.
-func (f *flusher) keep(buf []byte) {
-	if cap(buf) <= 64<<10 {
-		f.buf = buf[:0]
-	} else {
-		f.buf = nil
-	}
 }

@@ -3,8 +3,8 @@
 package ws
 
 import (
-	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 
@@ -19,10 +19,14 @@ import (
 // connection cannot reach a new one that reuses its descriptor number.
 type poller struct {
 	epfd, evfd int
-	mu         sync.Mutex
-	conns      map[int32]*Conn
-	gen        uint32
-	done       chan struct{}
+	// file is epfd as seen by Go's own poller: the run loop parks in the
+	// runtime until epfd has events, so no thread blocks in epoll_wait and
+	// a ready connection's reader is scheduled like any woken goroutine.
+	file  *os.File
+	mu    sync.Mutex
+	conns map[int32]*Conn
+	gen   uint32
+	done  chan struct{}
 }
 
 const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
@@ -43,7 +47,14 @@ func newPoller() (*poller, error) {
 		unix.Close(evfd)
 		return nil, err
 	}
-	return &poller{epfd: epfd, evfd: evfd, conns: map[int32]*Conn{}, done: make(chan struct{})}, nil
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, err
+	}
+	p := &poller{epfd: epfd, evfd: evfd, conns: map[int32]*Conn{}, done: make(chan struct{})}
+	p.file = os.NewFile(uintptr(epfd), "epoll")
+	return p, nil
 }
 
 // rawConn returns the descriptor access of a plain TCP connection, nil for
@@ -105,13 +116,22 @@ func (p *poller) remove(c *Conn) {
 
 func (p *poller) run() {
 	defer close(p.done)
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		return
+	}
 	events := make([]unix.EpollEvent, 256)
+	var n int
+	var werr error
+	wait := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		if werr == unix.EINTR {
+			return false
+		}
+		return n > 0 || werr != nil
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
+		if err := rc.Read(wait); err != nil || werr != nil {
 			return
 		}
 		for _, ev := range events[:n] {
@@ -136,7 +156,7 @@ func (p *poller) close() {
 	one[0] = 1
 	unix.Write(p.evfd, one[:])
 	<-p.done
-	unix.Close(p.epfd)
+	p.file.Close()
 	unix.Close(p.evfd)
 }
 

@@ -14,6 +14,8 @@
 package ws
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"runtime"
 	"sync"
@@ -64,8 +66,9 @@ type Transport struct {
 	flushers []*flusher
 	next     atomic.Uint32
 
-	readBufs  sync.Pool // *[]byte of readBufSize, for input
-	writeBufs sync.Pool // *[]byte, for writer goroutines
+	readBufs   sync.Pool // *[]byte of readBufSize, for input
+	writeBufs  sync.Pool // *[]byte, for writer goroutines
+	rawWriters sync.Pool // *rawWriter, for writes on a connection's own goroutines
 }
 
 // readBufSize is the buffer a connection's input is read into while it is
@@ -77,6 +80,7 @@ func NewTransport(opts Options) *Transport {
 	t := &Transport{opts: opts}
 	t.readBufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	t.writeBufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	t.rawWriters.New = func() any { w := &rawWriter{}; w.init(); return w }
 	t.upgrader = websocket.Upgrader{
 		// Subprotocols stays nil: gorilla would prefer the server's order,
 		// while AnyCable picks the client's first supported offer.
@@ -136,7 +140,12 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 	if p := selectSubprotocol(websocket.Subprotocols(r)); p != "" {
 		header.Set("Sec-WebSocket-Protocol", p)
 	}
-	wsConn, err := t.upgrader.Upgrade(w, r, header)
+	var captured *captureConn
+	hw := &hijackWriter{ResponseWriter: w, wrap: func(nc net.Conn) net.Conn {
+		captured = &captureConn{Conn: nc}
+		return captured
+	}}
+	wsConn, err := t.upgrader.Upgrade(hw, r, header)
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +153,9 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 	// nothing is buffered in it: the socket is all there is.
 	c := &Conn{
 		t:           t,
-		nc:          wsConn.NetConn(),
+		nc:          captured.Conn,
 		subprotocol: wsConn.Subprotocol(),
+		prefix:      captured.buf,
 	}
 	c.fr.limit = t.opts.MaxMessageSize
 	if t.poller != nil {
@@ -153,6 +163,9 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 	}
 	if c.raw != nil {
 		c.flusher = t.flushers[int(t.next.Add(1))%len(t.flushers)]
+		// The upgrading goroutine sends the handshake response together
+		// with the first frames (welcome or refusal) at Serve.
+		c.deferFlush = true
 	}
 	return c, nil
 }
@@ -165,4 +178,31 @@ func selectSubprotocol(offered []string) string {
 		}
 	}
 	return ""
+}
+
+// hijackWriter hands gorilla a capturing connection when it hijacks.
+type hijackWriter struct {
+	http.ResponseWriter
+	wrap func(net.Conn) net.Conn
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.wrap(c), brw, nil
+}
+
+// captureConn keeps what gorilla writes (the handshake response) instead of
+// sending it, so it leaves in one write with the first frames: a client
+// gets its upgrade and welcome in one segment, and one read.
+type captureConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (c *captureConn) Write(p []byte) (int, error) {
+	c.buf = append(c.buf, p...)
+	return len(p), nil
 }
