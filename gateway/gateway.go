@@ -72,6 +72,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		// gRPC response metadata stays inside: no Grpc-Metadata-* headers.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+		// The service reads only the bearer token, which the gateway always
+		// forwards as "authorization"; no other header becomes metadata.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)
 	client := cablehubv1.NewCableServiceClient(opts.Conn)
 	if err := cablehubv1.RegisterCableServiceHandlerClient(ctx, mux, client); err != nil {
@@ -139,7 +142,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // command).
 func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
+	if len(trimmed) == 0 || trimmed[0] != '{' || !bytes.Contains(trimmed, []byte(`"command"`)) {
 		return true
 	}
 	var cmd struct {

@@ -33,6 +33,10 @@ func (jsonMarshaler) Marshal(v any) ([]byte, error) {
 	var raw []byte
 	var err error
 	if m, ok := v.(proto.Message); ok {
+		if proto.Size(m) == 0 {
+			// An empty message (a publish's answer) needs no encoder.
+			return []byte("{}"), nil
+		}
 		raw, err = protoOut.Marshal(m)
 	} else {
 		raw, err = json.Marshal(v)

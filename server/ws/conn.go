@@ -316,10 +316,16 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 		c.writing = true
 		c.mu.Unlock()
 		*bp = buf
-		if d := c.t.opts.WriteTimeout; d > 0 {
+		d := c.t.opts.WriteTimeout
+		if d > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(d))
 		}
-		if _, err := c.nc.Write(buf); err != nil {
+		_, err := c.nc.Write(buf)
+		if d > 0 && err == nil {
+			// Later non-blocking writes must not inherit the deadline.
+			c.nc.SetWriteDeadline(time.Time{})
+		}
+		if err != nil {
 			c.finish()
 			c.mu.Lock()
 			c.writing = false
@@ -464,7 +470,8 @@ func (c *Conn) queuePong(payload []byte) {
 	if c.closing {
 		return
 	}
-	c.pong = append(c.pong[:0], payload...)
+	// Never nil, even for an empty ping: nil means no pong is due.
+	c.pong = append([]byte{}, payload...)
 	c.kick()
 }
 
@@ -516,7 +523,6 @@ func (c *Conn) readable() {
 		return
 	}
 	c.readers++
-	c.deferFlush = true
 	c.mu.Unlock()
 	defer c.doneReading()
 

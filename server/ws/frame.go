@@ -45,7 +45,11 @@ func closePayload(code int, reason string) []byte {
 		return []byte{}
 	}
 	if len(reason) > 123 {
-		reason = reason[:123]
+		cut := 123
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	b := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
 	return append(b, reason...)
@@ -86,8 +90,10 @@ type frameReader struct {
 // violation, returning the close to send, or when emit returns false.
 func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool) *closeError {
 	if len(r.partial) > 0 {
-		data = append(r.partial, data...)
-		r.partial = nil
+		// Appended in place (amortized), so a large frame arriving in many
+		// reads is not copied again on each one.
+		r.partial = append(r.partial, data...)
+		data = r.partial
 	}
 	for len(data) >= 2 {
 		b0, b1 := data[0], data[1]
@@ -169,7 +175,14 @@ func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool)
 		}
 	}
 incomplete:
-	if len(data) > 0 {
+	switch {
+	case len(data) == 0:
+		r.partial = nil // an idle connection holds no buffer
+	case len(r.partial) > 0:
+		// The rest of partial, moved to its front: nothing was consumed
+		// in the common case of a frame still arriving.
+		r.partial = r.partial[:copy(r.partial, data)]
+	default:
 		r.partial = append([]byte(nil), data...)
 	}
 	return nil
@@ -197,7 +210,7 @@ func parseClose(payload []byte) (int, *closeError) {
 // validCloseCode reports whether a peer may send code (RFC 6455 §7.4).
 func validCloseCode(code int) bool {
 	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011, code >= 3000 && code <= 4999:
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
 		return true
 	}
 	return false

@@ -61,6 +61,7 @@ type Transport struct {
 	upgrader websocket.Upgrader
 
 	start    sync.Once
+	stop     sync.Once
 	noPoller bool    // tests: read and write on goroutines, as without epoll
 	poller   *poller // nil: connections read on goroutines of their own
 	flushers []*flusher
@@ -113,12 +114,14 @@ func (t *Transport) init() {
 // are not closed, but stop being read; call it after they are gone.
 func (t *Transport) Close() {
 	t.init()
-	if t.poller != nil {
-		t.poller.close()
-	}
-	for _, f := range t.flushers {
-		f.close()
-	}
+	t.stop.Do(func() {
+		if t.poller != nil {
+			t.poller.close()
+		}
+		for _, f := range t.flushers {
+			f.close()
+		}
+	})
 }
 
 func (t *Transport) checkOrigin(r *http.Request) bool {
