@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// buildBench builds the load tool for a test.
+func buildBench(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "cablebench")
+	out, err := exec.Command("go", "build", "-o", bin, "cablehub/cmd/cablebench").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building cablebench: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// benchResult is the part of cablebench's --json output the tests read.
+type benchResult struct {
+	Connected       int                `json:"connected"`
+	Expected        int64              `json:"expected"`
+	Delivered       int64              `json:"delivered"`
+	RSSPerConnBytes float64            `json:"rss_per_conn_bytes"`
+	LatencyMs       map[string]float64 `json:"latency_ms"`
+	FanoutMs        map[string]float64 `json:"fanout_ms"`
+}
+
+func runBench(t *testing.T, bin string, args ...string) (benchResult, string, error) {
+	t.Helper()
+	out, err := exec.Command(bin, append([]string{"--json", "--timeout", "60s"}, args...)...).Output()
+	var res benchResult
+	if err == nil {
+		if jerr := json.Unmarshal(out, &res); jerr != nil {
+			t.Fatalf("cablebench printed %q: %v", out, jerr)
+		}
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return res, string(ee.Stderr), err
+	}
+	return res, string(out), err
+}
+
+// The load tool connects its clients (signed streams, extended protocol),
+// publishes over REST and over gRPC in batches, and reports every delivery,
+// latency percentiles and the server's memory.
+func TestCablebenchDeliversEverything(t *testing.T) {
+	bin := buildBench(t)
+	s := startServer(t, nil, "--public", "--streams_secret", "sekret")
+	pid := strconv.Itoa(s.cmd.Process.Pid)
+
+	res, out, err := runBench(t, bin, "--url", "ws://"+s.Main+"/cable", "--api", "http://"+s.API+"/api",
+		"--clients", "60", "--streams", "3", "--signed", "sekret", "--protocol", "actioncable-v1-ext-json",
+		"--messages", "30", "--pid", pid, "--settle", "0s")
+	if err != nil {
+		t.Fatalf("REST run failed: %v\n%s", err, out)
+	}
+	// 30 messages round-robin over 3 streams, 20 clients on each.
+	if res.Connected != 60 || res.Expected != 600 || res.Delivered != 600 {
+		t.Fatalf("connected %d, delivered %d/%d; want 60 and 600/600", res.Connected, res.Delivered, res.Expected)
+	}
+	if res.LatencyMs["p99"] <= 0 || res.FanoutMs["max"] < res.FanoutMs["p50"] || res.RSSPerConnBytes == 0 {
+		t.Fatalf("incomplete report: %+v", res)
+	}
+
+	res, out, err = runBench(t, bin, "--url", "ws://"+s.Main+"/cable", "--grpc", s.GRPC,
+		"--clients", "10", "--messages", "40", "--batch", "5")
+	if err != nil {
+		t.Fatalf("gRPC run failed: %v\n%s", err, out)
+	}
+	if res.Delivered != 400 || res.Expected != 400 {
+		t.Fatalf("gRPC batches delivered %d/%d, want 400/400", res.Delivered, res.Expected)
+	}
+}
+
+// The load tool refuses non-loopback targets and unbounded runs, and fails
+// when the server refuses its subscriptions.
+func TestCablebenchRefuses(t *testing.T) {
+	bin := buildBench(t)
+	s := startServer(t, nil, "--public", "--streams_secret", "sekret")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--url", "ws://10.1.2.3:8080/cable"}, "not a loopback address"},
+		{[]string{"--clients", "30000"}, "--clients must be"},
+		{[]string{"--messages", "5"}, "--messages needs --api or --grpc"},
+		{[]string{"--url", "ws://" + s.Main + "/cable", "--clients", "3", "--signed", "wrong"}, "reject_subscription"},
+	} {
+		_, out, err := runBench(t, bin, tc.args...)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: err %v, output %q; want a failure naming %q", tc.args, err, out, tc.want)
+		}
+	}
+}
