@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -12,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -54,25 +53,54 @@ func dial(ctx context.Context, target, subprotocol string) (*benchConn, error) {
 		nc.Close()
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, 4096)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		nc.Close()
-		return nil, err
+	// The response head is read by hand (no http.Response, no bufio
+	// reader per connection); bytes after it are the first frames.
+	buf := make([]byte, 0, 512)
+	var head []byte
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := nc.Read(buf[len(buf):cap(buf)])
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("reading the handshake response: %w", err)
+		}
+		buf = buf[:len(buf)+n]
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			head, buf = buf[:i+2], buf[i+4:]
+			break
+		}
+		if len(buf) > 16<<10 {
+			nc.Close()
+			return nil, errors.New("handshake response head too large")
+		}
 	}
-	resp.Body.Close()
 	sum := sha1.Sum([]byte(key + websocketGUID))
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-Websocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+	accept := base64.StdEncoding.EncodeToString(sum[:])
+	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101 ")) || !hasHeader(head, "sec-websocket-accept", accept) {
 		nc.Close()
-		return nil, fmt.Errorf("handshake answered %s", resp.Status)
+		status, _, _ := bytes.Cut(head, []byte("\r\n"))
+		return nil, fmt.Errorf("handshake answered %s", status)
 	}
 	c := &benchConn{nc: nc}
-	if n := br.Buffered(); n > 0 {
-		c.pending, _ = br.Peek(n)
-		c.pending = bytes.Clone(c.pending)
+	if len(buf) > 0 {
+		c.pending = bytes.Clone(buf)
 	}
 	nc.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// hasHeader reports whether a response head has the header name (lower
+// case) with exactly value.
+func hasHeader(head []byte, name, value string) bool {
+	for _, line := range bytes.Split(head, []byte("\r\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) && string(bytes.TrimSpace(v)) == value {
+			return true
+		}
+	}
+	return false
 }
 
 // send writes one masked text frame.
