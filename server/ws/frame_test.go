@@ -665,3 +665,20 @@ func BenchmarkAppendFrame(b *testing.B) {
 		dst = appendFrame(dst[:0], opText, payload)
 	}
 }
+
+// BenchmarkSendAndEncode measures a connection's share of one delivery:
+// queueing a shared frame and encoding it for the socket write. It does not
+// allocate.
+func BenchmarkSendAndEncode(b *testing.B) {
+	c := &Conn{t: NewTransport(Options{}), deferFlush: true}
+	frame := []byte(`{"identifier":"{\"channel\":\"$pubsub\",\"stream_name\":\"chat/1\"}","message":{"text":"hello"}}`)
+	buf := make([]byte, 0, 4096)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Send(frame, nil)
+		c.mu.Lock()
+		buf, _, _, _ = c.encode(buf[:0])
+		c.mu.Unlock()
+	}
+}
