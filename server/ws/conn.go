@@ -479,38 +479,35 @@ func (c *Conn) queuePong(payload []byte) {
 // gorilla/websocket does) and ends the connection once that is out; if our
 // close went first, the handshake is complete.
 func (c *Conn) peerClose(code int) readState {
-	c.mu.Lock()
-	c.peerDone = true
-	if c.closeSent {
-		c.mu.Unlock()
-		return readFailed
-	}
-	if !c.closing {
-		clear(c.queue)
-		c.queue, c.pending = c.queue[:0], 0
-		c.closing = true
-		c.closeFrame = closePayload(code, "")
-	}
-	c.kick()
-	c.mu.Unlock()
-	return readStopped
+	return c.closeFromRead(code, "", true)
 }
 
 // failRead closes with the read side's error code, without waiting for
 // the client to answer.
 func (c *Conn) failRead(e *closeError) readState {
+	return c.closeFromRead(e.code, e.reason, false)
+}
+
+// closeFromRead queues a close frame (unless one is queued already) after
+// which the connection ends without waiting for the client; dropQueued
+// discards frames not yet written. If our close frame is already out, the
+// connection ends now.
+func (c *Conn) closeFromRead(code int, reason string, dropQueued bool) readState {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.peerDone = true
 	if c.closeSent {
-		c.mu.Unlock()
 		return readFailed
 	}
 	if !c.closing {
+		if dropQueued {
+			clear(c.queue)
+			c.queue, c.pending = c.queue[:0], 0
+		}
 		c.closing = true
-		c.closeFrame = closePayload(e.code, e.reason)
+		c.closeFrame = closePayload(code, reason)
 	}
 	c.kick()
-	c.mu.Unlock()
 	return readStopped
 }
 

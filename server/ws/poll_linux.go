@@ -160,24 +160,14 @@ func (p *poller) close() {
 	unix.Close(p.evfd)
 }
 
-func readFD(fd uintptr, buf []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(fd), buf)
-		switch err {
-		case nil:
-			return n, nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return 0, errWouldBlock
-		}
-		return n, err
-	}
-}
+func readFD(fd uintptr, buf []byte) (int, error)  { return nonBlocking(unix.Read, fd, buf) }
+func writeFD(fd uintptr, buf []byte) (int, error) { return nonBlocking(unix.Write, fd, buf) }
 
-func writeFD(fd uintptr, buf []byte) (int, error) {
+// nonBlocking runs a read or write on a non-blocking descriptor, retrying
+// interrupted calls; a call that would block returns errWouldBlock.
+func nonBlocking(call func(int, []byte) (int, error), fd uintptr, buf []byte) (int, error) {
 	for {
-		n, err := unix.Write(int(fd), buf)
+		n, err := call(int(fd), buf)
 		switch err {
 		case nil:
 			return n, nil
