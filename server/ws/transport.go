@@ -2,14 +2,16 @@
 // websocket), then connections whose frames Cablehub reads and writes
 // itself, so that an idle connection costs no goroutine and no buffer.
 //
-// On Linux, plain TCP connections are read through one epoll instance: a
-// goroutine runs only while a connection has input to process. Output is
-// queued per connection and written by a few flusher goroutines with
-// non-blocking writes, all queued frames of a connection in one syscall;
-// only a connection whose socket is full gets a writer goroutine of its
-// own, which blocks (bounded by the write timeout) until the client reads.
-// Elsewhere, and for connections without a file descriptor, each
-// connection has a reading goroutine and a writer goroutine while it has
+// On Linux, plain TCP connections are read through one epoll instance
+// (itself parked in Go's netpoller): a goroutine runs only while a
+// connection has input to process, and writes the replies it queued before
+// it goes. Other output (broadcasts, pings) is queued per connection and
+// written by a few flusher goroutines with non-blocking writes, all frames
+// queued by then in one syscall, so the busier the server the more frames
+// per write. Only a connection whose socket is full gets a writer goroutine
+// of its own, which blocks (bounded by the write timeout) until the client
+// reads. Elsewhere, and for connections without a descriptor, each
+// connection has a reading goroutine, and a writer goroutine while it has
 // output.
 package ws
 
@@ -49,7 +51,8 @@ type Options struct {
 	// Header is added to the upgrade response.
 	Header http.Header
 	// OnSent, if set, is told after each write how many text frames and
-	// bytes of them went out, for metrics.
+	// bytes of them were handed to the socket (or, when it was full, to the
+	// connection's writer), for metrics.
 	OnSent func(frames, bytes int)
 }
 
