@@ -38,11 +38,14 @@ type Config struct {
 	WSWriteTimeout   time.Duration
 
 	// Streams and JWT.
-	PublicStreams      bool
-	StreamsSecret      string
-	StreamsWhisper     bool
-	StreamsPresence    bool
-	TurboStreams       bool
+	PublicStreams   bool
+	StreamsSecret   string
+	StreamsWhisper  bool
+	StreamsPresence bool
+	TurboStreams    bool
+	// BenchmarkChannel turns on the built-in BenchmarkChannel, for load tools
+	// written against Action Cable (websocket-bench).
+	BenchmarkChannel   bool
 	TurboStreamsSecret string
 	JWTSecret          string
 	JWTParam           string
@@ -177,6 +180,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(streams, "streams_whisper", boolValue{&c.StreamsWhisper}, "allow whispers on signed streams")
 	p.add(streams, "streams_presence", boolValue{&c.StreamsPresence}, "allow presence on $pubsub streams")
 	p.add(streams, "turbo_streams", boolValue{&c.TurboStreams}, "enable Turbo::StreamsChannel")
+	p.add(streams, "benchmark_channel", boolValue{&c.BenchmarkChannel}, "enable BenchmarkChannel (echo and broadcast actions on stream \"all\") for websocket-bench")
 	p.add(streams, "turbo_streams_secret", stringValue{&c.TurboStreamsSecret}, "secret of Turbo signed stream names (default: the streams secret)")
 	p.add(streams, "jwt_secret", stringValue{&c.JWTSecret}, "secret of JWT identification tokens (default: --secret)")
 	p.add(streams, "jwt_param", stringValue{&c.JWTParam}, "query parameter carrying the JWT (header X-<param>)")

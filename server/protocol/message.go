@@ -104,6 +104,15 @@ func Disconnect(reason string, reconnect bool) []byte {
 	return append(b, `,"reconnect":false}`...)
 }
 
+// Transmission is a message to one subscription, as a channel's transmit
+// sends it: {"identifier":..,"message":..}.
+func Transmission(identifier string, message []byte) []byte {
+	b := append([]byte(`{"identifier":`), appendString(nil, identifier)...)
+	b = append(b, `,"message":`...)
+	b = append(b, message...)
+	return append(b, '}')
+}
+
 // Presence wraps a presence payload: {"type":"presence","identifier":..,"message":..}.
 func Presence(identifier string, message []byte) []byte {
 	b := append([]byte(`{"type":"presence","identifier":`), appendString(nil, identifier)...)

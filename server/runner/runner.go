@@ -104,6 +104,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		Presence:    cfg.StreamsPresence,
 		Turbo:       cfg.TurboStreams,
 		TurboSecret: cfg.TurboStreamsSecret,
+		Benchmark:   cfg.BenchmarkChannel,
 	})
 	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), node.Options{
 		PingInterval:  cfg.PingInterval,

@@ -9,6 +9,12 @@ import (
 const (
 	PubSubChannel = "$pubsub"
 	TurboChannel  = "Turbo::StreamsChannel"
+	// BenchmarkChannel is the channel Action Cable benchmarks (websocket-bench,
+	// websocket-shootout) drive: every subscriber streams from BenchmarkStream,
+	// "echo" transmits the data back, "broadcast" publishes it to the stream
+	// and transmits it back as "broadcastResult".
+	BenchmarkChannel = "BenchmarkChannel"
+	BenchmarkStream  = "all"
 )
 
 // ErrRejected means the subscription must be rejected.
@@ -31,6 +37,8 @@ type Config struct {
 	// TurboSecret (--turbo_streams_secret, falling back to Secret).
 	Turbo       bool
 	TurboSecret string
+	// Benchmark enables BenchmarkChannel (--benchmark_channel).
+	Benchmark bool
 }
 
 // Subscription is an accepted subscription to one stream.
@@ -40,6 +48,9 @@ type Subscription struct {
 	Whisper bool
 	// Presence is true when clients may join the stream's presence.
 	Presence bool
+	// Benchmark is true for BenchmarkChannel, whose actions the node
+	// performs itself.
+	Benchmark bool
 }
 
 // Controller decides subscriptions to built-in channels.
@@ -79,6 +90,11 @@ func (c *Controller) Subscribe(id string) (*Subscription, error) {
 			return &Subscription{Stream: *ident.StreamName, Whisper: true, Presence: true}, nil
 		}
 		return nil, ErrRejected
+	case BenchmarkChannel:
+		if !c.cfg.Benchmark {
+			return nil, ErrRejected
+		}
+		return &Subscription{Stream: BenchmarkStream, Benchmark: true}, nil
 	case TurboChannel:
 		if !c.cfg.Turbo || ident.SignedStreamName == nil {
 			return nil, ErrRejected
