@@ -71,11 +71,15 @@ type serverFrame struct {
 }
 
 func (f serverFrame) String() string {
-	p := f.payload
+	return fmt.Sprintf("{fin=%v op=%#x len=%d %q}", f.fin, f.op, len(f.payload), preview(f.payload))
+}
+
+// preview is the start of a payload, for failure messages.
+func preview(p []byte) []byte {
 	if len(p) > 40 {
-		p = p[:40]
+		return p[:40]
 	}
-	return fmt.Sprintf("{fin=%v op=%#x len=%d %q}", f.fin, f.op, len(f.payload), p)
+	return p
 }
 
 // closeCode returns a close frame's code and reason (1005 when empty).
@@ -126,11 +130,7 @@ type msg struct {
 }
 
 func (m msg) String() string {
-	p := m.payload
-	if len(p) > 40 {
-		p = p[:40]
-	}
-	return fmt.Sprintf("{op=%#x len=%d %q}", m.op, len(m.payload), p)
+	return fmt.Sprintf("{op=%#x len=%d %q}", m.op, len(m.payload), preview(m.payload))
 }
 
 // feedChunks feeds chunks to r the way a connection does: each chunk is
