@@ -116,10 +116,17 @@ func TestSessionRestoreFillsTheGap(t *testing.T) {
 	publish(t, s, `{"stream":"restore","data":"5"}`)
 	b.expect(`{"identifier":` + q + `,"message":5` + s.stamp("restore", 5) + `}`)
 
-	// The header works too, and the cache entry can be used again.
-	h := dialWS(t, s, dialOpts{header: http.Header{"X-Anycable-Restore-Sid": {oldSID}}})
-	if w := h.next(5 * time.Second); !strings.Contains(w, `"restored":true`) {
-		t.Errorf("header restore: %s", w)
+	// A sid is restorable once: the restored session took the entry over.
+	again := dialWS(t, s, dialOpts{query: "?sid=" + oldSID})
+	if w := again.next(5 * time.Second); strings.Contains(w, `"restored"`) {
+		t.Errorf("second restore of %s: %s", oldSID, w)
+	}
+	// The restored session is itself restorable, by the header too.
+	newSID := strings.TrimSuffix(strings.TrimPrefix(welcome, `{"type":"welcome","sid":"`), `","restored":true,"restored_ids":[`+q+`]}`)
+	b.conn.UnderlyingConn().Close()
+	h := dialWS(t, s, dialOpts{header: http.Header{"X-Anycable-Restore-Sid": {newSID}}})
+	if w := h.next(5 * time.Second); !strings.Contains(w, `"restored":true,"restored_ids":[`+q+`]`) {
+		t.Errorf("header restore of %s: %s", newSID, w)
 	}
 	// Plain protocol or unknown sid: a fresh session.
 	p := dialWS(t, s, dialOpts{query: "?sid=" + oldSID, protocols: []string{"actioncable-v1-json"}})

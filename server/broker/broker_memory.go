@@ -22,7 +22,15 @@ type MemoryOptions struct {
 	SessionsTTL time.Duration
 	// PresenceTTL is how long presence outlives a session's connection.
 	PresenceTTL time.Duration
+	// SessionsMaxSize bounds the bytes of all cached sessions the memory
+	// broker keeps; the oldest go first. 0 means DefaultSessionsMaxSize.
+	SessionsMaxSize int
 }
+
+// DefaultSessionsMaxSize is the memory broker's default bound on cached
+// sessions: room for about a million typical sessions, and a ceiling on
+// what sessions that come and go can pin.
+const DefaultSessionsMaxSize = 256 << 20
 
 // Memory is the single-node broker: history, presence and the session cache
 // live in this process. All methods are safe for concurrent use.
@@ -39,13 +47,7 @@ type Memory struct {
 	bySession map[string]map[string]struct{} // sid -> streams it is present on
 	expiring  map[string]time.Time           // sid -> when its presence goes
 
-	smu      sync.Mutex
-	sessions map[string]cachedSession
-}
-
-type cachedSession struct {
-	data    []byte
-	expires time.Time
+	sessions *sessionCache
 }
 
 // NewMemory returns an empty memory broker with a fresh epoch.
@@ -61,7 +63,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		presence:  map[string]*streamPresence{},
 		bySession: map[string]map[string]struct{}{},
 		expiring:  map[string]time.Time{},
-		sessions:  map[string]cachedSession{},
+		sessions:  newSessionCache(opts.SessionsMaxSize),
 	}
 }
 
@@ -112,7 +114,7 @@ func (m *Memory) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
 			onLeft(left)
 		}
 		m.expireHistory(now)
-		m.expireSessions(now)
+		m.sessions.expire(now)
 	}
 }
 
@@ -393,37 +395,4 @@ func (m *Memory) PresenceInfo(_ context.Context, stream string) (*PresenceInfo, 
 	sort.Slice(info.Records, func(i, j int) bool { return info.Records[i].ID < info.Records[j].ID })
 	info.Total = len(info.Records)
 	return info, nil
-}
-
-// --- sessions ---
-
-// CacheSession stores a session's state for restore, for SessionsTTL from
-// now; a later call for the same sid replaces it and renews the TTL.
-func (m *Memory) CacheSession(_ context.Context, sid string, data []byte) error {
-	m.smu.Lock()
-	m.sessions[sid] = cachedSession{data: data, expires: m.now().Add(m.opts.SessionsTTL)}
-	m.smu.Unlock()
-	return nil
-}
-
-// RestoreSession returns a cached session's state. The entry stays: like
-// AnyCable, the same sid may be restored again within the TTL.
-func (m *Memory) RestoreSession(_ context.Context, sid string) ([]byte, error) {
-	m.smu.Lock()
-	defer m.smu.Unlock()
-	s, ok := m.sessions[sid]
-	if !ok || !s.expires.After(m.now()) {
-		return nil, ErrSessionNotFound
-	}
-	return s.data, nil
-}
-
-func (m *Memory) expireSessions(now time.Time) {
-	m.smu.Lock()
-	defer m.smu.Unlock()
-	for sid, s := range m.sessions {
-		if !s.expires.After(now) {
-			delete(m.sessions, sid)
-		}
-	}
 }

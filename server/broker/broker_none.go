@@ -57,3 +57,6 @@ func (None) CacheSession(context.Context, string, []byte) error { return nil }
 
 // RestoreSession always fails with ErrSessionNotFound.
 func (None) RestoreSession(context.Context, string) ([]byte, error) { return nil, ErrSessionNotFound }
+
+// ForgetSession does nothing.
+func (None) ForgetSession(context.Context, string) error { return nil }

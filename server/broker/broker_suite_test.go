@@ -24,6 +24,7 @@ type testedBroker interface {
 	PresenceInfo(ctx context.Context, stream string) (*PresenceInfo, error)
 	CacheSession(ctx context.Context, sid string, data []byte) error
 	RestoreSession(ctx context.Context, sid string) ([]byte, error)
+	ForgetSession(ctx context.Context, sid string) error
 }
 
 type suiteCase struct {
@@ -220,14 +221,24 @@ func TestHistory(t *testing.T) {
 func TestSessionsCache(t *testing.T) {
 	eachBroker(t, MemoryOptions{SessionsTTL: time.Minute}, func(t *testing.T, c suiteCase) {
 		ctx, b := context.Background(), c.b
+		b.CacheSession(ctx, "sid", []byte("old"))
 		b.CacheSession(ctx, "sid", []byte("state"))
-		for range 2 { // not consumed by a restore
-			if got, err := b.RestoreSession(ctx, "sid"); err != nil || string(got) != "state" {
-				t.Fatalf("restore: %q %v", got, err)
-			}
+		if got, err := b.RestoreSession(ctx, "sid"); err != nil || string(got) != "state" {
+			t.Fatalf("restore: %q %v", got, err)
+		}
+		// A sid is restorable once: the restore took the entry.
+		if got, err := b.RestoreSession(ctx, "sid"); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("second restore of one sid: %q %v", got, err)
 		}
 		if _, err := b.RestoreSession(ctx, "other"); !errors.Is(err, ErrSessionNotFound) {
 			t.Errorf("unknown sid: %v", err)
+		}
+		b.CacheSession(ctx, "gone", []byte("state"))
+		if err := b.ForgetSession(ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.RestoreSession(ctx, "gone"); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("forgotten session restored: %v", err)
 		}
 	})
 }
@@ -239,5 +250,28 @@ func TestMemorySessionsExpire(t *testing.T) {
 	c.t = c.t.Add(2 * time.Minute)
 	if _, err := m.RestoreSession(ctx, "sid"); !errors.Is(err, ErrSessionNotFound) {
 		t.Errorf("expired session restored: %v", err)
+	}
+}
+
+// The memory broker's session cache stays within its byte bound, letting
+// the oldest entries go first, and refuses an entry larger than the bound.
+func TestMemorySessionsBounded(t *testing.T) {
+	ctx := context.Background()
+	m, _ := newTestMemory(MemoryOptions{SessionsTTL: time.Minute, SessionsMaxSize: 10 * entrySize("s00", make([]byte, 100))})
+	for i := range 30 {
+		m.CacheSession(ctx, fmt.Sprintf("s%02d", i), make([]byte, 100))
+	}
+	if m.sessions.size > m.sessions.max {
+		t.Errorf("cache holds %d bytes, bound %d", m.sessions.size, m.sessions.max)
+	}
+	if _, err := m.RestoreSession(ctx, "s00"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("oldest entry kept past the bound: %v", err)
+	}
+	if _, err := m.RestoreSession(ctx, "s29"); err != nil {
+		t.Errorf("newest entry evicted: %v", err)
+	}
+	m.CacheSession(ctx, "huge", make([]byte, 2*m.sessions.max))
+	if _, err := m.RestoreSession(ctx, "huge"); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("entry over the whole bound kept: %v", err)
 	}
 }

@@ -51,6 +51,12 @@ type Config struct {
 	JWTParam           string
 	EnforceJWT         bool
 
+	// Limits per connection.
+	MaxSubscriptionsPerConnection int
+	MaxPresencePerConnection      int
+	MaxPresenceInfoSize           int
+	PresenceIDFromIdentifiers     bool
+
 	// API.
 	APIPort        int
 	APIPath        string
@@ -120,31 +126,34 @@ func EnvName(flagName string) string {
 // with --help the grouped usage goes to out and ErrHelp is returned.
 func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
 	c := &Config{
-		Host:             "localhost",
-		Port:             8080,
-		Paths:            []string{"/cable"},
-		HealthPath:       "/health",
-		ShutdownTimeout:  30 * time.Second,
-		MaxMessageSize:   65536,
-		PingInterval:     3 * time.Second,
-		PingPrecision:    "s",
-		WSMaxPendingSize: 1 << 20,
-		WSWriteTimeout:   2 * time.Second,
-		StreamsPresence:  true,
-		JWTParam:         "jid",
-		APIPath:          "/api",
-		APIMaxBodySize:   1 << 20,
-		Broker:           "memory",
-		RedisURL:         "redis://localhost:6379",
-		NATSServers:      DefaultNATSServers,
-		ENATSAddr:        DefaultNATSServers,
-		ENATSClusterName: "anycable-cluster",
-		PresenceTTL:      15 * time.Second,
-		HistoryLimit:     100,
-		HistoryTTL:       300 * time.Second,
-		SessionsTTL:      300 * time.Second,
-		LogLevel:         "info",
-		LogFormat:        "text",
+		Host:                          "localhost",
+		Port:                          8080,
+		Paths:                         []string{"/cable"},
+		HealthPath:                    "/health",
+		ShutdownTimeout:               30 * time.Second,
+		MaxMessageSize:                65536,
+		PingInterval:                  3 * time.Second,
+		PingPrecision:                 "s",
+		WSMaxPendingSize:              1 << 20,
+		WSWriteTimeout:                2 * time.Second,
+		StreamsPresence:               true,
+		MaxSubscriptionsPerConnection: 1000,
+		MaxPresencePerConnection:      100,
+		MaxPresenceInfoSize:           4096,
+		JWTParam:                      "jid",
+		APIPath:                       "/api",
+		APIMaxBodySize:                1 << 20,
+		Broker:                        "memory",
+		RedisURL:                      "redis://localhost:6379",
+		NATSServers:                   DefaultNATSServers,
+		ENATSAddr:                     DefaultNATSServers,
+		ENATSClusterName:              "anycable-cluster",
+		PresenceTTL:                   15 * time.Second,
+		HistoryLimit:                  100,
+		HistoryTTL:                    300 * time.Second,
+		SessionsTTL:                   300 * time.Second,
+		LogLevel:                      "info",
+		LogFormat:                     "text",
 	}
 	p := &parser{fs: flag.NewFlagSet("cablehub", flag.ContinueOnError)}
 	p.fs.SetOutput(io.Discard)
@@ -157,6 +166,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 		api       = "API (REST and gRPC)"
 		broker    = "Broker"
 		logging   = "Logging and metrics"
+		limits    = "Limits per connection"
 	)
 	p.add(server, "host", stringValue{&c.Host}, "host to listen on")
 	p.add(server, "port", intValue{&c.Port, 0, 65535}, "port to listen on (0 picks a free one)", "PORT")
@@ -185,6 +195,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(streams, "jwt_secret", stringValue{&c.JWTSecret}, "secret of JWT identification tokens (default: --secret)")
 	p.add(streams, "jwt_param", stringValue{&c.JWTParam}, "query parameter carrying the JWT (header X-<param>)")
 	p.add(streams, "enforce_jwt", boolValue{&c.EnforceJWT}, "refuse connections without a JWT")
+
+	p.add(limits, "max_subscriptions_per_connection", intValue{&c.MaxSubscriptionsPerConnection, 1, 1 << 20}, "most subscriptions one connection may hold; more are rejected")
+	p.add(limits, "max_presence_per_connection", intValue{&c.MaxPresencePerConnection, 1, 1 << 20}, "most streams one connection may be present on at once; more joins are refused")
+	p.add(limits, "max_presence_info_size", intValue{&c.MaxPresenceInfoSize, 1, 1 << 20}, "largest presence info a join may carry, bytes; larger joins are refused")
+	p.add(limits, "presence_id_from_identifiers", boolValue{&c.PresenceIDFromIdentifiers}, "use the connection identifiers (JWT ext claim) as the presence id instead of the id the client sends; connections without identifiers cannot join")
 
 	p.add(api, "api_port", intValue{&c.APIPort, 0, 65535}, "dedicated REST API port (0 = the main port)")
 	p.add(api, "api_path", stringValue{&c.APIPath}, "base path of the REST API")

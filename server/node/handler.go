@@ -1,10 +1,12 @@
 package node
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -37,25 +39,21 @@ func NewHandler(n *Node, t *ws.Transport, a Authenticator) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn, err := h.transport.Upgrade(w, r)
 	if err != nil {
-		return // the upgrader has answered (400, 403)
-	}
-	sid := r.Header.Get("X-Request-ID")
-	if sid == "" {
-		sid = newSID()
+		return // the upgrader has answered (400, 403, 426)
 	}
 	s := &Session{
 		node:          h.node,
 		conn:          conn,
-		sid:           sid,
 		extended:      conn.Subprotocol() == ws.ProtocolExtended,
 		pingInterval:  h.node.opts.PingInterval,
 		pingPrecision: h.node.opts.PingPrecision,
 	}
 	// A resumable client that names its previous session gets it back
 	// instead of identifying again, as in AnyCable.
+	var prev string
 	var cached *cachedState
 	if s.resumable() {
-		cached = h.cachedSession(r)
+		prev, cached = h.cachedSession(r)
 	}
 	if cached != nil {
 		s.identifiers = cached.Identifiers
@@ -69,47 +67,87 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.identifiers = identifiers
 	}
-	q := r.URL.Query()
+	s.applyQuery(r.URL.Query())
+	if !h.node.register(s, requestSID(r.Header.Get("X-Request-ID"))) {
+		if cached != nil {
+			// Taken for nothing: leave it for a restore on another node.
+			s.putBack(prev, cached)
+		}
+		s.close(1001, "Server restart", protocol.Disconnect(protocol.ReasonServerRestart, true))
+		conn.Serve(nil, nil)
+		return
+	}
+	var restored []string
+	if cached != nil {
+		restored = s.restore(cached)
+	}
+	s.start(restored)
+	conn.Serve(s.handle, s.end)
+}
+
+// maxPingInterval caps ?pi=: larger values only disable pings in effect,
+// and unbounded ones overflowed into many pings a second.
+const maxPingInterval = time.Hour
+
+// applyQuery takes the per-connection options: pi (ping interval in
+// seconds, 0 disables, capped at maxPingInterval) and ptp (timestamp
+// precision). Invalid values keep the server's defaults.
+func (s *Session) applyQuery(q url.Values) {
 	if pi := q.Get("pi"); pi != "" {
-		if secs, err := strconv.Atoi(pi); err == nil && secs >= 0 {
-			s.pingInterval = time.Duration(secs) * time.Second
+		if secs, err := strconv.ParseInt(pi, 10, 64); err == nil && secs >= 0 {
+			s.pingInterval = time.Duration(min(secs, int64(maxPingInterval/time.Second))) * time.Second
 		}
 	}
 	switch q.Get("ptp") {
 	case "s", "ms", "ns":
 		s.pingPrecision = q.Get("ptp")
 	}
-	var restored []string
-	if cached != nil {
-		restored = s.restore(cached)
-	}
-	if !s.start(restored) {
-		conn.Serve(nil, s.end)
-		return
-	}
-	conn.Serve(s.handle, s.end)
 }
 
-// cachedSession returns the state of the session the request asks to
-// restore (header X-AnyCable-Restore-Sid, else ?sid=), nil for none.
-func (h *Handler) cachedSession(r *http.Request) *cachedState {
+// maxRequestSID is the longest X-Request-ID taken as a session id.
+const maxRequestSID = 128
+
+// requestSID returns the X-Request-ID header as a session id, as AnyCable
+// takes it (load balancers set it to trace requests), or "" when it is not
+// one: longer than maxRequestSID or holding anything but letters, digits
+// and "-_.:" (UUIDs, nanoids, trace ids). The header is client input; the
+// sid travels in logs, broker keys and the welcome.
+func requestSID(v string) string {
+	if len(v) > maxRequestSID {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return ""
+		}
+	}
+	return v
+}
+
+// cachedSession takes the state of the session the request asks to
+// restore (header X-AnyCable-Restore-Sid, else ?sid=): its sid and state,
+// or nil for none.
+func (h *Handler) cachedSession(r *http.Request) (string, *cachedState) {
 	prev := r.Header.Get("X-AnyCable-Restore-Sid")
 	if prev == "" {
 		prev = r.URL.Query().Get("sid")
 	}
-	if prev == "" {
-		return nil
+	if prev == "" || len(prev) > maxRequestSID {
+		return "", nil
 	}
-	data, err := h.node.broker.RestoreSession(r.Context(), prev)
+	ctx, cancel := context.WithTimeout(r.Context(), brokerTimeout)
+	defer cancel()
+	data, err := h.node.broker.RestoreSession(ctx, prev)
 	if err != nil {
-		return nil
+		return "", nil
 	}
 	var state cachedState
 	if err := json.Unmarshal(data, &state); err != nil {
 		h.node.log.Warn("cached session unreadable", "sid", prev, "error", err)
-		return nil
+		return "", nil
 	}
-	return &state
+	return prev, &state
 }
 
 // refuse tells a client why it is not welcome and closes: a disconnect

@@ -38,7 +38,9 @@ type Broker interface {
 	PresenceInfo(ctx context.Context, stream string) (*broker.PresenceInfo, error)
 
 	CacheSession(ctx context.Context, sid string, data []byte) error
+	// RestoreSession takes the cached state: a sid is restorable once.
 	RestoreSession(ctx context.Context, sid string) ([]byte, error)
+	ForgetSession(ctx context.Context, sid string) error
 }
 
 // PubSub carries publications and commands to every node of the cluster
@@ -76,7 +78,31 @@ type Options struct {
 	// SessionsTTL, when positive, lets extended-protocol clients restore
 	// their session (subscriptions) for this long after a disconnect.
 	SessionsTTL time.Duration
+
+	// The limits below bound what one connection can make the server hold;
+	// zero means unlimited (tests only: the configuration always sets them).
+
+	// MaxSubscriptions bounds a session's subscriptions; one more is
+	// rejected (reject_subscription).
+	MaxSubscriptions int
+	// MaxPresence bounds the streams a session is present on at once.
+	MaxPresence int
+	// MaxPresenceInfo bounds the bytes of one presence info value.
+	MaxPresenceInfo int
+	// PresenceFromIdentifiers makes a session's presence id its connection
+	// identifiers (the JWT's ext claim), whatever id the client sends, so
+	// nobody can join or overwrite another user's presence record; sessions
+	// without identifiers cannot join. Off, the client chooses, as in
+	// AnyCable.
+	PresenceFromIdentifiers bool
+	// MaxCachedSession bounds the bytes of one session's restore state; a
+	// larger state is not cached.
+	MaxCachedSession int
 }
+
+// brokerTimeout bounds a broker call made for a session, so that a broker
+// that hangs cannot hold a session's work forever.
+const brokerTimeout = 5 * time.Second
 
 // Node delivers publications and serves sessions for one process. All
 // methods are safe for concurrent use.
@@ -90,12 +116,15 @@ type Node struct {
 	timers  *wheel
 	pubsub  PubSub
 	atomic  AtomicPublisher
+	// messages caches encoded history messages (see messageCache).
+	messages *messageCache
 	// streamLocks keep stamping and publishing in the same order per stream
 	// when they are two steps (a stream hashes to one lock).
 	streamLocks [64]sync.Mutex
 
 	mu           sync.Mutex
 	sessions     map[*Session]struct{}
+	bySID        map[string]*Session
 	byIdentifier map[string]map[*Session]struct{}
 	shuttingDown bool
 	drained      chan struct{} // closed when the last session goes during shutdown
@@ -115,7 +144,9 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 		log:          log,
 		opts:         opts,
 		timers:       newWheel(100 * time.Millisecond),
+		messages:     newMessageCache(defaultMessageCacheSize),
 		sessions:     map[*Session]struct{}{},
+		bySID:        map[string]*Session{},
 		byIdentifier: map[string]map[*Session]struct{}{},
 	}
 	n.pubsub = pubsub.NewLocal(n)
@@ -273,13 +304,23 @@ func (n *Node) disconnectLocal(identifiers string, reconnect bool) {
 	}
 }
 
-// register adds a session; it reports false when the node is shutting down.
-func (n *Node) register(s *Session) bool {
+// register adds a session and gives it its sid: wanted (the client's
+// X-Request-ID, already validated) unless it is empty or a live session on
+// this node has it, else a new random one, so no two live sessions share a
+// sid (a sid decides exclude_socket, presence and the restore cache). It
+// reports false when the node is shutting down.
+func (n *Node) register(s *Session, wanted string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.shuttingDown {
 		return false
 	}
+	sid := wanted
+	for _, taken := n.bySID[sid]; sid == "" || taken; _, taken = n.bySID[sid] {
+		sid = newSID()
+	}
+	s.sid = sid
+	n.bySID[sid] = s
 	n.sessions[s] = struct{}{}
 	if s.identifiers != "" {
 		set, ok := n.byIdentifier[s.identifiers]
@@ -298,6 +339,9 @@ func (n *Node) unregister(s *Session) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.sessions, s)
+	if n.bySID[s.sid] == s {
+		delete(n.bySID, s.sid)
+	}
 	if set, ok := n.byIdentifier[s.identifiers]; ok {
 		delete(set, s)
 		if len(set) == 0 {

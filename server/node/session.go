@@ -2,15 +2,13 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"fmt"
 	"math/rand/v2"
-	"sort"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"cablehub/server/broker"
 	"cablehub/server/protocol"
 	"cablehub/server/streams"
 	"cablehub/server/ws"
@@ -34,9 +32,18 @@ type Session struct {
 	// lastActivity is when the client last sent a command (unix nanos).
 	lastActivity atomic.Int64
 
-	mu     sync.Mutex
-	subs   map[string]*subscription
-	closed bool
+	mu   sync.Mutex
+	subs map[string]*subscription
+	// present holds the streams the session has joined the presence of,
+	// bounded by Options.MaxPresence.
+	present map[string]struct{}
+	// cacheScheduled is set while a write of the restore cache is due.
+	cacheScheduled bool
+	closed         bool
+
+	// cacheMu orders writes of the restore cache, so an older state never
+	// overwrites a newer one.
+	cacheMu sync.Mutex
 }
 
 // subscription is one identifier the session is subscribed to.
@@ -54,9 +61,10 @@ type subscription struct {
 type replay struct {
 	// pending counts history requests in progress, plus one while a
 	// restored subscription waits for its first history request.
-	pending  int
-	restored bool
-	held     []heldFrame
+	pending   int
+	restored  bool
+	held      []heldFrame
+	heldBytes int
 }
 
 type heldFrame struct {
@@ -70,9 +78,11 @@ var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
 func (s *Session) SID() string { return s.sid }
 
 // Send queues a frame. A client too slow to take its frames is disconnected
-// here, without slowing the caller.
-func (s *Session) Send(frame []byte) {
-	s.conn.Send(frame, tooSlowFrame)
+// here, without slowing the caller. It reports false when the frame was
+// dropped because the connection is closing (or was cut as too slow), so
+// that callers producing many frames can stop.
+func (s *Session) Send(frame []byte) bool {
+	return s.conn.Send(frame, tooSlowFrame)
 }
 
 // Deliver queues a publication's frame for one subscription (hub.Subscriber).
@@ -83,23 +93,37 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 	if sub == nil {
 		return
 	}
-	if sub.replay != nil {
-		sub.replay.held = append(sub.replay.held, heldFrame{frame: frame, offset: p.Offset})
+	if r := sub.replay; r != nil {
+		r.heldBytes += len(frame)
+		if r.heldBytes > maxHeldBytes {
+			// The client is not reading its history while the stream runs
+			// on: it is as slow as one whose queue overflows.
+			r.held = nil
+			s.node.metrics.DisconnectedSlowTotal.Inc()
+			s.close(1000, "", tooSlowFrame)
+			return
+		}
+		r.held = append(r.held, heldFrame{frame: frame, offset: p.Offset})
 		return
 	}
 	s.sendOrdered(sub, frame, p.Offset)
 }
 
+// maxHeldBytes bounds the live messages one subscription holds back while
+// its history is replayed (at most restoreHold after a restore).
+const maxHeldBytes = 4 << 20
+
 // sendOrdered sends a publication frame unless the client already has it;
-// s.mu is held.
-func (s *Session) sendOrdered(sub *subscription, frame []byte, offset uint64) {
+// s.mu is held. It reports false when the connection no longer takes
+// frames.
+func (s *Session) sendOrdered(sub *subscription, frame []byte, offset uint64) bool {
 	if offset > 0 {
 		if offset <= sub.lastOffset {
-			return
+			return true
 		}
 		sub.lastOffset = offset
 	}
-	s.Send(frame)
+	return s.Send(frame)
 }
 
 // close sends last (if any) and a close frame, then the connection ends.
@@ -107,14 +131,10 @@ func (s *Session) close(code int, reason string, last []byte) {
 	s.conn.Close(code, reason, last)
 }
 
-// start registers the session, welcomes the client and schedules its timers.
-// restored lists the identifiers brought back from a cached session (nil
-// for a new session).
-func (s *Session) start(restored []string) bool {
-	if !s.node.register(s) {
-		s.close(1001, "Server restart", protocol.Disconnect(protocol.ReasonServerRestart, true))
-		return false
-	}
+// start welcomes the registered client and schedules its timers. restored
+// lists the identifiers brought back from a cached session (nil for a new
+// session).
+func (s *Session) start(restored []string) {
 	s.conn.OnSlow(func() {
 		s.node.metrics.DisconnectedSlowTotal.Inc()
 		s.node.log.Debug("disconnecting slow client", "sid", s.sid)
@@ -133,61 +153,13 @@ func (s *Session) start(restored []string) bool {
 	if len(restored) > 0 {
 		s.node.timers.add(timer{s: s, kind: timerRestoreHold}, restoreHold)
 	}
-	return true
-}
-
-// resumable reports whether the session can be restored after a drop.
-func (s *Session) resumable() bool {
-	return s.extended && s.node.opts.SessionsTTL > 0
-}
-
-// cachedState is what a session's restore needs.
-type cachedState struct {
-	Identifiers   string   `json:"ids"`
-	Subscriptions []string `json:"subs"`
-}
-
-// cache stores the session's state for restore.
-func (s *Session) cache() {
-	s.mu.Lock()
-	state := cachedState{Identifiers: s.identifiers, Subscriptions: make([]string, 0, len(s.subs))}
-	for id := range s.subs {
-		state.Subscriptions = append(state.Subscriptions, id)
-	}
-	s.mu.Unlock()
-	sort.Strings(state.Subscriptions)
-	data, _ := json.Marshal(state)
-	if err := s.node.broker.CacheSession(context.Background(), s.sid, data); err != nil {
-		s.node.log.Warn("session not cached", "sid", s.sid, "error", err)
-	}
-}
-
-// restore subscribes the session to the cached identifiers, holding their
-// live messages until the client asks for history (or restoreHold passes),
-// and returns the identifiers restored.
-func (s *Session) restore(state *cachedState) []string {
-	restored := []string{}
-	for _, id := range state.Subscriptions {
-		sub, err := s.node.router.Subscribe(id)
-		if err != nil {
-			continue
-		}
-		s.mu.Lock()
-		if s.subs == nil {
-			s.subs = map[string]*subscription{}
-		}
-		s.subs[id] = &subscription{Subscription: *sub, replay: &replay{pending: 1, restored: true}}
-		s.mu.Unlock()
-		s.node.subscribe(sub.Stream, id, s)
-		restored = append(restored, id)
-	}
-	return restored
 }
 
 // end releases everything the session holds once its connection is gone.
 // Presence stays for --presence_ttl, and the session can be restored for
 // --sessions_ttl.
 func (s *Session) end() {
+	defer s.recoverPanic("connection end")
 	s.mu.Lock()
 	s.closed = true
 	subs := s.subs
@@ -217,6 +189,7 @@ func (s *Session) unsubscribeHub(stream, identifier string) {
 // onTimer runs a due session timer.
 func (n *Node) onTimer(t timer) {
 	s := t.s
+	defer s.recoverPanic("timer")
 	if s.isClosed() {
 		return
 	}
@@ -225,8 +198,13 @@ func (n *Node) onTimer(t timer) {
 		if s.lastActivity.Load() < t.sentAt {
 			s.close(1000, "No Pong", protocol.Disconnect(protocol.ReasonNoPong, true))
 		}
+	case timerCache:
+		s.mu.Lock()
+		s.cacheScheduled = false
+		s.mu.Unlock()
+		go s.cache()
 	case timerTouch:
-		s.cache()
+		go s.cache()
 		n.timers.add(timer{s: s, kind: timerTouch}, n.opts.SessionsTTL/2)
 	case timerRestoreHold:
 		s.releaseRestoreHolds()
@@ -251,8 +229,11 @@ func timestamp(t time.Time, precision string) int64 {
 }
 
 // handle runs one client frame. Malformed frames and unknown commands are
-// counted and ignored: the connection keeps working.
+// counted and ignored: the connection keeps working. A panic while handling
+// it is a bug of ours: it is logged with its stack and ends this connection
+// (close 1011) only, never the process.
 func (s *Session) handle(frame []byte) {
+	defer s.recoverPanic("client message")
 	m := s.node.metrics
 	m.ClientMsgTotal.Inc()
 	m.DataRcvdTotal.Add(float64(len(frame)))
@@ -301,6 +282,13 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 		s.node.log.Debug("already subscribed", "sid", s.sid, "identifier", identifier)
 		return
 	}
+	if max := s.node.opts.MaxSubscriptions; max > 0 && len(s.subs) >= max {
+		s.mu.Unlock()
+		s.node.metrics.FailedClientMsgTotal.Inc()
+		s.node.log.Debug("subscription limit reached", "sid", s.sid, "limit", max)
+		s.Send(protocol.Reject(identifier))
+		return
+	}
 	route, err := s.node.router.Subscribe(identifier)
 	if err != nil {
 		s.mu.Unlock()
@@ -327,9 +315,7 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 	s.Send(protocol.Confirm(identifier))
 	s.finishReplay(sub)
 	s.mu.Unlock()
-	if s.resumable() {
-		s.cache()
-	}
+	s.cacheLater()
 	if withHistory {
 		s.history(identifier, cmd.History, true)
 	}
@@ -352,258 +338,17 @@ func (s *Session) unsubscribe(identifier string) {
 	if sub.Presence {
 		s.leaveStream(sub.Stream)
 	}
-	if s.resumable() {
-		s.cache()
-	}
+	s.cacheLater()
 }
 
-// historyRequest is the client's history field.
-type historyRequest struct {
-	Since   int64 `json:"since"`
-	Streams map[string]struct {
-		Epoch  string `json:"epoch"`
-		Offset uint64 `json:"offset"`
-	} `json:"streams"`
-}
-
-// history sends what the subscription's stream published since the
-// client's position, then confirm_history; or reject_history when the
-// broker cannot serve it. held tells that the caller already holds the
-// subscription's live messages for this request.
-func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
-	var req historyRequest
-	err := json.Unmarshal(raw, &req)
-	s.mu.Lock()
-	sub := s.subs[identifier]
-	if sub == nil {
-		s.mu.Unlock()
+// recoverPanic, deferred, turns a panic in work done for this session into
+// a log line with the stack and the end of this connection (close 1011).
+func (s *Session) recoverPanic(what string) {
+	v := recover()
+	if v == nil {
 		return
 	}
-	pos, hasPos := req.Streams[sub.Stream]
-	if err != nil || (req.Since <= 0 && len(req.Streams) == 0) {
-		// Nothing to look up: AnyCable only logs such a request.
-		s.node.log.Debug("history request without since or streams", "sid", s.sid, "identifier", identifier)
-		if held {
-			s.finishReplay(sub)
-		}
-		s.mu.Unlock()
-		return
-	}
-	if !held {
-		if sub.replay == nil {
-			sub.replay = &replay{}
-		}
-		sub.replay.pending++
-	}
-	stream := sub.Stream
-	s.mu.Unlock()
-
-	ctx := context.Background()
-	var pubs []protocol.Publication
-	switch {
-	case hasPos:
-		pubs, err = s.node.broker.HistoryFrom(ctx, stream, pos.Epoch, pos.Offset)
-	case req.Since > 0:
-		pubs, err = s.node.broker.HistorySince(ctx, stream, req.Since)
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.subs[identifier] != sub {
-		return // unsubscribed meanwhile
-	}
-	if err != nil {
-		s.node.log.Debug("history not available", "sid", s.sid, "stream", stream, "error", err)
-		s.Send(protocol.RejectHistory(identifier))
-	} else {
-		for i := range pubs {
-			frame := protocol.AppendBroadcast(nil, identifier, &pubs[i], protocol.EncodeMessage(pubs[i].Data))
-			s.sendOrdered(sub, frame, pubs[i].Offset)
-		}
-		s.Send(protocol.ConfirmHistory(identifier))
-	}
-	// The first history request after a restore also ends its hold.
-	if sub.replay.restored {
-		sub.replay.restored = false
-		sub.replay.pending--
-	}
-	s.finishReplay(sub)
-}
-
-// finishReplay ends one pending replay of sub and, once none is left,
-// releases the live messages held meanwhile, skipping what history already
-// sent; s.mu is held.
-func (s *Session) finishReplay(sub *subscription) {
-	r := sub.replay
-	if r == nil {
-		return
-	}
-	r.pending--
-	if r.pending > 0 {
-		return
-	}
-	sub.replay = nil
-	for _, h := range r.held {
-		s.sendOrdered(sub, h.frame, h.offset)
-	}
-}
-
-// releaseRestoreHolds lets live messages of restored subscriptions flow
-// when the client did not ask for their history in time.
-func (s *Session) releaseRestoreHolds() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sub := range s.subs {
-		if sub.replay != nil && sub.replay.restored {
-			sub.replay.restored = false
-			s.finishReplay(sub)
-		}
-	}
-}
-
-// presenceRequest is the client's presence field of join.
-type presenceRequest struct {
-	ID   *string         `json:"id"`
-	Info json.RawMessage `json:"info"`
-}
-
-// join records the client's presence on a subscription's stream; the first
-// session of a presence id makes every subscriber get a join event.
-func (s *Session) join(identifier string, raw json.RawMessage) {
-	stream, ok := s.presenceStream(identifier)
-	if !ok || len(raw) == 0 || string(raw) == "null" {
-		return
-	}
-	var req presenceRequest
-	if err := json.Unmarshal(raw, &req); err != nil {
-		s.node.log.Debug("malformed presence", "sid", s.sid, "error", err)
-		return
-	}
-	id := ""
-	if req.ID != nil {
-		id = *req.ID
-	}
-	info := req.Info
-	if string(info) == "null" {
-		info = nil
-	}
-	joined, err := s.node.broker.PresenceJoin(context.Background(), stream, s.sid, id, info)
-	if err != nil {
-		s.node.log.Debug("presence join refused", "sid", s.sid, "stream", stream, "error", err)
-		return
-	}
-	if joined {
-		s.node.presenceEvent(stream, id, "join", info)
-	}
-}
-
-func (s *Session) leave(identifier string) {
-	if stream, ok := s.presenceStream(identifier); ok {
-		s.leaveStream(stream)
-	}
-}
-
-func (s *Session) leaveStream(stream string) {
-	id, left, err := s.node.broker.PresenceLeave(context.Background(), stream, s.sid)
-	if err != nil && !errors.Is(err, broker.ErrPresenceUnsupported) {
-		s.node.log.Warn("presence leave failed", "sid", s.sid, "stream", stream, "error", err)
-		return
-	}
-	if left {
-		s.node.presenceEvent(stream, id, "leave", nil)
-	}
-}
-
-// presenceStream returns the stream of a subscription that allows presence.
-func (s *Session) presenceStream(identifier string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sub, ok := s.subs[identifier]
-	if !ok || !sub.Presence {
-		return "", false
-	}
-	return sub.Stream, true
-}
-
-// presenceInfo answers the presence command with the stream's records, in
-// AnyCable's shape ({"info":..,"id":..} per record); a broker without
-// presence, or one that fails, gives {"type":"error","total":0}.
-func (s *Session) presenceInfo(identifier string) {
-	stream, ok := s.presenceStream(identifier)
-	if !ok {
-		return
-	}
-	info, err := s.node.Presence(context.Background(), stream)
-	if err != nil {
-		s.Send(protocol.Presence(identifier, []byte(`{"type":"error","total":0}`)))
-		return
-	}
-	type record struct {
-		Info json.RawMessage `json:"info,omitempty"`
-		ID   string          `json:"id"`
-	}
-	msg := struct {
-		Type    string   `json:"type"`
-		Total   int      `json:"total"`
-		Records []record `json:"records,omitempty"`
-	}{Type: "info", Total: info.Total}
-	for _, r := range info.Records {
-		var normalized json.RawMessage
-		if len(r.Info) > 0 {
-			normalized = protocol.EncodeMessage(string(r.Info))
-		}
-		msg.Records = append(msg.Records, record{Info: normalized, ID: r.ID})
-	}
-	data, _ := json.Marshal(msg)
-	s.Send(protocol.Presence(identifier, data))
-}
-
-// whisper relays client data to the other subscribers of a stream that
-// allows it, as a transient publication that skips the sender.
-func (s *Session) whisper(cmd *protocol.Command) {
-	s.mu.Lock()
-	sub, ok := s.subs[cmd.Identifier]
-	s.mu.Unlock()
-	if !ok || !sub.Whisper || len(cmd.Data) == 0 {
-		return
-	}
-	pub := protocol.Publication{Stream: sub.Stream, Data: string(cmd.Data), ExcludeSocket: s.sid, Transient: true}
-	if err := s.node.Broadcast(context.Background(), []protocol.Publication{pub}); err != nil {
-		s.node.log.Warn("whisper not delivered", "sid", s.sid, "error", err)
-	}
-}
-
-// perform runs a channel action. Performing actions needs an application
-// back end in AnyCable and the built-in channels have none, so they are
-// dropped like there; only BenchmarkChannel's echo and broadcast are
-// performed here.
-func (s *Session) perform(cmd *protocol.Command) {
-	s.mu.Lock()
-	sub, ok := s.subs[cmd.Identifier]
-	s.mu.Unlock()
-	if !ok || !sub.Benchmark {
-		s.node.log.Debug("command not handled", "sid", s.sid, "command", cmd.Command)
-		return
-	}
-	// data is a JSON string holding the action's JSON object.
-	var encoded string
-	var data map[string]any
-	if json.Unmarshal(cmd.Data, &encoded) != nil || json.Unmarshal([]byte(encoded), &data) != nil || data == nil {
-		s.node.metrics.FailedClientMsgTotal.Inc()
-		return
-	}
-	switch data["action"] {
-	case "echo":
-		msg, _ := json.Marshal(data)
-		s.Send(protocol.Transmission(cmd.Identifier, msg))
-	case "broadcast":
-		msg, _ := json.Marshal(data)
-		pub := protocol.Publication{Stream: sub.Stream, Data: string(msg), Transient: true}
-		if err := s.node.Broadcast(context.Background(), []protocol.Publication{pub}); err != nil {
-			s.node.log.Warn("benchmark broadcast not delivered", "sid", s.sid, "error", err)
-		}
-		data["action"] = "broadcastResult"
-		msg, _ = json.Marshal(data)
-		s.Send(protocol.Transmission(cmd.Identifier, msg))
-	}
+	s.node.metrics.FailedClientMsgTotal.Inc()
+	s.node.log.Error(fmt.Sprintf("panic handling %s: %v", what, v), "sid", s.sid, "stack", string(debug.Stack()))
+	s.close(1011, "Internal Error", nil)
 }

@@ -19,6 +19,8 @@ const (
 	// timerRestoreHold releases the hold on live messages of restored
 	// subscriptions whose history the client did not ask for in time.
 	timerRestoreHold
+	// timerCache writes the session's restore cache after a change.
+	timerCache
 )
 
 // timer is one scheduled action on a session.

@@ -39,6 +39,11 @@ import (
 // Version is the server version reported at startup.
 const Version = "0.1.0"
 
+// maxCachedSession bounds one session's restore state in the broker: room
+// for the subscriptions a connection may hold with ordinary identifiers,
+// not for what the largest frames could make of them.
+const maxCachedSession = 256 << 10
+
 // Runner is one running Cablehub process.
 type Runner struct {
 	deps     *deps
@@ -111,6 +116,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		PingPrecision: cfg.PingPrecision,
 		PongTimeout:   cfg.PongTimeout,
 		SessionsTTL:   cfg.SessionsTTL,
+
+		MaxSubscriptions:        cfg.MaxSubscriptionsPerConnection,
+		MaxPresence:             cfg.MaxPresencePerConnection,
+		MaxPresenceInfo:         cfg.MaxPresenceInfoSize,
+		PresenceFromIdentifiers: cfg.PresenceIDFromIdentifiers,
+		MaxCachedSession:        maxCachedSession,
 	})
 	ps, err := d.newPubSub(cfg, n, log)
 	if err != nil {
@@ -177,6 +188,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	}
 	if cfg.Noauth {
 		r.log.Info("connection authentication is disabled")
+	}
+	for _, w := range startupWarnings(cfg) {
+		r.log.Warn(w)
 	}
 	r.log.Info(r.describe)
 	r.log.Info(r.pubsub.Describe())
@@ -318,7 +332,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		mode := "authorization required"
 		if !auth.Required() {
 			mode = "no authorization"
-			r.log.Info("API server is running without authentication")
+			r.log.Warn("API server is running without authentication")
 		}
 		if cfg.APICORSHeaders {
 			mode += ", CORS enabled"

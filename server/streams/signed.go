@@ -13,8 +13,14 @@ import (
 	"strings"
 )
 
-// ErrBadSignature means a signed stream name did not verify.
-var ErrBadSignature = errors.New("signed stream verification failed")
+// Errors of Verify.
+var (
+	// ErrBadSignature means a signed stream name did not verify.
+	ErrBadSignature = errors.New("signed stream verification failed")
+	// ErrNoSecret means no secret is configured, so nothing can verify: an
+	// empty HMAC key would let anyone sign any name.
+	ErrNoSecret = errors.New("no secret to verify signed stream names")
+)
 
 // Sign produces a signed stream name the way AnyCable and Rails'
 // MessageVerifier (SHA256, no metadata) do:
@@ -26,8 +32,12 @@ func Sign(name, secret string) string {
 }
 
 // Verify returns the stream name inside a signed stream name. The signature
-// is compared in constant time; the payload must be a JSON string.
+// is compared in constant time; the payload must be a JSON string. It fails
+// closed: with an empty secret nothing verifies (ErrNoSecret).
 func Verify(signed, secret string) (string, error) {
+	if secret == "" {
+		return "", ErrNoSecret
+	}
 	parts := strings.Split(signed, "--")
 	if len(parts) != 2 {
 		return "", ErrBadSignature

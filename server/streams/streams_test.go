@@ -69,3 +69,24 @@ func TestControllerRules(t *testing.T) {
 		t.Errorf("signed stream whisper without --streams_whisper")
 	}
 }
+
+// A missing secret verifies nothing: names signed with the empty key are
+// refused on both signed channels, while everything else is unchanged.
+func TestNoSecretFailsClosed(t *testing.T) {
+	forged := Sign("victim/1", "")
+	if _, err := Verify(forged, ""); err != ErrNoSecret {
+		t.Errorf("empty-key signature with no secret: %v", err)
+	}
+	c := NewController(Config{Public: true, Presence: true, Turbo: true})
+	for _, id := range []string{
+		`{"channel":"$pubsub","signed_stream_name":"` + forged + `"}`,
+		`{"channel":"Turbo::StreamsChannel","signed_stream_name":"` + forged + `"}`,
+	} {
+		if sub, err := c.Subscribe(id); err == nil {
+			t.Errorf("%s: accepted as %q", id, sub.Stream)
+		}
+	}
+	if sub, err := c.Subscribe(`{"channel":"$pubsub","stream_name":"open"}`); err != nil || sub.Stream != "open" {
+		t.Errorf("public stream: %v %v", sub, err)
+	}
+}

@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// cacheDelay is how long after a subscription change the restore cache is
+// written. Writing it serialises every subscription, so writing on each
+// change made subscribing quadratic; written once per delay, however many
+// changes came meanwhile, a subscribe costs O(1) amortised. A session that
+// ends writes its cache at once, so the delay only matters when a node dies
+// within it.
+const cacheDelay = 200 * time.Millisecond
+
+// resumable reports whether the session can be restored after a drop.
+func (s *Session) resumable() bool {
+	return s.extended && s.node.opts.SessionsTTL > 0
+}
+
+// cachedState is what a session's restore needs.
+type cachedState struct {
+	Identifiers   string   `json:"ids"`
+	Subscriptions []string `json:"subs"`
+}
+
+// cacheLater schedules a write of the restore cache within cacheDelay,
+// unless one is already due.
+func (s *Session) cacheLater() {
+	if !s.resumable() {
+		return
+	}
+	s.mu.Lock()
+	due := s.cacheScheduled || s.closed
+	s.cacheScheduled = true
+	s.mu.Unlock()
+	if !due {
+		s.node.timers.add(timer{s: s, kind: timerCache}, cacheDelay)
+	}
+}
+
+// cache stores the session's current state for restore. A state larger
+// than Options.MaxCachedSession is not stored (the client then subscribes
+// afresh on reconnect, as after any failed restore), so one session cannot
+// pin more than that in the broker.
+func (s *Session) cache() {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.mu.Lock()
+	state := cachedState{Identifiers: s.identifiers, Subscriptions: make([]string, 0, len(s.subs))}
+	for id := range s.subs {
+		state.Subscriptions = append(state.Subscriptions, id)
+	}
+	s.mu.Unlock()
+	data, _ := json.Marshal(state)
+	if max := s.node.opts.MaxCachedSession; max > 0 && len(data) > max {
+		s.node.log.Debug("session state too large to cache", "sid", s.sid, "bytes", len(data), "limit", max)
+		data = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	var err error
+	if data == nil {
+		err = s.node.broker.ForgetSession(ctx, s.sid)
+	} else {
+		err = s.node.broker.CacheSession(ctx, s.sid, data)
+	}
+	if err != nil {
+		s.node.log.Warn("session not cached", "sid", s.sid, "error", err)
+	}
+}
+
+// restore subscribes the session to the cached identifiers, holding their
+// live messages until the client asks for history (or restoreHold passes),
+// and returns the identifiers restored. Like subscribe, it stops at
+// Options.MaxSubscriptions.
+func (s *Session) restore(state *cachedState) []string {
+	restored := []string{}
+	for _, id := range state.Subscriptions {
+		if max := s.node.opts.MaxSubscriptions; max > 0 && len(restored) >= max {
+			break
+		}
+		sub, err := s.node.router.Subscribe(id)
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.subs == nil {
+			s.subs = map[string]*subscription{}
+		}
+		if _, dup := s.subs[id]; dup {
+			s.mu.Unlock()
+			continue
+		}
+		s.subs[id] = &subscription{Subscription: *sub, replay: &replay{pending: 1, restored: true}}
+		s.mu.Unlock()
+		s.node.subscribe(sub.Stream, id, s)
+		restored = append(restored, id)
+	}
+	return restored
+}
+
+// putBack caches a taken state again under its old sid, for a restore that
+// could not proceed here.
+func (s *Session) putBack(sid string, state *cachedState) {
+	data, _ := json.Marshal(state)
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	if err := s.node.broker.CacheSession(ctx, sid, data); err != nil {
+		s.node.log.Warn("session not cached", "sid", sid, "error", err)
+	}
+}
