@@ -8,7 +8,10 @@ import (
 )
 
 // sessionCache holds the memory broker's cached sessions within a byte
-// bound. Entries are kept in the order they were last written; with one TTL
+// bound. A restore leaves a tombstone (an entry without data) for the TTL:
+// the restored session may still be live here, its connection's end not yet
+// noticed, and its next cache write must not make the sid restorable again.
+// Entries are kept in the order they were last written; with one TTL
 // for all, that is also the order they expire in, so expiry and eviction
 // both take from the front, in O(1) per entry.
 type sessionCache struct {
@@ -21,7 +24,7 @@ type sessionCache struct {
 
 type cachedSession struct {
 	sid     string
-	data    []byte
+	data    []byte // nil for a tombstone
 	expires time.Time
 }
 
@@ -36,9 +39,23 @@ func newSessionCache(max int) *sessionCache {
 // key twice (map and entry) and a fixed overhead.
 func entrySize(sid string, data []byte) int { return len(data) + 2*len(sid) + 96 }
 
+// put stores data under sid until expires, unless sid is tombstoned; nil
+// data stores a tombstone.
 func (c *sessionCache) put(sid string, data []byte, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.tombstoned(sid) {
+		return
+	}
+	c.putLocked(sid, data, expires)
+}
+
+func (c *sessionCache) tombstoned(sid string) bool {
+	e, ok := c.entries[sid]
+	return ok && e.Value.(*cachedSession).data == nil
+}
+
+func (c *sessionCache) putLocked(sid string, data []byte, expires time.Time) {
 	c.removeLocked(sid)
 	size := entrySize(sid, data)
 	if size > c.max {
@@ -51,8 +68,9 @@ func (c *sessionCache) put(sid string, data []byte, expires time.Time) {
 	c.size += size
 }
 
-// take removes and returns the live entry of sid.
-func (c *sessionCache) take(sid string, now time.Time) ([]byte, bool) {
+// take returns the live entry of sid and leaves a tombstone until
+// tombstoneUntil.
+func (c *sessionCache) take(sid string, now, tombstoneUntil time.Time) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[sid]
@@ -60,16 +78,19 @@ func (c *sessionCache) take(sid string, now time.Time) ([]byte, bool) {
 		return nil, false
 	}
 	s := e.Value.(*cachedSession)
-	c.removeLocked(sid)
-	if !s.expires.After(now) {
+	if s.data == nil || !s.expires.After(now) {
 		return nil, false
 	}
+	c.putLocked(sid, nil, tombstoneUntil)
 	return s.data, true
 }
 
+// remove drops sid's entry unless it is a tombstone.
 func (c *sessionCache) remove(sid string) {
 	c.mu.Lock()
-	c.removeLocked(sid)
+	if !c.tombstoned(sid) {
+		c.removeLocked(sid)
+	}
 	c.mu.Unlock()
 }
 
@@ -103,11 +124,13 @@ func (m *Memory) CacheSession(_ context.Context, sid string, data []byte) error 
 	return nil
 }
 
-// RestoreSession takes a cached session's state: the entry is gone after,
-// so a session id is restorable once (the restored session caches itself
-// under its own id). Restoring is no way to multiply a session.
+// RestoreSession takes a cached session's state: a session id is
+// restorable once (the restored session caches itself under its own id),
+// and the sid cannot be cached again for SessionsTTL. Restoring is no way
+// to multiply a session.
 func (m *Memory) RestoreSession(_ context.Context, sid string) ([]byte, error) {
-	data, ok := m.sessions.take(sid, m.now())
+	now := m.now()
+	data, ok := m.sessions.take(sid, now, now.Add(m.opts.SessionsTTL))
 	if !ok {
 		return nil, ErrSessionNotFound
 	}

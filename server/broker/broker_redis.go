@@ -471,25 +471,3 @@ func (r *Redis) PresenceInfo(ctx context.Context, stream string) (*PresenceInfo,
 	}
 	return info, nil
 }
-
-// --- sessions ---
-
-// CacheSession stores a session's state for SessionsTTL.
-func (r *Redis) CacheSession(ctx context.Context, sid string, data []byte) error {
-	return r.client.Set(ctx, r.key("session", sid), data, r.opts.SessionsTTL).Err()
-}
-
-// RestoreSession takes a cached session's state; see Memory. GETDEL makes
-// the take atomic across nodes: of two restores of one sid, one wins.
-func (r *Redis) RestoreSession(ctx context.Context, sid string) ([]byte, error) {
-	data, err := r.client.GetDel(ctx, r.key("session", sid)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, ErrSessionNotFound
-	}
-	return data, err
-}
-
-// ForgetSession drops a cached session, if any.
-func (r *Redis) ForgetSession(ctx context.Context, sid string) error {
-	return r.client.Del(ctx, r.key("session", sid)).Err()
-}

@@ -226,9 +226,15 @@ func TestSessionsCache(t *testing.T) {
 		if got, err := b.RestoreSession(ctx, "sid"); err != nil || string(got) != "state" {
 			t.Fatalf("restore: %q %v", got, err)
 		}
-		// A sid is restorable once: the restore took the entry.
+		// A sid is restorable once: the restore took the entry, and the
+		// session restored (still live somewhere) cannot cache it again.
 		if got, err := b.RestoreSession(ctx, "sid"); !errors.Is(err, ErrSessionNotFound) {
 			t.Errorf("second restore of one sid: %q %v", got, err)
+		}
+		b.CacheSession(ctx, "sid", []byte("late write"))
+		b.ForgetSession(ctx, "sid")
+		if got, err := b.RestoreSession(ctx, "sid"); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("restore after a late write of a taken sid: %q %v", got, err)
 		}
 		if _, err := b.RestoreSession(ctx, "other"); !errors.Is(err, ErrSessionNotFound) {
 			t.Errorf("unknown sid: %v", err)
