@@ -119,3 +119,22 @@ func TestClusterDerivations(t *testing.T) {
 		t.Errorf("redis broker: %+v", c)
 	}
 }
+
+func TestConnectionLimits(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxSubscriptionsPerConnection != 1000 || c.MaxPresencePerConnection != 100 || c.MaxPresenceInfoSize != 4096 || c.PresenceIDFromIdentifiers {
+		t.Errorf("limit defaults: %+v", c)
+	}
+	c, err = parse(t, map[string]string{"ANYCABLE_MAX_SUBSCRIPTIONS_PER_CONNECTION": "7", "ANYCABLE_PRESENCE_ID_FROM_IDENTIFIERS": "true"}, "--max_presence_info_size=10")
+	if err != nil || c.MaxSubscriptionsPerConnection != 7 || !c.PresenceIDFromIdentifiers || c.MaxPresenceInfoSize != 10 {
+		t.Errorf("limits from env and flags: %+v %v", c, err)
+	}
+	for _, bad := range []string{"--max_subscriptions_per_connection=0", "--max_presence_per_connection=-1", "--max_presence_info_size=x"} {
+		if _, err := parse(t, nil, bad); err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(strings.Split(bad, "=")[0], "")) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

@@ -272,31 +272,18 @@ func (s *Session) handle(frame []byte) {
 
 func (s *Session) subscribe(cmd *protocol.Command) {
 	identifier := cmd.Identifier
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if reject, ok := s.canSubscribe(identifier); !ok {
+		if reject {
+			s.Send(protocol.Reject(identifier))
+		}
 		return
 	}
-	if _, ok := s.subs[identifier]; ok {
-		s.mu.Unlock()
-		s.node.log.Debug("already subscribed", "sid", s.sid, "identifier", identifier)
-		return
-	}
-	if max := s.node.opts.MaxSubscriptions; max > 0 && len(s.subs) >= max {
-		s.mu.Unlock()
-		s.node.metrics.FailedClientMsgTotal.Inc()
-		s.node.log.Debug("subscription limit reached", "sid", s.sid, "limit", max)
-		s.Send(protocol.Reject(identifier))
-		return
-	}
+	// Decided outside s.mu, so a failure in the router cannot leave the
+	// session locked.
 	route, err := s.node.router.Subscribe(identifier)
 	if err != nil {
-		s.mu.Unlock()
 		s.Send(protocol.Reject(identifier))
 		return
-	}
-	if s.subs == nil {
-		s.subs = map[string]*subscription{}
 	}
 	// Live messages are held until the client has its confirmation (and,
 	// with a history request, its history), so nothing overtakes them.
@@ -305,16 +292,17 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 	if withHistory {
 		sub.replay.pending++
 	}
+	s.mu.Lock()
+	if s.subs == nil {
+		s.subs = map[string]*subscription{}
+	}
 	s.subs[identifier] = sub
 	s.mu.Unlock()
 	// Outside s.mu: the hub calls Deliver (which takes s.mu) under its own
 	// lock. This also waits until the cluster pub/sub listens to the stream,
 	// so a publish the client makes after the confirmation reaches it.
 	s.node.subscribe(sub.Stream, identifier, s)
-	s.mu.Lock()
-	s.Send(protocol.Confirm(identifier))
-	s.finishReplay(sub)
-	s.mu.Unlock()
+	s.confirm(identifier, sub)
 	s.cacheLater()
 	if withHistory {
 		s.history(identifier, cmd.History, true)
@@ -339,6 +327,37 @@ func (s *Session) unsubscribe(identifier string) {
 		s.leaveStream(sub.Stream)
 	}
 	s.cacheLater()
+}
+
+// canSubscribe checks that identifier may be subscribed: ok is false for a
+// closed session, an identifier already subscribed (ignored, as in
+// AnyCable) and over Options.MaxSubscriptions (reject set: the client is
+// told).
+func (s *Session) canSubscribe(identifier string) (reject, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch _, dup := s.subs[identifier]; {
+	case s.closed:
+		return false, false
+	case dup:
+		s.node.log.Debug("already subscribed", "sid", s.sid, "identifier", identifier)
+		return false, false
+	}
+	if max := s.node.opts.MaxSubscriptions; max > 0 && len(s.subs) >= max {
+		s.node.metrics.FailedClientMsgTotal.Inc()
+		s.node.log.Debug("subscription limit reached", "sid", s.sid, "limit", max)
+		return true, false
+	}
+	return false, true
+}
+
+// confirm sends the confirmation of sub, then the live messages held
+// meanwhile.
+func (s *Session) confirm(identifier string, sub *subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Send(protocol.Confirm(identifier))
+	s.finishReplay(sub)
 }
 
 // recoverPanic, deferred, turns a panic in work done for this session into

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"cablehub/server/broker"
+	"cablehub/server/hub"
+	"cablehub/server/identity"
+	"cablehub/server/metrics"
+	"cablehub/server/streams"
+	"cablehub/server/ws"
+)
+
+// panicRouter accepts every identifier as a stream of that name, and
+// panics on "boom": a stand-in for a bug in command handling.
+type panicRouter struct{}
+
+func (panicRouter) Subscribe(id string) (*streams.Subscription, error) {
+	if id == "boom" {
+		panic("router bug")
+	}
+	if id == "" {
+		return nil, errors.New("empty")
+	}
+	return &streams.Subscription{Stream: id}, nil
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testServer serves a node over WebSocket with r deciding subscriptions and
+// no authentication.
+func testServer(t *testing.T, r Router, opts Options) (url string, logs *syncBuffer) {
+	t.Helper()
+	logs = &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n := New(hub.New(4), broker.NewMemory(broker.MemoryOptions{SessionsTTL: time.Minute}), r, metrics.New(), log, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	tr := ws.NewTransport(ws.Options{MaxMessageSize: 1 << 16})
+	srv := httptest.NewServer(NewHandler(n, tr, identity.NewAuthenticator(nil, true)))
+	t.Cleanup(func() {
+		srv.Close()
+		n.Shutdown(context.Background())
+		cancel()
+		<-done
+		tr.Close()
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), logs
+}
+
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{ws.ProtocolExtended}}
+	c, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, msg, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), `{"type":"welcome"`) {
+		t.Fatalf("welcome: %s %v", msg, err)
+	}
+	return c
+}
+
+// A panic while handling one client's command ends that connection with
+// 1011 and a logged stack; the process and other clients carry on.
+func TestPanicEndsOneConnection(t *testing.T) {
+	url, logs := testServer(t, panicRouter{}, Options{})
+	victim, other := dial(t, url), dial(t, url)
+
+	victim.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"boom"}`))
+	_, _, err := victim.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1011 {
+		t.Fatalf("victim: %v, want close 1011", err)
+	}
+	other.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"fine"}`))
+	if _, msg, err := other.ReadMessage(); err != nil || string(msg) != `{"type":"confirm_subscription","identifier":"fine"}` {
+		t.Fatalf("other client after the panic: %s %v", msg, err)
+	}
+	if l := logs.String(); !strings.Contains(l, "panic handling client message: router bug") || !strings.Contains(l, "session_test.go") {
+		t.Errorf("panic not logged with its stack:\n%s", l)
+	}
+}
