@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -108,5 +109,24 @@ func TestPanicEndsOneConnection(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "panic handling client message: router bug") || !strings.Contains(l, "session_test.go") {
 		t.Errorf("panic not logged with its stack:\n%s", l)
+	}
+}
+
+// ?pi= is clamped: a huge value overflowed into many pings a second.
+func TestPingIntervalQueryClamped(t *testing.T) {
+	for q, want := range map[string]time.Duration{
+		"pi=18717284022294576":   time.Hour,
+		"pi=9223372036854775807": time.Hour,
+		"pi=5":                   5 * time.Second,
+		"pi=0":                   0,
+		"pi=-1":                  3 * time.Second,
+		"pi=x":                   3 * time.Second,
+	} {
+		s := &Session{pingInterval: 3 * time.Second}
+		v, _ := url.ParseQuery(q)
+		s.applyQuery(v)
+		if s.pingInterval != want {
+			t.Errorf("%s: %s, want %s", q, s.pingInterval, want)
+		}
 	}
 }
