@@ -17,9 +17,11 @@ package ws
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,10 +137,15 @@ func (t *Transport) checkOrigin(r *http.Request) bool {
 }
 
 // Upgrade turns the request into a connection. On failure the HTTP error
-// (400 for a plain GET, 403 for a rejected origin) has been written. The
-// connection reads nothing until Serve.
+// (400 for a plain GET, 403 for a rejected origin, 426 for a WebSocket
+// version other than 13) has been written. The connection reads nothing
+// until Serve.
 func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	t.init()
+	if hasToken(r.Header, "Upgrade", "websocket") && !hasToken(r.Header, "Sec-WebSocket-Version", "13") {
+		refuseVersion(w)
+		return nil, errVersion
+	}
 	header := t.opts.Header.Clone()
 	if header == nil {
 		header = http.Header{}
@@ -174,6 +181,34 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 		c.deferFlush = true
 	}
 	return c, nil
+}
+
+var errVersion = errors.New("websocket: unsupported version")
+
+// refuseVersion answers an upgrade request for a WebSocket version other
+// than 13 as RFC 6455 §4.4 asks: 426 naming the version the server speaks,
+// so a client that can speak several may retry with it. (Gorilla would
+// answer 400, which tells the client nothing.)
+func refuseVersion(w http.ResponseWriter) {
+	h := w.Header()
+	h["Sec-WebSocket-Version"] = []string{"13"} // as RFC 6455 spells it
+	// RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+	h.Set("Upgrade", "websocket")
+	h.Set("Connection", "Upgrade")
+	http.Error(w, "426 Upgrade Required: this server speaks WebSocket version 13", http.StatusUpgradeRequired)
+}
+
+// hasToken reports whether header name, a comma-separated list in one or
+// more fields, holds token (compared case-insensitively).
+func hasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // selectSubprotocol returns the first offered protocol the server speaks.
