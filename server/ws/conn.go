@@ -19,6 +19,9 @@ const closeGrace = 2 * time.Second
 // protocol, when the close handshake completes (or its grace period runs
 // out), when a write fails or times out, or on Abort. Its end function
 // (see Serve) then runs once, never while a message handler is running.
+// A connection that ends after its close frame went out shuts its socket
+// in order, so the client gets that frame (see lingerClose); on Abort or a
+// failed write the socket is closed at once.
 type Conn struct {
 	t           *Transport
 	nc          net.Conn
@@ -346,16 +349,19 @@ func (c *Conn) afterClose() {
 	done := c.peerDone
 	c.mu.Unlock()
 	if done {
-		c.finish()
+		c.finishAfterClose()
 		return
 	}
-	time.AfterFunc(closeGrace, c.finish)
+	time.AfterFunc(closeGrace, c.finishAfterClose)
 }
 
-// finish ends the connection: the socket is closed, queued output dropped,
-// and the end function runs unless a reader is still running (the last
-// reader runs it then).
-func (c *Conn) finish() {
+// finish ends the connection at once: the socket is closed, queued output
+// dropped, and the end function runs unless a reader is still running (the
+// last reader runs it then).
+func (c *Conn) finish() { c.end(false) }
+
+// end is finish; with linger the socket is closed by lingerClose instead.
+func (c *Conn) end(linger bool) {
 	c.mu.Lock()
 	if c.finished {
 		c.mu.Unlock()
@@ -373,7 +379,11 @@ func (c *Conn) finish() {
 	if c.raw != nil {
 		c.t.poller.remove(c)
 	}
-	c.nc.Close()
+	if linger {
+		c.lingerClose()
+	} else {
+		c.nc.Close()
+	}
 	if run && end != nil {
 		// Off the caller's goroutine: it may be a flusher, and ending a
 		// session can wait on the broker.

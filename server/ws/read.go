@@ -7,6 +7,7 @@ const (
 	readMore    readState = iota // keep reading
 	readStopped                  // stop reading; the writer ends the connection after the close frame
 	readFailed                   // end the connection now
+	readDone                     // the close handshake is complete: end the connection (finishAfterClose)
 )
 
 // doneReading is a reader's last step: it runs the end function if the
@@ -38,6 +39,9 @@ func (c *Conn) readLoop() {
 				return
 			case readFailed:
 				c.finish()
+				return
+			case readDone:
+				c.finishAfterClose()
 				return
 			}
 		}
@@ -116,7 +120,7 @@ func (c *Conn) closeFromRead(code int, reason string, dropQueued bool) readState
 	defer c.mu.Unlock()
 	c.peerDone = true
 	if c.closeSent {
-		return readFailed
+		return readDone
 	}
 	if !c.closing {
 		if dropQueued {
@@ -161,6 +165,8 @@ func (c *Conn) readable() {
 		}
 	case readFailed:
 		c.finish()
+	case readDone:
+		c.finishAfterClose()
 	}
 }
 
