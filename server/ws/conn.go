@@ -145,7 +145,6 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 		}
 		return
 	}
-	c.readers++
 	if c.hasOutput() {
 		c.kick() // at least the handshake response
 	}

@@ -10,6 +10,18 @@ const (
 	readDone                     // the close handshake is complete: end the connection (finishAfterClose)
 )
 
+// startReading counts a reader in before it consumes input, unless the
+// connection has ended: the end function waits for the readers counted.
+func (c *Conn) startReading() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return false
+	}
+	c.readers++
+	return true
+}
+
 // doneReading is a reader's last step: it runs the end function if the
 // connection ended while it was running.
 func (c *Conn) doneReading() {
@@ -27,14 +39,20 @@ func (c *Conn) doneReading() {
 }
 
 // readLoop reads with blocking reads on a goroutine of its own, for
-// connections the poller does not serve.
+// connections the poller does not serve. It counts as a reader only while
+// it consumes input, so a connection that ends while the loop waits for
+// input (or shares it with lingerClose) does not wait for it to end.
 func (c *Conn) readLoop() {
-	defer c.doneReading()
 	buf := make([]byte, 1024)
 	for {
 		n, err := c.nc.Read(buf)
 		if n > 0 {
-			switch c.consume(buf[:n]) {
+			if !c.startReading() {
+				return
+			}
+			state := c.consume(buf[:n])
+			c.doneReading()
+			switch state {
 			case readStopped:
 				return
 			case readFailed:
