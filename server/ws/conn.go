@@ -33,9 +33,10 @@ type Conn struct {
 	pollFD  int32  // guarded by the poller's mutex
 	pollGen uint32 // guarded by the poller's mutex
 
-	// fr and handle are used by one reader at a time.
+	// fr, handle and clock are used by one reader at a time.
 	fr     frameReader
 	handle func([]byte)
+	clock  readClock
 
 	mu         sync.Mutex
 	queue      [][]byte // text frames' payloads, in order
@@ -56,6 +57,7 @@ type Conn struct {
 	ended      bool
 	onEnd      func()
 	onSlow     func()
+	watch      watchState
 }
 
 // Subprotocol is the negotiated subprotocol ("" when none).
@@ -137,6 +139,7 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 		}
 		return
 	}
+	c.watchFromServe()
 	if c.raw != nil {
 		c.mu.Unlock()
 		c.flushInline()
@@ -178,6 +181,10 @@ func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
 		dst = appendFrame(dst, opPong, c.pong)
 		c.pong = nil
 	}
+	if c.watch.ping {
+		dst = appendFrame(dst, opPing, nil)
+		c.watch.ping = false
+	}
 	for i, f := range c.queue {
 		dst = appendFrame(dst, opText, f)
 		bytes += len(f)
@@ -203,7 +210,7 @@ func (c *Conn) sent(frames, bytes int) {
 
 // hasOutput reports whether anything waits to be written; c.mu is held.
 func (c *Conn) hasOutput() bool {
-	return len(c.queue) > 0 || c.prefix != nil || c.pong != nil || (c.closeFrame != nil && !c.closeSent)
+	return len(c.queue) > 0 || c.prefix != nil || c.pong != nil || c.watch.ping || (c.closeFrame != nil && !c.closeSent)
 }
 
 // flushFrom writes the queue on flusher f's goroutine.
@@ -369,6 +376,8 @@ func (c *Conn) end(linger bool) {
 	c.finished = true
 	c.closing = true
 	c.queue, c.pending, c.backlog, c.pong, c.closeFrame = nil, 0, nil, nil, nil
+	c.watch.ping = false
+	c.unwatch()
 	run := c.serving && c.readers == 0 && !c.ended
 	if run {
 		c.ended = true

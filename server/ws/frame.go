@@ -82,6 +82,9 @@ type frameReader struct {
 	message    []byte
 	fragmented bool
 	messageOp  byte
+	// frames counts complete frames and starts fragmented messages begun,
+	// so a caller can tell whether a read made progress.
+	frames, starts uint64
 	// checked is how many bytes of a fragmented text message are known to
 	// be whole, valid UTF-8 runes, so each byte is validated once.
 	checked int
@@ -159,6 +162,7 @@ func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool)
 			payload[i] ^= mask[i&3]
 		}
 		data = data[header+int(length):]
+		r.frames++
 
 		var ok bool
 		switch {
@@ -167,6 +171,7 @@ func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool)
 		case !fin:
 			if op != opContinuation {
 				r.messageOp = op
+				r.starts++
 			}
 			r.fragmented = true
 			r.message = append(r.message, payload...)

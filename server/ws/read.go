@@ -74,9 +74,11 @@ func (c *Conn) readLoop() {
 // get pongs, a close frame is answered.
 func (c *Conn) consume(data []byte) readState {
 	state := readMore
+	frames, starts := c.fr.frames, c.fr.starts
 	cerr := c.fr.feed(data, func(op byte, payload []byte) bool {
 		switch op {
 		case opText, opBinary:
+			c.heard()
 			if c.handle != nil && !c.isClosing() {
 				c.handle(payload)
 			}
@@ -95,6 +97,9 @@ func (c *Conn) consume(data []byte) readState {
 	})
 	if cerr != nil {
 		return c.failRead(cerr)
+	}
+	if state == readMore {
+		c.track(frames, starts)
 	}
 	return state
 }
@@ -136,6 +141,11 @@ func (c *Conn) failRead(e *closeError) readState {
 func (c *Conn) closeFromRead(code int, reason string, dropQueued bool) readState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.closeEarly(code, reason, dropQueued)
+}
+
+// closeEarly is closeFromRead with c.mu held.
+func (c *Conn) closeEarly(code int, reason string, dropQueued bool) readState {
 	c.peerDone = true
 	if c.closeSent {
 		return readDone

@@ -13,6 +13,12 @@
 // reads. Elsewhere, and for connections without a descriptor, each
 // connection has a reading goroutine, and a writer goroutine while it has
 // output.
+//
+// Connections that owe the server a frame (not heard from since the
+// upgrade, or with a frame or fragmented message unfinished) are listed
+// with one watcher goroutine, which pings the silent and closes those that
+// owe a frame too long (Options.FrameTimeout, FirstFrameTimeout); the
+// others are in no list and have no timer.
 package ws
 
 import (
@@ -52,6 +58,18 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Header is added to the upgrade response.
 	Header http.Header
+	// FrameTimeout bounds how long a client may leave a frame, or a
+	// fragmented message, unfinished before the connection is closed with
+	// 1008, so a stalled client does not hold its buffered input forever.
+	// Zero is DefaultFrameTimeout; negative is no limit.
+	FrameTimeout time.Duration
+	// FirstFrameTimeout bounds how long after Serve a client may send no
+	// frame at all before the connection is closed with 1008. A client
+	// still silent at half of it gets a ping, which WebSocket clients
+	// answer by themselves, so a live client with nothing to say (an
+	// Action Cable consumer without subscriptions) is kept. Zero is
+	// DefaultFirstFrameTimeout; negative is no limit.
+	FirstFrameTimeout time.Duration
 	// OnSent, if set, is told after each write how many text frames and
 	// bytes of them were handed to the socket (or, when it was full, to the
 	// connection's writer), for metrics.
@@ -70,6 +88,7 @@ type Transport struct {
 	noPoller bool    // tests: read and write on goroutines, as without epoll
 	poller   *poller // nil: connections read on goroutines of their own
 	flushers []*flusher
+	watcher  *watcher // nil: no frame limits
 	next     atomic.Uint32
 
 	readBufs   sync.Pool // *[]byte of readBufSize, for input
@@ -83,7 +102,7 @@ const readBufSize = 4096
 
 // NewTransport returns a transport for opts.
 func NewTransport(opts Options) *Transport {
-	t := &Transport{opts: opts}
+	t := &Transport{opts: opts, watcher: newWatcher(opts)}
 	t.readBufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	t.writeBufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	t.rawWriters.New = func() any { w := &rawWriter{}; w.init(); return w }
@@ -112,6 +131,9 @@ func (t *Transport) init() {
 			t.flushers[i] = newFlusher()
 			go t.flushers[i].run()
 		}
+		if t.watcher != nil {
+			go t.watcher.run()
+		}
 	})
 }
 
@@ -125,6 +147,9 @@ func (t *Transport) Close() {
 		}
 		for _, f := range t.flushers {
 			f.close()
+		}
+		if t.watcher != nil {
+			t.watcher.close()
 		}
 	})
 }
