@@ -17,11 +17,12 @@ const (
 
 // Close codes the transport sends itself.
 const (
-	closeNormal        = 1000
-	closeProtocolError = 1002
-	closeInvalidData   = 1007 // a text message or close reason that is not UTF-8
-	closeTooBig        = 1009
-	closeNoStatus      = 1005 // never sent: the code a close without a payload means
+	closeNormal          = 1000
+	closeProtocolError   = 1002
+	closeInvalidData     = 1007 // a text message or close reason that is not UTF-8
+	closePolicyViolation = 1008 // a client that owes a frame too long (see watcher)
+	closeTooBig          = 1009
+	closeNoStatus        = 1005 // never sent: the code a close without a payload means
 )
 
 // appendFrame appends one final, unmasked server frame.

@@ -18,15 +18,12 @@ const (
 	DefaultFirstFrameTimeout = 30 * time.Second
 )
 
-// Close codes the watcher sends.
-const closePolicyViolation = 1008
-
 // watcher closes connections that owe the server a frame for too long:
 // those not heard from since Serve (after a ping at half the time, which
 // any WebSocket client answers by itself), and those that left a frame or
 // a fragmented message unfinished. A connection is in its set only while it
 // owes a frame, so healthy connections, idle or busy, cost it nothing but
-// a branch per read; one goroutine sweeps the set, with no timer per
+// a few branches per read; one goroutine sweeps the set, with no timer per
 // connection.
 type watcher struct {
 	frameTimeout time.Duration // 0: not enforced
