@@ -17,7 +17,7 @@ import (
 )
 
 // benchConn is a minimal WebSocket client: the handshake, masked text
-// frames out, unmasked frames in. The load tool has its own because what it
+// frames (and pongs) out, unmasked frames in. The load tool has its own because what it
 // measures is the server: a general-purpose client (a goroutine, a read
 // deadline, an allocation and two read syscalls per message) spent more
 // CPU per delivery than the server did, on the same two cores.
@@ -104,9 +104,14 @@ func hasHeader(head []byte, name, value string) bool {
 }
 
 // send writes one masked text frame.
-func (c *benchConn) send(payload []byte) error {
+func (c *benchConn) send(payload []byte) error { return c.writeFrame(0x1, payload) }
+
+// writeFrame writes one final masked frame of opcode op, in one write, so
+// frames written from different goroutines (a pong from a reader, a
+// command from a sender) do not interleave.
+func (c *benchConn) writeFrame(op byte, payload []byte) error {
 	frame := make([]byte, 0, 14+len(payload))
-	frame = append(frame, 0x81)
+	frame = append(frame, 0x80|op)
 	switch n := len(payload); {
 	case n <= 125:
 		frame = append(frame, 0x80|byte(n))
@@ -162,7 +167,9 @@ func nextFrame(data []byte) (op byte, payload, rest []byte, ok bool, err error) 
 }
 
 // feed appends received bytes and calls onText for each complete text
-// frame's payload (valid during the call only).
+// frame's payload (valid during the call only). A ping is answered with a
+// pong, as any WebSocket client does: the server pings a client that has
+// not sent anything yet and closes it if no answer comes.
 func (c *benchConn) feed(data []byte, onText func([]byte)) error {
 	if len(c.pending) > 0 {
 		c.pending = append(c.pending, data...)
@@ -176,8 +183,13 @@ func (c *benchConn) feed(data []byte, onText func([]byte)) error {
 		if !ok {
 			break
 		}
-		if op == 0x1 {
+		switch op {
+		case 0x1:
 			onText(payload)
+		case 0x9:
+			if err := c.writeFrame(0xA, payload); err != nil {
+				return err
+			}
 		}
 		data = rest
 	}

@@ -19,6 +19,9 @@ const closeGrace = 2 * time.Second
 // protocol, when the close handshake completes (or its grace period runs
 // out), when a write fails or times out, or on Abort. Its end function
 // (see Serve) then runs once, never while a message handler is running.
+// A connection that ends after its close frame went out shuts its socket
+// in order, so the client gets that frame (see lingerClose); on Abort or a
+// failed write the socket is closed at once.
 type Conn struct {
 	t           *Transport
 	nc          net.Conn
@@ -30,9 +33,10 @@ type Conn struct {
 	pollFD  int32  // guarded by the poller's mutex
 	pollGen uint32 // guarded by the poller's mutex
 
-	// fr and handle are used by one reader at a time.
+	// fr, handle and clock are used by one reader at a time.
 	fr     frameReader
 	handle func([]byte)
+	clock  readClock
 
 	mu         sync.Mutex
 	queue      [][]byte // text frames' payloads, in order
@@ -53,6 +57,7 @@ type Conn struct {
 	ended      bool
 	onEnd      func()
 	onSlow     func()
+	watch      watchState
 }
 
 // Subprotocol is the negotiated subprotocol ("" when none).
@@ -134,6 +139,7 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 		}
 		return
 	}
+	c.watchFromServe()
 	if c.raw != nil {
 		c.mu.Unlock()
 		c.flushInline()
@@ -142,7 +148,6 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 		}
 		return
 	}
-	c.readers++
 	if c.hasOutput() {
 		c.kick() // at least the handshake response
 	}
@@ -176,6 +181,10 @@ func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
 		dst = appendFrame(dst, opPong, c.pong)
 		c.pong = nil
 	}
+	if c.watch.ping {
+		dst = appendFrame(dst, opPing, nil)
+		c.watch.ping = false
+	}
 	for i, f := range c.queue {
 		dst = appendFrame(dst, opText, f)
 		bytes += len(f)
@@ -201,7 +210,7 @@ func (c *Conn) sent(frames, bytes int) {
 
 // hasOutput reports whether anything waits to be written; c.mu is held.
 func (c *Conn) hasOutput() bool {
-	return len(c.queue) > 0 || c.prefix != nil || c.pong != nil || (c.closeFrame != nil && !c.closeSent)
+	return len(c.queue) > 0 || c.prefix != nil || c.pong != nil || c.watch.ping || (c.closeFrame != nil && !c.closeSent)
 }
 
 // flushFrom writes the queue on flusher f's goroutine.
@@ -346,16 +355,19 @@ func (c *Conn) afterClose() {
 	done := c.peerDone
 	c.mu.Unlock()
 	if done {
-		c.finish()
+		c.finishAfterClose()
 		return
 	}
-	time.AfterFunc(closeGrace, c.finish)
+	time.AfterFunc(closeGrace, c.finishAfterClose)
 }
 
-// finish ends the connection: the socket is closed, queued output dropped,
-// and the end function runs unless a reader is still running (the last
-// reader runs it then).
-func (c *Conn) finish() {
+// finish ends the connection at once: the socket is closed, queued output
+// dropped, and the end function runs unless a reader is still running (the
+// last reader runs it then).
+func (c *Conn) finish() { c.end(false) }
+
+// end is finish; with linger the socket is closed by lingerClose instead.
+func (c *Conn) end(linger bool) {
 	c.mu.Lock()
 	if c.finished {
 		c.mu.Unlock()
@@ -364,6 +376,8 @@ func (c *Conn) finish() {
 	c.finished = true
 	c.closing = true
 	c.queue, c.pending, c.backlog, c.pong, c.closeFrame = nil, 0, nil, nil, nil
+	c.watch.ping = false
+	c.unwatch()
 	run := c.serving && c.readers == 0 && !c.ended
 	if run {
 		c.ended = true
@@ -373,201 +387,14 @@ func (c *Conn) finish() {
 	if c.raw != nil {
 		c.t.poller.remove(c)
 	}
-	c.nc.Close()
+	if linger {
+		c.lingerClose()
+	} else {
+		c.nc.Close()
+	}
 	if run && end != nil {
 		// Off the caller's goroutine: it may be a flusher, and ending a
 		// session can wait on the broker.
 		go end()
-	}
-}
-
-// readState is what a read leaves the connection to do next.
-type readState int
-
-const (
-	readMore    readState = iota // keep reading
-	readStopped                  // stop reading; the writer ends the connection after the close frame
-	readFailed                   // end the connection now
-)
-
-// doneReading is a reader's last step: it runs the end function if the
-// connection ended while it was running.
-func (c *Conn) doneReading() {
-	c.mu.Lock()
-	c.readers--
-	run := c.finished && c.readers == 0 && c.serving && !c.ended
-	if run {
-		c.ended = true
-	}
-	end := c.onEnd
-	c.mu.Unlock()
-	if run && end != nil {
-		end()
-	}
-}
-
-// readLoop reads with blocking reads on a goroutine of its own, for
-// connections the poller does not serve.
-func (c *Conn) readLoop() {
-	defer c.doneReading()
-	buf := make([]byte, 1024)
-	for {
-		n, err := c.nc.Read(buf)
-		if n > 0 {
-			switch c.consume(buf[:n]) {
-			case readStopped:
-				return
-			case readFailed:
-				c.finish()
-				return
-			}
-		}
-		if err != nil {
-			c.finish()
-			return
-		}
-	}
-}
-
-// consume parses input and acts on it: messages go to the handler, pings
-// get pongs, a close frame is answered.
-func (c *Conn) consume(data []byte) readState {
-	state := readMore
-	cerr := c.fr.feed(data, func(op byte, payload []byte) bool {
-		switch op {
-		case opText, opBinary:
-			if c.handle != nil && !c.isClosing() {
-				c.handle(payload)
-			}
-		case opPing:
-			c.queuePong(payload)
-		case opClose:
-			code, perr := parseClose(payload)
-			if perr != nil {
-				state = c.failRead(perr)
-			} else {
-				state = c.peerClose(code)
-			}
-			return false
-		}
-		return true
-	})
-	if cerr != nil {
-		return c.failRead(cerr)
-	}
-	return state
-}
-
-func (c *Conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
-func (c *Conn) queuePong(payload []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return
-	}
-	// Never nil, even for an empty ping: nil means no pong is due.
-	c.pong = append([]byte{}, payload...)
-	c.kick()
-}
-
-// peerClose answers the client's close frame with the same code (as
-// gorilla/websocket does) and ends the connection once that is out; if our
-// close went first, the handshake is complete.
-func (c *Conn) peerClose(code int) readState {
-	return c.closeFromRead(code, "", true)
-}
-
-// failRead closes with the read side's error code, without waiting for
-// the client to answer.
-func (c *Conn) failRead(e *closeError) readState {
-	return c.closeFromRead(e.code, e.reason, false)
-}
-
-// closeFromRead queues a close frame (unless one is queued already) after
-// which the connection ends without waiting for the client; dropQueued
-// discards frames not yet written. If our close frame is already out, the
-// connection ends now.
-func (c *Conn) closeFromRead(code int, reason string, dropQueued bool) readState {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.peerDone = true
-	if c.closeSent {
-		return readFailed
-	}
-	if !c.closing {
-		if dropQueued {
-			clear(c.queue)
-			c.queue, c.pending = c.queue[:0], 0
-		}
-		c.closing = true
-		c.closeFrame = closePayload(code, reason)
-	}
-	c.kick()
-	return readStopped
-}
-
-// readable handles one readiness event from the poller, on a goroutine of
-// its own: it reads what is there, then asks for the next event.
-func (c *Conn) readable() {
-	c.mu.Lock()
-	if c.finished {
-		c.mu.Unlock()
-		return
-	}
-	c.readers++
-	c.mu.Unlock()
-	defer c.doneReading()
-
-	bp := c.t.readBufs.Get().(*[]byte)
-	state := c.readAvailable(*bp)
-	c.t.readBufs.Put(bp)
-	c.flushInline()
-	switch state {
-	case readMore:
-		// Re-armed under c.mu so the next reader (on another goroutine)
-		// is ordered after this one's use of the frame reader.
-		c.mu.Lock()
-		err := error(nil)
-		if !c.finished {
-			err = c.t.poller.rearm(c)
-		}
-		c.mu.Unlock()
-		if err != nil {
-			c.finish()
-		}
-	case readFailed:
-		c.finish()
-	}
-}
-
-// readAvailable reads and consumes until the socket has nothing more.
-func (c *Conn) readAvailable(buf []byte) readState {
-	for {
-		var n int
-		var rerr error
-		err := c.raw.Read(func(fd uintptr) bool {
-			n, rerr = readFD(fd, buf)
-			return true
-		})
-		switch {
-		case err != nil:
-			return readFailed
-		case rerr == errWouldBlock:
-			return readMore
-		case rerr != nil || n <= 0:
-			return readFailed
-		}
-		if state := c.consume(buf[:n]); state != readMore {
-			return state
-		}
-		if n < len(buf) {
-			// Drained; if more arrived meanwhile, the re-armed poller says so.
-			return readMore
-		}
 	}
 }

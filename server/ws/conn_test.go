@@ -436,12 +436,18 @@ func TestUpgradeRefused(t *testing.T) {
 	})
 }
 
-// clientMessage is the i-th test message of n bytes.
+// clientMessage is the i-th test message of n bytes: binary for every
+// seventh (clientBinary), else text.
 func clientMessage(i, n int) []byte {
-	m := payloadOf(n, byte(i))
+	m := textOf(n, byte(i))
+	if clientBinary(i) {
+		m = payloadOf(n, byte(i))
+	}
 	copy(m, fmt.Sprintf("%06d", i))
 	return m
 }
+
+func clientBinary(i int) bool { return i%7 == 3 }
 
 // TestReceiveMessages asserts client messages reach handle whole and in
 // order: text and binary, empty, small, larger than a read buffer, and
@@ -456,7 +462,7 @@ func TestReceiveMessages(t *testing.T) {
 		go func() {
 			for i := range n {
 				typ := websocket.TextMessage
-				if i%7 == 3 {
+				if clientBinary(i) {
 					typ = websocket.BinaryMessage
 				}
 				c.SetWriteDeadline(time.Now().Add(testTimeout))
@@ -481,7 +487,7 @@ func TestReceiveDribbled(t *testing.T) {
 	bothPaths(t, func(t *testing.T, poll bool) {
 		s := newTestServer(t, poll, serverConfig{})
 		rc, sc := s.dialRaw(t)
-		big := payloadOf(3000, 9)
+		big := textOf(3000, 9)
 		stream := cat(
 			cfrag(opText, "Hel"),
 			cframe(opPing, "are you there"),
@@ -759,8 +765,8 @@ func TestMessageTooBig(t *testing.T) {
 }
 
 // TestProtocolViolations asserts a raw client breaking the protocol gets a
-// close frame with the matching code (1002, or 1007 for a close reason
-// that is not UTF-8) and nothing else, then the socket closes, end runs,
+// close frame with the matching code (1002, or 1007 for a text message or
+// close reason that is not UTF-8) and nothing else, then the socket closes, end runs,
 // and handle got only the valid message before.
 func TestProtocolViolations(t *testing.T) {
 	tests := []struct {
@@ -779,6 +785,8 @@ func TestProtocolViolations(t *testing.T) {
 		{"close code 999", cframe(opClose, closeBody(999, "")), 1002},
 		{"close code 1005", cframe(opClose, closeBody(1005, "")), 1002},
 		{"close reason not UTF-8", cframe(opClose, closeBody(1000, "\xff")), 1007},
+		{"text not UTF-8", cframe(opText, "a\xffb"), 1007},
+		{"fragmented text not UTF-8", cat(cfrag(opText, "\xe2\x82"), cframe(opContinuation, "!")), 1007},
 	}
 	bothPaths(t, func(t *testing.T, poll bool) {
 		s := newTestServer(t, poll, serverConfig{})

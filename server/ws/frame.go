@@ -17,10 +17,12 @@ const (
 
 // Close codes the transport sends itself.
 const (
-	closeNormal        = 1000
-	closeProtocolError = 1002
-	closeTooBig        = 1009
-	closeNoStatus      = 1005 // never sent: the code a close without a payload means
+	closeNormal          = 1000
+	closeProtocolError   = 1002
+	closeInvalidData     = 1007 // a text message or close reason that is not UTF-8
+	closePolicyViolation = 1008 // a client that owes a frame too long (see watcher)
+	closeTooBig          = 1009
+	closeNoStatus        = 1005 // never sent: the code a close without a payload means
 )
 
 // appendFrame appends one final, unmasked server frame.
@@ -81,6 +83,16 @@ type frameReader struct {
 	message    []byte
 	fragmented bool
 	messageOp  byte
+	// frames counts complete frames and starts fragmented messages begun,
+	// so a caller can tell whether a read made progress.
+	frames, starts uint64
+	// checked is how many bytes of a fragmented text message are known to
+	// be whole, valid UTF-8 runes, so each byte is validated once.
+	checked int
+}
+
+func invalidText() *closeError {
+	return &closeError{code: closeInvalidData, reason: "text message is not UTF-8"}
 }
 
 // feed parses data (which it may modify: payloads are unmasked in place)
@@ -151,6 +163,7 @@ func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool)
 			payload[i] ^= mask[i&3]
 		}
 		data = data[header+int(length):]
+		r.frames++
 
 		var ok bool
 		switch {
@@ -159,15 +172,25 @@ func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool)
 		case !fin:
 			if op != opContinuation {
 				r.messageOp = op
+				r.starts++
 			}
 			r.fragmented = true
 			r.message = append(r.message, payload...)
+			if r.messageOp == opText && !r.checkText() {
+				return invalidText()
+			}
 			ok = true
 		case r.fragmented:
 			msg := append(r.message, payload...)
-			r.message, r.fragmented = nil, false
+			if r.messageOp == opText && !utf8.Valid(msg[r.checked:]) {
+				return invalidText()
+			}
+			r.message, r.fragmented, r.checked = nil, false, 0
 			ok = emit(r.messageOp, msg)
 		default:
+			if op == opText && !utf8.Valid(payload) {
+				return invalidText()
+			}
 			ok = emit(op, append([]byte(nil), payload...))
 		}
 		if !ok {
@@ -188,6 +211,35 @@ incomplete:
 	return nil
 }
 
+// checkText validates the fragmented text message received so far,
+// failing as soon as it holds a sequence no continuation can make valid
+// (RFC 6455 §8.1), but accepting a rune cut short at its end: a fragment
+// boundary may fall inside a character.
+func (r *frameReader) checkText() bool {
+	rest := r.message[r.checked:]
+	whole := len(rest) - incompleteRune(rest)
+	if !utf8.Valid(rest[:whole]) {
+		return false
+	}
+	r.checked += whole
+	return true
+}
+
+// incompleteRune returns the length of the rune p ends with if that rune is
+// the valid beginning of an encoding cut short, else 0 (p ends with a
+// complete rune, or with bytes that are invalid whatever follows).
+func incompleteRune(p []byte) int {
+	for i := len(p) - 1; i >= 0 && i > len(p)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if utf8.FullRune(p[i:]) {
+				return 0
+			}
+			return len(p) - i
+		}
+	}
+	return 0
+}
+
 // parseClose reads a client's close payload: its code (closeNoStatus for an
 // empty payload), or the protocol error it commits.
 func parseClose(payload []byte) (int, *closeError) {
@@ -202,7 +254,7 @@ func parseClose(payload []byte) (int, *closeError) {
 		return 0, protocolError("invalid close code")
 	}
 	if !utf8.Valid(payload[2:]) {
-		return 0, &closeError{code: 1007, reason: "close reason is not UTF-8"}
+		return 0, &closeError{code: closeInvalidData, reason: "close reason is not UTF-8"}
 	}
 	return code, nil
 }

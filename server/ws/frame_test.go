@@ -194,7 +194,8 @@ func randomChunks(rng *rand.Rand, b []byte, max int) [][]byte {
 	return out
 }
 
-// payloadOf is n deterministic, distinguishable bytes.
+// payloadOf is n deterministic, distinguishable bytes, most of them not
+// UTF-8: for binary messages and server frames.
 func payloadOf(n int, seed byte) []byte {
 	p := make([]byte, n)
 	for i := range p {
@@ -203,12 +204,22 @@ func payloadOf(n int, seed byte) []byte {
 	return p
 }
 
+// textOf is n deterministic, distinguishable ASCII bytes: for client text
+// messages, which must be UTF-8.
+func textOf(n int, seed byte) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = ' ' + byte((i*7+int(seed))%95)
+	}
+	return p
+}
+
 // smallStream is a sequence of frames of every kind (7-bit and 16-bit
 // lengths, empty payloads, a fragmented message with control frames
 // between its fragments) and the messages it must yield.
 func smallStream() ([]byte, []msg) {
-	p126 := payloadOf(126, 1)
-	p300 := payloadOf(300, 2)
+	p126 := textOf(126, 1)
+	p300 := textOf(300, 2)
 	stream := cat(
 		cframe(opText, "hello"),
 		cframe(opText, ""),

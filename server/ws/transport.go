@@ -13,13 +13,21 @@
 // reads. Elsewhere, and for connections without a descriptor, each
 // connection has a reading goroutine, and a writer goroutine while it has
 // output.
+//
+// Connections that owe the server a frame (not heard from since the
+// upgrade, or with a frame or fragmented message unfinished) are listed
+// with one watcher goroutine, which pings the silent and closes those that
+// owe a frame too long (Options.FrameTimeout, FirstFrameTimeout); the
+// others are in no list and have no timer.
 package ws
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +58,18 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Header is added to the upgrade response.
 	Header http.Header
+	// FrameTimeout bounds how long a client may leave a frame, or a
+	// fragmented message, unfinished before the connection is closed with
+	// 1008, so a stalled client does not hold its buffered input forever.
+	// Zero is DefaultFrameTimeout; negative is no limit.
+	FrameTimeout time.Duration
+	// FirstFrameTimeout bounds how long after Serve a client may send no
+	// frame at all before the connection is closed with 1008. A client
+	// still silent at half of it gets a ping, which WebSocket clients
+	// answer by themselves, so a live client with nothing to say (an
+	// Action Cable consumer without subscriptions) is kept. Zero is
+	// DefaultFirstFrameTimeout; negative is no limit.
+	FirstFrameTimeout time.Duration
 	// OnSent, if set, is told after each write how many text frames and
 	// bytes of them were handed to the socket (or, when it was full, to the
 	// connection's writer), for metrics.
@@ -68,6 +88,7 @@ type Transport struct {
 	noPoller bool    // tests: read and write on goroutines, as without epoll
 	poller   *poller // nil: connections read on goroutines of their own
 	flushers []*flusher
+	watcher  *watcher // nil: no frame limits
 	next     atomic.Uint32
 
 	readBufs   sync.Pool // *[]byte of readBufSize, for input
@@ -81,7 +102,7 @@ const readBufSize = 4096
 
 // NewTransport returns a transport for opts.
 func NewTransport(opts Options) *Transport {
-	t := &Transport{opts: opts}
+	t := &Transport{opts: opts, watcher: newWatcher(opts)}
 	t.readBufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	t.writeBufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	t.rawWriters.New = func() any { w := &rawWriter{}; w.init(); return w }
@@ -110,6 +131,9 @@ func (t *Transport) init() {
 			t.flushers[i] = newFlusher()
 			go t.flushers[i].run()
 		}
+		if t.watcher != nil {
+			go t.watcher.run()
+		}
 	})
 }
 
@@ -124,6 +148,9 @@ func (t *Transport) Close() {
 		for _, f := range t.flushers {
 			f.close()
 		}
+		if t.watcher != nil {
+			t.watcher.close()
+		}
 	})
 }
 
@@ -135,10 +162,15 @@ func (t *Transport) checkOrigin(r *http.Request) bool {
 }
 
 // Upgrade turns the request into a connection. On failure the HTTP error
-// (400 for a plain GET, 403 for a rejected origin) has been written. The
-// connection reads nothing until Serve.
+// (400 for a plain GET, 403 for a rejected origin, 426 for a WebSocket
+// version other than 13) has been written. The connection reads nothing
+// until Serve.
 func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	t.init()
+	if hasToken(r.Header, "Upgrade", "websocket") && !hasToken(r.Header, "Sec-WebSocket-Version", "13") {
+		refuseVersion(w)
+		return nil, errVersion
+	}
 	header := t.opts.Header.Clone()
 	if header == nil {
 		header = http.Header{}
@@ -174,6 +206,34 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 		c.deferFlush = true
 	}
 	return c, nil
+}
+
+var errVersion = errors.New("websocket: unsupported version")
+
+// refuseVersion answers an upgrade request for a WebSocket version other
+// than 13 as RFC 6455 §4.4 asks: 426 naming the version the server speaks,
+// so a client that can speak several may retry with it. (Gorilla would
+// answer 400, which tells the client nothing.)
+func refuseVersion(w http.ResponseWriter) {
+	h := w.Header()
+	h["Sec-WebSocket-Version"] = []string{"13"} // as RFC 6455 spells it
+	// RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+	h.Set("Upgrade", "websocket")
+	h.Set("Connection", "Upgrade")
+	http.Error(w, "426 Upgrade Required: this server speaks WebSocket version 13", http.StatusUpgradeRequired)
+}
+
+// hasToken reports whether header name, a comma-separated list in one or
+// more fields, holds token (compared case-insensitively).
+func hasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // selectSubprotocol returns the first offered protocol the server speaks.
