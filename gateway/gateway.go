@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -47,6 +48,10 @@ type Options struct {
 	Auth Authorizer
 	// MaxBodySize is the largest accepted request body in bytes.
 	MaxBodySize int64
+	// BodyTimeout bounds the time from the start of handling to the last
+	// byte of the request body (a read deadline on the request; see
+	// readBody). Zero means no bound.
+	BodyTimeout time.Duration
 	// CORS turns on CORS headers and preflight answers.
 	CORS bool
 	// CORSHosts restricts the allowed origins' hosts ("*.example.com" matches
@@ -96,6 +101,9 @@ func (g *Gateway) route(rel string) string {
 
 // ServeHTTP answers requests whose path starts with the prefix.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Set first, so that whatever reads the body (readBody, or net/http
+	// discarding what an early answer left unread) is bounded.
+	bodyRead := g.bodyDeadline(w, r)
 	rel, ok := strings.CutPrefix(r.URL.Path, g.opts.Prefix)
 	method := ""
 	if ok {
@@ -128,6 +136,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if method == http.MethodPost {
 		body, ok := g.readBody(w, r)
+		if ok {
+			bodyRead()
+		}
 		if !ok || rel == "/publish" && !g.routeCommand(w, r, body) {
 			return
 		}
@@ -180,32 +191,6 @@ func presencePath(rel, escaped string) bool {
 	}
 	parts := strings.Split(escaped[i+1:], "/")
 	return len(parts) == 3 && parts[0] == "presence" && parts[1] != "" && parts[2] == "users"
-}
-
-// readBody buffers the request body within the size limit (the request
-// then reads it from memory) and returns it, answering 413 (and returning
-// false) when it is larger.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	limit := g.opts.MaxBodySize
-	tooLarge := func() ([]byte, bool) {
-		writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
-			fmt.Sprintf("request body is larger than %d bytes (--api_max_body_size)", limit))
-		return nil, false
-	}
-	if r.ContentLength > limit {
-		return tooLarge()
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "cannot read request body: "+err.Error())
-		return nil, false
-	}
-	if int64(len(body)) > limit {
-		return tooLarge()
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	return body, true
 }
 
 // corsHeaders adds the CORS response headers for a route answering method.
