@@ -152,7 +152,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // returns false when it has answered the request itself (an unknown
 // command).
 func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := trimJSONSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !bytes.Contains(trimmed, []byte(`"command"`)) {
 		return true
 	}
