@@ -103,7 +103,8 @@ const okBody = `{"stream":"a","data":"x"}`
 // and the connection stays usable, whether the body's length is declared
 // or chunked.
 func TestOversizedBodyIsReadBefore413(t *testing.T) {
-	ts := newStubAPI(t, 0)
+	// With a body bound: the drain runs under its deadline.
+	ts := newStubAPI(t, testWait)
 	big := `{"stream":"a","data":"` + strings.Repeat("x", 300<<10) + `"}`
 	for name, req := range map[string]string{
 		"declared": fmt.Sprintf("POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(big), big),
