@@ -6,7 +6,8 @@
 // In front of the mux sit the checks whose order the contract fixes and the
 // transcoder cannot know: CORS, the method (422 before auth), the bearer
 // token (401 before the body is even read, so an unauthenticated caller
-// learns nothing about body validation), and the body size limit (413).
+// learns nothing about body validation), and the body's size limit (413)
+// and time limit (408).
 package gateway
 
 import (
@@ -103,7 +104,7 @@ func (g *Gateway) route(rel string) string {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Set first, so that whatever reads the body (readBody, or net/http
 	// discarding what an early answer left unread) is bounded.
-	bodyRead := g.bodyDeadline(w, r)
+	liftBodyDeadline := g.bodyDeadline(w, r)
 	rel, ok := strings.CutPrefix(r.URL.Path, g.opts.Prefix)
 	method := ""
 	if ok {
@@ -137,7 +138,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if method == http.MethodPost {
 		body, ok := g.readBody(w, r)
 		if ok {
-			bodyRead()
+			liftBodyDeadline()
 		}
 		if !ok || rel == "/publish" && !g.routeCommand(w, r, body) {
 			return

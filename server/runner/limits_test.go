@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func TestAPIBodyReadIsBounded(t *testing.T) {
 		wantJSONError(t, resp, http.StatusRequestTimeout, 4)
 
 		// The connection is still good for the next request.
-		resp, err = client.Post("http://"+r.APIAddr+"/api/publish", "application/json", stringsReader(`{"stream":"a","data":"x"}`))
+		resp, err = client.Post("http://"+r.APIAddr+"/api/publish", "application/json", strings.NewReader(`{"stream":"a","data":"x"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,20 +100,6 @@ func TestAPIBodyReadIsBounded(t *testing.T) {
 			t.Fatalf("next publish: %d", resp.StatusCode)
 		}
 	})
-}
-
-func stringsReader(s string) io.Reader { return &stringReader{s: s} }
-
-// stringReader hides its length, so the body is sent without one.
-type stringReader struct{ s string }
-
-func (r *stringReader) Read(p []byte) (int, error) {
-	if r.s == "" {
-		return 0, io.EOF
-	}
-	n := copy(p, r.s)
-	r.s = r.s[n:]
-	return n, nil
 }
 
 // A gRPC connection without calls is closed once it has been idle for
