@@ -3,8 +3,10 @@
 BUF := go tool -modfile=tools/go.mod buf
 STATICCHECK := go tool -modfile=tools/go.mod staticcheck
 GO_PACKAGES := ./...
+# Time each fuzz target runs for in `make fuzz`.
+FUZZTIME ?= 30s
 
-.PHONY: all build generate lint test test-short bench tools
+.PHONY: all build generate lint test test-short bench fuzz tools
 
 all: lint test build
 
@@ -28,6 +30,21 @@ lint:
 test: build
 	go test -race -count=1 $(GO_PACKAGES)
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+
+# Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
+# `go test -list` names them per package ("ok <package>" follows a
+# package's names), and `go test -fuzz` takes one target of one package at
+# a time. A failure stops here with the crasher saved under the package's
+# testdata/fuzz/<FuzzName>/: commit it to the seed corpus with the fix.
+fuzz:
+	@list=$$(go test -list '^Fuzz' $(GO_PACKAGES)) || { echo "$$list"; exit 1; }; \
+	echo "$$list" | awk '/^Fuzz/ { names = names " " $$1; next } /^ok / { if (names != "") print $$2 names; names = "" }' | \
+	while read -r pkg names; do \
+		for name in $$names; do \
+			echo "== fuzz $$pkg $$name ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" || exit 1; \
+		done; \
+	done
 
 bench:
 	go test -run '^$$' -bench . -benchmem $(GO_PACKAGES)

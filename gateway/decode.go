@@ -17,7 +17,7 @@ import (
 // unstable across builds and cannot name an array index, so the body is
 // checked here with encoding/json.
 func decodePublications(body []byte) ([]*cablehubv1.Publication, error) {
-	body = bytes.TrimSpace(body)
+	body = trimJSONSpace(body)
 	if len(body) == 0 {
 		return nil, errors.New("request body is empty: send a publication object or a non-empty array of them")
 	}
@@ -120,6 +120,13 @@ func stringField(raw json.RawMessage, name string, dst *string) error {
 		return fmt.Errorf("%s must be a string", name)
 	}
 	return nil
+}
+
+// trimJSONSpace trims the whitespace JSON allows around a value, and only
+// that: bytes.TrimSpace would also take Unicode spaces (U+0085, U+00A0) and
+// let a body that is not JSON through.
+func trimJSONSpace(b []byte) []byte {
+	return bytes.Trim(b, " \t\r\n")
 }
 
 func isNull(raw json.RawMessage) bool {

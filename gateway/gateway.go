@@ -6,7 +6,8 @@
 // In front of the mux sit the checks whose order the contract fixes and the
 // transcoder cannot know: CORS, the method (422 before auth), the bearer
 // token (401 before the body is even read, so an unauthenticated caller
-// learns nothing about body validation), and the body size limit (413).
+// learns nothing about body validation), and the body's size limit (413)
+// and time limit (408).
 package gateway
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -47,6 +49,10 @@ type Options struct {
 	Auth Authorizer
 	// MaxBodySize is the largest accepted request body in bytes.
 	MaxBodySize int64
+	// BodyTimeout bounds the time from the start of handling to the last
+	// byte of the request body (a read deadline on the request; see
+	// readBody). Zero means no bound.
+	BodyTimeout time.Duration
 	// CORS turns on CORS headers and preflight answers.
 	CORS bool
 	// CORSHosts restricts the allowed origins' hosts ("*.example.com" matches
@@ -96,6 +102,9 @@ func (g *Gateway) route(rel string) string {
 
 // ServeHTTP answers requests whose path starts with the prefix.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Set first, so that whatever reads the body (readBody, or net/http
+	// discarding what an early answer left unread) is bounded.
+	liftBodyDeadline := g.bodyDeadline(w, r)
 	rel, ok := strings.CutPrefix(r.URL.Path, g.opts.Prefix)
 	method := ""
 	if ok {
@@ -128,6 +137,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if method == http.MethodPost {
 		body, ok := g.readBody(w, r)
+		if ok {
+			liftBodyDeadline()
+		}
 		if !ok || rel == "/publish" && !g.routeCommand(w, r, body) {
 			return
 		}
@@ -141,7 +153,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // returns false when it has answered the request itself (an unknown
 // command).
 func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := trimJSONSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !bytes.Contains(trimmed, []byte(`"command"`)) {
 		return true
 	}
@@ -180,32 +192,6 @@ func presencePath(rel, escaped string) bool {
 	}
 	parts := strings.Split(escaped[i+1:], "/")
 	return len(parts) == 3 && parts[0] == "presence" && parts[1] != "" && parts[2] == "users"
-}
-
-// readBody buffers the request body within the size limit (the request
-// then reads it from memory) and returns it, answering 413 (and returning
-// false) when it is larger.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	limit := g.opts.MaxBodySize
-	tooLarge := func() ([]byte, bool) {
-		writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
-			fmt.Sprintf("request body is larger than %d bytes (--api_max_body_size)", limit))
-		return nil, false
-	}
-	if r.ContentLength > limit {
-		return tooLarge()
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "cannot read request body: "+err.Error())
-		return nil, false
-	}
-	if int64(len(body)) > limit {
-		return tooLarge()
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	return body, true
 }
 
 // corsHeaders adds the CORS response headers for a route answering method.

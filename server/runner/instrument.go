@@ -46,6 +46,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the server's writer, for the
+// gateway's body read deadline.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // grpcMetrics counts calls to the gRPC server by method and status code. REST
 // calls reach the service in process and are counted by instrument instead.
 func (r *Runner) grpcMetrics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -60,6 +60,7 @@ type Runner struct {
 	gwConn     *api.InProcess
 	transport  *ws.Transport
 
+	limits  limits
 	servers []*http.Server
 	wg      sync.WaitGroup
 	errs    chan error
@@ -159,6 +160,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		metrics:   m,
 		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
 		errs:      make(chan error, 4),
+		limits:    defaultLimits(),
 	}
 	return r, nil
 }
@@ -208,6 +210,7 @@ func (r *Runner) Start(ctx context.Context) error {
 			Conn:        r.gwConn,
 			Auth:        auth,
 			MaxBodySize: cfg.APIMaxBodySize,
+			BodyTimeout: r.limits.apiBody,
 			CORS:        cfg.APICORSHeaders,
 			CORSHosts:   cfg.APICORSHosts,
 		})
@@ -363,12 +366,16 @@ func (r *Runner) Start(ctx context.Context) error {
 
 // startGRPC builds the gRPC server and the in-process connection the REST
 // gateway uses to reach it, so REST calls pass the same interceptors.
+// Panics are recovered inside the metrics interceptor, so they are counted
+// as INTERNAL, and outside auth and the handlers, which they guard.
 func (r *Runner) startGRPC(auth *api.Auth) error {
-	r.grpcServer = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(r.grpcMetrics, auth.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(auth.StreamInterceptor()),
+	rec := api.NewRecovery(r.log.With("context", "grpc"))
+	opts := append(r.limits.grpcOptions(),
+		grpc.ChainUnaryInterceptor(r.grpcMetrics, rec.UnaryInterceptor(), auth.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(rec.StreamInterceptor(), auth.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(int(r.cfg.APIMaxBodySize)),
 	)
+	r.grpcServer = grpc.NewServer(opts...)
 	svc := api.NewService(r.node)
 	cablehubv1.RegisterCableServiceServer(r.grpcServer, svc)
 	hs := health.NewServer()
@@ -377,9 +384,9 @@ func (r *Runner) startGRPC(auth *api.Auth) error {
 	healthpb.RegisterHealthServer(r.grpcServer, hs)
 	reflection.Register(r.grpcServer)
 
-	// REST calls are counted by their REST route (instrument), so only the
-	// bearer check sits in their chain.
-	r.gwConn = api.NewInProcess(&cablehubv1.CableService_ServiceDesc, svc, auth.UnaryInterceptor())
+	// REST calls are counted by their REST route (instrument), so only
+	// recovery and the bearer check sit in their chain.
+	r.gwConn = api.NewInProcess(&cablehubv1.CableService_ServiceDesc, svc, rec.UnaryInterceptor(), auth.UnaryInterceptor())
 	return nil
 }
 

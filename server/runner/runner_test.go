@@ -39,6 +39,13 @@ func (r *recorder) got() []string {
 
 func start(t *testing.T, args ...string) *Runner {
 	t.Helper()
+	return startWith(t, nil, args...)
+}
+
+// startWith starts a runner whose limits adjust changes (when not nil)
+// before it starts.
+func startWith(t *testing.T, adjust func(*limits), args ...string) *Runner {
+	t.Helper()
 	cfg, err := config.Parse(append([]string{"--host", "127.0.0.1", "--port", "0"}, args...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +53,9 @@ func start(t *testing.T, args ...string) *Runner {
 	r, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if adjust != nil {
+		adjust(&r.limits)
 	}
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
