@@ -252,10 +252,18 @@ func TestHardeningHistoryToSlowClient(t *testing.T) {
 	}
 	c := dialWS(t, s, dialOpts{})
 	c.welcome()
-	id := c.subscribe("other")
 	c.send(`{"command":"subscribe","identifier":` + quoted(identifier("hist")) + `,"history":{"since":1}}`)
-	_ = id
-	c.expectClose(1000, "")
+	c.conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a timeout fails below
+	var last string
+	for f := range c.frames {
+		last = f
+	}
+	if last != `{"type":"disconnect","reason":"too_slow","reconnect":true}` {
+		t.Errorf("last frame before the close: %.100s", last)
+	}
+	if ce := <-c.closed; ce.Code != 1000 {
+		t.Errorf("closed with %d, want 1000", ce.Code)
+	}
 	d := dialWS(t, s, dialOpts{})
 	d.welcome()
 	d.subscribe("still-serving")
