@@ -1,0 +1,313 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The fault-injection suite: numbered publications through several nodes,
+// subscribers that keep their position the way @anycable/core does, and a
+// fault in the middle. Each subscriber must end up with every publication
+// that was answered 201 exactly once, in order within an epoch, unless it
+// was told it cannot (reject_history).
+
+// tracker is one subscriber of a stream. With recover set it reconnects
+// after losing its connection (to the next node in its list), restoring its
+// session by sid or subscribing anew, and asks for history from the last
+// (epoch, offset) it saw.
+type tracker struct {
+	t       *testing.T
+	name    string
+	stream  string
+	id      string
+	nodes   []*server
+	proto   string
+	recover bool
+
+	mu       sync.Mutex
+	counts   map[int]int
+	epoch    string
+	offset   uint64
+	sid      string
+	disorder int // offsets that went back within one epoch
+	rejects  int // reject_history answers
+	conn     *websocket.Conn
+	done     bool
+}
+
+func newTracker(t *testing.T, name, stream string, nodes []*server, proto string, recover bool) *tracker {
+	tr := &tracker{t: t, name: name, stream: stream, id: identifier(stream), nodes: nodes, proto: proto, recover: recover, counts: map[int]int{}}
+	if !tr.connect(0) {
+		t.Fatalf("%s: cannot connect", name)
+	}
+	t.Cleanup(tr.stop)
+	return tr
+}
+
+// frame is what the tracker reads of a server message.
+type frame struct {
+	Type        string          `json:"type"`
+	Identifier  string          `json:"identifier"`
+	Message     json.RawMessage `json:"message"`
+	Epoch       string          `json:"epoch"`
+	Offset      uint64          `json:"offset"`
+	SID         string          `json:"sid"`
+	Restored    bool            `json:"restored"`
+	RestoredIDs []string        `json:"restored_ids"`
+}
+
+// connect dials nodes[i%len], restoring the previous session if any, and
+// starts reading. It reports false when the node did not answer.
+func (tr *tracker) connect(i int) bool {
+	tr.mu.Lock()
+	sid := tr.sid
+	tr.mu.Unlock()
+	node := tr.nodes[i%len(tr.nodes)]
+	url := "ws://" + node.Main + "/cable"
+	if sid != "" {
+		url += "?sid=" + sid
+	}
+	d := websocket.Dialer{Subprotocols: []string{tr.proto}, HandshakeTimeout: 5 * time.Second}
+	conn, _, err := d.Dial(url, nil)
+	if err != nil {
+		return false
+	}
+	var w frame
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.ReadJSON(&w); err != nil || w.Type != "welcome" {
+		conn.Close()
+		return false
+	}
+	conn.SetReadDeadline(time.Time{})
+	tr.mu.Lock()
+	tr.conn, tr.sid = conn, w.SID
+	history := ""
+	if tr.epoch != "" {
+		history = fmt.Sprintf(`{"streams":{%s:{"epoch":%q,"offset":%d}}}`, quoted(tr.stream), tr.epoch, tr.offset)
+	}
+	tr.mu.Unlock()
+	switch {
+	case slices.Contains(w.RestoredIDs, tr.id) && history != "":
+		conn.WriteMessage(websocket.TextMessage, []byte(historyCmd(tr.id, history)))
+	case history != "":
+		conn.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":`+quoted(tr.id)+`,"history":`+history+`}`))
+	default:
+		conn.WriteMessage(websocket.TextMessage, []byte(subscribeCmd(tr.id)))
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var c frame
+		if err := conn.ReadJSON(&c); err != nil || c.Type != "confirm_subscription" {
+			tr.t.Errorf("%s: subscribe: %+v %v", tr.name, c, err)
+		}
+		conn.SetReadDeadline(time.Time{})
+	}
+	go tr.read(conn, i)
+	return true
+}
+
+func (tr *tracker) read(conn *websocket.Conn, i int) {
+	for {
+		var f frame
+		if err := conn.ReadJSON(&f); err != nil {
+			break
+		}
+		tr.handle(&f)
+	}
+	tr.mu.Lock()
+	done := tr.done
+	tr.mu.Unlock()
+	if done || !tr.recover {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for next := i + 1; time.Now().Before(deadline); next++ {
+		if tr.connect(next) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // between reconnect attempts, as clients back off
+	}
+	tr.t.Errorf("%s: could not reconnect", tr.name)
+}
+
+func (tr *tracker) handle(f *frame) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	switch {
+	case f.Type == "reject_history":
+		tr.rejects++
+	case f.Type == "" && f.Identifier == tr.id && len(f.Message) > 0:
+		var n int
+		if err := json.Unmarshal(f.Message, &n); err != nil {
+			tr.t.Errorf("%s: not a numbered message: %s", tr.name, f.Message)
+			return
+		}
+		tr.counts[n]++
+		if f.Epoch != "" {
+			if f.Epoch == tr.epoch && f.Offset <= tr.offset {
+				tr.disorder++
+			}
+			tr.epoch, tr.offset = f.Epoch, f.Offset
+		}
+	}
+}
+
+func (tr *tracker) stop() {
+	tr.mu.Lock()
+	tr.done = true
+	c := tr.conn
+	tr.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+// publisher sends numbered publications to a stream through nodes in turn
+// and records which were accepted (201).
+type publisher struct {
+	stream   string
+	nodes    []*server
+	next     atomic.Int64
+	mu       sync.Mutex
+	accepted map[int]bool
+	sent     int
+}
+
+func (p *publisher) publish(count int) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range count {
+		n := int(p.next.Add(1))
+		node := p.nodes[n%len(p.nodes)]
+		body := fmt.Sprintf(`{"stream":%q,"data":"%d"}`, p.stream, n)
+		resp, err := client.Post("http://"+node.Main+"/api/publish", "application/json", strings.NewReader(body))
+		ok := err == nil && resp.StatusCode == 201
+		if err == nil {
+			resp.Body.Close()
+		}
+		p.mu.Lock()
+		p.sent++
+		if ok {
+			p.accepted[n] = true
+		}
+		p.mu.Unlock()
+	}
+}
+
+// run publishes count numbered publications from workers goroutines.
+func (p *publisher) run(workers, count int) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.publish(count / workers) }()
+	}
+	wg.Wait()
+}
+
+// settle waits until every tracker has every accepted publication (or a
+// deadline passes), then checks and logs each: missing, duplicated, out of
+// order.
+func settle(t *testing.T, setup string, p *publisher, trackers []*tracker) {
+	t.Helper()
+	p.mu.Lock()
+	accepted := make([]int, 0, len(p.accepted))
+	for n := range p.accepted {
+		accepted = append(accepted, n)
+	}
+	sent := p.sent
+	p.mu.Unlock()
+	if len(accepted) == 0 {
+		t.Fatalf("%s: nothing was accepted", setup)
+	}
+	missing := func(tr *tracker) (miss, dup int) {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for _, n := range accepted {
+			if tr.counts[n] == 0 {
+				miss++
+			}
+		}
+		for _, c := range tr.counts {
+			if c > 1 {
+				dup += c - 1
+			}
+		}
+		return miss, dup
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, tr := range trackers {
+		for time.Now().Before(deadline) {
+			if miss, _ := missing(tr); miss == 0 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // polling the tracker's counts
+		}
+		miss, dup := missing(tr)
+		tr.mu.Lock()
+		disorder, rejects := tr.disorder, tr.rejects
+		tr.mu.Unlock()
+		t.Logf("%s | %s: sent %d, accepted %d, missing %d, duplicated %d, out of order %d, reject_history %d",
+			setup, tr.name, sent, len(accepted), miss, dup, disorder, rejects)
+		if (miss > 0 && rejects == 0) || dup > 0 || disorder > 0 {
+			t.Errorf("%s | %s: %d missing, %d duplicated, %d out of order", setup, tr.name, miss, dup, disorder)
+		}
+	}
+}
+
+// TestFaultsRedisCluster runs the faults the Redis broker with Redis
+// pub/sub survives: two nodes publishing, and a node killed (-9) while its
+// clients are subscribed (they reconnect to the other node and recover).
+func TestFaultsRedisCluster(t *testing.T) {
+	const setup = "broker redis, pubsub redis"
+	t.Run("two publishing nodes", func(t *testing.T) {
+		a, b := redisCluster(t, 13)
+		stream := uniqueStream(t, "faults")
+		nodes := []*server{a, b}
+		trackers := []*tracker{
+			newTracker(t, "ext on A", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
+			newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
+			newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
+		}
+		p := &publisher{stream: stream, nodes: nodes, accepted: map[int]bool{}}
+		p.run(8, 2000)
+		settle(t, setup+", two publishing nodes", p, trackers)
+	})
+	t.Run("node killed", func(t *testing.T) {
+		a, b := redisCluster(t, 13)
+		stream := uniqueStream(t, "faults")
+		trackers := []*tracker{
+			newTracker(t, "ext on A (killed)", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
+			newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
+			newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
+		}
+		p := &publisher{stream: stream, nodes: []*server{b}, accepted: map[int]bool{}}
+		p.run(4, 600)
+		a.cmd.Process.Kill()
+		p.run(4, 600)
+		settle(t, setup+", node killed", p, trackers)
+	})
+}
+
+// TestFaultsClientKilled: on one node (memory broker), subscribers whose
+// sockets are cut reconnect, restore and recover what they missed.
+func TestFaultsClientKilled(t *testing.T) {
+	s := startServer(t, nil, "--public")
+	stream := uniqueStream(t, "faults")
+	trackers := []*tracker{
+		newTracker(t, "ext, cut", stream, []*server{s}, "actioncable-v1-ext-json", true),
+		newTracker(t, "plain", stream, []*server{s}, "actioncable-v1-json", false),
+	}
+	p := &publisher{stream: stream, nodes: []*server{s}, accepted: map[int]bool{}}
+	p.run(4, 400)
+	trackers[0].mu.Lock()
+	trackers[0].conn.UnderlyingConn().Close()
+	trackers[0].mu.Unlock()
+	p.run(4, 400)
+	settle(t, "broker memory, one node, client cut", p, trackers)
+}
