@@ -6,14 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"cablehub/server/protocol"
 )
 
 // Redis is the cluster broker: history, presence and the session cache live
@@ -21,8 +17,8 @@ import (
 //
 // Keys (all under the prefix):
 //
-//	epoch                      the cluster's epoch, set once by the first node
-//	offset:{stream}            last offset of a stream (INCR)
+//	epoch                      the current epoch; see broker_redis_history.go
+//	counter:{stream}           hash: epoch, offset (the last one stamped)
 //	history:{stream}           Redis stream; entry IDs are "<offset>-1"
 //	presence:streams           set of streams with presence
 //	presence:{stream}:expiry   zset sid -> expiry (unix ms); live sessions are
@@ -39,8 +35,6 @@ type Redis struct {
 	prefix string
 	opts   MemoryOptions
 	now    func() time.Time
-
-	epoch string // set once known; guarded by mu
 
 	// live holds the sessions of this node with presence, by stream, so
 	// their entries are refreshed while their connections live.
@@ -66,25 +60,6 @@ func (r *Redis) key(parts ...string) string {
 		k += p
 	}
 	return k
-}
-
-// Epoch returns the cluster's epoch, creating it on first use. An error
-// means Redis could not be reached; it is retried on the next call.
-func (r *Redis) Epoch(ctx context.Context) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.epoch != "" {
-		return r.epoch, nil
-	}
-	if err := r.client.SetNX(ctx, r.key("epoch"), newEpoch(), 0).Err(); err != nil {
-		return "", err
-	}
-	e, err := r.client.Get(ctx, r.key("epoch")).Result()
-	if err != nil {
-		return "", err
-	}
-	r.epoch = e
-	return e, nil
 }
 
 // Describe names the broker and its settings for the startup log.
@@ -115,173 +90,6 @@ func (r *Redis) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
 			onLeft(left)
 		}
 	}
-}
-
-// --- history ---
-
-// stampPublishScript stamps (unless ARGV[5] is "1": transient) and, unless
-// ARGV[6] is empty, publishes on channel ARGV[6] the wire form ARGV[7]
-// (JSON without its closing brace) completed with offset and epoch, in one
-// atomic step. Stamp alone uses it with no channel.
-var stampPublishScript = redis.NewScript(`
-if ARGV[5] == '1' then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. '}')
-  return 0
-end
-local offset = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], offset .. '-1', 'd', ARGV[2], 'at', ARGV[3])
-if tonumber(ARGV[4]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4] * 10)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-if ARGV[6] ~= '' then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. offset .. ',"epoch":"' .. ARGV[8] .. '"}')
-end
-return offset
-`)
-
-// StampAndPublish stamps each publication and publishes it on the Redis
-// pub/sub channel named as its stream, in one script run per publication,
-// all pipelined in order: offsets reach every node in order even while
-// several nodes publish to one stream (node.AtomicPublisher). encode gives
-// the wire form of an unstamped publication.
-func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication, encode func(*protocol.Publication) []byte) error {
-	epoch, err := r.Epoch(ctx)
-	if err != nil {
-		return err
-	}
-	now := r.now().UnixMilli()
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.Cmd, len(pubs))
-	for i := range pubs {
-		p := &pubs[i]
-		wire := encode(&protocol.Publication{Stream: p.Stream, Data: p.Data, ExcludeSocket: p.ExcludeSocket, BroadcastType: p.BroadcastType, Transient: p.Transient})
-		wire = wire[:len(wire)-1] // reopen the object for offset and epoch
-		payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
-		transient := "0"
-		if p.Transient {
-			transient = "1"
-		}
-		cmds[i] = stampPublishScript.Eval(ctx, pipe,
-			[]string{r.key("offset", p.Stream), r.key("history", p.Stream)},
-			r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, p.Stream, wire, epoch)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
-	}
-	for i, c := range cmds {
-		if !pubs[i].Transient {
-			off, _ := c.Int64()
-			pubs[i].Epoch, pubs[i].Offset = epoch, uint64(off)
-		}
-	}
-	return nil
-}
-
-// storedPublication is a history entry's payload.
-type storedPublication struct {
-	Data          string `json:"data"`
-	BroadcastType string `json:"type,omitempty"`
-}
-
-// Stamp gives p the next offset of its stream and the cluster epoch, and
-// appends it to the stream's history.
-func (r *Redis) Stamp(ctx context.Context, p *protocol.Publication) error {
-	epoch, err := r.Epoch(ctx)
-	if err != nil {
-		return err
-	}
-	payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
-	offset, err := stampPublishScript.Run(ctx, r.client,
-		[]string{r.key("offset", p.Stream), r.key("history", p.Stream)},
-		r.opts.HistoryLimit, payload, r.now().UnixMilli(), r.opts.HistoryTTL.Milliseconds(), "0", "", "", epoch).Int64()
-	if err != nil {
-		return err
-	}
-	p.Epoch, p.Offset = epoch, uint64(offset)
-	return nil
-}
-
-// retained reads a stream's history within the TTL, oldest first.
-func (r *Redis) retained(ctx context.Context, stream, epoch string) ([]historyEntry, error) {
-	msgs, err := r.client.XRange(ctx, r.key("history", stream), "-", "+").Result()
-	if err != nil {
-		return nil, err
-	}
-	cutoff := int64(0)
-	if r.opts.HistoryTTL > 0 {
-		cutoff = r.now().Add(-r.opts.HistoryTTL).UnixMilli()
-	}
-	out := make([]historyEntry, 0, len(msgs))
-	for _, m := range msgs {
-		raw, _ := m.Values["at"].(string)
-		at, _ := strconv.ParseInt(raw, 10, 64)
-		if at <= cutoff {
-			continue
-		}
-		var sp storedPublication
-		payload, _ := m.Values["d"].(string)
-		if err := json.Unmarshal([]byte(payload), &sp); err != nil {
-			continue
-		}
-		idPart, _, _ := strings.Cut(m.ID, "-")
-		offset, _ := strconv.ParseUint(idPart, 10, 64)
-		out = append(out, historyEntry{
-			at:  time.UnixMilli(at),
-			pub: protocol.Publication{Stream: stream, Data: sp.Data, BroadcastType: sp.BroadcastType, Epoch: epoch, Offset: offset},
-		})
-	}
-	return out, nil
-}
-
-// HistoryFrom returns the publications of stream after offset, failing
-// with ErrHistoryUnavailable in the same cases as Memory.HistoryFrom.
-func (r *Redis) HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
-	current, err := r.Epoch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if epoch != current {
-		return nil, fmt.Errorf("%w: unknown epoch %s, current %s", ErrHistoryUnavailable, epoch, current)
-	}
-	last, err := r.client.Get(ctx, r.key("offset", stream)).Uint64()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("%w: stream %q has no history", ErrHistoryUnavailable, stream)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if offset > last {
-		return nil, fmt.Errorf("%w: offset %d is beyond the latest %d", ErrHistoryUnavailable, offset, last)
-	}
-	if offset == last {
-		return nil, nil
-	}
-	kept, err := r.retained(ctx, stream, current)
-	if err != nil {
-		return nil, err
-	}
-	return after(kept, offset)
-}
-
-// HistorySince returns the publications of stream made at or after since
-// (unix seconds); an unknown stream has none.
-func (r *Redis) HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error) {
-	epoch, err := r.Epoch(ctx)
-	if err != nil {
-		return nil, err
-	}
-	kept, err := r.retained(ctx, stream, epoch)
-	if err != nil {
-		return nil, err
-	}
-	var out []protocol.Publication
-	for _, e := range kept {
-		if e.at.Unix() >= since {
-			out = append(out, e.pub)
-		}
-	}
-	return out, nil
 }
 
 // --- presence ---

@@ -252,7 +252,9 @@ func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error
 
 // stampAndPublish stamps p and publishes it under its stream's lock, so
 // that of two concurrent publications the one with the lower offset is
-// published first: sessions drop offsets at or below the last they sent.
+// published first: sessions drop offsets at or below the last they sent in
+// the same epoch (position.advance). The epoch is the one the broker
+// stamped p under, never one cached here.
 func (n *Node) stampAndPublish(ctx context.Context, p *protocol.Publication) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -49,10 +49,10 @@ type Session struct {
 // subscription is one identifier the session is subscribed to.
 type subscription struct {
 	streams.Subscription
-	// lastOffset is the offset of the last stamped publication the client
-	// got on this subscription: history replays and live messages at or
-	// below it are not sent again.
-	lastOffset uint64
+	// last is the position of the last stamped publication the client got
+	// on this subscription: history replays and live messages it already
+	// has are not sent again (see position.advance).
+	last position
 	// replay, while set, holds live messages back until history has been
 	// sent, so the client sees the stream in order.
 	replay *replay
@@ -68,8 +68,44 @@ type replay struct {
 }
 
 type heldFrame struct {
-	frame  []byte
+	frame []byte
+	at    position
+}
+
+// position is where a stamped publication sits in its stream: the broker's
+// epoch and the offset within it. Offset 0 means unstamped (transient, or
+// a broker without history).
+type position struct {
+	epoch  string
 	offset uint64
+}
+
+// stamp is p's position.
+func stamp(p *protocol.Publication) position { return position{p.Epoch, p.Offset} }
+
+// advance reports whether a client that last got pos should get a
+// publication at next, and if so moves pos there. This is the one ordering
+// and deduplication rule for live messages, held ones and history replays:
+//
+//   - unstamped publications are always sent and move nothing;
+//   - within one epoch, offsets at or below the last are dropped (the
+//     client has them, or a replay already sent them);
+//   - a publication of another epoch is sent and its epoch becomes the
+//     current one: the broker lost its data and counts again from 1 under
+//     a new epoch, so comparing offsets across epochs would drop every
+//     publication up to the old mark.
+//
+// Memory brokers have one epoch per process, so for them only the second
+// case ever drops anything.
+func (pos *position) advance(next position) bool {
+	if next.offset == 0 {
+		return true
+	}
+	if next.epoch == pos.epoch && next.offset <= pos.offset {
+		return false
+	}
+	*pos = next
+	return true
 }
 
 var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
@@ -103,25 +139,22 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 			s.close(1000, "", tooSlowFrame)
 			return
 		}
-		r.held = append(r.held, heldFrame{frame: frame, offset: p.Offset})
+		r.held = append(r.held, heldFrame{frame: frame, at: stamp(p)})
 		return
 	}
-	s.sendOrdered(sub, frame, p.Offset)
+	s.sendOrdered(sub, frame, stamp(p))
 }
 
 // maxHeldBytes bounds the live messages one subscription holds back while
 // its history is replayed (at most restoreHold after a restore).
 const maxHeldBytes = 4 << 20
 
-// sendOrdered sends a publication frame unless the client already has it;
-// s.mu is held. It reports false when the connection no longer takes
-// frames.
-func (s *Session) sendOrdered(sub *subscription, frame []byte, offset uint64) bool {
-	if offset > 0 {
-		if offset <= sub.lastOffset {
-			return true
-		}
-		sub.lastOffset = offset
+// sendOrdered sends a publication frame at position at unless the client
+// already has it (position.advance); s.mu is held. It reports false when
+// the connection no longer takes frames.
+func (s *Session) sendOrdered(sub *subscription, frame []byte, at position) bool {
+	if !sub.last.advance(at) {
+		return true
 	}
 	return s.Send(frame)
 }

@@ -1,0 +1,185 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"cablehub/server/protocol"
+	"cablehub/server/pubsub"
+)
+
+// epochDB is the Redis DB of the epoch tests alone: they flush it, as a
+// Redis that lost its data would be. No other test uses it.
+const epochDB = 11
+
+// twoRedisNodes returns two Redis brokers on one emptied DB and prefix, as
+// two nodes of a cluster see Redis, and a client on that DB.
+func twoRedisNodes(t *testing.T) (*Redis, *Redis, *redis.Client) {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: epochDB})
+	t.Cleanup(func() { client.Close() })
+	if err := client.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis at 127.0.0.1:6379: %v", err)
+	}
+	opts := MemoryOptions{HistoryLimit: 10, HistoryTTL: time.Minute}
+	return NewRedis(client, "cablehub:", opts), NewRedis(client, "cablehub:", opts), client
+}
+
+func stampN(t *testing.T, b *Redis, stream string, n int) []protocol.Publication {
+	t.Helper()
+	var out []protocol.Publication
+	for range n {
+		p := protocol.Publication{Stream: stream, Data: fmt.Sprint(len(out))}
+		if err := b.Stamp(context.Background(), &p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Redis losing its data gives a new epoch whose offsets start at 1,
+// whichever node stamps next; the other node follows it at once, and a
+// client holding the lost epoch is refused history.
+func TestRedisEpochAfterFlush(t *testing.T) {
+	ctx := context.Background()
+	a, b, client := twoRedisNodes(t)
+	before := append(stampN(t, a, "s", 2), stampN(t, b, "s", 1)...)
+	old := before[0].Epoch
+	for i, p := range before {
+		if p.Epoch != old || p.Offset != uint64(i+1) {
+			t.Fatalf("before the flush, stamp %d: %+v", i, p)
+		}
+	}
+	if err := client.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	after := append(stampN(t, b, "s", 1), stampN(t, a, "s", 1)...)
+	fresh := after[0].Epoch
+	if fresh == old || fresh == "" {
+		t.Fatalf("epoch after the flush: %q (before: %q)", fresh, old)
+	}
+	for i, p := range after {
+		if p.Epoch != fresh || p.Offset != uint64(i+1) {
+			t.Fatalf("after the flush, stamp %d: %+v", i, p)
+		}
+	}
+	if e, _ := a.Epoch(ctx); e != fresh {
+		t.Errorf("Epoch: %q, want %q", e, fresh)
+	}
+	if _, err := a.HistoryFrom(ctx, "s", old, 2); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Errorf("history from the lost epoch: %v", err)
+	}
+	got, err := b.HistoryFrom(ctx, "s", fresh, 1)
+	if err != nil || len(got) != 1 || got[0].Offset != 2 || got[0].Epoch != fresh {
+		t.Errorf("history in the new epoch: %+v %v", got, err)
+	}
+}
+
+// The epoch key vanishing alone (evicted, deleted) takes the counters and
+// history of its epoch with it: the stream restarts at 1 under a new epoch
+// and nothing of the old one is served, not even by time.
+func TestRedisEpochKeyLostAlone(t *testing.T) {
+	ctx := context.Background()
+	a, b, client := twoRedisNodes(t)
+	old := stampN(t, a, "s", 3)[0].Epoch
+	client.Del(ctx, "cablehub:epoch")
+	since := time.Now().Add(-time.Minute).Unix()
+	if got, err := b.HistorySince(ctx, "s", since); err != nil || len(got) != 0 {
+		t.Errorf("history of the lost epoch served by time: %+v %v", got, err)
+	}
+	if _, err := b.HistoryFrom(ctx, "s", old, 1); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Errorf("history from the lost epoch: %v", err)
+	}
+	p := stampN(t, b, "s", 1)[0]
+	if p.Epoch == old || p.Offset != 1 {
+		t.Fatalf("first stamp after the epoch key went: %+v (old epoch %q)", p, old)
+	}
+	got, err := a.HistorySince(ctx, "s", since)
+	if err != nil || len(got) != 1 || got[0].Offset != 1 || got[0].Epoch != p.Epoch {
+		t.Errorf("history since after the restart: %+v %v", got, err)
+	}
+	if _, err := a.HistoryFrom(ctx, "s", p.Epoch, 0); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Errorf("offset 0 with offset 1 kept: %v", err)
+	}
+}
+
+// Nodes that stamp at once on an empty Redis agree on one epoch.
+func TestRedisNodesAgreeOnEpoch(t *testing.T) {
+	a, b, _ := twoRedisNodes(t)
+	var wg sync.WaitGroup
+	epochs := make([][]string, 8)
+	for w := range epochs {
+		wg.Go(func() {
+			node := []*Redis{a, b}[w%2]
+			for i := range 20 {
+				p := protocol.Publication{Stream: fmt.Sprint("s", i%3), Data: "x"}
+				if err := node.Stamp(context.Background(), &p); err != nil {
+					t.Error(err)
+					return
+				}
+				epochs[w] = append(epochs[w], p.Epoch)
+			}
+		})
+	}
+	wg.Wait()
+	want := epochs[0][0]
+	for w := range epochs {
+		for _, e := range epochs[w] {
+			if e != want {
+				t.Fatalf("epochs %q and %q in one cluster", want, e)
+			}
+		}
+	}
+}
+
+// StampAndPublish stamps under the epoch its script run finds, and the
+// wire form published to every node carries that same epoch.
+func TestRedisStampAndPublishFollowsEpoch(t *testing.T) {
+	ctx := context.Background()
+	a, b, client := twoRedisNodes(t)
+	stream := fmt.Sprintf("epoch-publish-%d", time.Now().UnixNano())
+	sub := client.Subscribe(ctx, stream)
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := sub.Channel()
+	publish := func(node *Redis, data string) protocol.Publication {
+		t.Helper()
+		pubs := []protocol.Publication{{Stream: stream, Data: data}, {Stream: stream, Data: "t", Transient: true}}
+		if err := node.StampAndPublish(ctx, pubs, pubsub.EncodePublication); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range pubs {
+			var m *redis.Message
+			select {
+			case m = <-msgs:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("publication %q not published", p.Data)
+			}
+			want := fmt.Sprintf(`,"offset":%d,"epoch":%q}`, p.Offset, p.Epoch)
+			if i == 1 {
+				want = `"transient":true}}`
+			}
+			if !strings.HasSuffix(m.Payload, want) {
+				t.Fatalf("published %s, want it to end with %s", m.Payload, want)
+			}
+		}
+		return pubs[0]
+	}
+	first := publish(a, "1")
+	client.FlushDB(ctx)
+	second := publish(b, "2")
+	third := publish(a, "3")
+	if first.Offset != 1 || second.Offset != 1 || third.Offset != 2 || second.Epoch == first.Epoch || third.Epoch != second.Epoch {
+		t.Errorf("stamps across the flush: %+v %+v %+v", first, second, third)
+	}
+}
