@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,5 +84,41 @@ func TestDeadlineRedisStopped(t *testing.T) {
 		if !strings.Contains(f, `"message":"before"`) && !strings.Contains(f, `"message":"stopped `) {
 			t.Fatalf("unexpected frame %s", f)
 		}
+	}
+}
+
+// TestDeadlineNATSStopped does the same with the NATS pub/sub: a stopped
+// nats-server keeps the connection open, so nats.go still takes publishes
+// into its buffer; a publish must not be answered 201 until the server
+// confirms it, so it answers 501 at the deadline, and 201 again once the
+// server runs.
+func TestDeadlineNATSStopped(t *testing.T) {
+	port := freePort(t)
+	nats := exec.Command(serviceBinary(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(port))
+	if err := nats.Start(); err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	t.Cleanup(func() { nats.Process.Kill(); nats.Wait() })
+	t.Cleanup(func() { nats.Process.Signal(syscall.SIGCONT) })
+	s := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats",
+		"--nats_servers", fmt.Sprintf("nats://127.0.0.1:%d", port), "--publish_timeout", "500ms")
+	waitHealth(t, s, 200)
+	pub := func() response { return do(t, "POST", "http://"+s.Main+"/api/publish", okPub) }
+	if r := pub(); r.Status != 201 {
+		t.Fatalf("publish with NATS up: %d %s", r.Status, r.Body)
+	}
+	if err := nats.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	assertJSONError(t, pub(), 501, "did not answer within 500ms")
+	if err := nats.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for r := pub(); r.Status != 201; r = pub() {
+		if time.Now().After(deadline) {
+			t.Fatalf("publishes did not recover once NATS ran again: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
