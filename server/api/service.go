@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,14 +25,67 @@ type Node interface {
 }
 
 // Service implements cablehubv1.CableServiceServer on top of a Node.
+//
+// Every call that reaches the broker or the pub/sub (Publish, GetPresence,
+// Disconnect) runs under a deadline of its own, the service's timeout, so a
+// dependency that hangs (a stopped Redis, a NATS that does not confirm)
+// costs a caller at most that long: the call then fails with UNAVAILABLE
+// (501 over REST) saying the dependency did not answer in time. The Node
+// must honour the context it is given; the service does not abandon calls
+// that ignore it, since their work would go on unseen.
 type Service struct {
 	cablehubv1.UnimplementedCableServiceServer
-	node Node
+	node    Node
+	timeout time.Duration
+}
+
+// DefaultTimeout bounds a call's work against the broker and pub/sub when
+// no WithTimeout option is given (config's --publish_timeout default).
+const DefaultTimeout = 2 * time.Second
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithTimeout sets the deadline of each call's broker and pub/sub work;
+// d <= 0 keeps DefaultTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(s *Service) {
+		if d > 0 {
+			s.timeout = d
+		}
+	}
 }
 
 // NewService returns the API service backed by n.
-func NewService(n Node) *Service {
-	return &Service{node: n}
+func NewService(n Node, opts ...Option) *Service {
+	s := &Service{node: n, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// bounded runs f under the service's deadline and turns its error into
+// the call's status: a gRPC status error as it is, the caller's own cancellation or deadline as such
+// (CANCELED, DEADLINE_EXCEEDED), the service's deadline as UNAVAILABLE
+// naming the timeout, any other failure as UNAVAILABLE with what (the
+// attempted operation, e.g. "broadcast not accepted") and the error. The
+// deadline counts as hit also when f's error came from a socket deadline
+// set from it a moment before the context's own timer fired.
+func (s *Service) bounded(ctx context.Context, what string, f func(context.Context) error) error {
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	err := f(tctx)
+	if _, ok := status.FromError(err); ok || err == nil {
+		return err
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return status.FromContextError(ctxErr).Err()
+	}
+	if deadline, _ := tctx.Deadline(); tctx.Err() != nil || !time.Now().Before(deadline) {
+		return status.Errorf(codes.Unavailable, "%s: the broker or pub/sub (Redis, NATS) did not answer within %s (--publish_timeout)", what, s.timeout)
+	}
+	return status.Error(codes.Unavailable, fmt.Sprintf("%s: %v", what, err))
 }
 
 // Publish validates the whole batch first, so an invalid publication rejects
@@ -57,11 +112,11 @@ func (s *Service) Publish(ctx context.Context, req *cablehubv1.PublishRequest) (
 			Transient:     meta.GetTransient(),
 		}
 	}
-	if err := s.node.Broadcast(ctx, pubs); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, status.FromContextError(ctxErr).Err()
-		}
-		return nil, status.Errorf(codes.Unavailable, "broadcast not accepted: %v", err)
+	err := s.bounded(ctx, "broadcast not accepted", func(ctx context.Context) error {
+		return s.node.Broadcast(ctx, pubs)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &cablehubv1.PublishResponse{}, nil
 }
@@ -72,12 +127,16 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 	if req.GetStream() == "" {
 		return nil, status.Error(codes.InvalidArgument, "stream is required")
 	}
-	info, err := s.node.Presence(ctx, req.GetStream())
-	switch {
-	case errors.Is(err, broker.ErrPresenceUnsupported):
-		return nil, status.Error(codes.Unimplemented, "presence is not supported by the configured broker")
-	case err != nil:
-		return nil, status.Errorf(codes.Unavailable, "presence unavailable: %v", err)
+	var info *broker.PresenceInfo
+	err := s.bounded(ctx, "presence unavailable", func(ctx context.Context) (err error) {
+		info, err = s.node.Presence(ctx, req.GetStream())
+		if errors.Is(err, broker.ErrPresenceUnsupported) {
+			return status.Error(codes.Unimplemented, "presence is not supported by the configured broker")
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	resp := &cablehubv1.GetPresenceResponse{Type: "info", Total: proto.Int32(int32(info.Total))}
 	for _, r := range info.Records {
@@ -105,8 +164,11 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 // Disconnect closes the sessions with the given connection identifiers. An
 // empty identifier matches nothing and is not an error, as in AnyCable.
 func (s *Service) Disconnect(ctx context.Context, req *cablehubv1.DisconnectRequest) (*cablehubv1.DisconnectResponse, error) {
-	if err := s.node.Disconnect(ctx, req.GetIdentifier(), req.GetReconnect()); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "disconnect not accepted: %v", err)
+	err := s.bounded(ctx, "disconnect not accepted", func(ctx context.Context) error {
+		return s.node.Disconnect(ctx, req.GetIdentifier(), req.GetReconnect())
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &cablehubv1.DisconnectResponse{}, nil
 }

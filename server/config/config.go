@@ -65,6 +65,9 @@ type Config struct {
 	APICORSHosts   []string
 	APIMaxBodySize int64
 	GRPCPort       int
+	// PublishTimeout bounds each API call's work against the broker and
+	// pub/sub (publish, presence, disconnect); see api.Service.
+	PublishTimeout time.Duration
 
 	// Broker and pub/sub.
 	PubSub             string
@@ -143,6 +146,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 		JWTParam:                      "jid",
 		APIPath:                       "/api",
 		APIMaxBodySize:                1 << 20,
+		PublishTimeout:                2 * time.Second,
 		Broker:                        "memory",
 		RedisURL:                      "redis://localhost:6379",
 		NATSServers:                   DefaultNATSServers,
@@ -207,6 +211,11 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(api, "api_cors_headers", boolValue{&c.APICORSHeaders}, "add CORS headers to API responses and answer preflight requests")
 	p.add(api, "api_cors_hosts", listValue{&c.APICORSHosts}, "allowed CORS origin hosts, comma-separated, *.example.com allowed (default: any)")
 	p.add(api, "api_max_body_size", sizeValue{&c.APIMaxBodySize, 1}, "largest accepted API request body, bytes")
+	// 2 s: a healthy Redis or NATS answers in milliseconds even under load,
+	// so this only cuts calls to a dependency that is down or stuck, and a
+	// caller (often a web request) learns it in time to retry or give up
+	// instead of piling up behind it.
+	p.add(api, "publish_timeout", durationValue{&c.PublishTimeout}, "limit for one publish, presence or disconnect call's work against the broker and pub/sub, seconds or e.g. 1500ms (then 501 / UNAVAILABLE)")
 	p.add(api, "grpc_port", intValue{&c.GRPCPort, 0, 65535}, "dedicated gRPC API port (0 = gRPC on the API's own listener)")
 
 	// "none" keeps no presence or history, like AnyCable's legacy broker.
@@ -381,6 +390,9 @@ func (c *Config) finish() error {
 	}
 	if c.APIPort != 0 && c.APIPort == c.Port {
 		return fmt.Errorf("invalid value %d for --api_port: must differ from --port (0 shares the main port)", c.APIPort)
+	}
+	if c.PublishTimeout <= 0 {
+		return fmt.Errorf("invalid value \"0\" for --publish_timeout: must be positive, such as 2 or 1500ms")
 	}
 	if c.GRPCPort != 0 && (c.GRPCPort == c.Port || c.GRPCPort == c.APIPort) {
 		return fmt.Errorf("invalid value %d for --grpc_port: must differ from --port and --api_port", c.GRPCPort)

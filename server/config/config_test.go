@@ -138,3 +138,24 @@ func TestConnectionLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishTimeout asserts --publish_timeout defaults to 2 s, takes
+// seconds or a Go duration from the flag or ANYCABLE_PUBLISH_TIMEOUT, and
+// refuses 0: every API call against the broker must have a deadline.
+func TestPublishTimeout(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil || c.PublishTimeout != 2*time.Second {
+		t.Fatalf("default: %v, %v", c.PublishTimeout, err)
+	}
+	c, err = parse(t, map[string]string{"ANYCABLE_PUBLISH_TIMEOUT": "1500ms"})
+	if err != nil || c.PublishTimeout != 1500*time.Millisecond {
+		t.Fatalf("env: %v, %v", c.PublishTimeout, err)
+	}
+	c, err = parse(t, nil, "--publish_timeout", "3")
+	if err != nil || c.PublishTimeout != 3*time.Second {
+		t.Fatalf("flag: %v, %v", c.PublishTimeout, err)
+	}
+	if _, err := parse(t, nil, "--publish_timeout=0"); err == nil || !strings.Contains(err.Error(), "--publish_timeout") {
+		t.Fatalf("0 accepted: %v", err)
+	}
+}

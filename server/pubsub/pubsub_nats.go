@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -37,12 +38,17 @@ func streamSubject(stream string) string {
 }
 
 // ConnectNATS connects to servers (comma-separated URLs), retrying in the
-// background when none answers yet and reconnecting forever.
+// background when none answers yet and reconnecting forever. Nothing is
+// buffered while reconnecting (ReconnectBufSize -1): a publish then fails
+// at once instead of waiting in nats.go's buffer for a server that may not
+// come back in time, so a publication that was answered with an error is
+// not sent later behind the caller's back.
 func ConnectNATS(servers string, log *slog.Logger) (*nats.Conn, error) {
 	return nats.Connect(servers,
 		nats.Name("cablehub"),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS connection lost", "error", err)
@@ -94,9 +100,22 @@ func (n *NATS) Run(ctx context.Context) {
 	}
 }
 
-// Publish sends pubs in order on the connection. It fails when NATS is not
-// connected rather than buffering for an unknown time.
-func (n *NATS) Publish(_ context.Context, pubs []protocol.Publication) error {
+// confirmTimeout bounds the wait for the server's confirmation when the
+// caller's context has no deadline (node-internal publications such as
+// presence events; API calls carry --publish_timeout).
+const confirmTimeout = 2 * time.Second
+
+// Publish sends pubs in order on the connection and returns once the
+// server has them. It fails at once when NATS is not connected, and when
+// the server does not confirm before ctx is done (or within
+// confirmTimeout): nats.go's Publish only writes to a buffer, and bytes
+// written to a connection that has just died are lost without an error,
+// so success means the server acknowledged everything sent before a
+// PING (a flush), which NATS answers in order. After a failed
+// confirmation the publications may still reach subscribers (a server that
+// is slow rather than gone): an error means "not confirmed", not "not
+// sent".
+func (n *NATS) Publish(ctx context.Context, pubs []protocol.Publication) error {
 	if !n.conn.IsConnected() {
 		return errors.New("NATS is not connected")
 	}
@@ -105,16 +124,32 @@ func (n *NATS) Publish(_ context.Context, pubs []protocol.Publication) error {
 			return err
 		}
 	}
-	return nil
+	return n.confirm(ctx)
 }
 
-// PublishCommand sends c to every node.
-func (n *NATS) PublishCommand(_ context.Context, c *Command) error {
+// PublishCommand sends c to every node, confirmed as Publish is.
+func (n *NATS) PublishCommand(ctx context.Context, c *Command) error {
 	if !n.conn.IsConnected() {
 		return errors.New("NATS is not connected")
 	}
 	b, _ := json.Marshal(c)
-	return n.conn.Publish(InternalChannel, b)
+	if err := n.conn.Publish(InternalChannel, b); err != nil {
+		return err
+	}
+	return n.confirm(ctx)
+}
+
+// confirm waits for the server to acknowledge everything sent so far.
+func (n *NATS) confirm(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, confirmTimeout)
+		defer cancel()
+	}
+	if err := n.conn.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("NATS did not confirm the publication: %w", err)
+	}
+	return nil
 }
 
 // Subscribe notes a local subscription; the first subscribes the subject.

@@ -36,7 +36,11 @@ type deps struct {
 }
 
 // newRedis connects lazily: a Redis that is down at start is retried by
-// go-redis, the node starts anyway.
+// go-redis, the node starts anyway. Contexts' deadlines bound socket reads
+// and writes (ContextTimeoutEnabled; go-redis ignores them otherwise and
+// waits out its own 3 s read timeout), so --publish_timeout and the
+// node's broker timeout hold against a Redis that accepts connections but
+// does not answer.
 func (d *deps) newRedis(cfg *config.Config) error {
 	if d.redis != nil {
 		return nil
@@ -46,6 +50,7 @@ func (d *deps) newRedis(cfg *config.Config) error {
 		return fmt.Errorf("invalid value %q for --redis_url: %v", cfg.RedisURL, err)
 	}
 	opts.DialTimeout = 2 * time.Second
+	opts.ContextTimeoutEnabled = true
 	d.redis = redis.NewClient(opts)
 	d.check("redis", func(ctx context.Context) error { return d.redis.Ping(ctx).Err() })
 	return nil

@@ -376,7 +376,7 @@ func (r *Runner) startGRPC(auth *api.Auth) error {
 		grpc.MaxRecvMsgSize(int(r.cfg.APIMaxBodySize)),
 	)
 	r.grpcServer = grpc.NewServer(opts...)
-	svc := api.NewService(r.node)
+	svc := api.NewService(r.node, api.WithTimeout(r.cfg.PublishTimeout))
 	cablehubv1.RegisterCableServiceServer(r.grpcServer, svc)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -21,6 +21,7 @@ func startupWarnings(cfg *config.Config) []string {
 	if cfg.TurboStreams && cfg.TurboStreamsSecret == "" {
 		w = append(w, "--turbo_streams is on but Turbo streams cannot be used (every subscription is rejected): set --turbo_streams_secret, --streams_secret or --secret")
 	}
+	w = append(w, deliveryWarnings(cfg)...)
 	if cfg.EffectiveAPISecret() == "" {
 		switch {
 		case cfg.APIPort != 0 && cfg.GRPCPort != 0:
@@ -35,4 +36,23 @@ func startupWarnings(cfg *config.Config) []string {
 		}
 	}
 	return w
+}
+
+// deliveryWarnings names the cluster setups that cannot keep the delivery
+// guarantee (every subscriber gets a stream's publications in offset
+// order, and recovers missed ones from history on any node). The memory
+// broker keeps offsets, epochs, history and presence per node, so with a
+// cluster pub/sub they do not agree across nodes. The Redis broker with
+// NATS stamps in Redis and publishes over NATS in two steps, so two nodes
+// publishing to one stream can deliver offsets out of order, and a session
+// drops a publication whose offset is at or below the last it sent. The
+// "none" broker promises no history at all, so it needs no warning.
+func deliveryWarnings(cfg *config.Config) []string {
+	switch {
+	case cfg.Broker == "memory" && (cfg.PubSub == "redis" || cfg.PubSub == "nats"):
+		return []string{"--broker memory with --pubsub " + cfg.PubSub + ": each node stamps its own offsets and epochs and keeps its own history and presence, so history and session recovery do not work across nodes and offsets from different nodes collide; use --broker redis"}
+	case cfg.Broker == "redis" && cfg.PubSub == "nats":
+		return []string{"--broker redis with --pubsub nats: offsets are stamped in Redis and published over NATS in two steps, so when two nodes publish to one stream subscribers can get offsets out of order and drop the late ones; use --pubsub redis (stamp and publish in one step)"}
+	}
+	return nil
 }

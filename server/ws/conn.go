@@ -1,7 +1,10 @@
 package ws
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -57,13 +60,17 @@ type Conn struct {
 	ended      bool
 	onEnd      func()
 	onSlow     func()
+	slowFrame  []byte // the last slowFrame given to Send
 	watch      watchState
 }
 
 // Subprotocol is the negotiated subprotocol ("" when none).
 func (c *Conn) Subprotocol() string { return c.subprotocol }
 
-// OnSlow sets a function called once if the connection is cut as too slow.
+// OnSlow sets a function called once if the connection is cut as too
+// slow: by Send, when its queue would exceed MaxPending, or by the writer,
+// when a socket write does not complete within WriteTimeout (the client is
+// not reading) while the connection was not closing for another reason.
 func (c *Conn) OnSlow(f func()) {
 	c.mu.Lock()
 	c.onSlow = f
@@ -76,6 +83,9 @@ func (c *Conn) OnSlow(f func()) {
 // close, and the connection ends. The frame must not be modified after.
 func (c *Conn) Send(frame []byte, slowFrame []byte) bool {
 	c.mu.Lock()
+	if slowFrame != nil {
+		c.slowFrame = slowFrame
+	}
 	if c.closing {
 		c.mu.Unlock()
 		return false
@@ -313,6 +323,9 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 			return
 		}
 		buf := append((*bp)[:0], c.backlog...)
+		// Frames start here: the backlog is the end of an earlier write,
+		// the prefix an HTTP response.
+		framesFrom := len(c.backlog) + len(c.prefix)
 		c.backlog = nil
 		buf, frames, bytes, closed := c.encode(buf)
 		closed = closed || closeInBacklog
@@ -329,10 +342,14 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 		if d > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(d))
 		}
-		_, err := c.nc.Write(buf)
+		n, err := c.nc.Write(buf)
 		if d > 0 && err == nil {
 			// Later non-blocking writes must not inherit the deadline.
 			c.nc.SetWriteDeadline(time.Time{})
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			*bp = c.cutSlow(buf, n, framesFrom)
+			return
 		}
 		if err != nil {
 			c.finish()
@@ -346,6 +363,65 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 			c.afterClose()
 		}
 	}
+}
+
+// cutSlow ends a connection whose write of buf timed out after n bytes
+// (frames start at buf[framesFrom]): the client does not take its frames.
+// A connection already closing (cut by Send, or closed for another reason)
+// just ends. Otherwise it is cut as too slow, as by Send: OnSlow runs (the
+// node counts and logs it), and the client gets one more WriteTimeout to
+// take the rest of the frame in progress, then the too_slow frame (Send's
+// last slowFrame) and a close frame; if it takes them the close handshake
+// follows as usual, else the socket is closed at once (a client whose
+// socket stays full never sees why). It returns buf for reuse.
+func (c *Conn) cutSlow(buf []byte, n, framesFrom int) []byte {
+	c.mu.Lock()
+	slow := !c.closing && !c.finished
+	c.closing = true
+	clear(c.queue)
+	c.queue, c.pending, c.pong, c.watch.ping = c.queue[:0], 0, nil, false
+	onSlow, notice := c.onSlow, c.slowFrame
+	c.mu.Unlock()
+	if slow && onSlow != nil {
+		onSlow()
+	}
+	var err error = os.ErrDeadlineExceeded
+	if slow && notice != nil {
+		out := buf[n:frameEnd(buf, framesFrom, n)]
+		out = appendFrame(out, opText, notice)
+		out = appendFrame(out, opClose, closePayload(closeNormal, ""))
+		c.nc.SetWriteDeadline(time.Now().Add(c.t.opts.WriteTimeout))
+		_, err = c.nc.Write(out)
+		c.nc.SetWriteDeadline(time.Time{})
+	}
+	c.mu.Lock()
+	c.writing = false
+	c.closeSent = c.closeSent || err == nil
+	c.mu.Unlock()
+	if err != nil {
+		c.finish()
+	} else {
+		c.afterClose()
+	}
+	return buf
+}
+
+// frameEnd returns where the frame holding buf[n] ends, n itself when a
+// frame starts there, given that whole frames follow from buf[from]
+// (what comes before from, ends at from with a frame).
+func frameEnd(buf []byte, from, n int) int {
+	i := from
+	for i < n && i+2 <= len(buf) {
+		size, hdr := int(buf[i+1]&0x7f), 2
+		switch size {
+		case 126:
+			size, hdr = int(binary.BigEndian.Uint16(buf[i+2:])), 4
+		case 127:
+			size, hdr = int(binary.BigEndian.Uint64(buf[i+2:])), 10
+		}
+		i += hdr + size
+	}
+	return min(i, len(buf))
 }
 
 // afterClose runs once our close frame is on the wire: end now if the
