@@ -49,10 +49,15 @@ type Session struct {
 // subscription is one identifier the session is subscribed to.
 type subscription struct {
 	streams.Subscription
-	// lastOffset is the offset of the last stamped publication the client
-	// got on this subscription: history replays and live messages at or
-	// below it are not sent again.
+	// epoch and lastOffset are the position of the last stamped
+	// publication the client got on this subscription: within the epoch,
+	// history replays and live messages at or below it are not sent again
+	// (see sendOrdered).
+	epoch      string
 	lastOffset uint64
+	// gap, while set, holds live messages that arrived past a gap in the
+	// offsets until the gap is filled (see session_order.go).
+	gap *gap
 	// replay, while set, holds live messages back until history has been
 	// sent, so the client sees the stream in order.
 	replay *replay
@@ -69,6 +74,7 @@ type replay struct {
 
 type heldFrame struct {
 	frame  []byte
+	epoch  string
 	offset uint64
 }
 
@@ -103,28 +109,15 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 			s.close(1000, "", tooSlowFrame)
 			return
 		}
-		r.held = append(r.held, heldFrame{frame: frame, offset: p.Offset})
+		r.held = append(r.held, heldFrame{frame: frame, epoch: p.Epoch, offset: p.Offset})
 		return
 	}
-	s.sendOrdered(sub, frame, p.Offset)
+	s.sendOrdered(sub, frame, p.Epoch, p.Offset)
 }
 
 // maxHeldBytes bounds the live messages one subscription holds back while
 // its history is replayed (at most restoreHold after a restore).
 const maxHeldBytes = 4 << 20
-
-// sendOrdered sends a publication frame unless the client already has it;
-// s.mu is held. It reports false when the connection no longer takes
-// frames.
-func (s *Session) sendOrdered(sub *subscription, frame []byte, offset uint64) bool {
-	if offset > 0 {
-		if offset <= sub.lastOffset {
-			return true
-		}
-		sub.lastOffset = offset
-	}
-	return s.Send(frame)
-}
 
 // close sends last (if any) and a close frame, then the connection ends.
 func (s *Session) close(code int, reason string, last []byte) {
@@ -208,6 +201,8 @@ func (n *Node) onTimer(t timer) {
 		n.timers.add(timer{s: s, kind: timerTouch}, n.opts.SessionsTTL/2)
 	case timerRestoreHold:
 		s.releaseRestoreHolds()
+	case timerGap:
+		s.fillGap(t.identifier)
 	case timerPing:
 		now := time.Now()
 		s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))
