@@ -99,6 +99,9 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 	if sub == nil {
 		return
 	}
+	if p.Recovered && (sub.replay != nil || sub.epoch == "") {
+		return // a replay covers it, or the client has no position to resume
+	}
 	if r := sub.replay; r != nil {
 		r.heldBytes += len(frame)
 		if r.heldBytes > maxHeldBytes {

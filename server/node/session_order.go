@@ -36,17 +36,23 @@ var resyncFrame = protocol.Disconnect(protocol.ReasonStreamGap, true)
 // sendOrdered sends a publication frame of sub in stream order; s.mu is
 // held. Unstamped frames go at once. Within an epoch, a frame at or below
 // the client's position is dropped (it has it), the next offset is sent
-// (and then whatever it makes contiguous), and one past a gap is held.
-// Another epoch means the broker started over (or the client had no
-// position): the client takes the new epoch from there. It reports false
+// (and then whatever it makes contiguous), and one past a gap is held. A
+// client without a position takes the stream from wherever it is. Another
+// epoch means the broker lost its state and started over: with a
+// cluster-wide broker (Options.CatchUp) everything in the new epoch is new
+// to the client, so it resumes from the epoch's start, filling the gap up
+// to this frame from history; otherwise each node has an epoch of its own
+// and the client takes the frame's position as it is. It reports false
 // when the connection no longer takes frames.
 func (s *Session) sendOrdered(sub *subscription, frame []byte, epoch string, offset uint64) bool {
 	switch {
 	case offset == 0:
 		return s.Send(frame)
-	case epoch != sub.epoch || sub.lastOffset == 0:
+	case sub.epoch == "" || (epoch != sub.epoch && (!s.node.opts.CatchUp || offset == 1)):
 		sub.epoch, sub.lastOffset, sub.gap = epoch, offset, nil
 		return s.Send(frame)
+	case epoch != sub.epoch:
+		sub.epoch, sub.lastOffset, sub.gap = epoch, 0, nil
 	case offset <= sub.lastOffset:
 		return true
 	case offset == sub.lastOffset+1:
@@ -139,7 +145,15 @@ func (s *Session) fillGap(identifier string) {
 		defer s.recoverPanic("gap fill")
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 		defer cancel()
-		pubs, err := s.node.broker.HistoryFrom(ctx, stream, epoch, from)
+		var pubs []protocol.Publication
+		var err error
+		if from == 0 {
+			// From an epoch's start: AnyCable's rule refuses offset 0 to
+			// clients, so read all that is kept and take the epoch's part.
+			pubs, err = s.node.broker.HistorySince(ctx, stream, 0)
+		} else {
+			pubs, err = s.node.broker.HistoryFrom(ctx, stream, epoch, from)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.subs[identifier] != sub || sub.gap == nil {

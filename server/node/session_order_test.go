@@ -99,3 +99,68 @@ func TestNewEpochIsTakenAsIs(t *testing.T) {
 		}
 	}
 }
+
+// With a cluster-wide broker, a new epoch means the broker lost its state:
+// a client with a position in the old epoch resumes from the new epoch's
+// start, the part it missed read from history. Recovered publications (the
+// catch-up after a pub/sub reconnect) go only to clients with a position.
+func TestNewEpochResumesFromItsStart(t *testing.T) {
+	url, _, n, b := testNode(t, panicRouter{}, Options{CatchUp: true})
+	withPos, fresh := dial(t, url), dial(t, url)
+	for _, c := range []*websocket.Conn{withPos, fresh} {
+		c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+		readText(t, c)
+	}
+	old := protocol.Publication{Stream: "s", Data: "0", Epoch: "old", Offset: 40}
+	n.HandlePublication(&old)
+	readText(t, withPos)
+	readText(t, fresh)
+	fresh.WriteMessage(websocket.TextMessage, []byte(`{"command":"unsubscribe","identifier":"s"}`))
+	fresh.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, fresh) // confirmed again, now without a position
+
+	pubs := make([]protocol.Publication, 3)
+	for i := range pubs {
+		pubs[i] = protocol.Publication{Stream: "s", Data: fmt.Sprint(i + 1)}
+		b.Stamp(context.Background(), &pubs[i])
+	}
+	line := func(o int) string {
+		return fmt.Sprintf(`{"identifier":"s","message":%d,"stream_id":"s","epoch":%q,"offset":%d}`, o, b.Epoch(), o)
+	}
+	for _, p := range pubs[:2] {
+		r := p
+		r.Recovered = true
+		n.HandlePublication(&r)
+	}
+	n.HandlePublication(&pubs[2])
+	for o := 1; o <= 3; o++ {
+		if m := readText(t, withPos); m != line(o) {
+			t.Fatalf("client with a position: got %s, want offset %d", m, o)
+		}
+	}
+	if m := readText(t, fresh); m != line(3) {
+		t.Fatalf("client without a position: got %s, want offset 3 only", m)
+	}
+}
+
+func TestNewEpochGapFromItsStartIsFilled(t *testing.T) {
+	url, _, n, b := testNode(t, panicRouter{}, Options{CatchUp: true})
+	c := dial(t, url)
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, c)
+	old := protocol.Publication{Stream: "s", Data: "0", Epoch: "old", Offset: 40}
+	n.HandlePublication(&old)
+	readText(t, c)
+	pubs := make([]protocol.Publication, 3)
+	for i := range pubs {
+		pubs[i] = protocol.Publication{Stream: "s", Data: fmt.Sprint(i + 1)}
+		b.Stamp(context.Background(), &pubs[i])
+	}
+	n.HandlePublication(&pubs[2]) // 1 and 2 went by while this node was away
+	for o := 1; o <= 3; o++ {
+		want := fmt.Sprintf(`{"identifier":"s","message":%d,"stream_id":"s","epoch":%q,"offset":%d}`, o, b.Epoch(), o)
+		if m := readText(t, c); m != want {
+			t.Fatalf("got %s, want offset %d", m, o)
+		}
+	}
+}
