@@ -311,3 +311,34 @@ func TestFaultsClientKilled(t *testing.T) {
 	p.run(4, 400)
 	settle(t, "broker memory, one node, client cut", p, trackers)
 }
+
+// TestFaultsRedisRestart: Redis restarts without persistence (its data,
+// epoch included, lost) while two nodes publish and subscribers stay
+// connected. Publications answered 501 while it is down are not accepted;
+// every accepted one reaches every subscriber: the nodes start a new epoch,
+// and what a node missed while it re-subscribed is caught up from history.
+func TestFaultsRedisRestart(t *testing.T) {
+	port := freePort(t)
+	proc := startRedis(t, port)
+	args := []string{"--public", "--broker", "redis", "--redis_url", fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
+	a, b := startServer(t, nil, args...), startServer(t, nil, args...)
+	stream := uniqueStream(t, "faults")
+	trackers := []*tracker{
+		newTracker(t, "ext on A", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
+		newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
+		newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
+	}
+	p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
+	p.run(4, 400)
+	proc.Process.Kill()
+	proc.Wait()
+	waitHealth(t, a, 503)
+	p.run(2, 4) // answered 501: not accepted
+	startRedis(t, port)
+	// Publish while the nodes reconnect, through both.
+	p.run(4, 800)
+	waitHealth(t, a, 200)
+	waitHealth(t, b, 200)
+	p.run(4, 400)
+	settle(t, "broker redis, pubsub redis, Redis restarted without its data", p, trackers)
+}

@@ -31,6 +31,8 @@ type Metrics struct {
 	FailedAuthsTotal      prometheus.Counter
 	DataSentTotal         prometheus.Counter
 	DataRcvdTotal         prometheus.Counter
+	GapFillsTotal         prometheus.Counter
+	GapResyncsTotal       prometheus.Counter
 
 	APIRequests *prometheus.CounterVec
 	APILatency  *prometheus.HistogramVec
@@ -64,6 +66,8 @@ func New() *Metrics {
 		FailedAuthsTotal:      counter("failed_auths_total", "The total number of failed authentication attempts"),
 		DataSentTotal:         counter("data_sent_total", "The total amount of bytes sent to clients"),
 		DataRcvdTotal:         counter("data_rcvd_total", "The total amount of bytes received from clients"),
+		GapFillsTotal:         counter("gap_fills_total", "The total number of gaps in a subscription's offsets read from history"),
+		GapResyncsTotal:       counter("gap_resyncs_total", "The total number of clients told to reconnect because a gap could not be filled"),
 		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cablehub", Name: "api_requests_total", Help: "API requests by route and response code",
 		}, []string{"route", "code"}),

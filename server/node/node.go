@@ -98,6 +98,10 @@ type Options struct {
 	// MaxCachedSession bounds the bytes of one session's restore state; a
 	// larger state is not cached.
 	MaxCachedSession int
+	// CatchUp reads history for the subscribed streams after a pub/sub
+	// reconnect (see HandleResubscribed). It needs a broker whose history
+	// covers every node's publications (Redis, NATS JetStream).
+	CatchUp bool
 }
 
 // brokerTimeout bounds a broker call made for a session, so that a broker
@@ -167,6 +171,35 @@ func (n *Node) SetAtomicPublisher(a AtomicPublisher) { n.atomic = a }
 func (n *Node) HandlePublication(p *protocol.Publication) {
 	n.hub.Broadcast(p)
 	n.metrics.PublicationsTotal.Inc()
+}
+
+// HandleResubscribed catches subscriptions up after the node's pub/sub
+// connection came back: publications accepted meanwhile reached no client
+// here. Each stream's retained history is read once and offered to its
+// subscriptions as Recovered publications, which they take only past their
+// position (or, in a new epoch, from its start). Without a cluster-wide
+// broker history cannot speak for other nodes' publications, and nothing
+// is done.
+func (n *Node) HandleResubscribed(streams []string) {
+	if !n.opts.CatchUp || len(streams) == 0 {
+		return
+	}
+	n.log.Info("catching subscribers up after a pub/sub reconnect", "streams", len(streams))
+	go func() {
+		for _, stream := range streams {
+			ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+			pubs, err := n.broker.HistorySince(ctx, stream, 0)
+			cancel()
+			if err != nil {
+				n.log.Warn("catch-up history not available", "stream", stream, "error", err)
+				continue
+			}
+			for i := range pubs {
+				pubs[i].Recovered = true
+				n.hub.Broadcast(&pubs[i])
+			}
+		}
+	}()
 }
 
 // HandleCommand runs a remote command that arrived from the cluster
@@ -253,7 +286,7 @@ func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error
 // stampAndPublish stamps p and publishes it under its stream's lock, so
 // that of two concurrent publications the one with the lower offset is
 // published first: sessions drop offsets at or below the last they sent in
-// the same epoch (position.advance). The epoch is the one the broker
+// the same epoch (sendOrdered). The epoch is the one the broker
 // stamped p under, never one cached here.
 func (n *Node) stampAndPublish(ctx context.Context, p *protocol.Publication) error {
 	if err := ctx.Err(); err != nil {

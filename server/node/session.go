@@ -49,10 +49,15 @@ type Session struct {
 // subscription is one identifier the session is subscribed to.
 type subscription struct {
 	streams.Subscription
-	// last is the position of the last stamped publication the client got
-	// on this subscription: history replays and live messages it already
-	// has are not sent again (see position.advance).
-	last position
+	// epoch and lastOffset are the position of the last stamped
+	// publication the client got on this subscription: within the epoch,
+	// history replays and live messages at or below it are not sent again
+	// (see sendOrdered).
+	epoch      string
+	lastOffset uint64
+	// gap, while set, holds live messages that arrived past a gap in the
+	// offsets until the gap is filled (see session_order.go).
+	gap *gap
 	// replay, while set, holds live messages back until history has been
 	// sent, so the client sees the stream in order.
 	replay *replay
@@ -68,44 +73,9 @@ type replay struct {
 }
 
 type heldFrame struct {
-	frame []byte
-	at    position
-}
-
-// position is where a stamped publication sits in its stream: the broker's
-// epoch and the offset within it. Offset 0 means unstamped (transient, or
-// a broker without history).
-type position struct {
+	frame  []byte
 	epoch  string
 	offset uint64
-}
-
-// stamp is p's position.
-func stamp(p *protocol.Publication) position { return position{p.Epoch, p.Offset} }
-
-// advance reports whether a client that last got pos should get a
-// publication at next, and if so moves pos there. This is the one ordering
-// and deduplication rule for live messages, held ones and history replays:
-//
-//   - unstamped publications are always sent and move nothing;
-//   - within one epoch, offsets at or below the last are dropped (the
-//     client has them, or a replay already sent them);
-//   - a publication of another epoch is sent and its epoch becomes the
-//     current one: the broker lost its data and counts again from 1 under
-//     a new epoch, so comparing offsets across epochs would drop every
-//     publication up to the old mark.
-//
-// Memory brokers have one epoch per process, so for them only the second
-// case ever drops anything.
-func (pos *position) advance(next position) bool {
-	if next.offset == 0 {
-		return true
-	}
-	if next.epoch == pos.epoch && next.offset <= pos.offset {
-		return false
-	}
-	*pos = next
-	return true
 }
 
 var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
@@ -129,6 +99,9 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 	if sub == nil {
 		return
 	}
+	if p.Recovered && (sub.replay != nil || sub.epoch == "") {
+		return // a replay covers it, or the client has no position to resume
+	}
 	if r := sub.replay; r != nil {
 		r.heldBytes += len(frame)
 		if r.heldBytes > maxHeldBytes {
@@ -139,25 +112,15 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 			s.close(1000, "", tooSlowFrame)
 			return
 		}
-		r.held = append(r.held, heldFrame{frame: frame, at: stamp(p)})
+		r.held = append(r.held, heldFrame{frame: frame, epoch: p.Epoch, offset: p.Offset})
 		return
 	}
-	s.sendOrdered(sub, frame, stamp(p))
+	s.sendOrdered(sub, frame, p.Epoch, p.Offset)
 }
 
 // maxHeldBytes bounds the live messages one subscription holds back while
 // its history is replayed (at most restoreHold after a restore).
 const maxHeldBytes = 4 << 20
-
-// sendOrdered sends a publication frame at position at unless the client
-// already has it (position.advance); s.mu is held. It reports false when
-// the connection no longer takes frames.
-func (s *Session) sendOrdered(sub *subscription, frame []byte, at position) bool {
-	if !sub.last.advance(at) {
-		return true
-	}
-	return s.Send(frame)
-}
 
 // close sends last (if any) and a close frame, then the connection ends.
 func (s *Session) close(code int, reason string, last []byte) {
@@ -241,6 +204,8 @@ func (n *Node) onTimer(t timer) {
 		n.timers.add(timer{s: s, kind: timerTouch}, n.opts.SessionsTTL/2)
 	case timerRestoreHold:
 		s.releaseRestoreHolds()
+	case timerGap:
+		s.fillGap(t.identifier)
 	case timerPing:
 		now := time.Now()
 		s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))

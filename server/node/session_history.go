@@ -68,7 +68,7 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 	} else {
 		for i := range pubs {
 			frame := protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
-			if !s.sendOrdered(sub, frame, stamp(&pubs[i])) {
+			if !s.sendOrdered(sub, frame, pubs[i].Epoch, pubs[i].Offset) {
 				return // closing, or cut as too slow: the rest is for nobody
 			}
 		}
@@ -96,7 +96,7 @@ func (s *Session) finishReplay(sub *subscription) {
 	}
 	sub.replay = nil
 	for _, h := range r.held {
-		s.sendOrdered(sub, h.frame, h.at)
+		s.sendOrdered(sub, h.frame, h.epoch, h.offset)
 	}
 }
 

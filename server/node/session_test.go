@@ -57,10 +57,17 @@ func (s *syncBuffer) String() string {
 // testServer serves a node over WebSocket with r deciding subscriptions and
 // no authentication.
 func testServer(t *testing.T, r Router, opts Options) (url string, logs *syncBuffer) {
+	url, logs, _, _ = testNode(t, r, opts)
+	return url, logs
+}
+
+// testNode is testServer that also returns the node and its memory broker.
+func testNode(t *testing.T, r Router, opts Options) (url string, logs *syncBuffer, n *Node, b *broker.Memory) {
 	t.Helper()
 	logs = &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n := New(hub.New(4), broker.NewMemory(broker.MemoryOptions{SessionsTTL: time.Minute}), r, metrics.New(), log, opts)
+	b = broker.NewMemory(broker.MemoryOptions{SessionsTTL: time.Minute, HistoryTTL: time.Minute})
+	n = New(hub.New(4), b, r, metrics.New(), log, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
@@ -73,7 +80,7 @@ func testServer(t *testing.T, r Router, opts Options) (url string, logs *syncBuf
 		<-done
 		tr.Close()
 	})
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), logs
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), logs, n, b
 }
 
 func dial(t *testing.T, url string) *websocket.Conn {

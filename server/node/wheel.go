@@ -21,6 +21,9 @@ const (
 	timerRestoreHold
 	// timerCache writes the session's restore cache after a change.
 	timerCache
+	// timerGap fills a gap in a subscription's offsets from history, if
+	// live messages have not filled it meanwhile.
+	timerGap
 )
 
 // timer is one scheduled action on a session.
@@ -28,6 +31,8 @@ type timer struct {
 	s      *Session
 	kind   timerKind
 	sentAt int64
+	// identifier is the subscription a timerGap is for.
+	identifier string
 }
 
 // wheel schedules session timers on one goroutine and one ticker, so idle

@@ -92,6 +92,10 @@ const (
 	ReasonRemote        = "remote"
 	ReasonNoPong        = "no_pong"
 	ReasonTooSlow       = "too_slow"
+	// ReasonStreamGap: a subscription missed publications that history
+	// cannot give back; the client reconnects and learns which by its
+	// history request's reject_history.
+	ReasonStreamGap = "stream_gap"
 )
 
 // Disconnect is {"type":"disconnect","reason":..,"reconnect":..}; reconnect

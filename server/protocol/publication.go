@@ -21,4 +21,8 @@ type Publication struct {
 	// for unstamped publications.
 	Epoch  string
 	Offset uint64
+	// Recovered marks a publication read back from history after the node
+	// lost its pub/sub connection: it goes only to subscriptions that have
+	// a position in the stream, and only if they lack it.
+	Recovered bool
 }

@@ -19,6 +19,9 @@ const InternalChannel = "__anycable_internal__"
 type Handler interface {
 	HandlePublication(p *protocol.Publication)
 	HandleCommand(c *Command)
+	// HandleResubscribed says the node listens to streams again after a
+	// lost connection: publications made meanwhile never reached it.
+	HandleResubscribed(streams []string)
 }
 
 // Command is a remote command; only "disconnect" exists.
@@ -84,6 +87,17 @@ func (i *interest) add(stream string, apply func(stream string)) {
 	if i.counts[stream] == 1 {
 		apply(stream)
 	}
+}
+
+// streams lists the streams with local subscriptions.
+func (i *interest) streams() []string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	out := make([]string, 0, len(i.counts))
+	for s := range i.counts {
+		out = append(out, s)
+	}
+	return out
 }
 
 func (i *interest) remove(stream string, apply func(stream string)) {

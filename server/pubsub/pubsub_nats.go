@@ -33,6 +33,10 @@ type NATS struct {
 
 const streamSubjectPrefix = "cablehub.stream."
 
+// resubscribedMarker is the subject of the marker NATS puts in its message
+// channel after a reconnect; no real subject is empty.
+const resubscribedMarker = ""
+
 func streamSubject(stream string) string {
 	return streamSubjectPrefix + base64.RawURLEncoding.EncodeToString([]byte(stream))
 }
@@ -61,6 +65,15 @@ func ConnectNATS(servers string, log *slog.Logger) (*nats.Conn, error) {
 // NewNATS returns a NATS pub/sub on conn delivering to h.
 func NewNATS(conn *nats.Conn, h Handler, log *slog.Logger) (*NATS, error) {
 	n := &NATS{conn: conn, h: h, log: log, msgs: make(chan *nats.Msg, 8192), subs: map[string]*nats.Subscription{}}
+	// After a reconnect nats.go has subscribed everything again; a marker
+	// in the message channel tells the dispatcher, in arrival order.
+	logReconnect := conn.Opts.ReconnectedCB
+	conn.SetReconnectHandler(func(c *nats.Conn) {
+		if logReconnect != nil {
+			logReconnect(c)
+		}
+		n.msgs <- &nats.Msg{Subject: resubscribedMarker}
+	})
 	// One channel for every subject keeps arrival order across streams and
 	// dispatch on one goroutine.
 	if _, err := conn.ChanSubscribe(InternalChannel, n.msgs); err != nil {
@@ -81,6 +94,10 @@ func (n *NATS) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case m := <-n.msgs:
+			if m.Subject == resubscribedMarker {
+				n.h.HandleResubscribed(n.interest.streams())
+				continue
+			}
 			if m.Subject == InternalChannel {
 				var c Command
 				if err := json.Unmarshal(m.Data, &c); err != nil {

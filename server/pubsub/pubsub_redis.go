@@ -34,10 +34,14 @@ func (r *Redis) Describe() string {
 	return "Using Redis pub/sub at " + r.client.Options().Addr
 }
 
-// Run receives messages until ctx is done.
+// Run receives messages until ctx is done. go-redis subscribes every
+// channel again after a reconnect, in one SUBSCRIBE; the internal channel's
+// confirmation, after the first, tells that this happened (and that the
+// stream channels of that command are subscribed by then).
 func (r *Redis) Run(ctx context.Context) {
 	defer r.ps.Close()
-	ch := r.ps.Channel(redis.WithChannelSize(4096))
+	ch := r.ps.ChannelWithSubscriptions(redis.WithChannelSize(4096))
+	connected := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -46,7 +50,17 @@ func (r *Redis) Run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			r.dispatch(msg.Channel, []byte(msg.Payload))
+			switch m := msg.(type) {
+			case *redis.Message:
+				r.dispatch(m.Channel, []byte(m.Payload))
+			case *redis.Subscription:
+				if m.Kind == "subscribe" && m.Channel == InternalChannel {
+					if connected {
+						r.h.HandleResubscribed(r.interest.streams())
+					}
+					connected = true
+				}
+			}
 		}
 	}
 }

@@ -1,0 +1,195 @@
+package node
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"cablehub/server/protocol"
+)
+
+// Offsets are contiguous per stream and epoch: every stamped publication
+// gets the next one. A subscription that sees offset n+2 after n has missed
+// n+1, either still on its way (two nodes' publications can cross in a
+// cluster pub/sub) or lost (a pub/sub reconnect dropped it). The client
+// must not simply get n+2: it would skip n+1 for good, since clients ask
+// history only from their last position. So messages past a gap are held;
+// if the gap is not closed by live messages within gapWait, the missing
+// range is read from history. When history cannot serve it, the client is
+// told to reconnect from where it was (its position is still before the
+// gap), so its history request gets reject_history: the documented signal
+// that it must resynchronise.
+
+// gapWait is how long messages past a gap wait for the missing ones to
+// arrive live before history is asked.
+const gapWait = 200 * time.Millisecond
+
+// gap is a subscription's messages held past a gap in its offsets.
+type gap struct {
+	held      []heldFrame // sorted by offset, one per offset
+	heldBytes int
+	filling   bool // a history read is in progress or scheduled
+}
+
+var resyncFrame = protocol.Disconnect(protocol.ReasonStreamGap, true)
+
+// sendOrdered sends a publication frame of sub in stream order; s.mu is
+// held. Unstamped frames go at once. Within an epoch, a frame at or below
+// the client's position is dropped (it has it), the next offset is sent
+// (and then whatever it makes contiguous), and one past a gap is held. A
+// client without a position takes the stream from wherever it is. Another
+// epoch means the broker lost its state and started over: with a
+// cluster-wide broker (Options.CatchUp) everything in the new epoch is new
+// to the client, so it resumes from the epoch's start, filling the gap up
+// to this frame from history; otherwise each node has an epoch of its own
+// and the client takes the frame's position as it is. It reports false
+// when the connection no longer takes frames.
+func (s *Session) sendOrdered(sub *subscription, frame []byte, epoch string, offset uint64) bool {
+	switch {
+	case offset == 0:
+		return s.Send(frame)
+	case sub.epoch == "" || (epoch != sub.epoch && (!s.node.opts.CatchUp || offset == 1)):
+		sub.epoch, sub.lastOffset, sub.gap = epoch, offset, nil
+		return s.Send(frame)
+	case epoch != sub.epoch:
+		sub.epoch, sub.lastOffset, sub.gap = epoch, 0, nil
+	case offset <= sub.lastOffset:
+		return true
+	case offset == sub.lastOffset+1:
+		sub.lastOffset = offset
+		if !s.Send(frame) {
+			return false
+		}
+		return s.releaseContiguous(sub)
+	}
+	s.holdPastGap(sub, heldFrame{frame: frame, epoch: epoch, offset: offset})
+	return true
+}
+
+// releaseContiguous sends the held frames that follow the client's position
+// without a gap; s.mu is held.
+func (s *Session) releaseContiguous(sub *subscription) bool {
+	g := sub.gap
+	if g == nil {
+		return true
+	}
+	i := 0
+	for ; i < len(g.held) && g.held[i].offset <= sub.lastOffset+1; i++ {
+		h := g.held[i]
+		g.heldBytes -= len(h.frame)
+		if h.offset <= sub.lastOffset {
+			continue
+		}
+		sub.lastOffset = h.offset
+		if !s.Send(h.frame) {
+			return false
+		}
+	}
+	g.held = g.held[i:]
+	if len(g.held) == 0 && !g.filling {
+		sub.gap = nil
+	}
+	return true
+}
+
+// holdPastGap keeps h until the gap before it is filled, and schedules the
+// fill; s.mu is held. A subscription holding more than maxHeldBytes is
+// resynchronised instead.
+func (s *Session) holdPastGap(sub *subscription, h heldFrame) {
+	g := sub.gap
+	if g == nil {
+		g = &gap{}
+		sub.gap = g
+	}
+	i := sort.Search(len(g.held), func(i int) bool { return g.held[i].offset >= h.offset })
+	if i < len(g.held) && g.held[i].offset == h.offset {
+		return
+	}
+	g.held = append(g.held, heldFrame{})
+	copy(g.held[i+1:], g.held[i:])
+	g.held[i] = h
+	g.heldBytes += len(h.frame)
+	if g.heldBytes > maxHeldBytes {
+		s.resync(sub)
+		return
+	}
+	if !g.filling {
+		g.filling = true
+		for id, other := range s.subs {
+			if other == sub {
+				s.node.timers.add(timer{s: s, kind: timerGap, identifier: id}, gapWait)
+				break
+			}
+		}
+	}
+}
+
+// fillGap reads what a subscription misses from history, if its gap is
+// still open, and sends it with the held messages in order.
+func (s *Session) fillGap(identifier string) {
+	s.mu.Lock()
+	sub := s.subs[identifier]
+	if sub == nil || sub.gap == nil {
+		s.mu.Unlock()
+		return
+	}
+	if len(sub.gap.held) == 0 {
+		sub.gap = nil
+		s.mu.Unlock()
+		return
+	}
+	stream, epoch, from := sub.Stream, sub.epoch, sub.lastOffset
+	s.mu.Unlock()
+	// Off the timer goroutine: the broker may take its time.
+	go func() {
+		defer s.recoverPanic("gap fill")
+		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		defer cancel()
+		var pubs []protocol.Publication
+		var err error
+		if from == 0 {
+			// From an epoch's start: AnyCable's rule refuses offset 0 to
+			// clients, so read all that is kept and take the epoch's part.
+			pubs, err = s.node.broker.HistorySince(ctx, stream, 0)
+		} else {
+			pubs, err = s.node.broker.HistoryFrom(ctx, stream, epoch, from)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.subs[identifier] != sub || sub.gap == nil {
+			return
+		}
+		s.node.metrics.GapFillsTotal.Inc()
+		if err == nil {
+			for i := range pubs {
+				if pubs[i].Epoch != sub.epoch || pubs[i].Offset <= sub.lastOffset {
+					continue
+				}
+				if pubs[i].Offset != sub.lastOffset+1 {
+					break // history lacks it too
+				}
+				frame := protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
+				sub.lastOffset = pubs[i].Offset
+				if !s.Send(frame) || !s.releaseContiguous(sub) {
+					return
+				}
+			}
+		}
+		sub.gap.filling = false
+		if len(sub.gap.held) > 0 {
+			s.node.log.Debug("gap not fillable from history", "sid", s.sid, "stream", stream, "error", err)
+			s.resync(sub)
+			return
+		}
+		sub.gap = nil
+	}()
+}
+
+// resync tells the client to reconnect from its position before the gap,
+// which history cannot fill: its history request then gets reject_history,
+// the signal that it missed messages for good. s.mu is held.
+func (s *Session) resync(sub *subscription) {
+	sub.gap = nil
+	s.node.metrics.GapResyncsTotal.Inc()
+	s.close(1000, "", resyncFrame)
+}

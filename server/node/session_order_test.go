@@ -1,0 +1,166 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"cablehub/server/protocol"
+)
+
+// readText returns the client's next message.
+func readText(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(msg)
+}
+
+// Publications that reach a node out of order, or past a gap that a
+// pub/sub reconnect left, reach the client in order and exactly once:
+// held until the missing ones arrive live or are read from history.
+func TestGapsAreFilledInOrder(t *testing.T) {
+	url, _, n, b := testNode(t, panicRouter{}, Options{})
+	c := dial(t, url)
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	if m := readText(t, c); m != `{"type":"confirm_subscription","identifier":"s"}` {
+		t.Fatal(m)
+	}
+	pubs := make([]protocol.Publication, 8)
+	for i := range pubs {
+		pubs[i] = protocol.Publication{Stream: "s", Data: fmt.Sprint(i + 1)}
+		if err := b.Stamp(context.Background(), &pubs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(offset int) string {
+		return fmt.Sprintf(`{"identifier":"s","message":%d,"stream_id":"s","epoch":%q,"offset":%d}`, offset, b.Epoch(), offset)
+	}
+	expect := func(offsets ...int) {
+		t.Helper()
+		for _, o := range offsets {
+			if m := readText(t, c); m != want(o) {
+				t.Fatalf("got %s, want offset %d", m, o)
+			}
+		}
+	}
+	deliver := func(offsets ...int) {
+		for _, o := range offsets {
+			n.HandlePublication(&pubs[o-1])
+		}
+	}
+	deliver(1)
+	expect(1)
+	deliver(3) // 2 was lost: read from history after the wait
+	expect(2, 3)
+	deliver(5, 4, 4, 3) // crossed on the way, and repeated
+	expect(4, 5)
+	deliver(8, 6)
+	expect(6)
+	deliver(7)
+	expect(7, 8)
+
+	// A gap history cannot fill: the client is told to reconnect from
+	// its position, where its history request will be rejected.
+	lost := protocol.Publication{Stream: "s", Data: "10", Epoch: b.Epoch(), Offset: 10}
+	n.HandlePublication(&lost)
+	if m := readText(t, c); m != `{"type":"disconnect","reason":"stream_gap","reconnect":true}` {
+		t.Fatalf("unfillable gap: %s", m)
+	}
+	_, _, err := c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1000 {
+		t.Fatalf("after stream_gap: %v", err)
+	}
+}
+
+// Another epoch means the broker started over: the client takes the new
+// epoch from its first publication, whatever its offset.
+func TestNewEpochIsTakenAsIs(t *testing.T) {
+	url, _, n, _ := testNode(t, panicRouter{}, Options{})
+	c := dial(t, url)
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, c)
+	for _, p := range []protocol.Publication{
+		{Stream: "s", Data: "1", Epoch: "old", Offset: 40},
+		{Stream: "s", Data: "2", Epoch: "new", Offset: 1},
+		{Stream: "s", Data: "3", Epoch: "new", Offset: 2},
+	} {
+		n.HandlePublication(&p)
+		if m := readText(t, c); m != fmt.Sprintf(`{"identifier":"s","message":%s,"stream_id":"s","epoch":%q,"offset":%d}`, p.Data, p.Epoch, p.Offset) {
+			t.Fatalf("got %s for %+v", m, p)
+		}
+	}
+}
+
+// With a cluster-wide broker, a new epoch means the broker lost its state:
+// a client with a position in the old epoch resumes from the new epoch's
+// start, the part it missed read from history. Recovered publications (the
+// catch-up after a pub/sub reconnect) go only to clients with a position.
+func TestNewEpochResumesFromItsStart(t *testing.T) {
+	url, _, n, b := testNode(t, panicRouter{}, Options{CatchUp: true})
+	withPos, fresh := dial(t, url), dial(t, url)
+	for _, c := range []*websocket.Conn{withPos, fresh} {
+		c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+		readText(t, c)
+	}
+	old := protocol.Publication{Stream: "s", Data: "0", Epoch: "old", Offset: 40}
+	n.HandlePublication(&old)
+	readText(t, withPos)
+	readText(t, fresh)
+	fresh.WriteMessage(websocket.TextMessage, []byte(`{"command":"unsubscribe","identifier":"s"}`))
+	fresh.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, fresh) // confirmed again, now without a position
+
+	pubs := make([]protocol.Publication, 3)
+	for i := range pubs {
+		pubs[i] = protocol.Publication{Stream: "s", Data: fmt.Sprint(i + 1)}
+		b.Stamp(context.Background(), &pubs[i])
+	}
+	line := func(o int) string {
+		return fmt.Sprintf(`{"identifier":"s","message":%d,"stream_id":"s","epoch":%q,"offset":%d}`, o, b.Epoch(), o)
+	}
+	for _, p := range pubs[:2] {
+		r := p
+		r.Recovered = true
+		n.HandlePublication(&r)
+	}
+	n.HandlePublication(&pubs[2])
+	for o := 1; o <= 3; o++ {
+		if m := readText(t, withPos); m != line(o) {
+			t.Fatalf("client with a position: got %s, want offset %d", m, o)
+		}
+	}
+	if m := readText(t, fresh); m != line(3) {
+		t.Fatalf("client without a position: got %s, want offset 3 only", m)
+	}
+}
+
+func TestNewEpochGapFromItsStartIsFilled(t *testing.T) {
+	url, _, n, b := testNode(t, panicRouter{}, Options{CatchUp: true})
+	c := dial(t, url)
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, c)
+	old := protocol.Publication{Stream: "s", Data: "0", Epoch: "old", Offset: 40}
+	n.HandlePublication(&old)
+	readText(t, c)
+	pubs := make([]protocol.Publication, 3)
+	for i := range pubs {
+		pubs[i] = protocol.Publication{Stream: "s", Data: fmt.Sprint(i + 1)}
+		b.Stamp(context.Background(), &pubs[i])
+	}
+	n.HandlePublication(&pubs[2]) // 1 and 2 went by while this node was away
+	for o := 1; o <= 3; o++ {
+		want := fmt.Sprintf(`{"identifier":"s","message":%d,"stream_id":"s","epoch":%q,"offset":%d}`, o, b.Epoch(), o)
+		if m := readText(t, c); m != want {
+			t.Fatalf("got %s, want offset %d", m, o)
+		}
+	}
+}
