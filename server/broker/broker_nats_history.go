@@ -86,9 +86,14 @@ func (b *NATS) read(ctx context.Context, epoch, stream string, from, to uint64) 
 // epoch is not the current one, the stream has no JetStream stream, the
 // offset is beyond its last sequence or below the oldest one kept. It reads
 // from max(offset, first sequence): the entry at offset itself tells
-// whether offset is still kept.
+// whether offset is still kept. An epoch other than the one this node
+// holds makes it reread the epoch first.
 func (b *NATS) HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
 	current, err := b.Epoch(ctx)
+	if err == nil && epoch != current {
+		// This node may not have seen a new epoch yet: reread it.
+		current, err = b.loadEpoch(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
