@@ -36,9 +36,11 @@ type suiteCase struct {
 	expire func() []PresenceLeft
 }
 
-// eachBroker runs f against the memory broker and the Redis broker (on the
-// Redis at 127.0.0.1:6379, keys under a prefix of the test's own).
+// eachBroker runs f against the memory broker, the Redis broker (on the
+// Redis at 127.0.0.1:6379, keys under a prefix of the test's own) and the
+// NATS JetStream broker (on an embedded server of the test's own).
 func eachBroker(t *testing.T, opts MemoryOptions, f func(t *testing.T, c suiteCase)) {
+	t.Run("nats", func(t *testing.T) { f(t, natsCase(t, opts)) })
 	t.Run("memory", func(t *testing.T) {
 		m, c := newTestMemory(opts)
 		f(t, suiteCase{b: m, clock: c, epoch: m.Epoch, expire: func() []PresenceLeft { return m.expirePresence(c.t) }})
@@ -78,8 +80,16 @@ func eachBroker(t *testing.T, opts MemoryOptions, f func(t *testing.T, c suiteCa
 	})
 }
 
+// skipWithoutPresence skips brokers that keep no presence (NATS).
+func skipWithoutPresence(t *testing.T, b testedBroker) {
+	if p, ok := b.(interface{ SupportsPresence() bool }); ok && !p.SupportsPresence() {
+		t.Skip("the broker keeps no presence")
+	}
+}
+
 func TestPresenceDedupesByID(t *testing.T) {
 	eachBroker(t, MemoryOptions{PresenceTTL: time.Second}, func(t *testing.T, c suiteCase) {
+		skipWithoutPresence(t, c.b)
 		ctx, b := context.Background(), c.b
 		if joined, _ := b.PresenceJoin(ctx, "room", "s1", "u1", json.RawMessage(`{"name":"Alice"}`)); !joined {
 			t.Error("first join of u1 not reported")
@@ -117,6 +127,7 @@ func TestPresenceDedupesByID(t *testing.T) {
 
 func TestPresenceExpiresOnlyAfterDisconnect(t *testing.T) {
 	eachBroker(t, MemoryOptions{PresenceTTL: 5 * time.Second}, func(t *testing.T, c suiteCase) {
+		skipWithoutPresence(t, c.b)
 		ctx, b := context.Background(), c.b
 		b.PresenceJoin(ctx, "room", "s1", "u1", nil)
 		b.PresenceJoin(ctx, "room", "s2", "u1", nil)

@@ -219,8 +219,8 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(api, "grpc_port", intValue{&c.GRPCPort, 0, 65535}, "dedicated gRPC API port (0 = gRPC on the API's own listener)")
 
 	// "none" keeps no presence or history, like AnyCable's legacy broker.
-	p.add(broker, "broker", enumValue{&c.Broker, []string{"memory", "redis", "none"}}, "broker for history, presence and sessions: memory, redis, none")
-	p.add(broker, "pubsub", enumValue{&c.PubSub, []string{"", "none", "redis", "nats"}}, "pub/sub between nodes: redis, nats (default: none, or redis with --broker=redis)")
+	p.add(broker, "broker", enumValue{&c.Broker, []string{"memory", "redis", "nats", "none"}}, "broker for history, presence and sessions: memory, redis, nats (JetStream, no presence), none")
+	p.add(broker, "pubsub", enumValue{&c.PubSub, []string{"", "none", "redis", "nats"}}, "pub/sub between nodes: redis, nats (default: none, or redis with --broker=redis, nats with --broker=nats)")
 	p.add(broker, "redis_url", stringValue{&c.RedisURL}, "Redis URL", "REDIS_URL")
 	p.add(broker, "nats_servers", stringValue{&c.NATSServers}, "NATS server URLs, comma-separated")
 	p.add(broker, "embed_nats", boolValue{&c.EmbedNATS}, "run a NATS server inside this process (and use it unless --nats_servers says otherwise)")
@@ -356,6 +356,12 @@ func (c *Config) finish() error {
 	}
 	if c.PubSub == "" && c.Broker == "redis" {
 		c.PubSub = "redis"
+	}
+	if c.PubSub == "" && c.Broker == "nats" {
+		c.PubSub = "nats"
+	}
+	if c.Broker == "nats" && c.PubSub != "nats" {
+		return fmt.Errorf("invalid value %q for --pubsub: --broker nats delivers through NATS and needs --pubsub nats", c.PubSub)
 	}
 	if c.EmbedNATS && c.NATSServers == DefaultNATSServers {
 		c.NATSServers = c.ENATSAddr

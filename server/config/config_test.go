@@ -118,6 +118,12 @@ func TestClusterDerivations(t *testing.T) {
 	if c.PubSub != "redis" || c.RedisURL != "redis://r:1/2" {
 		t.Errorf("redis broker: %+v", c)
 	}
+	if c, err := parse(t, nil, "--broker", "nats"); err != nil || c.PubSub != "nats" {
+		t.Errorf("nats broker implies the NATS pub/sub: %q %v", c.PubSub, err)
+	}
+	if _, err := parse(t, nil, "--broker", "nats", "--pubsub", "redis"); err == nil || !strings.Contains(err.Error(), "--pubsub") {
+		t.Errorf("nats broker with the Redis pub/sub: %v", err)
+	}
 }
 
 func TestConnectionLimits(t *testing.T) {

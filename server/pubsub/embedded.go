@@ -21,6 +21,9 @@ type EmbeddedOptions struct {
 	ClusterName string
 	// Routes are other servers' cluster URLs.
 	Routes []string
+	// JetStreamDir, when set, enables JetStream with its store there (the
+	// NATS JetStream broker needs it).
+	JetStreamDir string
 }
 
 // StartEmbedded runs a real nats-server inside this process and waits until
@@ -44,6 +47,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if o.JetStreamDir != "" {
+		opts.JetStream, opts.StoreDir = true, o.JetStreamDir
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -29,7 +29,21 @@ type NATS struct {
 
 	mu   sync.Mutex
 	subs map[string]*nats.Subscription
+
+	follower Follower
 }
+
+// Follower is told when this node's interest in a stream starts (first
+// local subscriber) and ends (last one gone), after the core subscription
+// changed: the JetStream broker delivers non-transient publications from
+// JetStream while a stream is followed.
+type Follower interface {
+	Follow(stream string)
+	Unfollow(stream string)
+}
+
+// SetFollower sets the follower; call it before the node serves anything.
+func (n *NATS) SetFollower(f Follower) { n.follower = f }
 
 const streamSubjectPrefix = "cablehub.stream."
 
@@ -185,6 +199,9 @@ func (n *NATS) Subscribe(stream string) {
 		n.mu.Lock()
 		n.subs[s] = sub
 		n.mu.Unlock()
+		if n.follower != nil {
+			n.follower.Follow(s)
+		}
 	})
 }
 
@@ -197,6 +214,9 @@ func (n *NATS) Unsubscribe(stream string) {
 		n.mu.Unlock()
 		if sub != nil {
 			sub.Unsubscribe()
+		}
+		if n.follower != nil {
+			n.follower.Unfollow(s)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"cablehub/server/broker"
 	"cablehub/server/config"
 	"cablehub/server/node"
 	"cablehub/server/pubsub"
@@ -33,6 +35,9 @@ type deps struct {
 	nats   *nats.Conn
 	enats  *server.Server
 	checks map[string]func(context.Context) error
+
+	// enatsDir is the embedded server's JetStream store, removed on close.
+	enatsDir string
 }
 
 // newRedis connects lazily: a Redis that is down at start is retried by
@@ -63,22 +68,51 @@ func (d *deps) check(name string, f func(context.Context) error) {
 	d.checks[name] = f
 }
 
-// newPubSub builds the configured pub/sub delivering to n.
-func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (clusterPubSub, error) {
+// newNATS starts the embedded NATS server when configured (with JetStream,
+// in a temporary store, when the NATS broker needs it) and connects to
+// NATS; both happen once, whoever asks first (broker or pub/sub).
+func (d *deps) newNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, error) {
+	if d.nats != nil {
+		return d.nats, nil
+	}
 	log = log.With("context", "pubsub")
 	if cfg.EmbedNATS {
-		ns, err := pubsub.StartEmbedded(pubsub.EmbeddedOptions{
+		o := pubsub.EmbeddedOptions{
 			Addr:        cfg.ENATSAddr,
 			ClusterAddr: cfg.ENATSCluster,
 			ClusterName: cfg.ENATSClusterName,
 			Routes:      cfg.ENATSClusterRoutes,
-		})
+		}
+		if cfg.Broker == "nats" {
+			dir, err := os.MkdirTemp("", "cablehub-jetstream-")
+			if err != nil {
+				return nil, fmt.Errorf("embedded NATS JetStream store: %w", err)
+			}
+			d.enatsDir, o.JetStreamDir = dir, dir
+		}
+		ns, err := pubsub.StartEmbedded(o)
 		if err != nil {
 			return nil, fmt.Errorf("embedded NATS (--enats_addr %s): %w", cfg.ENATSAddr, err)
 		}
 		d.enats = ns
-		log.Info(fmt.Sprintf("Embedded NATS server started: %s", cfg.ENATSAddr))
+		log.Info(fmt.Sprintf("Embedded NATS server started: %s (JetStream: %t)", cfg.ENATSAddr, o.JetStreamDir != ""))
 	}
+	conn, err := pubsub.ConnectNATS(cfg.NATSServers, log)
+	if err != nil {
+		return nil, fmt.Errorf("invalid value %q for --nats_servers: %v", cfg.NATSServers, err)
+	}
+	d.nats = conn
+	return conn, nil
+}
+
+// newPubSub builds the configured pub/sub delivering to n.
+func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (clusterPubSub, error) {
+	if cfg.EmbedNATS {
+		if _, err := d.newNATS(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	log = log.With("context", "pubsub")
 	switch cfg.PubSub {
 	case "redis":
 		if err := d.newRedis(cfg); err != nil {
@@ -86,11 +120,10 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (cl
 		}
 		return pubsub.NewRedis(context.Background(), d.redis, n, log), nil
 	case "nats":
-		conn, err := pubsub.ConnectNATS(cfg.NATSServers, log)
+		conn, err := d.newNATS(cfg, log)
 		if err != nil {
-			return nil, fmt.Errorf("invalid value %q for --nats_servers: %v", cfg.NATSServers, err)
+			return nil, err
 		}
-		d.nats = conn
 		ps, err := pubsub.NewNATS(conn, n, log)
 		if err != nil {
 			return nil, err
@@ -99,6 +132,24 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (cl
 		return ps, nil
 	}
 	return pubsub.NewLocal(n), nil
+}
+
+// newNATSBroker builds the NATS JetStream broker (--broker nats).
+func (d *deps) newNATSBroker(cfg *config.Config, log *slog.Logger) (*broker.NATS, error) {
+	conn, err := d.newNATS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	b, err := broker.NewNATS(conn, broker.MemoryOptions{
+		HistoryLimit: cfg.HistoryLimit,
+		HistoryTTL:   cfg.HistoryTTL,
+		SessionsTTL:  cfg.SessionsTTL,
+	}, log.With("context", "broker"))
+	if err != nil {
+		return nil, err
+	}
+	d.check("jetstream", b.Healthy)
+	return b, nil
 }
 
 // monitor logs each dependency going down (once per backoff step, up to
@@ -172,5 +223,8 @@ func (d *deps) close() {
 	}
 	if d.enats != nil {
 		d.enats.Shutdown()
+	}
+	if d.enatsDir != "" {
+		os.RemoveAll(d.enatsDir)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"cablehub/server/identity"
 	"cablehub/server/metrics"
 	"cablehub/server/node"
+	"cablehub/server/pubsub"
 	"cablehub/server/streams"
 	"cablehub/server/ws"
 )
@@ -94,6 +95,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 			SessionsTTL:  cfg.SessionsTTL,
 			PresenceTTL:  cfg.PresenceTTL,
 		})
+	case "nats":
+		nb, err := d.newNATSBroker(cfg, log)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		b = nb
 	case "none":
 		b = broker.None{}
 	default:
@@ -123,7 +131,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		MaxPresenceInfo:         cfg.MaxPresenceInfoSize,
 		PresenceFromIdentifiers: cfg.PresenceIDFromIdentifiers,
 		MaxCachedSession:        maxCachedSession,
-		CatchUp:                 cfg.Broker == "redis",
+		CatchUp:                 cfg.Broker == "redis" || cfg.Broker == "nats",
 	})
 	ps, err := d.newPubSub(cfg, n, log)
 	if err != nil {
@@ -134,6 +142,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	// One Redis as broker and pub/sub: stamp and publish in one step.
 	if rb, ok := b.(*broker.Redis); ok && cfg.PubSub == "redis" {
 		n.SetAtomicPublisher(rb)
+	}
+	// JetStream stamps and delivers non-transient publications; the NATS
+	// pub/sub carries the rest and tells the broker which streams to follow.
+	if nb, ok := b.(*broker.NATS); ok {
+		nps := ps.(*pubsub.NATS)
+		nb.Attach(n.HandlePublication, nps.Publish)
+		nps.SetFollower(nb)
+		n.SetAtomicPublisher(nb)
 	}
 	var jwtVerifier *identity.JWT
 	if cfg.JWTSecret != "" {
