@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -341,4 +342,83 @@ func TestFaultsRedisRestart(t *testing.T) {
 	waitHealth(t, b, 200)
 	p.run(4, 400)
 	settle(t, "broker redis, pubsub redis, Redis restarted without its data", p, trackers)
+}
+
+// clusterSetup starts two nodes sharing a broker and pub/sub on services of
+// the test's own, and can restart the service they share (its data kept
+// or not, as the setup says).
+type clusterSetup struct {
+	name  string
+	start func(t *testing.T) (a, b *server, restart func())
+}
+
+// natsService runs a nats-server of the test's own (with JetStream and a
+// store that survives restarts when js is set) and restarts it on the same
+// port.
+func natsService(t *testing.T, js bool) (url string, restart func()) {
+	t.Helper()
+	port := freePort(t)
+	dir := t.TempDir()
+	start := func() *exec.Cmd {
+		if js {
+			return startNATSJetStream(t, port, dir)
+		}
+		cmd := exec.Command(serviceBinary(t, "nats-server"), "-a", "127.0.0.1", "-p", fmt.Sprint(port))
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("nats-server: %v", err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	cmd := start()
+	return fmt.Sprintf("nats://127.0.0.1:%d", port), func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		cmd = start()
+	}
+}
+
+var faultSetups = []clusterSetup{
+	{"broker redis, pubsub nats", func(t *testing.T) (*server, *server, func()) {
+		nats, restart := natsService(t, false)
+		if out, err := exec.Command("redis-cli", "-n", "14", "flushdb").CombinedOutput(); err != nil {
+			t.Fatalf("flushdb: %v %s", err, out)
+		}
+		args := []string{"--public", "--broker", "redis", "--redis_url", redisURL(t, 14), "--pubsub", "nats", "--nats_servers", nats}
+		return startServer(t, nil, args...), startServer(t, nil, args...), restart
+	}},
+	{"broker nats (JetStream)", func(t *testing.T) (*server, *server, func()) {
+		nats, restart := natsService(t, true)
+		args := []string{"--public", "--broker", "nats", "--nats_servers", nats}
+		return startServer(t, nil, args...), startServer(t, nil, args...), restart
+	}},
+}
+
+// TestFaultsNATSSetups: for each NATS setup, two nodes publishing to one
+// stream, a node killed, and NATS restarted, with subscribers on both
+// nodes.
+func TestFaultsNATSSetups(t *testing.T) {
+	for _, setup := range faultSetups {
+		t.Run(setup.name, func(t *testing.T) {
+			a, b, restart := setup.start(t)
+			for _, s := range []*server{a, b} {
+				waitHealth(t, s, 200)
+			}
+			stream := uniqueStream(t, "faults")
+			trackers := []*tracker{
+				newTracker(t, "ext on A (killed)", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
+				newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
+				newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
+			}
+			p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
+			p.run(8, 1600) // two publishing nodes
+			restart()
+			waitHealth(t, b, 200)
+			p.nodes = []*server{b}
+			p.run(4, 400) // after NATS came back
+			a.cmd.Process.Kill()
+			p.run(4, 400) // after node A died
+			settle(t, setup.name+": two publishing nodes, NATS restarted, node killed", p, trackers)
+		})
+	}
 }
