@@ -123,6 +123,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		MaxPresenceInfo:         cfg.MaxPresenceInfoSize,
 		PresenceFromIdentifiers: cfg.PresenceIDFromIdentifiers,
 		MaxCachedSession:        maxCachedSession,
+		IdempotencyWindow:       cfg.IdempotencyWindow,
 	})
 	ps, err := d.newPubSub(cfg, n, log)
 	if err != nil {
