@@ -102,7 +102,7 @@ type Publication struct {
 	// fails, the key is released and a retry is delivered. The one race left:
 	// a retry arriving while the first attempt is still in flight answers
 	// success at once, and if that first attempt then fails nothing was
-	// delivered; retry after an error or a timeout, not in parallel.
+	// delivered; so do not send retries in parallel with the first attempt.
 	//
 	// Over REST the key may be given here or as meta.idempotency_key.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
