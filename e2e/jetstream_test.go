@@ -94,7 +94,7 @@ func TestJetStreamPublishRate(t *testing.T) {
 		publishRate(t, "JetStream broker (nats-server -js)", a, b)
 	})
 	t.Run("redis", func(t *testing.T) {
-		a, b := redisCluster(t, 9)
+		a, b := redisCluster(t, 10)
 		publishRate(t, "Redis broker", a, b)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	cablehubv1 "cablehub/gen/cablehub/v1"
+	"cablehub/server/protocol"
 )
 
 // decodePublications reads a publish body: one publication object or a
@@ -78,38 +79,78 @@ func decodePublication(raw json.RawMessage) (*cablehubv1.Publication, error) {
 	if err := stringField(data, "data", &p.Data); err != nil {
 		return nil, fmt.Errorf("%w (encode the payload as a JSON string)", err)
 	}
+	metaKey := ""
 	if meta, ok := fields["meta"]; ok && !isNull(meta) {
-		m, err := decodeMeta(meta)
+		m, key, err := decodeMeta(meta)
 		if err != nil {
 			return nil, err
 		}
-		p.Meta = m
+		p.Meta, metaKey = m, key
 	}
+	key, err := idempotencyKey(fields, metaKey)
+	if err != nil {
+		return nil, err
+	}
+	p.IdempotencyKey = key
 	return p, nil
 }
 
-func decodeMeta(raw json.RawMessage) (*cablehubv1.PublicationMeta, error) {
+// idempotencyKey is the publication's idempotency key, given at the top
+// level ("idempotency_key", as in the proto) or, beside AnyCable's other
+// delivery options, as "meta.idempotency_key" (metaKey). Both may be given
+// when they agree. A key over protocol.MaxIdempotencyKeySize is refused
+// here, naming where it was sent; the service checks gRPC calls the same.
+func idempotencyKey(fields map[string]json.RawMessage, metaKey string) (string, error) {
+	key := ""
+	if v, ok := fields["idempotency_key"]; ok && !isNull(v) {
+		if err := stringField(v, "idempotency_key", &key); err != nil {
+			return "", err
+		}
+	}
+	if len(key) > protocol.MaxIdempotencyKeySize {
+		return "", fmt.Errorf("idempotency_key is longer than %d bytes", protocol.MaxIdempotencyKeySize)
+	}
+	if len(metaKey) > protocol.MaxIdempotencyKeySize {
+		return "", fmt.Errorf("meta.idempotency_key is longer than %d bytes", protocol.MaxIdempotencyKeySize)
+	}
+	switch {
+	case metaKey == "":
+		return key, nil
+	case key == "" || key == metaKey:
+		return metaKey, nil
+	}
+	return "", errors.New("idempotency_key and meta.idempotency_key differ: send one of them")
+}
+
+// decodeMeta reads a publication's meta object; key is its
+// "idempotency_key", which the proto keeps on the publication itself.
+func decodeMeta(raw json.RawMessage) (m *cablehubv1.PublicationMeta, key string, err error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, errors.New("meta must be a JSON object")
+		return nil, "", errors.New("meta must be a JSON object")
 	}
-	m := &cablehubv1.PublicationMeta{}
+	m = &cablehubv1.PublicationMeta{}
 	if v, ok := fields["exclude_socket"]; ok && !isNull(v) {
 		if err := stringField(v, "meta.exclude_socket", &m.ExcludeSocket); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	if v, ok := fields["broadcast_type"]; ok && !isNull(v) {
 		if err := stringField(v, "meta.broadcast_type", &m.BroadcastType); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	if v, ok := fields["transient"]; ok && !isNull(v) {
 		if err := json.Unmarshal(v, &m.Transient); err != nil {
-			return nil, errors.New("meta.transient must be a boolean")
+			return nil, "", errors.New("meta.transient must be a boolean")
 		}
 	}
-	return m, nil
+	if v, ok := fields["idempotency_key"]; ok && !isNull(v) {
+		if err := stringField(v, "meta.idempotency_key", &key); err != nil {
+			return nil, "", err
+		}
+	}
+	return m, key, nil
 }
 
 func stringField(raw json.RawMessage, name string, dst *string) error {

@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"testing"
+
+	"cablehub/server/protocol"
 )
 
 // FuzzDecodePublications feeds arbitrary publish bodies to
@@ -44,6 +46,13 @@ func FuzzDecodePublications(f *testing.F) {
 			meta, _ := item["meta"].(map[string]any)
 			if transient, _ := meta["transient"].(bool); p.GetMeta().GetTransient() != transient {
 				t.Fatalf("item %d: transient %t, the body has %v", i, p.GetMeta().GetTransient(), meta["transient"])
+			}
+			key, _ := item["idempotency_key"].(string)
+			if key == "" {
+				key, _ = meta["idempotency_key"].(string)
+			}
+			if p.GetIdempotencyKey() != key || len(key) > protocol.MaxIdempotencyKeySize {
+				t.Fatalf("item %d: idempotency key %q, the body has %q", i, p.GetIdempotencyKey(), key)
 			}
 		}
 	})

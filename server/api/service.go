@@ -103,13 +103,17 @@ func (s *Service) Publish(ctx context.Context, req *cablehubv1.PublishRequest) (
 			}
 			return nil, status.Errorf(codes.InvalidArgument, "publications[%d]: stream is required", i)
 		}
+		if err := checkIdempotencyKey(p.GetIdempotencyKey(), i, len(items)); err != nil {
+			return nil, err
+		}
 		meta := p.GetMeta()
 		pubs[i] = protocol.Publication{
-			Stream:        p.GetStream(),
-			Data:          p.GetData(),
-			ExcludeSocket: meta.GetExcludeSocket(),
-			BroadcastType: meta.GetBroadcastType(),
-			Transient:     meta.GetTransient(),
+			Stream:         p.GetStream(),
+			Data:           p.GetData(),
+			ExcludeSocket:  meta.GetExcludeSocket(),
+			BroadcastType:  meta.GetBroadcastType(),
+			Transient:      meta.GetTransient(),
+			IdempotencyKey: p.GetIdempotencyKey(),
 		}
 	}
 	err := s.bounded(ctx, "broadcast not accepted", func(ctx context.Context) error {

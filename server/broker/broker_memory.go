@@ -25,6 +25,9 @@ type MemoryOptions struct {
 	// SessionsMaxSize bounds the bytes of all cached sessions the memory
 	// broker keeps; the oldest go first. 0 means DefaultSessionsMaxSize.
 	SessionsMaxSize int
+	// IdempotencyMaxKeys bounds the idempotency keys the memory broker
+	// remembers; the oldest go first. 0 means DefaultIdempotencyMaxKeys.
+	IdempotencyMaxKeys int
 }
 
 // DefaultSessionsMaxSize is the memory broker's default bound on cached
@@ -48,6 +51,9 @@ type Memory struct {
 	expiring  map[string]time.Time           // sid -> when its presence goes
 
 	sessions *sessionCache
+
+	// idempotency remembers publications' idempotency keys (on m's clock).
+	idempotency *IdempotencyMemory
 }
 
 // NewMemory returns an empty memory broker with a fresh epoch.
@@ -55,16 +61,19 @@ func NewMemory(opts MemoryOptions) *Memory {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = 100
 	}
-	return &Memory{
-		opts:      opts,
-		epoch:     newEpoch(),
-		now:       time.Now,
-		streams:   map[string]*history{},
-		presence:  map[string]*streamPresence{},
-		bySession: map[string]map[string]struct{}{},
-		expiring:  map[string]time.Time{},
-		sessions:  newSessionCache(opts.SessionsMaxSize),
+	m := &Memory{
+		opts:        opts,
+		epoch:       newEpoch(),
+		now:         time.Now,
+		streams:     map[string]*history{},
+		presence:    map[string]*streamPresence{},
+		bySession:   map[string]map[string]struct{}{},
+		expiring:    map[string]time.Time{},
+		sessions:    newSessionCache(opts.SessionsMaxSize),
+		idempotency: NewIdempotencyMemory(opts.IdempotencyMaxKeys),
 	}
+	m.idempotency.now = func() time.Time { return m.now() }
+	return m
 }
 
 // newEpoch returns 4 random characters, like AnyCable's memory broker: a new
@@ -115,6 +124,7 @@ func (m *Memory) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
 		}
 		m.expireHistory(now)
 		m.sessions.expire(now)
+		m.idempotency.Expire()
 	}
 }
 

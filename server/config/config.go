@@ -83,6 +83,7 @@ type Config struct {
 	HistoryLimit       int
 	HistoryTTL         time.Duration
 	SessionsTTL        time.Duration
+	IdempotencyWindow  time.Duration
 
 	// Logging and metrics.
 	LogLevel    string
@@ -156,6 +157,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 		HistoryLimit:                  100,
 		HistoryTTL:                    300 * time.Second,
 		SessionsTTL:                   300 * time.Second,
+		IdempotencyWindow:             120 * time.Second,
 		LogLevel:                      "info",
 		LogFormat:                     "text",
 	}
@@ -232,6 +234,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	p.add(broker, "history_limit", intValue{&c.HistoryLimit, 1, 1 << 20}, "publications kept per stream for history")
 	p.add(broker, "history_ttl", durationValue{&c.HistoryTTL}, "how long publications stay in history, seconds")
 	p.add(broker, "sessions_ttl", durationValue{&c.SessionsTTL}, "how long a disconnected extended-protocol session can be restored, seconds (0 disables)")
+	p.add(broker, "idempotency_window", durationValue{&c.IdempotencyWindow}, "how long a publication's idempotency key makes a retry with the same stream and key a no-op, seconds (0 disables; cluster-wide with --broker=redis)")
 
 	p.add(logging, "log_level", enumValue{&c.LogLevel, []string{"debug", "info", "warn", "error"}}, "log level: debug, info, warn, error")
 	p.add(logging, "log_format", enumValue{&c.LogFormat, []string{"text", "json"}}, "log format: text, json")

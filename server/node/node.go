@@ -102,6 +102,10 @@ type Options struct {
 	// reconnect (see HandleResubscribed). It needs a broker whose history
 	// covers every node's publications (Redis, NATS JetStream).
 	CatchUp bool
+	// IdempotencyWindow is how long a publication's idempotency key makes
+	// publications with the same stream and key no-ops; 0 turns keys off
+	// (see IdempotencyStore).
+	IdempotencyWindow time.Duration
 }
 
 // brokerTimeout bounds a broker call made for a session, so that a broker
@@ -120,6 +124,9 @@ type Node struct {
 	timers  *wheel
 	pubsub  PubSub
 	atomic  AtomicPublisher
+	// idempotency is the broker when it keeps idempotency keys, else an
+	// in-process store.
+	idempotency IdempotencyStore
 	// messages caches encoded history messages (see messageCache).
 	messages *messageCache
 	// streamLocks keep stamping and publishing in the same order per stream
@@ -154,6 +161,11 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 		byIdentifier: map[string]map[*Session]struct{}{},
 	}
 	n.pubsub = pubsub.NewLocal(n)
+	if s, ok := b.(IdempotencyStore); ok {
+		n.idempotency = s
+	} else {
+		n.idempotency = broker.NewIdempotencyMemory(0)
+	}
 	return n
 }
 
@@ -264,23 +276,45 @@ func (n *Node) presenceEvent(stream, id, kind string, info json.RawMessage) {
 
 // Broadcast delivers each publication to the subscribers of its stream, in
 // the given order. The publications must already be validated (non-empty
-// streams). An error means the broadcast could not be taken; publications
-// before the failing one may have been delivered.
+// streams, keys within protocol.MaxIdempotencyKeySize). An error means the
+// broadcast could not be taken; publications before the failing one may
+// have been delivered.
+//
+// A publication with an idempotency key whose (stream, key) was claimed
+// within the window is skipped, each on its own, and counts as taken: a
+// retry answers as the first call did. When publishing fails, the keys of
+// the publications not known to be taken are released so that a retry is
+// delivered; with the atomic publisher that is all of the call's, as a
+// failed pipeline does not say which ran, so a retry may repeat some.
 func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error {
-	if n.atomic != nil {
-		if err := n.atomic.StampAndPublish(ctx, pubs, pubsub.EncodePublication); err != nil {
-			return err
-		}
-		n.metrics.BroadcastMsgTotal.Add(float64(len(pubs)))
-		return nil
+	pubs, held, err := n.claimIdempotencyKeys(ctx, pubs)
+	if err != nil || len(pubs) == 0 {
+		return err
 	}
-	for i := range pubs {
-		if err := n.stampAndPublish(ctx, &pubs[i]); err != nil {
-			return err
-		}
+	taken, err := n.broadcast(ctx, pubs)
+	if err != nil {
+		n.releaseIdempotencyKeys(ctx, held, taken)
+		return err
 	}
 	n.metrics.BroadcastMsgTotal.Add(float64(len(pubs)))
 	return nil
+}
+
+// broadcast stamps and publishes pubs; when it fails, taken is the number
+// of leading publications known to have been published.
+func (n *Node) broadcast(ctx context.Context, pubs []protocol.Publication) (taken int, err error) {
+	if n.atomic != nil {
+		if err := n.atomic.StampAndPublish(ctx, pubs, pubsub.EncodePublication); err != nil {
+			return 0, err
+		}
+		return len(pubs), nil
+	}
+	for i := range pubs {
+		if err := n.stampAndPublish(ctx, &pubs[i]); err != nil {
+			return i, err
+		}
+	}
+	return len(pubs), nil
 }
 
 // stampAndPublish stamps p and publishes it under its stream's lock, so

@@ -17,6 +17,11 @@ type Publication struct {
 	BroadcastType string
 	// Transient publications are not kept in history and get no offset.
 	Transient bool
+	// IdempotencyKey, when set, makes a publication with the same stream
+	// and key accepted within the node's idempotency window a no-op (see
+	// node.IdempotencyStore). At most MaxIdempotencyKeySize bytes. It is
+	// not sent to clients or between nodes.
+	IdempotencyKey string
 	// Epoch and Offset are set by a broker that keeps history; Offset is 0
 	// for unstamped publications.
 	Epoch  string
@@ -26,3 +31,7 @@ type Publication struct {
 	// a position in the stream, and only if they lack it.
 	Recovered bool
 }
+
+// MaxIdempotencyKeySize is the largest idempotency key in bytes, which
+// bounds what one remembered key costs; the API rejects longer keys.
+const MaxIdempotencyKeySize = 128

@@ -132,6 +132,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		PresenceFromIdentifiers: cfg.PresenceIDFromIdentifiers,
 		MaxCachedSession:        maxCachedSession,
 		CatchUp:                 cfg.Broker == "redis" || cfg.Broker == "nats",
+		IdempotencyWindow:       cfg.IdempotencyWindow,
 	})
 	ps, err := d.newPubSub(cfg, n, log)
 	if err != nil {

@@ -84,9 +84,30 @@ type Publication struct {
 	// valid JSON, else as a JSON string.
 	Data string `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	// Optional delivery options.
-	Meta          *PublicationMeta `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Meta *PublicationMeta `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
+	// Optional idempotency key, so that a retried publish is delivered once.
+	// Empty means none; at most 128 bytes (longer: INVALID_ARGUMENT naming the
+	// field). The scope is the stream: a publication whose stream and key
+	// equal those of a publication accepted within the server's idempotency
+	// window (the flag --idempotency_window, 120 s by default; 0 disables) is
+	// neither stored in history nor delivered again, and the call answers as
+	// the first did: success (REST 201) with the same empty response. The
+	// same key on another stream is another publication. In a batch each
+	// publication is checked on its own. With the Redis broker the window is
+	// cluster-wide (a retry on another node is a no-op too); otherwise it is
+	// per node, and a node remembers at most 100000 keys, oldest dropped
+	// first.
+	//
+	// A key counts only once its publication is accepted: when publishing
+	// fails, the key is released and a retry is delivered. The one race left:
+	// a retry arriving while the first attempt is still in flight answers
+	// success at once, and if that first attempt then fails nothing was
+	// delivered; so do not send retries in parallel with the first attempt.
+	//
+	// Over REST the key may be given here or as meta.idempotency_key.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Publication) Reset() {
@@ -138,6 +159,13 @@ func (x *Publication) GetMeta() *PublicationMeta {
 		return x.Meta
 	}
 	return nil
+}
+
+func (x *Publication) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 // PublicationMeta holds delivery options of a publication.
@@ -510,11 +538,12 @@ const file_cablehub_v1_cable_proto_rawDesc = "" +
 	"\n" +
 	"\x17cablehub/v1/cable.proto\x12\vcablehub.v1\x1a\x1cgoogle/protobuf/struct.proto\"N\n" +
 	"\x0ePublishRequest\x12<\n" +
-	"\fpublications\x18\x01 \x03(\v2\x18.cablehub.v1.PublicationR\fpublications\"k\n" +
+	"\fpublications\x18\x01 \x03(\v2\x18.cablehub.v1.PublicationR\fpublications\"\x94\x01\n" +
 	"\vPublication\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\tR\x04data\x120\n" +
-	"\x04meta\x18\x03 \x01(\v2\x1c.cablehub.v1.PublicationMetaR\x04meta\"}\n" +
+	"\x04meta\x18\x03 \x01(\v2\x1c.cablehub.v1.PublicationMetaR\x04meta\x12'\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"}\n" +
 	"\x0fPublicationMeta\x12%\n" +
 	"\x0eexclude_socket\x18\x01 \x01(\tR\rexcludeSocket\x12%\n" +
 	"\x0ebroadcast_type\x18\x02 \x01(\tR\rbroadcastType\x12\x1c\n" +
