@@ -160,6 +160,20 @@ func (tr *tracker) handle(f *frame) {
 	}
 }
 
+// missing lists up to max accepted numbers the tracker lacks.
+func (tr *tracker) missing(accepted []int, max int) []int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []int
+	for _, n := range accepted {
+		if tr.counts[n] == 0 && len(out) < max {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (tr *tracker) stop() {
 	tr.mu.Lock()
 	tr.done = true
@@ -256,7 +270,7 @@ func settle(t *testing.T, setup string, p *publisher, trackers []*tracker) {
 		t.Logf("%s | %s: sent %d, accepted %d, missing %d, duplicated %d, out of order %d, reject_history %d",
 			setup, tr.name, sent, len(accepted), miss, dup, disorder, rejects)
 		if (miss > 0 && rejects == 0) || dup > 0 || disorder > 0 {
-			t.Errorf("%s | %s: %d missing, %d duplicated, %d out of order", setup, tr.name, miss, dup, disorder)
+			t.Errorf("%s | %s: %d missing (%v), %d duplicated, %d out of order", setup, tr.name, miss, tr.missing(accepted, 10), dup, disorder)
 		}
 	}
 }

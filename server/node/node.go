@@ -102,6 +102,11 @@ type Options struct {
 	// reconnect (see HandleResubscribed). It needs a broker whose history
 	// covers every node's publications (Redis, NATS JetStream).
 	CatchUp bool
+	// Reorder says publications of a stream may reach this node out of
+	// offset order (stamping and publishing are two steps: the Redis broker
+	// with NATS pub/sub), so a subscription's first publications wait
+	// gapWait to be sorted before it takes a position.
+	Reorder bool
 	// IdempotencyWindow is how long a publication's idempotency key makes
 	// publications with the same stream and key no-ops; 0 turns keys off
 	// (see IdempotencyStore).

@@ -48,6 +48,12 @@ func (s *Session) sendOrdered(sub *subscription, frame []byte, epoch string, off
 	switch {
 	case offset == 0:
 		return s.Send(frame)
+	case sub.epoch == "" && s.node.opts.Reorder:
+		// No position yet, and publications may cross on their way from
+		// two nodes: the first ones wait gapWait and go out sorted, so an
+		// earlier one arriving second is not taken for one already sent.
+		s.holdPastGap(sub, heldFrame{frame: frame, epoch: epoch, offset: offset})
+		return true
 	case sub.epoch == "" || (epoch != sub.epoch && (!s.node.opts.CatchUp || offset == 1)):
 		sub.epoch, sub.lastOffset, sub.gap = epoch, offset, nil
 		return s.Send(frame)
@@ -138,6 +144,11 @@ func (s *Session) fillGap(identifier string) {
 		s.mu.Unlock()
 		return
 	}
+	if sub.epoch == "" {
+		s.startFromHeld(identifier, sub)
+		s.mu.Unlock()
+		return
+	}
 	stream, epoch, from := sub.Stream, sub.epoch, sub.lastOffset
 	s.mu.Unlock()
 	// Off the timer goroutine: the broker may take its time.
@@ -183,6 +194,20 @@ func (s *Session) fillGap(identifier string) {
 		}
 		sub.gap = nil
 	}()
+}
+
+// startFromHeld gives a subscription without a position the one just
+// before the first frame it held, and sends what follows without a gap;
+// the rest waits for a fill like any gap. s.mu is held.
+func (s *Session) startFromHeld(identifier string, sub *subscription) {
+	first := sub.gap.held[0]
+	sub.epoch, sub.lastOffset = first.epoch, first.offset-1
+	sub.gap.filling = false
+	if !s.releaseContiguous(sub) || sub.gap == nil {
+		return
+	}
+	sub.gap.filling = true
+	s.node.timers.add(timer{s: s, kind: timerGap, identifier: identifier}, gapWait)
 }
 
 // resync tells the client to reconnect from its position before the gap,

@@ -164,3 +164,21 @@ func TestNewEpochGapFromItsStartIsFilled(t *testing.T) {
 		}
 	}
 }
+
+// With Reorder, a subscription's first publications wait to be sorted: of
+// two that crossed on their way, the earlier is not taken for old.
+func TestFirstPublicationsSortedWithReorder(t *testing.T) {
+	url, _, n, _ := testNode(t, panicRouter{}, Options{Reorder: true})
+	c := dial(t, url)
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, c)
+	for _, o := range []int{8, 7, 9} {
+		p := protocol.Publication{Stream: "s", Data: fmt.Sprint(o), Epoch: "e", Offset: uint64(o)}
+		n.HandlePublication(&p)
+	}
+	for _, o := range []int{7, 8, 9} {
+		if m := readText(t, c); m != fmt.Sprintf(`{"identifier":"s","message":%d,"stream_id":"s","epoch":"e","offset":%d}`, o, o) {
+			t.Fatalf("got %s, want offset %d", m, o)
+		}
+	}
+}

@@ -132,6 +132,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		PresenceFromIdentifiers: cfg.PresenceIDFromIdentifiers,
 		MaxCachedSession:        maxCachedSession,
 		CatchUp:                 cfg.Broker == "redis" || cfg.Broker == "nats",
+		Reorder:                 cfg.Broker == "redis" && cfg.PubSub == "nats",
 		IdempotencyWindow:       cfg.IdempotencyWindow,
 	})
 	ps, err := d.newPubSub(cfg, n, log)
