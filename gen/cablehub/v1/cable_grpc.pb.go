@@ -42,9 +42,16 @@ type CableServiceClient interface {
 	// every node. A batch is validated as a whole before anything is
 	// published: one invalid publication rejects the batch with
 	// INVALID_ARGUMENT and nothing is delivered. Publications of a batch are
-	// delivered in order. UNAVAILABLE means the broker or pub/sub could not
-	// take the broadcast (REST 501). REST: POST {api_path}/publish, answering
-	// 201.
+	// delivered in order. OK (REST 201) guarantees that each publication
+	// reaches every subscriber of its stream that stays connected, in offset
+	// order and once, or is recoverable through history within the history
+	// limits; a client that cannot get it back is told (reject_history). This
+	// holds on every cluster setup whose broker keeps cluster-wide history
+	// (Redis, NATS JetStream) and on a single node. UNAVAILABLE means the
+	// broker or pub/sub could not confirm the broadcast within the publish
+	// timeout (REST 501); it may still have been stored and delivered, so a
+	// retry should carry an idempotency_key. REST: POST {api_path}/publish,
+	// answering 201.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// GetPresence returns the presence records of a stream. UNIMPLEMENTED
 	// means the broker keeps no presence. REST: GET
@@ -110,9 +117,16 @@ type CableServiceServer interface {
 	// every node. A batch is validated as a whole before anything is
 	// published: one invalid publication rejects the batch with
 	// INVALID_ARGUMENT and nothing is delivered. Publications of a batch are
-	// delivered in order. UNAVAILABLE means the broker or pub/sub could not
-	// take the broadcast (REST 501). REST: POST {api_path}/publish, answering
-	// 201.
+	// delivered in order. OK (REST 201) guarantees that each publication
+	// reaches every subscriber of its stream that stays connected, in offset
+	// order and once, or is recoverable through history within the history
+	// limits; a client that cannot get it back is told (reject_history). This
+	// holds on every cluster setup whose broker keeps cluster-wide history
+	// (Redis, NATS JetStream) and on a single node. UNAVAILABLE means the
+	// broker or pub/sub could not confirm the broadcast within the publish
+	// timeout (REST 501); it may still have been stored and delivered, so a
+	// retry should carry an idempotency_key. REST: POST {api_path}/publish,
+	// answering 201.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// GetPresence returns the presence records of a stream. UNIMPLEMENTED
 	// means the broker keeps no presence. REST: GET
