@@ -16,7 +16,9 @@ type Subscriber interface {
 	// Deliver queues frame, the encoding of p for the subscription
 	// identifier, for the client. It must not block: the hub calls it while
 	// fanning out to every other subscriber too. The frame is shared between
-	// subscribers and must not be modified.
+	// subscribers and must not be modified. A nil frame says p is not for
+	// this subscriber (its exclude_socket): nothing is sent, but p's offset
+	// is passed, so the subscriber does not take it for a gap.
 	Deliver(identifier string, p *protocol.Publication, frame []byte)
 }
 
@@ -120,6 +122,7 @@ func (h *Hub) Broadcast(p *protocol.Publication) {
 		frame := protocol.AppendBroadcast(nil, identifier, p, message)
 		for s := range set {
 			if p.ExcludeSocket != "" && s.SID() == p.ExcludeSocket {
+				s.Deliver(identifier, p, nil)
 				continue
 			}
 			s.Deliver(identifier, p, frame)

@@ -47,7 +47,7 @@ var resyncFrame = protocol.Disconnect(protocol.ReasonStreamGap, true)
 func (s *Session) sendOrdered(sub *subscription, frame []byte, epoch string, offset uint64) bool {
 	switch {
 	case offset == 0:
-		return s.Send(frame)
+		return s.emit(frame)
 	case sub.epoch == "" && s.node.opts.Reorder:
 		// No position yet, and publications may cross on their way from
 		// two nodes: the first ones wait gapWait and go out sorted, so an
@@ -56,20 +56,29 @@ func (s *Session) sendOrdered(sub *subscription, frame []byte, epoch string, off
 		return true
 	case sub.epoch == "" || (epoch != sub.epoch && (!s.node.opts.CatchUp || offset == 1)):
 		sub.epoch, sub.lastOffset, sub.gap = epoch, offset, nil
-		return s.Send(frame)
+		return s.emit(frame)
 	case epoch != sub.epoch:
 		sub.epoch, sub.lastOffset, sub.gap = epoch, 0, nil
 	case offset <= sub.lastOffset:
 		return true
 	case offset == sub.lastOffset+1:
 		sub.lastOffset = offset
-		if !s.Send(frame) {
+		if !s.emit(frame) {
 			return false
 		}
 		return s.releaseContiguous(sub)
 	}
 	s.holdPastGap(sub, heldFrame{frame: frame, epoch: epoch, offset: offset})
 	return true
+}
+
+// emit sends a frame in order; a nil frame (a publication excluded for
+// this session) is passed without sending.
+func (s *Session) emit(frame []byte) bool {
+	if frame == nil {
+		return true
+	}
+	return s.Send(frame)
 }
 
 // releaseContiguous sends the held frames that follow the client's position
@@ -87,7 +96,7 @@ func (s *Session) releaseContiguous(sub *subscription) bool {
 			continue
 		}
 		sub.lastOffset = h.offset
-		if !s.Send(h.frame) {
+		if !s.emit(h.frame) {
 			return false
 		}
 	}
@@ -179,9 +188,12 @@ func (s *Session) fillGap(identifier string) {
 				if pubs[i].Offset != sub.lastOffset+1 {
 					break // history lacks it too
 				}
-				frame := protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
+				var frame []byte // nil: excluded (exclude_socket), only passed
+				if pubs[i].ExcludeSocket == "" || pubs[i].ExcludeSocket != s.sid {
+					frame = protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
+				}
 				sub.lastOffset = pubs[i].Offset
-				if !s.Send(frame) || !s.releaseContiguous(sub) {
+				if !s.emit(frame) || !s.releaseContiguous(sub) {
 					return
 				}
 			}

@@ -182,3 +182,32 @@ func TestFirstPublicationsSortedWithReorder(t *testing.T) {
 		}
 	}
 }
+
+// A publication excluded for a session (exclude_socket) is no gap for it:
+// it never gets it, not even from history, and what follows comes at once.
+func TestExcludedPublicationIsNoGap(t *testing.T) {
+	url, _, n, b := testNode(t, panicRouter{}, Options{})
+	d := websocket.Dialer{Subprotocols: []string{"actioncable-v1-ext-json"}}
+	c, _, err := d.Dial(url, map[string][]string{"X-Request-Id": {"me"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	readText(t, c) // welcome, sid "me"
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, c)
+	pubs := []protocol.Publication{{Stream: "s", Data: "1"}, {Stream: "s", Data: "2", ExcludeSocket: "me"}, {Stream: "s", Data: "3"}}
+	for i := range pubs {
+		b.Stamp(context.Background(), &pubs[i])
+		n.HandlePublication(&pubs[i])
+	}
+	for _, o := range []int{1, 3} {
+		if m := readText(t, c); m != fmt.Sprintf(`{"identifier":"s","message":%d,"stream_id":"s","epoch":%q,"offset":%d}`, o, b.Epoch(), o) {
+			t.Fatalf("got %s, want offset %d", m, o)
+		}
+	}
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"ping"}`))
+	if m := readText(t, c); m != `{"type":"pong"}` {
+		t.Fatalf("after the excluded publication: %s", m)
+	}
+}
