@@ -27,6 +27,9 @@ type recorder struct {
 
 func (r *recorder) SID() string { return "rec" }
 func (r *recorder) Deliver(_ string, _ *protocol.Publication, f []byte) {
+	if f == nil {
+		return // excluded: nothing is sent to this subscriber
+	}
 	r.mu.Lock()
 	r.frames = append(r.frames, string(f))
 	r.mu.Unlock()
