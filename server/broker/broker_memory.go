@@ -141,6 +141,9 @@ type history struct {
 type historyEntry struct {
 	at  time.Time
 	pub protocol.Publication
+	// void marks a publication whose publish failed after it was stamped
+	// (see Void): its offset stays taken, it is served to nobody.
+	void bool
 }
 
 // entries returns the retained entries, oldest first, dropping those older
@@ -220,7 +223,7 @@ func after(kept []historyEntry, offset uint64) ([]protocol.Publication, error) {
 	}
 	var out []protocol.Publication
 	for _, e := range kept {
-		if e.pub.Offset > offset {
+		if e.pub.Offset > offset && !e.void {
 			out = append(out, e.pub)
 		}
 	}
@@ -238,7 +241,7 @@ func (m *Memory) HistorySince(_ context.Context, stream string, since int64) ([]
 	}
 	var out []protocol.Publication
 	for _, e := range m.retained(h, m.now()) {
-		if e.at.Unix() >= since {
+		if e.at.Unix() >= since && !e.void {
 			out = append(out, e.pub)
 		}
 	}
@@ -405,4 +408,24 @@ func (m *Memory) PresenceInfo(_ context.Context, stream string) (*PresenceInfo, 
 	sort.Slice(info.Records, func(i, j int) bool { return info.Records[i].ID < info.Records[j].ID })
 	info.Total = len(info.Records)
 	return info, nil
+}
+
+// Void takes back a stamped publication whose publish failed, so that the
+// publisher's error answer holds: it is never served from history. Its
+// offset stays taken (a later publication may have the next one), so
+// subscribers see a hole there, which history tells apart from a loss by
+// the offsets after it. Unknown publications are ignored.
+func (m *Memory) Void(_ context.Context, p *protocol.Publication) error {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	h, ok := m.streams[p.Stream]
+	if !ok || p.Epoch != m.epoch {
+		return nil
+	}
+	for i := range h.ring {
+		if h.ring[i].pub.Offset == p.Offset {
+			h.ring[i].void = true
+		}
+	}
+	return nil
 }

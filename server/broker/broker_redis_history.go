@@ -276,3 +276,19 @@ func (r *Redis) HistorySince(ctx context.Context, stream string, since int64) ([
 	}
 	return out, nil
 }
+
+// voidScript deletes the history entry of offset ARGV[2] if the stream's
+// counter still counts in epoch ARGV[1]. KEYS: counter:{stream},
+// history:{stream}.
+var voidScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+return redis.call('XDEL', KEYS[2], ARGV[2] .. '-1')
+`)
+
+// Void takes back a stamped publication whose publish failed; see Memory.
+// Entries leave a Redis stream's middle only this way, so a hole between
+// retained offsets is always a voided publication, never a lost one.
+func (r *Redis) Void(ctx context.Context, p *protocol.Publication) error {
+	keys := []string{r.key("counter", p.Stream), r.key("history", p.Stream)}
+	return voidScript.Run(ctx, r.client, keys, p.Epoch, p.Offset).Err()
+}

@@ -292,3 +292,36 @@ func TestMemorySessionsBounded(t *testing.T) {
 		t.Errorf("entry over the whole bound kept: %v", err)
 	}
 }
+
+// A voided publication (stamped, then not published) is served to nobody;
+// the offsets around it stay as they were.
+func TestVoid(t *testing.T) {
+	eachBroker(t, MemoryOptions{HistoryTTL: time.Minute}, func(t *testing.T, c suiteCase) {
+		v, ok := c.b.(interface {
+			Void(ctx context.Context, p *protocol.Publication) error
+		})
+		if !ok {
+			t.Skip("stamping and publishing are one step here: nothing to void")
+		}
+		ctx := context.Background()
+		stream := "void"
+		pubs := make([]protocol.Publication, 3)
+		for i := range pubs {
+			pubs[i] = protocol.Publication{Stream: stream, Data: fmt.Sprint(i + 1)}
+			if err := c.b.Stamp(ctx, &pubs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := v.Void(ctx, &pubs[1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.b.HistoryFrom(ctx, stream, pubs[0].Epoch, pubs[0].Offset)
+		if err != nil || len(got) != 1 || got[0].Offset != pubs[2].Offset {
+			t.Errorf("history after voiding offset %d: %+v %v", pubs[1].Offset, got, err)
+		}
+		since, _ := c.b.HistorySince(ctx, stream, 0)
+		if len(since) != 2 {
+			t.Errorf("history since 0: %+v", since)
+		}
+	})
+}

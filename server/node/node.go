@@ -341,7 +341,31 @@ func (n *Node) stampAndPublish(ctx context.Context, p *protocol.Publication) err
 			return err
 		}
 	}
-	return n.pubsub.Publish(ctx, []protocol.Publication{*p})
+	err := n.pubsub.Publish(ctx, []protocol.Publication{*p})
+	if err != nil && p.Offset > 0 {
+		n.void(p)
+	}
+	return err
+}
+
+// voider is a broker that can take back a stamped publication.
+type voider interface {
+	Void(ctx context.Context, p *protocol.Publication) error
+}
+
+// void takes back p, stamped but not published, so the caller's error
+// answer means nothing was kept. It runs on a context of its own: the
+// caller's may be what ran out.
+func (n *Node) void(p *protocol.Publication) {
+	v, ok := n.broker.(voider)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	if err := v.Void(ctx, p); err != nil {
+		n.log.Warn("a publication that was not published stays in history", "stream", p.Stream, "offset", p.Offset, "error", err)
+	}
 }
 
 // Presence returns the presence records of stream, or

@@ -185,9 +185,11 @@ func (s *Session) fillGap(identifier string) {
 				if pubs[i].Epoch != sub.epoch || pubs[i].Offset <= sub.lastOffset {
 					continue
 				}
-				if pubs[i].Offset != sub.lastOffset+1 {
-					break // history lacks it too
+				if pubs[i].Offset != sub.lastOffset+1 && from == 0 {
+					break // the epoch's start is no longer kept
 				}
+				// Past the start, history holds every offset but the voided
+				// (stamped, then not published): a hole is passed.
 				var frame []byte // nil: excluded (exclude_socket), only passed
 				if pubs[i].ExcludeSocket == "" || pubs[i].ExcludeSocket != s.sid {
 					frame = protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"cablehub/server/protocol"
+	"cablehub/server/pubsub"
 )
 
 // readText returns the client's next message.
@@ -209,5 +210,46 @@ func TestExcludedPublicationIsNoGap(t *testing.T) {
 	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"ping"}`))
 	if m := readText(t, c); m != `{"type":"pong"}` {
 		t.Fatalf("after the excluded publication: %s", m)
+	}
+}
+
+// failingPubSub takes nothing: every publish fails, as with NATS down.
+type failingPubSub struct{}
+
+func (failingPubSub) Publish(context.Context, []protocol.Publication) error {
+	return errors.New("pub/sub down")
+}
+func (failingPubSub) PublishCommand(context.Context, *pubsub.Command) error {
+	return errors.New("pub/sub down")
+}
+func (failingPubSub) Subscribe(string)   {}
+func (failingPubSub) Unsubscribe(string) {}
+
+// A publication stamped but not published is taken back: the publisher's
+// error answer means it is in no history, and subscribers pass its hole.
+func TestFailedPublishIsVoided(t *testing.T) {
+	url, _, n, b := testNode(t, panicRouter{}, Options{})
+	c := dial(t, url)
+	c.WriteMessage(websocket.TextMessage, []byte(`{"command":"subscribe","identifier":"s"}`))
+	readText(t, c)
+	ctx := context.Background()
+	first := protocol.Publication{Stream: "s", Data: "1"}
+	b.Stamp(ctx, &first)
+	n.HandlePublication(&first)
+	readText(t, c)
+
+	n.SetPubSub(failingPubSub{})
+	if err := n.Broadcast(ctx, []protocol.Publication{{Stream: "s", Data: "2"}}); err == nil {
+		t.Fatal("a publish the pub/sub refused succeeded")
+	}
+	if got, _ := b.HistorySince(ctx, "s", 0); len(got) != 1 {
+		t.Fatalf("history after a failed publish: %+v", got)
+	}
+	third := protocol.Publication{Stream: "s", Data: "3"}
+	b.Stamp(ctx, &third)
+	n.HandlePublication(&third) // offset 3 after 1: the hole is passed
+	want := fmt.Sprintf(`{"identifier":"s","message":3,"stream_id":"s","epoch":%q,"offset":3}`, b.Epoch())
+	if m := readText(t, c); m != want {
+		t.Fatalf("after the hole: %s", m)
 	}
 }
