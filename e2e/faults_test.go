@@ -40,7 +40,7 @@ type tracker struct {
 	offset   uint64
 	sid      string
 	disorder int // offsets that went back within one epoch
-	rejects  int // reject_history answers
+	rejects  int // reject_history answers and stream_gap disconnects: the client was told
 	conn     *websocket.Conn
 	done     bool
 }
@@ -57,6 +57,7 @@ func newTracker(t *testing.T, name, stream string, nodes []*server, proto string
 // frame is what the tracker reads of a server message.
 type frame struct {
 	Type        string          `json:"type"`
+	Reason      string          `json:"reason"`
 	Identifier  string          `json:"identifier"`
 	Message     json.RawMessage `json:"message"`
 	Epoch       string          `json:"epoch"`
@@ -142,7 +143,7 @@ func (tr *tracker) handle(f *frame) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	switch {
-	case f.Type == "reject_history":
+	case f.Type == "reject_history", f.Type == "disconnect" && f.Reason == "stream_gap":
 		tr.rejects++
 	case f.Type == "" && f.Identifier == tr.id && len(f.Message) > 0:
 		var n int
@@ -257,8 +258,12 @@ func settle(t *testing.T, setup string, p *publisher, trackers []*tracker) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, tr := range trackers {
+		told := time.Now().Add(5 * time.Second) // a client told of a loss waits less
 		for time.Now().Before(deadline) {
-			if miss, _ := missing(tr); miss == 0 {
+			tr.mu.Lock()
+			rejected := tr.rejects > 0
+			tr.mu.Unlock()
+			if miss, _ := missing(tr); miss == 0 || (rejected && time.Now().After(told)) {
 				break
 			}
 			time.Sleep(50 * time.Millisecond) // polling the tracker's counts
@@ -433,6 +438,74 @@ func TestFaultsNATSSetups(t *testing.T) {
 			a.cmd.Process.Kill()
 			p.run(4, 400) // after node A died
 			settle(t, setup.name+": two publishing nodes, NATS restarted, node killed", p, trackers)
+		})
+	}
+}
+
+// TestFaultsDataLoss: the shared service loses its data mid-run (a new
+// epoch starts) while two nodes publish and subscribers stay connected:
+// every accepted publication still reaches every subscriber once.
+func TestFaultsDataLoss(t *testing.T) {
+	cases := []struct {
+		name  string
+		start func(t *testing.T) (a, b *server, lose func())
+	}{
+		{"broker redis, pubsub redis: FLUSHALL", func(t *testing.T) (*server, *server, func()) {
+			a, b := redisCluster(t, 13)
+			return a, b, func() {
+				if out, err := exec.Command("redis-cli", "-n", "13", "flushdb").CombinedOutput(); err != nil {
+					t.Fatalf("flushdb: %v %s", err, out)
+				}
+			}
+		}},
+		{"broker redis, pubsub nats: Redis restarted without its data", func(t *testing.T) (*server, *server, func()) {
+			port := freePort(t)
+			proc := startRedis(t, port)
+			nats, _ := natsService(t, false)
+			args := []string{"--public", "--broker", "redis", "--redis_url", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "--pubsub", "nats", "--nats_servers", nats}
+			a, b := startServer(t, nil, args...), startServer(t, nil, args...)
+			return a, b, func() {
+				proc.Process.Kill()
+				proc.Wait()
+				startRedis(t, port)
+			}
+		}},
+		{"broker nats: NATS restarted without its store", func(t *testing.T) (*server, *server, func()) {
+			port := freePort(t)
+			dir := t.TempDir()
+			cmd := startNATSJetStream(t, port, dir)
+			args := []string{"--public", "--broker", "nats", "--nats_servers", fmt.Sprintf("nats://127.0.0.1:%d", port)}
+			a, b := startServer(t, nil, args...), startServer(t, nil, args...)
+			return a, b, func() {
+				cmd.Process.Kill()
+				cmd.Wait()
+				startNATSJetStream(t, port, t.TempDir())
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b, lose := tc.start(t)
+			for _, s := range []*server{a, b} {
+				waitHealth(t, s, 200)
+			}
+			stream := uniqueStream(t, "faults")
+			trackers := []*tracker{
+				newTracker(t, "ext on A", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
+				newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
+				newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
+			}
+			p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
+			p.run(4, 800)
+			lose()
+			for _, s := range []*server{a, b} {
+				waitHealth(t, s, 200)
+			}
+			p.run(4, 800)
+			settle(t, tc.name, p, trackers)
+			if t.Failed() {
+				t.Logf("node A:\n%s\nnode B:\n%s", a.Logs(), b.Logs())
+			}
 		})
 	}
 }

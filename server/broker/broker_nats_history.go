@@ -207,6 +207,12 @@ func (b *NATS) start(ctx context.Context, stream string, f *follow) error {
 	} else {
 		last = st.LastSeq
 	}
+	if f.epoch != "" && f.epoch != epoch {
+		// Moving to a new epoch (JetStream lost its state): everything
+		// published in it is new to this node's subscribers, including
+		// what came before the move.
+		last = 0
+	}
 	cons, err := b.js.OrderedConsumer(ctx, jsStreamName(epoch, stream), jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: last + 1,
 	})

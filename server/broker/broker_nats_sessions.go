@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -49,15 +50,18 @@ func (b *NATS) sessionsKV(ctx context.Context) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// sessionOp runs op on the sessions bucket; when the bucket is gone it
-// forgets the handle, so the next call creates it again.
+// sessionOp runs op on the sessions bucket; when the bucket is gone (or
+// does not answer: after JetStream lost its state, writes to it may find
+// no stream and wait out their deadline) it forgets the handle, so the next
+// call looks the bucket up, and creates it, again.
 func (b *NATS) sessionOp(ctx context.Context, op func(kv jetstream.KeyValue) error) error {
 	kv, err := b.sessionsKV(ctx)
 	if err != nil {
 		return err
 	}
 	err = op(kv)
-	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
 		b.mu.Lock()
 		b.sessions = nil
 		b.mu.Unlock()

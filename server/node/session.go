@@ -143,7 +143,9 @@ func (s *Session) start(restored []string) {
 		s.node.timers.add(timer{s: s, kind: timerPing}, first)
 	}
 	if s.resumable() {
-		s.cache()
+		// Off the upgrade's path: the welcome (sent with the handshake
+		// response) must not wait for the broker.
+		go s.cache()
 		s.node.timers.add(timer{s: s, kind: timerTouch}, s.node.opts.SessionsTTL/2)
 	}
 	if len(restored) > 0 {
