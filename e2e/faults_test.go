@@ -509,3 +509,22 @@ func TestFaultsDataLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultsEmbeddedJetStream: the JetStream broker on the NATS server
+// embedded in node A: two publishing nodes, then node B killed (its
+// clients move to A and recover).
+func TestFaultsEmbeddedJetStream(t *testing.T) {
+	a, b := jetstreamCluster(t)
+	stream := uniqueStream(t, "faults")
+	trackers := []*tracker{
+		newTracker(t, "ext on A", stream, []*server{a}, "actioncable-v1-ext-json", true),
+		newTracker(t, "ext on B (killed)", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
+		newTracker(t, "plain on A", stream, []*server{a}, "actioncable-v1-json", false),
+	}
+	p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
+	p.run(8, 1600)
+	b.cmd.Process.Kill()
+	p.nodes = []*server{a}
+	p.run(4, 400)
+	settle(t, "broker nats, embedded in node A: two publishing nodes, node B killed", p, trackers)
+}
