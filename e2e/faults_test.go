@@ -40,6 +40,7 @@ type tracker struct {
 	offset   uint64
 	sid      string
 	disorder int // offsets that went back within one epoch
+	epochs   int // epoch changes seen after a first position: the broker lost its data
 	rejects  int // reject_history answers and stream_gap disconnects: the client was told
 	conn     *websocket.Conn
 	done     bool
@@ -156,6 +157,9 @@ func (tr *tracker) handle(f *frame) {
 			if f.Epoch == tr.epoch && f.Offset <= tr.offset {
 				tr.disorder++
 			}
+			if tr.epoch != "" && f.Epoch != tr.epoch {
+				tr.epochs++
+			}
 			tr.epoch, tr.offset = f.Epoch, f.Offset
 		}
 	}
@@ -194,6 +198,20 @@ type publisher struct {
 	mu       sync.Mutex
 	accepted map[int]bool
 	sent     int
+	// beforeLoss holds what was accepted before the shared service lost
+	// its data: a subscriber that sees the epoch change has been told that
+	// of these it may miss the ones published last.
+	beforeLoss map[int]bool
+}
+
+// markLoss records that the shared service is about to lose its data.
+func (p *publisher) markLoss() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.beforeLoss = map[int]bool{}
+	for n := range p.accepted {
+		p.beforeLoss[n] = true
+	}
 }
 
 func (p *publisher) publish(count int) {
@@ -241,11 +259,14 @@ func settle(t *testing.T, setup string, p *publisher, trackers []*tracker) {
 	if len(accepted) == 0 {
 		t.Fatalf("%s: nothing was accepted", setup)
 	}
+	p.mu.Lock()
+	beforeLoss := p.beforeLoss
+	p.mu.Unlock()
 	missing := func(tr *tracker) (miss, dup int) {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
 		for _, n := range accepted {
-			if tr.counts[n] == 0 {
+			if tr.counts[n] == 0 && !(tr.epochs > 0 && beforeLoss[n]) {
 				miss++
 			}
 		}
@@ -270,10 +291,10 @@ func settle(t *testing.T, setup string, p *publisher, trackers []*tracker) {
 		}
 		miss, dup := missing(tr)
 		tr.mu.Lock()
-		disorder, rejects := tr.disorder, tr.rejects
+		disorder, rejects, epochs := tr.disorder, tr.rejects, tr.epochs
 		tr.mu.Unlock()
-		t.Logf("%s | %s: sent %d, accepted %d, missing %d, duplicated %d, out of order %d, reject_history %d",
-			setup, tr.name, sent, len(accepted), miss, dup, disorder, rejects)
+		t.Logf("%s | %s: sent %d, accepted %d, missing %d, duplicated %d, out of order %d, told (reject_history/stream_gap) %d, epoch changes %d",
+			setup, tr.name, sent, len(accepted), miss, dup, disorder, rejects, epochs)
 		if (miss > 0 && rejects == 0) || dup > 0 || disorder > 0 {
 			t.Errorf("%s | %s: %d missing (%v), %d duplicated, %d out of order", setup, tr.name, miss, tr.missing(accepted, 10), dup, disorder)
 		}
@@ -350,6 +371,7 @@ func TestFaultsRedisRestart(t *testing.T) {
 	}
 	p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
 	p.run(4, 400)
+	p.markLoss()
 	proc.Process.Kill()
 	proc.Wait()
 	waitHealth(t, a, 503)
@@ -497,6 +519,7 @@ func TestFaultsDataLoss(t *testing.T) {
 			}
 			p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
 			p.run(4, 800)
+			p.markLoss()
 			lose()
 			for _, s := range []*server{a, b} {
 				waitHealth(t, s, 200)
