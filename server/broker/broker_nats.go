@@ -286,12 +286,19 @@ func (b *NATS) Stamp(ctx context.Context, p *protocol.Publication) error {
 		return err
 	}
 	body, _ := json.Marshal(natsStored{Data: p.Data, BroadcastType: p.BroadcastType, ExcludeSocket: p.ExcludeSocket, At: b.now().UnixMilli()})
-	ack, err := b.js.Publish(ctx, jsSubject(epoch, p.Stream), body, jetstream.WithRetryAttempts(0))
+	// An idempotency key is also JetStream's message id: within the
+	// stream's duplicate window a retry through any node is not stored
+	// again (the node's own claim store only sees its own retries).
+	opts := []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+	if p.IdempotencyKey != "" {
+		opts = append(opts, jetstream.WithMsgID(p.IdempotencyKey))
+	}
+	ack, err := b.js.Publish(ctx, jsSubject(epoch, p.Stream), body, opts...)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
 		if epoch, _, err = b.ensureStream(ctx, p.Stream); err != nil {
 			return err
 		}
-		ack, err = b.js.Publish(ctx, jsSubject(epoch, p.Stream), body)
+		ack, err = b.js.Publish(ctx, jsSubject(epoch, p.Stream), body, opts[1:]...)
 	}
 	if err != nil {
 		return err

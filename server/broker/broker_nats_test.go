@@ -295,3 +295,24 @@ func BenchmarkStampAndPublish(b *testing.B) {
 		run(b, NewRedis(client, prefix, opts))
 	})
 }
+
+// An idempotency key is JetStream's message id: a retry is not stored
+// again and answers with the first publication's offset.
+func TestNATSIdempotencyKeyIsMessageID(t *testing.T) {
+	c := natsCase(t, MemoryOptions{HistoryTTL: time.Minute})
+	ctx := context.Background()
+	first := protocol.Publication{Stream: "idem", Data: "1", IdempotencyKey: "k"}
+	retry := first
+	other := protocol.Publication{Stream: "idem", Data: "2", IdempotencyKey: "k2"}
+	for _, p := range []*protocol.Publication{&first, &retry, &other} {
+		if err := c.b.Stamp(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if retry.Offset != first.Offset || other.Offset != first.Offset+1 {
+		t.Errorf("offsets: first %d, retry %d, other %d", first.Offset, retry.Offset, other.Offset)
+	}
+	if got, _ := c.b.HistorySince(ctx, "idem", 0); len(got) != 2 {
+		t.Errorf("history holds %d publications, want 2", len(got))
+	}
+}
