@@ -189,6 +189,17 @@ func (tr *tracker) stop() {
 	}
 }
 
+// pairTrackers subscribes to stream an extended-protocol client on each of
+// two nodes (recovering on the other one when its node goes) and a plain
+// client on b.
+func pairTrackers(t *testing.T, stream string, a, b *server) []*tracker {
+	return []*tracker{
+		newTracker(t, "ext on A", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
+		newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
+		newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
+	}
+}
+
 // publisher sends numbered publications to a stream through nodes in turn
 // and records which were accepted (201).
 type publisher struct {
@@ -310,11 +321,7 @@ func TestFaultsRedisCluster(t *testing.T) {
 		a, b := redisCluster(t, 13)
 		stream := uniqueStream(t, "faults")
 		nodes := []*server{a, b}
-		trackers := []*tracker{
-			newTracker(t, "ext on A", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
-			newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
-			newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
-		}
+		trackers := pairTrackers(t, stream, a, b)
 		p := &publisher{stream: stream, nodes: nodes, accepted: map[int]bool{}}
 		p.run(8, 2000)
 		settle(t, setup+", two publishing nodes", p, trackers)
@@ -322,11 +329,7 @@ func TestFaultsRedisCluster(t *testing.T) {
 	t.Run("node killed", func(t *testing.T) {
 		a, b := redisCluster(t, 13)
 		stream := uniqueStream(t, "faults")
-		trackers := []*tracker{
-			newTracker(t, "ext on A (killed)", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
-			newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
-			newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
-		}
+		trackers := pairTrackers(t, stream, a, b)
 		p := &publisher{stream: stream, nodes: []*server{b}, accepted: map[int]bool{}}
 		p.run(4, 600)
 		a.cmd.Process.Kill()
@@ -364,11 +367,7 @@ func TestFaultsRedisRestart(t *testing.T) {
 	args := []string{"--public", "--broker", "redis", "--redis_url", fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
 	a, b := startServer(t, nil, args...), startServer(t, nil, args...)
 	stream := uniqueStream(t, "faults")
-	trackers := []*tracker{
-		newTracker(t, "ext on A", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
-		newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
-		newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
-	}
+	trackers := pairTrackers(t, stream, a, b)
 	p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
 	p.run(4, 400)
 	p.markLoss()
@@ -446,11 +445,7 @@ func TestFaultsNATSSetups(t *testing.T) {
 				waitHealth(t, s, 200)
 			}
 			stream := uniqueStream(t, "faults")
-			trackers := []*tracker{
-				newTracker(t, "ext on A (killed)", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
-				newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
-				newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
-			}
+			trackers := pairTrackers(t, stream, a, b)
 			p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
 			p.run(8, 1600) // two publishing nodes
 			restart()
@@ -512,11 +507,7 @@ func TestFaultsDataLoss(t *testing.T) {
 				waitHealth(t, s, 200)
 			}
 			stream := uniqueStream(t, "faults")
-			trackers := []*tracker{
-				newTracker(t, "ext on A", stream, []*server{a, b}, "actioncable-v1-ext-json", true),
-				newTracker(t, "ext on B", stream, []*server{b, a}, "actioncable-v1-ext-json", true),
-				newTracker(t, "plain on B", stream, []*server{b}, "actioncable-v1-json", false),
-			}
+			trackers := pairTrackers(t, stream, a, b)
 			p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
 			p.run(4, 800)
 			p.markLoss()
