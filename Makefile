@@ -10,8 +10,12 @@ FUZZTIME ?= 30s
 
 all: lint test build
 
+# The version --version prints and the startup line shows: the git
+# description of the checkout, or 0.1.0 outside a repository.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+
 build:
-	go build -o bin/cablehub ./cmd/cablehub
+	go build -ldflags "-X cablehub/server/runner.Version=$(VERSION)" -o bin/cablehub ./cmd/cablehub
 
 generate:
 	$(BUF) generate

@@ -132,7 +132,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if method == http.MethodGet && !presencePath(rel, r.URL.EscapedPath()) {
-		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: use "+g.opts.Prefix+"/presence/<stream>/users")
+		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: use "+g.opts.Prefix+"/presence/<stream>/users, with a \"/\" in the stream name sent as %2F")
 		return
 	}
 	if method == http.MethodPost {

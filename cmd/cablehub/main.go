@@ -23,6 +23,12 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	for _, a := range args {
+		if a == "--version" || a == "-version" || a == "-v" {
+			fmt.Fprintf(stdout, "cablehub %s\n", runner.Version)
+			return 0
+		}
+	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return 0

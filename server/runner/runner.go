@@ -37,8 +37,11 @@ import (
 	"cablehub/server/ws"
 )
 
-// Version is the server version reported at startup.
-const Version = "0.1.0"
+// Version is the server version: in the startup line, the upgrade
+// response's X-Cablehub-Version header and --version. Release builds set it
+// with -ldflags "-X cablehub/server/runner.Version=..." (see the Makefile);
+// nothing else writes it.
+var Version = "0.1.0"
 
 // maxCachedSession bounds one session's restore state in the broker: room
 // for the subscriptions a connection may hold with ordinary identifiers,
@@ -373,7 +376,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.log.Info(fmt.Sprintf("Handle gRPC API requests at %s (%s, %s)", r.GRPCAddr, mode, kind), "context", "grpc")
 	}
 	for _, p := range cfg.Paths {
-		r.log.Info(fmt.Sprintf("Handle WebSocket connections at http://%s%s", r.MainAddr, p))
+		r.log.Info(fmt.Sprintf("Handle WebSocket connections at http://%s%s (clients connect to ws://%s%s)", r.MainAddr, p, r.MainAddr, p))
 	}
 	if r.MetricsAddr != "" {
 		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.MetricsHTTP))
@@ -527,6 +530,9 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rt.metrics.ServeHTTP(w, req)
 	case rt.pprof && strings.HasPrefix(path, "/debug/pprof/"):
 		servePprof(w, req)
+	case rt.ws != nil && strings.EqualFold(req.Header.Get("Upgrade"), "websocket"):
+		// A WebSocket client on the wrong path: say where the endpoints are.
+		http.Error(w, fmt.Sprintf("404 no WebSocket endpoint at %s: connect to %s", path, strings.Join(rt.wsPaths, ", ")), http.StatusNotFound)
 	default:
 		http.NotFound(w, req)
 	}
