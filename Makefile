@@ -55,3 +55,16 @@ bench:
 
 tools:
 	go build -o /dev/null $$(go list -modfile=tools/go.mod tool)
+
+# Static release binaries for linux and darwin, amd64 and arm64, with
+# SHA-256 checksums, in dist/.
+RELEASE_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+release:
+	rm -rf dist && mkdir -p dist
+	for t in $(RELEASE_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath \
+			-ldflags "-s -w -X cablehub/server/runner.Version=$(VERSION)" \
+			-o dist/cablehub-$(VERSION)-$$os-$$arch ./cmd/cablehub || exit 1; \
+	done
+	cd dist && sha256sum cablehub-* > SHA256SUMS

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -37,5 +38,18 @@ func TestWrongWebSocketPath(t *testing.T) {
 	}
 	if r := do(t, "GET", "http://"+s.Main+"/api/presence/chat/1/users", ""); r.Status != 404 || !strings.Contains(r.Body, "%2F") {
 		t.Errorf("presence with a raw slash: %d %s", r.Status, r.Body)
+	}
+}
+
+// --healthcheck (the Docker image's health check) exits 0 while the server
+// on that port is healthy, 1 when nothing answers.
+func TestHealthcheckFlag(t *testing.T) {
+	s := startServer(t, nil, "--public")
+	_, port, _ := strings.Cut(s.Main, ":")
+	if code, _, stderr := runCLI(t, nil, "--healthcheck", "--port", port); code != 0 {
+		t.Errorf("healthy server: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, nil, "--healthcheck", "--port", fmt.Sprint(freePort(t))); code != 1 || !strings.Contains(stderr, "health check") {
+		t.Errorf("no server: exit %d %q", code, stderr)
 	}
 }

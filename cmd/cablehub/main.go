@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -29,6 +32,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 0
 		}
 	}
+	healthcheck := slices.Contains(args, "--healthcheck")
+	if healthcheck {
+		args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--healthcheck" })
+	}
 	cfg, err := config.Parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return 0
@@ -36,6 +43,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err != nil {
 		fmt.Fprintf(stderr, "cablehub: %v\n", err)
 		return 1
+	}
+	if healthcheck {
+		return checkHealth(cfg, stderr)
 	}
 	log := newLogger(cfg, stdout)
 	// go-redis logs every failed dial on its own; Cablehub reports Redis
@@ -78,6 +88,25 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Warn("Immediate termination requested. Stopped")
 		return 1
 	}
+}
+
+// checkHealth asks the health endpoint of a server running with cfg on
+// this host and exits 0 when it answers 200: a container health check for
+// images without curl.
+func checkHealth(cfg *config.Config, stderr io.Writer) int {
+	client := &http.Client{Timeout: 3 * time.Second}
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", cfg.Port, cfg.HealthPath)
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "cablehub: health check: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "cablehub: health check: %s answered %d\n", url, resp.StatusCode)
+		return 1
+	}
+	return 0
 }
 
 // redisLogger routes go-redis's internal messages to slog at debug level.
