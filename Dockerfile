@@ -7,7 +7,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=0.1.0
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X cablehub/server/runner.Version=${VERSION}" -o /cablehub ./cmd/cablehub
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/cablehub/cablehub/server/runner.Version=${VERSION}" -o /cablehub ./cmd/cablehub
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /cablehub /usr/local/bin/cablehub

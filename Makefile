@@ -15,7 +15,7 @@ all: lint test build
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 
 build:
-	go build -ldflags "-X cablehub/server/runner.Version=$(VERSION)" -o bin/cablehub ./cmd/cablehub
+	go build -ldflags "-X github.com/cablehub/cablehub/server/runner.Version=$(VERSION)" -o bin/cablehub ./cmd/cablehub
 
 generate:
 	$(BUF) generate
@@ -64,7 +64,7 @@ release:
 	for t in $(RELEASE_TARGETS); do \
 		os=$${t%/*}; arch=$${t#*/}; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath \
-			-ldflags "-s -w -X cablehub/server/runner.Version=$(VERSION)" \
+			-ldflags "-s -w -X github.com/cablehub/cablehub/server/runner.Version=$(VERSION)" \
 			-o dist/cablehub-$(VERSION)-$$os-$$arch ./cmd/cablehub || exit 1; \
 	done
 	cd dist && sha256sum cablehub-* > SHA256SUMS

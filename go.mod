@@ -1,4 +1,4 @@
-module cablehub
+module github.com/cablehub/cablehub
 
 go 1.26.0
 

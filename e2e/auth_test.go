@@ -8,7 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"cablehub/server/streams"
+	"github.com/cablehub/cablehub/server/streams"
 )
 
 func jwtToken(t *testing.T, key string, claims jwt.MapClaims) string {

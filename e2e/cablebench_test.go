@@ -13,7 +13,7 @@ import (
 func buildBench(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "cablebench")
-	out, err := exec.Command("go", "build", "-o", bin, "cablehub/cmd/cablebench").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/cablehub/cablehub/cmd/cablebench").CombinedOutput()
 	if err != nil {
 		t.Fatalf("building cablebench: %v\n%s", err, out)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"cablehub/server/streams"
+	"github.com/cablehub/cablehub/server/streams"
 )
 
 // warned reports whether the server logged a WARN line containing every

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "cablehub")
-	build := exec.Command("go", "build", "-race", "-o", binary, "cablehub/cmd/cablehub")
+	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/cablehub/cablehub/cmd/cablehub")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building cablehub:", err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"cablehub/server/streams"
+	"github.com/cablehub/cablehub/server/streams"
 )
 
 func signFor(name, key string) string { return streams.Sign(name, key) }

@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 )
 
 // delivery is what a subscriber sees of a broadcast: its message and offset.

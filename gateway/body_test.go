@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"cablehub/gateway"
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/api"
+	"github.com/cablehub/cablehub/gateway"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/api"
 )
 
 // testWait bounds every wait; only a broken bound makes a test wait this

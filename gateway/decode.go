@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/protocol"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // decodePublications reads a publish body: one publication object or a

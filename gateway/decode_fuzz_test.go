@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // FuzzDecodePublications feeds arbitrary publish bodies to

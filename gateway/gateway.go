@@ -28,8 +28,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/origins"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/origins"
 )
 
 // Authorizer decides whether an Authorization header grants API access. It

@@ -15,14 +15,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"cablehub/gateway"
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/api"
-	"cablehub/server/broker"
-	"cablehub/server/hub"
-	"cablehub/server/metrics"
-	"cablehub/server/node"
-	"cablehub/server/streams"
+	"github.com/cablehub/cablehub/gateway"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/api"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/hub"
+	"github.com/cablehub/cablehub/server/metrics"
+	"github.com/cablehub/cablehub/server/node"
+	"github.com/cablehub/cablehub/server/streams"
 )
 
 // newAPI serves the gateway over a real gRPC server (bufconn) backed by a

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 )
 
 // jsonMarshaler is the gateway's only marshaler, used whatever the request's

@@ -31,7 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	streamsign "cablehub/server/streams"
+	streamsign "github.com/cablehub/cablehub/server/streams"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 )
 
 // item is one publication to send.

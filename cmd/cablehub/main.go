@@ -17,8 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"cablehub/server/config"
-	"cablehub/server/runner"
+	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/runner"
 )
 
 func main() {

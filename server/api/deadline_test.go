@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/broker"
-	"cablehub/server/protocol"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // stuckNode is a Node whose dependency never answers: every call blocks

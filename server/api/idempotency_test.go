@@ -11,12 +11,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/broker"
-	"cablehub/server/hub"
-	"cablehub/server/metrics"
-	"cablehub/server/node"
-	"cablehub/server/streams"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/hub"
+	"github.com/cablehub/cablehub/server/metrics"
+	"github.com/cablehub/cablehub/server/node"
+	"github.com/cablehub/cablehub/server/streams"
 )
 
 // A retried Publish with the same key answers OK, and history holds the

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 )
 
 // panicky panics on Publish to stream "boom" and in Watch after one

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/broker"
-	"cablehub/server/protocol"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // Node is what the service needs from the node.

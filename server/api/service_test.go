@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"testing"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/broker"
-	"cablehub/server/hub"
-	"cablehub/server/metrics"
-	"cablehub/server/node"
-	"cablehub/server/streams"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/hub"
+	"github.com/cablehub/cablehub/server/metrics"
+	"github.com/cablehub/cablehub/server/node"
+	"github.com/cablehub/cablehub/server/streams"
 )
 
 func newService(b *broker.Memory) *Service {

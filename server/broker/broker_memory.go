@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // MemoryOptions configure the memory broker; names follow AnyCable's flags.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // clock is a manual time source for expiry tests.

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // NATS is the cluster broker on NATS JetStream (--broker nats): history and

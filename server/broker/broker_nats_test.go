@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // startJetStream runs an embedded nats-server with JetStream in a temporary

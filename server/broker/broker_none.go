@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // None keeps no presence, history or sessions: publications are not

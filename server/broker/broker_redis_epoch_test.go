@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"cablehub/server/protocol"
-	"cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // epochDB is the Redis DB of the epoch tests alone: they flush it, as a

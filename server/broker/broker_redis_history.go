@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // History in Redis, and how it survives Redis losing its data.

@@ -6,7 +6,7 @@ import (
 	"hash/fnv"
 	"sync"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // Subscriber is a client session as the hub sees it.

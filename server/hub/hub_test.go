@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // recorder is a subscriber that keeps what it is sent.

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"cablehub/server/identity"
-	"cablehub/server/protocol"
-	"cablehub/server/ws"
+	"github.com/cablehub/cablehub/server/identity"
+	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/ws"
 )
 
 // Authenticator identifies a connection from its upgrade request;

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"cablehub/server/broker"
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // IdempotencyStore remembers the idempotency keys of publications the node

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"cablehub/server/broker"
-	"cablehub/server/hub"
-	"cablehub/server/metrics"
-	"cablehub/server/protocol"
-	"cablehub/server/pubsub"
-	"cablehub/server/streams"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/hub"
+	"github.com/cablehub/cablehub/server/metrics"
+	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/streams"
 )
 
 // recordingPubSub records what reaches the cluster, the deliveries

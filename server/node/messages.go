@@ -3,7 +3,7 @@ package node
 import (
 	"sync"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // messageCache keeps the encoded "message" of stamped publications that

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 func TestMessageCacheEncodesOnceWithinBound(t *testing.T) {

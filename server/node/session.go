@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"cablehub/server/protocol"
-	"cablehub/server/streams"
-	"cablehub/server/ws"
+	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/streams"
+	"github.com/cablehub/cablehub/server/ws"
 )
 
 // restoreHold is how long live messages of restored subscriptions wait for

@@ -1,9 +1,9 @@
 package node
 
 import (
-	"cablehub/server/protocol"
 	"context"
 	"encoding/json"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // whisper relays client data to the other subscribers of a stream that

@@ -1,9 +1,9 @@
 package node
 
 import (
-	"cablehub/server/protocol"
 	"context"
 	"encoding/json"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // historyRequest is the client's history field.

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // Offsets are contiguous per stream and epoch: every stamped publication

@@ -9,8 +9,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"cablehub/server/protocol"
-	"cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // readText returns the client's next message.

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"strconv"
 
-	"cablehub/server/broker"
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // Reasons a join is refused, sent to the client as a presence error

@@ -14,12 +14,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"cablehub/server/broker"
-	"cablehub/server/hub"
-	"cablehub/server/identity"
-	"cablehub/server/metrics"
-	"cablehub/server/streams"
-	"cablehub/server/ws"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/hub"
+	"github.com/cablehub/cablehub/server/identity"
+	"github.com/cablehub/cablehub/server/metrics"
+	"github.com/cablehub/cablehub/server/streams"
+	"github.com/cablehub/cablehub/server/ws"
 )
 
 // panicRouter accepts every identifier as a stream of that name, and

@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"sync"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // InternalChannel carries remote commands to every node, as in AnyCable.

@@ -3,7 +3,7 @@ package pubsub
 import (
 	"context"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // Local is the single-node pub/sub: everything published is handed straight

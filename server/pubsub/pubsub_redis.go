@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // Redis is the pub/sub over Redis PUBLISH/SUBSCRIBE: one channel per stream,

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 )
 
 // The publish benchmarks measure whole API requests over loopback against a

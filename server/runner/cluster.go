@@ -14,10 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
-	"cablehub/server/broker"
-	"cablehub/server/config"
-	"cablehub/server/node"
-	"cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/node"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // clusterPubSub is a pub/sub the runner can run, describe and health-check.

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
-	"cablehub/server/metrics"
+	"github.com/cablehub/cablehub/server/metrics"
 )
 
 // instrument counts REST API requests and their latency by route and status

@@ -23,23 +23,23 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"cablehub/gateway"
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/api"
-	"cablehub/server/broker"
-	"cablehub/server/config"
-	"cablehub/server/hub"
-	"cablehub/server/identity"
-	"cablehub/server/metrics"
-	"cablehub/server/node"
-	"cablehub/server/pubsub"
-	"cablehub/server/streams"
-	"cablehub/server/ws"
+	"github.com/cablehub/cablehub/gateway"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/api"
+	"github.com/cablehub/cablehub/server/broker"
+	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/hub"
+	"github.com/cablehub/cablehub/server/identity"
+	"github.com/cablehub/cablehub/server/metrics"
+	"github.com/cablehub/cablehub/server/node"
+	"github.com/cablehub/cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/streams"
+	"github.com/cablehub/cablehub/server/ws"
 )
 
 // Version is the server version: in the startup line, the upgrade
 // response's X-Cablehub-Version header and --version. Release builds set it
-// with -ldflags "-X cablehub/server/runner.Version=..." (see the Makefile);
+// with -ldflags "-X github.com/cablehub/cablehub/server/runner.Version=..." (see the Makefile);
 // nothing else writes it.
 var Version = "0.1.0"
 

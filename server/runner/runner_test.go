@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	cablehubv1 "cablehub/gen/cablehub/v1"
-	"cablehub/server/config"
-	"cablehub/server/protocol"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/protocol"
 )
 
 // recorder stands in for a client session subscribed through the hub.

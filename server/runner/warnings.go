@@ -1,6 +1,6 @@
 package runner
 
-import "cablehub/server/config"
+import "github.com/cablehub/cablehub/server/config"
 
 // startupWarnings lists, one line each, what a configuration leaves unusable
 // or unprotected, naming the flags that change it. Each is logged as a WARN

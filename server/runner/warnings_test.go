@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"cablehub/server/config"
+	"github.com/cablehub/cablehub/server/config"
 )
 
 // deliveryLines returns the startup warnings of args that are about the

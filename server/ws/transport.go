@@ -34,7 +34,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"cablehub/server/origins"
+	"github.com/cablehub/cablehub/server/origins"
 )
 
 // Subprotocols the server speaks, in no particular order: the client's

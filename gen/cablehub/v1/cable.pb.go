@@ -569,7 +569,7 @@ const file_cablehub_v1_cable_proto_rawDesc = "" +
 	"\aPublish\x12\x1b.cablehub.v1.PublishRequest\x1a\x1c.cablehub.v1.PublishResponse\x12P\n" +
 	"\vGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponse\x12M\n" +
 	"\n" +
-	"Disconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponseB%Z#cablehub/gen/cablehub/v1;cablehubv1b\x06proto3"
+	"Disconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponseB9Z7github.com/cablehub/cablehub/gen/cablehub/v1;cablehubv1b\x06proto3"
 
 var (
 	file_cablehub_v1_cable_proto_rawDescOnce sync.Once
