@@ -17,7 +17,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 build:
 	go build -ldflags "-X github.com/cablehub/cablehub/server/runner.Version=$(VERSION)" -o bin/cablehub ./cmd/cablehub
 
+# buf.gen.yaml has no `clean: true` (the Python stubs share a directory
+# with hand-written code), so the generated outputs are deleted here first:
+# gen/ and sdk/python/cablehub/v1/ hold generated files only.
 generate:
+	rm -rf gen sdk/python/cablehub/v1
 	$(BUF) generate
 	gofmt -w gen
 
