@@ -7,6 +7,7 @@ GO_PACKAGES := ./...
 FUZZTIME ?= 30s
 
 .PHONY: all build generate lint test test-short bench fuzz tools
+.PHONY: test-python
 
 all: lint test build
 
@@ -38,6 +39,14 @@ lint:
 test: build
 	go test -race -count=1 $(GO_PACKAGES)
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+	$(MAKE) test-python
+
+# The Python SDK's tests against bin/cablehub, under Debian's Python, which
+# sees the Debian packages python3-grpcio, python3-protobuf and
+# python3-websocket (a python3 on PATH may be another interpreter).
+PYTHON := /usr/bin/python3
+test-python: build
+	cd sdk/python && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(PYTHON) -m unittest discover -s tests -v
 
 # Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
 # `go test -list` names them per package ("ok <package>" follows a
