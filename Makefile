@@ -7,6 +7,7 @@ GO_PACKAGES := ./...
 FUZZTIME ?= 30s
 
 .PHONY: all build generate lint test test-short bench fuzz tools
+.PHONY: test-python
 
 all: lint test build
 
@@ -17,7 +18,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 build:
 	go build -ldflags "-X github.com/cablehub/cablehub/server/runner.Version=$(VERSION)" -o bin/cablehub ./cmd/cablehub
 
+# buf.gen.yaml has no `clean: true` (the Python stubs share a directory
+# with hand-written code), so the generated outputs are deleted here first:
+# gen/ and sdk/python/cablehub/v1/ hold generated files only.
 generate:
+	rm -rf gen sdk/python/cablehub/v1
 	$(BUF) generate
 	gofmt -w gen
 
@@ -34,6 +39,14 @@ lint:
 test: build
 	go test -race -count=1 $(GO_PACKAGES)
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+	$(MAKE) test-python
+
+# The Python SDK's tests against bin/cablehub, under Debian's Python, which
+# sees the Debian packages python3-grpcio, python3-protobuf and
+# python3-websocket (a python3 on PATH may be another interpreter).
+PYTHON := /usr/bin/python3
+test-python: build
+	cd sdk/python && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(PYTHON) -m unittest discover -s tests -v
 
 # Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
 # `go test -list` names them per package ("ok <package>" follows a
