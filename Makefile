@@ -34,6 +34,16 @@ lint:
 test: build
 	go test -race -count=1 $(GO_PACKAGES)
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+	$(MAKE) test-ruby
+
+# The Ruby SDK (sdk/ruby) with minitest against bin/cablehub, under
+# Debian's ruby: its ruby-grpc and ruby-google-protobuf are what a ruby
+# from a version manager earlier on PATH would not see.
+RUBY ?= /usr/bin/ruby
+.PHONY: test-ruby
+test-ruby: build
+	cd sdk/ruby && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(RUBY) -Ilib -Itest \
+		-e 'Dir.glob("test/**/*_test.rb").sort.each { |f| require File.expand_path(f) }'
 
 # Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
 # `go test -list` names them per package ("ok <package>" follows a
