@@ -6,8 +6,7 @@ GO_PACKAGES := ./...
 # Time each fuzz target runs for in `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build generate lint test test-short bench fuzz tools
-.PHONY: test-python
+.PHONY: all build generate generated-dirs lint test test-short test-python test-ruby bench fuzz tools
 
 all: lint test build
 
@@ -21,10 +20,17 @@ build:
 # buf.gen.yaml has no `clean: true` (the Python stubs share a directory
 # with hand-written code), so the generated outputs are deleted here first:
 # gen/ and sdk/python/cablehub/v1/ hold generated files only.
+# Directories holding generated files only: make generate empties them
+# first, and CI fails when regenerating changes anything in them.
+GENERATED := gen sdk/python/cablehub/v1 sdk/ruby/gen
+
 generate:
-	rm -rf gen sdk/python/cablehub/v1
+	rm -rf $(GENERATED)
 	$(BUF) generate
 	gofmt -w gen
+
+generated-dirs:
+	@echo $(GENERATED)
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null); \
@@ -40,6 +46,7 @@ test: build
 	go test -race -count=1 $(GO_PACKAGES)
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
 	$(MAKE) test-python
+	$(MAKE) test-ruby
 
 # The Python SDK's tests against bin/cablehub, under Debian's Python, which
 # sees the Debian packages python3-grpcio, python3-protobuf and
@@ -47,6 +54,14 @@ test: build
 PYTHON := /usr/bin/python3
 test-python: build
 	cd sdk/python && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(PYTHON) -m unittest discover -s tests -v
+
+# The Ruby SDK (sdk/ruby) with minitest against bin/cablehub, under
+# Debian's ruby: its ruby-grpc and ruby-google-protobuf are what a ruby
+# from a version manager earlier on PATH would not see.
+RUBY ?= /usr/bin/ruby
+test-ruby: build
+	cd sdk/ruby && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(RUBY) -Ilib -Itest \
+		-e 'Dir.glob("test/**/*_test.rb").sort.each { |f| require File.expand_path(f) }'
 
 # Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
 # `go test -list` names them per package ("ok <package>" follows a
