@@ -68,3 +68,18 @@ release:
 			-o dist/cablehub-$(VERSION)-$$os-$$arch ./cmd/cablehub || exit 1; \
 	done
 	cd dist && sha256sum cablehub-* > SHA256SUMS
+
+# --- TypeScript SDK (sdk/typescript) ---------------------------------------
+# Its protoc plugin (protoc-gen-es, run by `buf generate`) is pinned by the
+# package's lock file: npm ci installs it when node_modules is missing or
+# older than package.json / package-lock.json (every npm install rewrites
+# node_modules/.package-lock.json).
+TS_SDK := sdk/typescript
+TS_SDK_MODULES := $(TS_SDK)/node_modules/.package-lock.json
+
+$(TS_SDK_MODULES): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
+	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+generate: $(TS_SDK_MODULES)
+
