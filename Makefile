@@ -34,6 +34,7 @@ lint:
 test: build
 	go test -race -count=1 $(GO_PACKAGES)
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+	$(MAKE) test-typescript
 
 # Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
 # `go test -list` names them per package ("ok <package>" follows a
@@ -83,3 +84,6 @@ $(TS_SDK_MODULES): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
 
 generate: $(TS_SDK_MODULES)
 
+.PHONY: test-typescript
+test-typescript: build
+	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
