@@ -24,6 +24,10 @@ export function startServer(args = []) {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ANYCABLE_') && k !== 'PORT'))
     const argv = ['--host', '127.0.0.1', '--port', '0', '--secret', SECRET, '--public', ...args]
     const proc = spawn(binary, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // However this test process ends, the server must not outlive it.
+    const reap = () => proc.kill('SIGKILL')
+    process.once('exit', reap)
+    proc.once('exit', () => process.removeListener('exit', reap))
     let logs = ''
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error('cablehub did not start:\n' + logs)) }, 20000)
     const onData = chunk => {
@@ -39,9 +43,12 @@ export function startServer(args = []) {
         wsUrl: ws[1],
         epoch: epoch[1],
         logs: () => logs,
+        // stop asks for a graceful shutdown and kills the server if it
+        // has not exited within 10 s.
         stop: () => new Promise(done => {
           if (proc.exitCode !== null || proc.signalCode !== null) return done()
-          proc.once('exit', () => done())
+          const force = setTimeout(() => proc.kill('SIGKILL'), 10000)
+          proc.once('exit', () => { clearTimeout(force); done() })
           proc.kill('SIGTERM')
         })
       })
