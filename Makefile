@@ -6,7 +6,7 @@ GO_PACKAGES := ./...
 # Time each fuzz target runs for in `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build generate generated-dirs lint test test-short test-python test-ruby bench fuzz tools
+.PHONY: all build generate generated-dirs lint test test-short test-python test-ruby test-typescript bench fuzz tools
 
 all: lint test build
 
@@ -17,12 +17,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 build:
 	go build -ldflags "-X github.com/cablehub/cablehub/server/runner.Version=$(VERSION)" -o bin/cablehub ./cmd/cablehub
 
-# buf.gen.yaml has no `clean: true` (the Python stubs share a directory
-# with hand-written code), so the generated outputs are deleted here first:
-# gen/ and sdk/python/cablehub/v1/ hold generated files only.
 # Directories holding generated files only: make generate empties them
-# first, and CI fails when regenerating changes anything in them.
-GENERATED := gen sdk/python/cablehub/v1 sdk/ruby/gen
+# first (buf.gen.yaml has no `clean: true`, because the Python stubs are
+# written into the hand-written package's tree), and CI fails when
+# regenerating changes anything in them.
+GENERATED := gen sdk/python/cablehub/v1 sdk/ruby/gen sdk/typescript/src/gen
 
 generate:
 	rm -rf $(GENERATED)
@@ -47,6 +46,7 @@ test: build
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
 	$(MAKE) test-python
 	$(MAKE) test-ruby
+	$(MAKE) test-typescript
 
 # The Python SDK's tests against bin/cablehub, under Debian's Python, which
 # sees the Debian packages python3-grpcio, python3-protobuf and
@@ -96,3 +96,20 @@ release:
 			-o dist/cablehub-$(VERSION)-$$os-$$arch ./cmd/cablehub || exit 1; \
 	done
 	cd dist && sha256sum cablehub-* > SHA256SUMS
+
+# --- TypeScript SDK (sdk/typescript) ---------------------------------------
+# Its protoc plugin (protoc-gen-es, run by `buf generate`) is pinned by the
+# package's lock file: npm ci installs it when node_modules is missing or
+# older than package.json / package-lock.json (every npm install rewrites
+# node_modules/.package-lock.json).
+TS_SDK := sdk/typescript
+TS_SDK_MODULES := $(TS_SDK)/node_modules/.package-lock.json
+
+$(TS_SDK_MODULES): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
+	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+generate: $(TS_SDK_MODULES)
+
+test-typescript: build
+	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
