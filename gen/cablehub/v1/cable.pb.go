@@ -442,7 +442,9 @@ func (x *PresenceRecord) GetInfo() *structpb.Value {
 // DisconnectRequest names the sessions to close.
 type DisconnectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Connection identifiers to match exactly; required, non-empty.
+	// Connection identifiers to match exactly. Anonymous sessions have none,
+	// so an empty string matches no session; the call still succeeds, as in
+	// AnyCable.
 	Identifier string `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
 	// Whether clients should reconnect afterwards.
 	Reconnect     bool `protobuf:"varint,2,opt,name=reconnect,proto3" json:"reconnect,omitempty"`

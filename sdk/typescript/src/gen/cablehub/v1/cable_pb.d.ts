@@ -240,7 +240,9 @@ export declare const PresenceRecordSchema: GenMessage<PresenceRecord>;
  */
 export declare type DisconnectRequest = Message<"cablehub.v1.DisconnectRequest"> & {
   /**
-   * Connection identifiers to match exactly; required, non-empty.
+   * Connection identifiers to match exactly. Anonymous sessions have none,
+   * so an empty string matches no session; the call still succeeds, as in
+   * AnyCable.
    *
    * @generated from field: string identifier = 1;
    */
