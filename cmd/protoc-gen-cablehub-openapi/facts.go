@@ -157,8 +157,8 @@ func errorResponse(e errorStatus) *response {
 
 // defaultResponse covers what no test can provoke on purpose.
 var defaultResponse = &response{
-	Description: "Any other failure, with the same error body: 500 (code 13 INTERNAL, message " +
-		"\"internal error\") when a call fails unexpectedly (the server logs it and goes on).",
+	Description: fmt.Sprintf("Any other failure, with the same error body: 500 (code %d %s, message "+
+		"\"internal error\") when a call fails unexpectedly (the server logs it and goes on).", codeInternal.number, codeInternal.name),
 	Content: jsonContent(ref("Error")),
 }
 
