@@ -7,7 +7,8 @@
 // transcoder cannot know: CORS, the method (422 before auth), the bearer
 // token (401 before the body is even read, so an unauthenticated caller
 // learns nothing about body validation), and the body's size limit (413)
-// and time limit (408).
+// and time limit (408). The OpenAPI description of these routes is served
+// at {prefix}/openapi.json, without a token (openapi.go).
 package gateway
 
 import (
@@ -64,6 +65,8 @@ type Options struct {
 type Gateway struct {
 	opts Options
 	mux  *runtime.ServeMux
+	// openAPI is the served description (servedDocument).
+	openAPI []byte
 }
 
 // New builds the gateway and registers CableService's REST routes.
@@ -86,7 +89,11 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if err := cablehubv1.RegisterCableServiceHandlerClient(ctx, mux, client); err != nil {
 		return nil, err
 	}
-	return &Gateway{opts: opts, mux: mux}, nil
+	doc, err := servedDocument(opts.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{opts: opts, mux: mux, openAPI: doc}, nil
 }
 
 // route is the method an API path family answers to, "" for no route.
@@ -94,7 +101,7 @@ func (g *Gateway) route(rel string) string {
 	switch {
 	case rel == "/publish", rel == "/disconnect":
 		return http.MethodPost
-	case strings.HasPrefix(rel, "/presence/"):
+	case strings.HasPrefix(rel, "/presence/"), rel == openAPIPath:
 		return http.MethodGet
 	}
 	return ""
@@ -120,6 +127,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
+	}
+	if rel == openAPIPath {
+		g.serveOpenAPI(w, r)
+		return
 	}
 	if r.Method != method {
 		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
