@@ -1,9 +1,6 @@
 package protocol
 
-import (
-	"encoding/json"
-	"strconv"
-)
+import "strconv"
 
 // AppendBroadcast appends the Action Cable frame that delivers p to a
 // subscription with the given identifier:
@@ -35,10 +32,4 @@ func AppendBroadcast(dst []byte, identifier string, p *Publication, message []by
 		dst = strconv.AppendUint(dst, p.Offset, 10)
 	}
 	return append(dst, '}')
-}
-
-// appendString appends s as a JSON string literal.
-func appendString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // marshalling a string cannot fail
-	return append(dst, b...)
 }
