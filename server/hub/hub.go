@@ -57,10 +57,10 @@ func (h *Hub) shard(stream string) *shard {
 	return h.shards[f.Sum64()%uint64(len(h.shards))]
 }
 
-// Subscribe adds s to stream under identifier. It reports whether the stream
-// had no subscribers on this node before, which is when a node starts
-// listening to the stream on a cluster pub/sub.
-func (h *Hub) Subscribe(stream, identifier string, s Subscriber) (first bool) {
+// Subscribe adds s to stream under identifier. Whether the node listens to
+// the stream on a cluster pub/sub is the pub/sub's own count (see
+// node.PubSub), not the hub's.
+func (h *Hub) Subscribe(stream, identifier string, s Subscriber) {
 	sh := h.shard(stream)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -75,25 +75,17 @@ func (h *Hub) Subscribe(stream, identifier string, s Subscriber) (first bool) {
 		byID[identifier] = set
 	}
 	set[s] = struct{}{}
-	return !ok && len(byID) == 1 && len(set) == 1
 }
 
-// Unsubscribe removes s from stream under identifier. It reports whether the
-// stream has no subscribers left on this node.
-func (h *Hub) Unsubscribe(stream, identifier string, s Subscriber) (last bool) {
+// Unsubscribe removes s from stream under identifier, if it is there.
+func (h *Hub) Unsubscribe(stream, identifier string, s Subscriber) {
 	sh := h.shard(stream)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	byID, ok := sh.streams[stream]
-	if !ok {
-		return false
-	}
+	byID := sh.streams[stream]
 	set, ok := byID[identifier]
 	if !ok {
-		return false
-	}
-	if _, ok := set[s]; !ok {
-		return false
+		return
 	}
 	delete(set, s)
 	if len(set) == 0 {
@@ -101,9 +93,7 @@ func (h *Hub) Unsubscribe(stream, identifier string, s Subscriber) (last bool) {
 	}
 	if len(byID) == 0 {
 		delete(sh.streams, stream)
-		return true
 	}
-	return false
 }
 
 // Broadcast delivers p to every subscription of its stream on this node,
