@@ -44,6 +44,7 @@ type Memory struct {
 
 	hmu     sync.Mutex
 	streams map[string]*history
+	seq     sequencer
 
 	pmu       sync.Mutex
 	presence  map[string]*streamPresence
@@ -152,6 +153,14 @@ func (h *history) entries() []historyEntry {
 	out := make([]historyEntry, 0, len(h.ring))
 	out = append(out, h.ring[h.start:]...)
 	return append(out, h.ring[:h.start]...)
+}
+
+// StampAndPublish stamps and publishes pubs in order through ps; see
+// node.Broker.StampAndPublish. Stamping and publishing are two steps, kept
+// in order per stream by a lock each, which is the whole of the order for
+// a broker that lives in one process.
+func (m *Memory) StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
+	return m.seq.stampAndPublish(ctx, m, pubs, ps)
 }
 
 // Stamp gives a non-transient publication the next offset of its stream and

@@ -41,7 +41,7 @@ import (
 // Publish path. A non-transient publication is one JetStream publish to its
 // stream's subject; the ack's sequence is its offset. Stamping and
 // publishing are one step, so two nodes publishing to one stream cannot
-// deliver offsets out of order (node.AtomicPublisher). Transient
+// deliver offsets out of order (see StampAndPublish). Transient
 // publications (whispers, presence events) and remote commands go over the
 // core NATS pub/sub, which --broker nats implies.
 //
@@ -74,8 +74,7 @@ type NATS struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	deliver   func(*protocol.Publication)
-	transient func(context.Context, []protocol.Publication) error
+	deliver func(*protocol.Publication)
 
 	mu       sync.Mutex
 	epoch    string // "" until first read
@@ -119,10 +118,10 @@ func NewNATS(conn *nats.Conn, opts MemoryOptions, log *slog.Logger) (*NATS, erro
 		deliver: func(*protocol.Publication) {}}, nil
 }
 
-// Attach sets where delivered publications go (the node) and how transient
-// publications are published (the core NATS pub/sub).
-func (b *NATS) Attach(deliver func(*protocol.Publication), transient func(context.Context, []protocol.Publication) error) {
-	b.deliver, b.transient = deliver, transient
+// Attach sets where the publications JetStream delivers go: the node's
+// pub/sub handler (node.HandlePublication).
+func (b *NATS) Attach(deliver func(*protocol.Publication)) {
+	b.deliver = deliver
 }
 
 // Describe names the broker and its settings for the startup log.
@@ -249,26 +248,24 @@ type natsStored struct {
 	At int64 `json:"at"`
 }
 
-// StampAndPublish publishes each publication in order: non-transient ones
-// to JetStream (Stamp), which stamps and delivers them in one step,
-// transient ones over the core NATS pub/sub. encode is not needed: nodes
-// build the wire form from what they consume. See node.AtomicPublisher.
-func (b *NATS) StampAndPublish(ctx context.Context, pubs []protocol.Publication, _ func(*protocol.Publication) []byte) error {
+// StampAndPublish publishes pubs in order; see node.Broker.StampAndPublish.
+// A non-transient publication goes to JetStream (Stamp), which stamps and
+// delivers it to every following node in one step, in sequence order,
+// whichever node published it; a transient one goes through ps. Nothing
+// is stamped but unpublished, so nothing is voided; taken is exact, as
+// each publication is confirmed before the next is sent.
+func (b *NATS) StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
 	for i := range pubs {
 		if pubs[i].Transient {
-			if b.transient == nil {
-				return errors.New("no pub/sub for transient publications")
-			}
-			if err := b.transient(ctx, pubs[i:i+1]); err != nil {
-				return err
-			}
-			continue
+			err = ps.Publish(ctx, pubs[i:i+1])
+		} else {
+			err = b.Stamp(ctx, &pubs[i])
 		}
-		if err := b.Stamp(ctx, &pubs[i]); err != nil {
-			return err
+		if err != nil {
+			return i, err
 		}
 	}
-	return nil
+	return len(pubs), nil
 }
 
 // Stamp appends p to its stream in JetStream and gives it the sequence as

@@ -122,12 +122,12 @@ func TestNATSDeliversInSequenceAcrossNodes(t *testing.T) {
 	a, conn := newTestNATS(t, opts)
 	b := connectNode(t, conn.ConnectedUrl(), opts)
 	var got [2]collector
-	var transient []protocol.Publication
-	a.Attach(got[0].add, func(_ context.Context, p []protocol.Publication) error {
-		transient = append(transient, p...)
+	var transient publisherFunc = func(_ context.Context, p []protocol.Publication) error {
+		got[0].add(&p[0])
 		return nil
-	})
-	b.Attach(got[1].add, nil)
+	}
+	a.Attach(got[0].add)
+	b.Attach(got[1].add)
 	const stream = "chat room.1 *>"
 	a.Follow(stream)
 	b.Follow(stream)
@@ -141,7 +141,7 @@ func TestNATSDeliversInSequenceAcrossNodes(t *testing.T) {
 			node := []*NATS{a, b}[w%2]
 			for i := range each {
 				p := []protocol.Publication{{Stream: stream, Data: fmt.Sprintf("%d-%d", w, i), ExcludeSocket: "sid-x", BroadcastType: "t"}}
-				if err := node.StampAndPublish(ctx, p, nil); err != nil {
+				if _, err := node.StampAndPublish(ctx, p, nil); err != nil {
 					t.Error(err)
 					return
 				}
@@ -149,9 +149,6 @@ func TestNATSDeliversInSequenceAcrossNodes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := a.StampAndPublish(ctx, []protocol.Publication{{Stream: stream, Data: "w", Transient: true}}, nil); err != nil || len(transient) != 1 {
-		t.Errorf("transient: %v %v", transient, err)
-	}
 	epoch, _ := a.Epoch(ctx)
 	for i := range got {
 		waitFor(t, "deliveries", func() bool { return got[i].len() >= workers*each })
@@ -165,8 +162,24 @@ func TestNATSDeliversInSequenceAcrossNodes(t *testing.T) {
 		}
 		got[i].mu.Unlock()
 	}
+	// A transient publication goes through the pub/sub, right away.
+	if taken, err := a.StampAndPublish(ctx, []protocol.Publication{{Stream: stream, Data: "w", Transient: true}}, transient); err != nil || taken != 1 {
+		t.Errorf("transient: taken %d, %v", taken, err)
+	}
+	got[0].mu.Lock()
+	if n := len(got[0].pubs); n != workers*each+1 || got[0].pubs[n-1].Data != "w" || got[0].pubs[n-1].Offset != 0 {
+		t.Errorf("transient publication not published through the pub/sub, unstamped: %d deliveries", n)
+	}
+	got[0].mu.Unlock()
 	a.Unfollow(stream)
 	b.Unfollow(stream)
+}
+
+// publisherFunc is a Publisher.
+type publisherFunc func(ctx context.Context, pubs []protocol.Publication) error
+
+func (f publisherFunc) Publish(ctx context.Context, pubs []protocol.Publication) error {
+	return f(ctx, pubs)
 }
 
 // When JetStream loses its state, the next publication creates a new
@@ -262,15 +275,14 @@ func TestNATSRestoreRaces(t *testing.T) {
 // (127.0.0.1:6379), with parallel publishers on one stream.
 func BenchmarkStampAndPublish(b *testing.B) {
 	opts := MemoryOptions{HistoryLimit: 100, HistoryTTL: time.Minute}
-	enc := func(*protocol.Publication) []byte { return []byte("{}") }
 	run := func(b *testing.B, ap interface {
-		StampAndPublish(context.Context, []protocol.Publication, func(*protocol.Publication) []byte) error
+		StampAndPublish(context.Context, []protocol.Publication, Publisher) (int, error)
 	}) {
 		ctx := context.Background()
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if err := ap.StampAndPublish(ctx, []protocol.Publication{{Stream: "bench", Data: `{"text":"hello"}`}}, enc); err != nil {
+				if _, err := ap.StampAndPublish(ctx, []protocol.Publication{{Stream: "bench", Data: `{"text":"hello"}`}}, nil); err != nil {
 					b.Error(err)
 					return
 				}
@@ -292,7 +304,7 @@ func BenchmarkStampAndPublish(b *testing.B) {
 				client.Del(context.Background(), keys...)
 			}
 		}()
-		run(b, NewRedis(client, prefix, opts))
+		run(b, NewRedis(client, prefix, opts, func(stream string) string { return prefix + stream }))
 	})
 }
 

@@ -18,8 +18,20 @@ func (None) Describe() string { return "Using no-op broker (no history, presence
 // Run returns when ctx is done: there is nothing to expire.
 func (None) Run(ctx context.Context, _ func([]PresenceLeft)) { <-ctx.Done() }
 
-// Stamp leaves p unstamped.
-func (None) Stamp(context.Context, *protocol.Publication) error { return nil }
+// StampAndPublish publishes each of pubs through ps, unstamped, one call
+// each so that taken is exact; see node.Broker.StampAndPublish. Without
+// offsets there is no order between publishers to keep.
+func (None) StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
+	for i := range pubs {
+		if err := ctx.Err(); err != nil {
+			return i, err
+		}
+		if err := ps.Publish(ctx, pubs[i:i+1]); err != nil {
+			return i, err
+		}
+	}
+	return len(pubs), nil
+}
 
 // HistoryFrom fails with ErrHistoryUnsupported.
 func (None) HistoryFrom(context.Context, string, string, uint64) ([]protocol.Publication, error) {

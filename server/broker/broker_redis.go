@@ -35,6 +35,10 @@ type Redis struct {
 	prefix string
 	opts   MemoryOptions
 	now    func() time.Time
+	// channel names a stream's channel on the Redis pub/sub when Redis is
+	// also the pub/sub; nil when the pub/sub is another.
+	channel func(stream string) string
+	seq     sequencer
 
 	// live holds the sessions of this node with presence, by stream, so
 	// their entries are refreshed while their connections live.
@@ -43,12 +47,15 @@ type Redis struct {
 }
 
 // NewRedis returns a broker on client with keys under prefix (e.g.
-// "cablehub:").
-func NewRedis(client *redis.Client, prefix string, opts MemoryOptions) *Redis {
+// "cablehub:"). channel, when the node's pub/sub is the Redis pub/sub on
+// the same Redis, is how that pub/sub names a stream's channel
+// (pubsub.RedisChannel): StampAndPublish then publishes there itself, in
+// the step that stamps. nil means the pub/sub is another.
+func NewRedis(client *redis.Client, prefix string, opts MemoryOptions, channel func(stream string) string) *Redis {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = 100
 	}
-	return &Redis{client: client, prefix: prefix, opts: opts, now: time.Now, live: map[string]map[string]struct{}{}}
+	return &Redis{client: client, prefix: prefix, opts: opts, now: time.Now, channel: channel, live: map[string]map[string]struct{}{}}
 }
 
 func (r *Redis) key(parts ...string) string {

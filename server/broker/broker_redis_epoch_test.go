@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cablehub/cablehub/server/protocol"
-	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // epochDB is the Redis DB of the epoch tests alone: they flush it, as a
@@ -29,7 +27,8 @@ func twoRedisNodes(t *testing.T) (*Redis, *Redis, *redis.Client) {
 		t.Fatalf("Redis at 127.0.0.1:6379: %v", err)
 	}
 	opts := MemoryOptions{HistoryLimit: 10, HistoryTTL: time.Minute}
-	return NewRedis(client, "cablehub:", opts), NewRedis(client, "cablehub:", opts), client
+	channel := func(stream string) string { return stream }
+	return NewRedis(client, "cablehub:", opts, channel), NewRedis(client, "cablehub:", opts, channel), client
 }
 
 func stampN(t *testing.T, b *Redis, stream string, n int) []protocol.Publication {
@@ -141,7 +140,8 @@ func TestRedisNodesAgreeOnEpoch(t *testing.T) {
 }
 
 // StampAndPublish stamps under the epoch its script run finds, and the
-// wire form published to every node carries that same epoch.
+// stream message published to every node is the one protocol encodes for
+// the stamped publication, that epoch included.
 func TestRedisStampAndPublishFollowsEpoch(t *testing.T) {
 	ctx := context.Background()
 	a, b, client := twoRedisNodes(t)
@@ -154,23 +154,22 @@ func TestRedisStampAndPublishFollowsEpoch(t *testing.T) {
 	msgs := sub.Channel()
 	publish := func(node *Redis, data string) protocol.Publication {
 		t.Helper()
-		pubs := []protocol.Publication{{Stream: stream, Data: data}, {Stream: stream, Data: "t", Transient: true}}
-		if err := node.StampAndPublish(ctx, pubs, pubsub.EncodePublication); err != nil {
-			t.Fatal(err)
+		pubs := []protocol.Publication{
+			{Stream: stream, Data: data, ExcludeSocket: "sid", BroadcastType: "t"},
+			{Stream: stream, Data: `{"text":"<b>\u2028"}`, Transient: true},
 		}
-		for i, p := range pubs {
+		if taken, err := node.StampAndPublish(ctx, pubs, nil); err != nil || taken != 2 {
+			t.Fatalf("taken %d, %v", taken, err)
+		}
+		for _, p := range pubs {
 			var m *redis.Message
 			select {
 			case m = <-msgs:
 			case <-time.After(5 * time.Second):
 				t.Fatalf("publication %q not published", p.Data)
 			}
-			want := fmt.Sprintf(`,"offset":%d,"epoch":%q}`, p.Offset, p.Epoch)
-			if i == 1 {
-				want = `"transient":true}}`
-			}
-			if !strings.HasSuffix(m.Payload, want) {
-				t.Fatalf("published %s, want it to end with %s", m.Payload, want)
+			if want := string(protocol.AppendStreamMessage(nil, &p)); m.Payload != want {
+				t.Fatalf("published %s, want %s", m.Payload, want)
 			}
 		}
 		return pubs[0]

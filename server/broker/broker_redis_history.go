@@ -59,9 +59,12 @@ return current_epoch(ARGV[1])
 // publishes it on channel ARGV[6], in one atomic step. KEYS: epoch,
 // counter:{stream}, history:{stream}. ARGV: history limit, stored payload,
 // now (unix ms), history TTL (ms), "1" for a transient publication (only
-// published, never stamped), channel, the wire form without its closing
-// brace (completed here with offset and epoch), candidate epoch. It
-// returns {epoch, offset}, or 0 for a transient publication.
+// published, never stamped), channel, the stream message's head
+// (protocol.AppendStreamMessageHead), candidate epoch. The script completes
+// the head as protocol.AppendStreamMessageTail does, byte for byte as long
+// as epochs hold nothing that cjson and encoding/json escape differently
+// (newEpoch's alphabet holds none). It returns {epoch, offset}, or 0 for a
+// transient publication.
 var stampPublishScript = redis.NewScript(epochLua + `
 if ARGV[5] == '1' then
   redis.call('PUBLISH', ARGV[6], ARGV[7] .. '}')
@@ -80,7 +83,7 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 if ARGV[6] ~= '' then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. offset .. ',"epoch":' .. cjson.encode(epoch) .. '}')
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. string.format('%d', offset) .. ',"epoch":' .. cjson.encode(epoch) .. '}')
 end
 return {epoch, offset}
 `)
@@ -97,9 +100,9 @@ func (r *Redis) stampKeys(stream string) []string {
 }
 
 // stampArgs are stampPublishScript's arguments after the transient flag.
-func (r *Redis) stampArgs(p *protocol.Publication, now int64, transient, channel string, wire []byte) []any {
+func (r *Redis) stampArgs(p *protocol.Publication, now int64, transient, channel string, head []byte) []any {
 	payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
-	return []any{r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, channel, wire, newEpoch()}
+	return []any{r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, channel, head, newEpoch()}
 }
 
 // stamped reads stampPublishScript's reply into p.
@@ -117,39 +120,45 @@ func stamped(res any, p *protocol.Publication) error {
 	return nil
 }
 
-// StampAndPublish stamps each publication and publishes it on the Redis
-// pub/sub channel named as its stream, in one script run per publication,
-// all pipelined in order: offsets reach every node in order even while
-// several nodes publish to one stream (node.AtomicPublisher). Each
-// publication carries the epoch its run stamped it under, which changes
-// mid-batch if Redis lost its data meanwhile. encode gives the wire form
-// of an unstamped publication.
-func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication, encode func(*protocol.Publication) []byte) error {
+// StampAndPublish stamps and publishes pubs in order; see
+// node.Broker.StampAndPublish. When Redis is also the pub/sub (NewRedis
+// got its channel naming), each publication is stamped and published on
+// its stream's channel in one script run, all runs pipelined in order, and
+// ps is not used: offsets reach every node in order even while several
+// nodes publish to one stream, and nothing is ever stamped but unpublished.
+// A failed pipeline does not say which runs took effect, so taken is then
+// 0. Each publication carries the epoch its run stamped it under, which
+// changes mid-batch if Redis lost its data meanwhile. Otherwise stamping
+// (here) and publishing (ps) are two steps, kept in order per stream on
+// this node only.
+func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
+	if r.channel == nil {
+		return r.seq.stampAndPublish(ctx, r, pubs, ps)
+	}
 	now := r.now().UnixMilli()
 	pipe := r.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(pubs))
 	for i := range pubs {
 		p := &pubs[i]
-		wire := encode(&protocol.Publication{Stream: p.Stream, Data: p.Data, ExcludeSocket: p.ExcludeSocket, BroadcastType: p.BroadcastType, Transient: p.Transient})
-		wire = wire[:len(wire)-1] // reopen the object for offset and epoch
+		head := protocol.AppendStreamMessageHead(nil, p)
 		transient := "0"
 		if p.Transient {
 			transient = "1"
 		}
-		cmds[i] = stampPublishScript.Eval(ctx, pipe, r.stampKeys(p.Stream), r.stampArgs(p, now, transient, p.Stream, wire)...)
+		cmds[i] = stampPublishScript.Eval(ctx, pipe, r.stampKeys(p.Stream), r.stampArgs(p, now, transient, r.channel(p.Stream), head)...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	for i, c := range cmds {
 		if pubs[i].Transient {
 			continue
 		}
 		if err := stamped(c.Val(), &pubs[i]); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(pubs), nil
 }
 
 // storedPublication is a history entry's payload.
@@ -159,7 +168,8 @@ type storedPublication struct {
 }
 
 // Stamp gives p the next offset of its stream under the current epoch
-// (created if Redis lost it), and appends it to the stream's history.
+// (created if Redis lost it), and appends it to the stream's history;
+// StampAndPublish's first step when publishing is a second one.
 func (r *Redis) Stamp(ctx context.Context, p *protocol.Publication) error {
 	res, err := stampPublishScript.Run(ctx, r.client, r.stampKeys(p.Stream), r.stampArgs(p, r.now().UnixMilli(), "0", "", nil)...).Result()
 	if err != nil {

@@ -13,8 +13,12 @@ import (
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// testedBroker is the broker API the suite exercises on every broker.
+// testedBroker is what the suite exercises on every broker: node.Broker's
+// methods (this package cannot import node; the runner's build checks that
+// every broker implements node.Broker) and Stamp, the first of the two
+// steps of StampAndPublish where they are two.
 type testedBroker interface {
+	StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error)
 	Stamp(ctx context.Context, p *protocol.Publication) error
 	HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error)
 	HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error)
@@ -59,7 +63,7 @@ func eachBroker(t *testing.T, opts MemoryOptions, f func(t *testing.T, c suiteCa
 				client.Del(ctx, keys...)
 			}
 		})
-		r := NewRedis(client, prefix, opts)
+		r := NewRedis(client, prefix, opts, nil)
 		c := &clock{t: time.Now()}
 		r.now = c.now
 		f(t, suiteCase{b: r, clock: c,

@@ -154,22 +154,23 @@ func TestBroadcastIdempotencyReleasedOnFailure(t *testing.T) {
 	}
 }
 
-// failingAtomic fails every StampAndPublish, as a Redis pipeline does.
-type failingAtomic struct{}
+// unsaidBroker fails every StampAndPublish without saying which
+// publications ran (taken 0), as a failed Redis pipeline does.
+type unsaidBroker struct{ *broker.Memory }
 
-func (failingAtomic) StampAndPublish(context.Context, []protocol.Publication, func(*protocol.Publication) []byte) error {
-	return errors.New("redis down")
+func (unsaidBroker) StampAndPublish(context.Context, []protocol.Publication, broker.Publisher) (int, error) {
+	return 0, errors.New("redis down")
 }
 
-// With the atomic publisher a failure does not say which publications ran,
-// so every key of the call is released: a retry is delivered.
-func TestBroadcastIdempotencyReleasedOnAtomicFailure(t *testing.T) {
-	n, ps := newIdempotentNode(t, broker.NewMemory(broker.MemoryOptions{}), time.Minute)
-	n.SetAtomicPublisher(failingAtomic{})
+// When the broker cannot say which publications ran, every key of the call
+// is released: a retry is delivered.
+func TestBroadcastIdempotencyReleasedOnUnsaidFailure(t *testing.T) {
+	m := broker.NewMemory(broker.MemoryOptions{})
+	n, ps := newIdempotentNode(t, unsaidBroker{m}, time.Minute)
 	if err := n.Broadcast(context.Background(), []protocol.Publication{pub("chat", "1", "k1"), pub("chat", "2", "k2")}); err == nil {
 		t.Fatal("failed publish answered success")
 	}
-	n.atomic = nil
+	n.broker = m
 	broadcast(t, n, pub("chat", "1", "k1"), pub("chat", "2", "k2"))
 	if got := ps.take(); got != "chat:1 chat:2" {
 		t.Errorf("retry delivered %q", got)

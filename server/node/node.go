@@ -6,7 +6,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,48 +17,6 @@ import (
 	"github.com/cablehub/cablehub/server/pubsub"
 	"github.com/cablehub/cablehub/server/streams"
 )
-
-// Broker is what the node needs from a broker. It may live in another
-// process (Redis), so every call takes a context and may fail; see the
-// broker package for each method's contract.
-type Broker interface {
-	// Run does the broker's background work (expiry) until ctx is done,
-	// reporting presence ids whose last session expired.
-	Run(ctx context.Context, onLeft func([]broker.PresenceLeft))
-
-	Stamp(ctx context.Context, p *protocol.Publication) error
-	HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error)
-	HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error)
-
-	SupportsPresence() bool
-	PresenceJoin(ctx context.Context, stream, sid, id string, info json.RawMessage) (joined bool, err error)
-	PresenceLeave(ctx context.Context, stream, sid string) (id string, left bool, err error)
-	PresenceDisconnect(ctx context.Context, sid string) error
-	PresenceInfo(ctx context.Context, stream string) (*broker.PresenceInfo, error)
-
-	CacheSession(ctx context.Context, sid string, data []byte) error
-	// RestoreSession takes the cached state: a sid is restorable once.
-	RestoreSession(ctx context.Context, sid string) ([]byte, error)
-	ForgetSession(ctx context.Context, sid string) error
-}
-
-// PubSub carries publications and commands to every node of the cluster
-// (pubsub.Local, Redis or NATS). Subscribe and Unsubscribe are called for
-// every local subscription change; the pub/sub counts them.
-type PubSub interface {
-	Publish(ctx context.Context, pubs []protocol.Publication) error
-	PublishCommand(ctx context.Context, c *pubsub.Command) error
-	Subscribe(stream string)
-	Unsubscribe(stream string)
-}
-
-// AtomicPublisher stamps publications and hands them to every node in one
-// step, so offsets reach subscribers in order even while several nodes
-// publish to one stream; the Redis broker does this when Redis is also the
-// pub/sub. encode gives a stamped publication's wire form.
-type AtomicPublisher interface {
-	StampAndPublish(ctx context.Context, pubs []protocol.Publication, encode func(*protocol.Publication) []byte) error
-}
 
 // Router decides subscriptions by identifier; streams.Controller is one.
 type Router interface {
@@ -128,15 +85,11 @@ type Node struct {
 	opts    Options
 	timers  *wheel
 	pubsub  PubSub
-	atomic  AtomicPublisher
 	// idempotency is the broker when it keeps idempotency keys, else an
 	// in-process store.
 	idempotency IdempotencyStore
 	// messages caches encoded history messages (see messageCache).
 	messages *messageCache
-	// streamLocks keep stamping and publishing in the same order per stream
-	// when they are two steps (a stream hashes to one lock).
-	streamLocks [64]sync.Mutex
 
 	mu           sync.Mutex
 	sessions     map[*Session]struct{}
@@ -146,8 +99,8 @@ type Node struct {
 	drained      chan struct{} // closed when the last session goes during shutdown
 }
 
-// New returns a node that fans out through h, keeps presence in b and
-// decides subscriptions with r.
+// New returns a node that fans out through h, publishes and keeps history,
+// presence and sessions through b, and decides subscriptions with r.
 func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, opts Options) *Node {
 	if opts.PingPrecision == "" {
 		opts.PingPrecision = "s"
@@ -178,10 +131,6 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 // delivered locally. It must be called before the node serves anything:
 // the pub/sub needs the node as its handler, so it cannot be passed to New.
 func (n *Node) SetPubSub(ps PubSub) { n.pubsub = ps }
-
-// SetAtomicPublisher makes Broadcast stamp and publish through a in one
-// step; see AtomicPublisher. Like SetPubSub, it is called before serving.
-func (n *Node) SetAtomicPublisher(a AtomicPublisher) { n.atomic = a }
 
 // HandlePublication delivers a publication that arrived from the cluster
 // (pubsub.Handler).
@@ -228,7 +177,8 @@ func (n *Node) HandleCommand(c *pubsub.Command) {
 	}
 }
 
-// subscribe adds a session's subscription to the hub and tells the pub/sub.
+// subscribe adds a session's subscription to the hub and tells the pub/sub,
+// which subscribes the node to the stream on the first (see PubSub).
 func (n *Node) subscribe(stream, identifier string, s *Session) {
 	n.hub.Subscribe(stream, identifier, s)
 	n.pubsub.Subscribe(stream)
@@ -280,92 +230,29 @@ func (n *Node) presenceEvent(stream, id, kind string, info json.RawMessage) {
 }
 
 // Broadcast delivers each publication to the subscribers of its stream, in
-// the given order. The publications must already be validated (non-empty
-// streams, keys within protocol.MaxIdempotencyKeySize). An error means the
-// broadcast could not be taken; publications before the failing one may
-// have been delivered.
+// the given order, on every node: the broker stamps and publishes them
+// (Broker.StampAndPublish says who keeps the order). The publications must
+// already be validated (non-empty streams, keys within
+// protocol.MaxIdempotencyKeySize). An error means the broadcast could not
+// be taken; publications before the failing one may have been delivered.
 //
 // A publication with an idempotency key whose (stream, key) was claimed
 // within the window is skipped, each on its own, and counts as taken: a
 // retry answers as the first call did. When publishing fails, the keys of
-// the publications not known to be taken are released so that a retry is
-// delivered; with the atomic publisher that is all of the call's, as a
-// failed pipeline does not say which ran, so a retry may repeat some.
+// the publications the broker does not know to be taken are released so
+// that a retry is delivered.
 func (n *Node) Broadcast(ctx context.Context, pubs []protocol.Publication) error {
 	pubs, held, err := n.claimIdempotencyKeys(ctx, pubs)
 	if err != nil || len(pubs) == 0 {
 		return err
 	}
-	taken, err := n.broadcast(ctx, pubs)
+	taken, err := n.broker.StampAndPublish(ctx, pubs, n.pubsub)
 	if err != nil {
 		n.releaseIdempotencyKeys(ctx, held, taken)
 		return err
 	}
 	n.metrics.BroadcastMsgTotal.Add(float64(len(pubs)))
 	return nil
-}
-
-// broadcast stamps and publishes pubs; when it fails, taken is the number
-// of leading publications known to have been published.
-func (n *Node) broadcast(ctx context.Context, pubs []protocol.Publication) (taken int, err error) {
-	if n.atomic != nil {
-		if err := n.atomic.StampAndPublish(ctx, pubs, pubsub.EncodePublication); err != nil {
-			return 0, err
-		}
-		return len(pubs), nil
-	}
-	for i := range pubs {
-		if err := n.stampAndPublish(ctx, &pubs[i]); err != nil {
-			return i, err
-		}
-	}
-	return len(pubs), nil
-}
-
-// stampAndPublish stamps p and publishes it under its stream's lock, so
-// that of two concurrent publications the one with the lower offset is
-// published first: sessions drop offsets at or below the last they sent in
-// the same epoch (sendOrdered). The epoch is the one the broker
-// stamped p under, never one cached here.
-func (n *Node) stampAndPublish(ctx context.Context, p *protocol.Publication) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	f := fnv.New32a()
-	f.Write([]byte(p.Stream))
-	mu := &n.streamLocks[f.Sum32()%uint32(len(n.streamLocks))]
-	mu.Lock()
-	defer mu.Unlock()
-	if !p.Transient {
-		if err := n.broker.Stamp(ctx, p); err != nil {
-			return err
-		}
-	}
-	err := n.pubsub.Publish(ctx, []protocol.Publication{*p})
-	if err != nil && p.Offset > 0 {
-		n.void(p)
-	}
-	return err
-}
-
-// voider is a broker that can take back a stamped publication.
-type voider interface {
-	Void(ctx context.Context, p *protocol.Publication) error
-}
-
-// void takes back p, stamped but not published, so the caller's error
-// answer means nothing was kept. It runs on a context of its own: the
-// caller's may be what ran out.
-func (n *Node) void(p *protocol.Publication) {
-	v, ok := n.broker.(voider)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	defer cancel()
-	if err := v.Void(ctx, p); err != nil {
-		n.log.Warn("a publication that was not published stays in history", "stream", p.Stream, "offset", p.Offset, "error", err)
-	}
 }
 
 // Presence returns the presence records of stream, or

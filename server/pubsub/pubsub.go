@@ -1,11 +1,11 @@
 // Package pubsub carries publications and remote commands between the
 // nodes of a cluster: Local loops them back inside one process, Redis and
 // NATS deliver them to every node. Each node listens to a stream only while
-// it has subscribers of its own.
+// it has subscribers of its own. Publications travel as protocol stream
+// messages (protocol.AppendStreamMessage).
 package pubsub
 
 import (
-	"encoding/json"
 	"sync"
 
 	"github.com/cablehub/cablehub/server/protocol"
@@ -29,43 +29,6 @@ type Command struct {
 	Command    string `json:"command"`
 	Identifier string `json:"identifier"`
 	Reconnect  bool   `json:"reconnect"`
-}
-
-// wireMessage is a publication between nodes, in AnyCable's StreamMessage
-// shape (offset and epoch included once a broker stamped it).
-type wireMessage struct {
-	Stream string   `json:"stream"`
-	Data   string   `json:"data"`
-	Meta   wireMeta `json:"meta,omitzero"`
-	Offset uint64   `json:"offset,omitempty"`
-	Epoch  string   `json:"epoch,omitempty"`
-}
-
-type wireMeta struct {
-	ExcludeSocket string `json:"exclude_socket,omitempty"`
-	BroadcastType string `json:"broadcast_type,omitempty"`
-	Transient     bool   `json:"transient,omitempty"`
-}
-
-// EncodePublication is a publication's wire form between nodes: JSON in
-// AnyCable's StreamMessage shape, the channel payload of Redis and NATS.
-func EncodePublication(p *protocol.Publication) []byte {
-	b, _ := json.Marshal(wireMessage{
-		Stream: p.Stream, Data: p.Data, Offset: p.Offset, Epoch: p.Epoch,
-		Meta: wireMeta{ExcludeSocket: p.ExcludeSocket, BroadcastType: p.BroadcastType, Transient: p.Transient},
-	})
-	return b
-}
-
-func decodePublication(data []byte) (*protocol.Publication, error) {
-	var m wireMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	return &protocol.Publication{
-		Stream: m.Stream, Data: m.Data, Offset: m.Offset, Epoch: m.Epoch,
-		ExcludeSocket: m.Meta.ExcludeSocket, BroadcastType: m.Meta.BroadcastType, Transient: m.Meta.Transient,
-	}, nil
 }
 
 // interest counts local subscriptions per stream, so a cluster pub/sub

@@ -42,9 +42,6 @@ type Follower interface {
 	Unfollow(stream string)
 }
 
-// SetFollower sets the follower; call it before the node serves anything.
-func (n *NATS) SetFollower(f Follower) { n.follower = f }
-
 const streamSubjectPrefix = "cablehub.stream."
 
 // resubscribedMarker is the subject of the marker NATS puts in its message
@@ -76,9 +73,10 @@ func ConnectNATS(servers string, log *slog.Logger) (*nats.Conn, error) {
 	)
 }
 
-// NewNATS returns a NATS pub/sub on conn delivering to h.
-func NewNATS(conn *nats.Conn, h Handler, log *slog.Logger) (*NATS, error) {
-	n := &NATS{conn: conn, h: h, log: log, msgs: make(chan *nats.Msg, 8192), subs: map[string]*nats.Subscription{}}
+// NewNATS returns a NATS pub/sub on conn delivering to h; follower, when
+// not nil, is told which streams the node listens to.
+func NewNATS(conn *nats.Conn, h Handler, follower Follower, log *slog.Logger) (*NATS, error) {
+	n := &NATS{conn: conn, h: h, follower: follower, log: log, msgs: make(chan *nats.Msg, 8192), subs: map[string]*nats.Subscription{}}
 	// After a reconnect nats.go has subscribed everything again; a marker
 	// in the message channel tells the dispatcher, in arrival order.
 	logReconnect := conn.Opts.ReconnectedCB
@@ -121,7 +119,7 @@ func (n *NATS) Run(ctx context.Context) {
 				n.h.HandleCommand(&c)
 				continue
 			}
-			p, err := decodePublication(m.Data)
+			p, err := protocol.DecodeStreamMessage(m.Data)
 			if err != nil {
 				n.log.Warn("malformed publication from pub/sub", "subject", m.Subject, "error", err)
 				continue
@@ -151,7 +149,7 @@ func (n *NATS) Publish(ctx context.Context, pubs []protocol.Publication) error {
 		return errors.New("NATS is not connected")
 	}
 	for i := range pubs {
-		if err := n.conn.Publish(streamSubject(pubs[i].Stream), EncodePublication(&pubs[i])); err != nil {
+		if err := n.conn.Publish(streamSubject(pubs[i].Stream), protocol.AppendStreamMessage(nil, &pubs[i])); err != nil {
 			return err
 		}
 	}

@@ -10,10 +10,9 @@ import (
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// Redis is the pub/sub over Redis PUBLISH/SUBSCRIBE: one channel per stream,
-// named exactly as the stream (as AnyCable does), plus InternalChannel for
-// commands. go-redis reconnects and re-subscribes by itself after Redis
-// comes back.
+// Redis is the pub/sub over Redis PUBLISH/SUBSCRIBE: one channel per stream
+// (RedisChannel), plus InternalChannel for commands. go-redis reconnects and
+// re-subscribes by itself after Redis comes back.
 type Redis struct {
 	client   *redis.Client
 	ps       *redis.PubSub
@@ -21,6 +20,13 @@ type Redis struct {
 	log      *slog.Logger
 	interest interest
 }
+
+// RedisChannel is the Redis channel that carries stream's publications:
+// named exactly as the stream, as AnyCable does. Whatever PUBLISHes a
+// stream message there reaches every node listening to the stream; the
+// Redis broker does, when Redis is also the pub/sub, to stamp and publish
+// in one step.
+func RedisChannel(stream string) string { return stream }
 
 // NewRedis returns a Redis pub/sub on client delivering to h. It subscribes
 // to the internal channel at once; a Redis that is down is retried in the
@@ -75,7 +81,7 @@ func (r *Redis) dispatch(channel string, payload []byte) {
 		r.h.HandleCommand(&c)
 		return
 	}
-	p, err := decodePublication(payload)
+	p, err := protocol.DecodeStreamMessage(payload)
 	if err != nil {
 		r.log.Warn("malformed publication from pub/sub", "channel", channel, "error", err)
 		return
@@ -87,7 +93,7 @@ func (r *Redis) dispatch(channel string, payload []byte) {
 func (r *Redis) Publish(ctx context.Context, pubs []protocol.Publication) error {
 	pipe := r.client.Pipeline()
 	for i := range pubs {
-		pipe.Publish(ctx, pubs[i].Stream, EncodePublication(&pubs[i]))
+		pipe.Publish(ctx, RedisChannel(pubs[i].Stream), protocol.AppendStreamMessage(nil, &pubs[i]))
 	}
 	_, err := pipe.Exec(ctx)
 	return err
@@ -103,7 +109,7 @@ func (r *Redis) PublishCommand(ctx context.Context, c *Command) error {
 // the node to the stream's channel.
 func (r *Redis) Subscribe(stream string) {
 	r.interest.add(stream, func(s string) {
-		if err := r.ps.Subscribe(context.Background(), s); err != nil {
+		if err := r.ps.Subscribe(context.Background(), RedisChannel(s)); err != nil {
 			r.log.Warn("redis subscribe failed; retried on reconnect", "stream", s, "error", err)
 		}
 	})
@@ -112,7 +118,7 @@ func (r *Redis) Subscribe(stream string) {
 // Unsubscribe notes a local subscription gone; the last one unsubscribes.
 func (r *Redis) Unsubscribe(stream string) {
 	r.interest.remove(stream, func(s string) {
-		if err := r.ps.Unsubscribe(context.Background(), s); err != nil {
+		if err := r.ps.Unsubscribe(context.Background(), RedisChannel(s)); err != nil {
 			r.log.Debug("redis unsubscribe failed", "stream", s, "error", err)
 		}
 	})

@@ -20,6 +20,12 @@ import (
 	"github.com/cablehub/cablehub/server/pubsub"
 )
 
+// describedBroker is a broker the runner can describe at startup.
+type describedBroker interface {
+	node.Broker
+	Describe() string
+}
+
 // clusterPubSub is a pub/sub the runner can run, describe and health-check.
 type clusterPubSub interface {
 	node.PubSub
@@ -105,8 +111,10 @@ func (d *deps) newNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, error)
 	return conn, nil
 }
 
-// newPubSub builds the configured pub/sub delivering to n.
-func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (clusterPubSub, error) {
+// newPubSub builds the configured pub/sub delivering to n. jetstream, the
+// NATS broker when it is the broker (else nil), follows the streams the
+// NATS pub/sub listens to: it delivers their non-transient publications.
+func (d *deps) newPubSub(cfg *config.Config, n *node.Node, jetstream *broker.NATS, log *slog.Logger) (clusterPubSub, error) {
 	if cfg.EmbedNATS {
 		if _, err := d.newNATS(cfg, log); err != nil {
 			return nil, err
@@ -124,7 +132,11 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (cl
 		if err != nil {
 			return nil, err
 		}
-		ps, err := pubsub.NewNATS(conn, n, log)
+		var follower pubsub.Follower
+		if jetstream != nil {
+			follower = jetstream
+		}
+		ps, err := pubsub.NewNATS(conn, n, follower, log)
 		if err != nil {
 			return nil, err
 		}

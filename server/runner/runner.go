@@ -76,10 +76,8 @@ type Runner struct {
 // New builds the process's parts; nothing listens until Start.
 func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	d := &deps{}
-	var b interface {
-		node.Broker
-		Describe() string
-	}
+	var b describedBroker
+	var jetstream *broker.NATS // also b, with --broker nats
 	switch cfg.Broker {
 	case "memory":
 		b = broker.NewMemory(broker.MemoryOptions{
@@ -92,19 +90,25 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		if err := d.newRedis(cfg); err != nil {
 			return nil, err
 		}
+		// With Redis as the pub/sub too (one client, one Redis), the
+		// broker stamps and publishes on the pub/sub's channels in one step.
+		var channel func(string) string
+		if cfg.PubSub == "redis" {
+			channel = pubsub.RedisChannel
+		}
 		b = broker.NewRedis(d.redis, "cablehub:", broker.MemoryOptions{
 			HistoryLimit: cfg.HistoryLimit,
 			HistoryTTL:   cfg.HistoryTTL,
 			SessionsTTL:  cfg.SessionsTTL,
 			PresenceTTL:  cfg.PresenceTTL,
-		})
+		}, channel)
 	case "nats":
-		nb, err := d.newNATSBroker(cfg, log)
-		if err != nil {
+		var err error
+		if jetstream, err = d.newNATSBroker(cfg, log); err != nil {
 			d.close()
 			return nil, err
 		}
-		b = nb
+		b = jetstream
 	case "none":
 		b = broker.None{}
 	default:
@@ -138,23 +142,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		Reorder:                 cfg.Broker == "redis" && cfg.PubSub == "nats",
 		IdempotencyWindow:       cfg.IdempotencyWindow,
 	})
-	ps, err := d.newPubSub(cfg, n, log)
+	ps, err := d.newPubSub(cfg, n, jetstream, log)
 	if err != nil {
 		d.close()
 		return nil, err
 	}
 	n.SetPubSub(ps)
-	// One Redis as broker and pub/sub: stamp and publish in one step.
-	if rb, ok := b.(*broker.Redis); ok && cfg.PubSub == "redis" {
-		n.SetAtomicPublisher(rb)
-	}
-	// JetStream stamps and delivers non-transient publications; the NATS
-	// pub/sub carries the rest and tells the broker which streams to follow.
-	if nb, ok := b.(*broker.NATS); ok {
-		nps := ps.(*pubsub.NATS)
-		nb.Attach(n.HandlePublication, nps.Publish)
-		nps.SetFollower(nb)
-		n.SetAtomicPublisher(nb)
+	if jetstream != nil {
+		jetstream.Attach(n.HandlePublication)
 	}
 	var jwtVerifier *identity.JWT
 	if cfg.JWTSecret != "" {

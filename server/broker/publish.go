@@ -1,0 +1,83 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/cablehub/cablehub/server/protocol"
+)
+
+// Publisher hands publications to every node of the cluster, this one
+// included, in the order given: the node's pub/sub (pubsub.Local, Redis or
+// NATS). StampAndPublish publishes through it whatever the broker does not
+// deliver by itself. A nil error means the pub/sub took everything.
+type Publisher interface {
+	Publish(ctx context.Context, pubs []protocol.Publication) error
+}
+
+// twoStep is a broker whose stamping and publishing are two steps: Stamp
+// writes history, a Publisher publishes, and Void takes back a stamped
+// publication that could not be published.
+type twoStep interface {
+	Stamp(ctx context.Context, p *protocol.Publication) error
+	Void(ctx context.Context, p *protocol.Publication) error
+}
+
+// voidTimeout bounds taking back a publication that was stamped but not
+// published; it runs on a context of its own, as the caller's may be what
+// ran out.
+const voidTimeout = 5 * time.Second
+
+// sequencer keeps stamping and publishing in one order per stream when
+// they are two steps (Memory, and Redis with another pub/sub): each
+// publication is stamped and published under its stream's lock (a stream
+// hashes to one of the locks), so of two concurrent publications of a
+// stream the one with the lower offset reaches the pub/sub first. The
+// order holds between this process's publishers only; a broker shared by
+// several nodes whose pub/sub is separate leaves the rest to the receiving
+// sessions (node.Options.Reorder).
+type sequencer struct {
+	locks [64]sync.Mutex
+}
+
+// stampAndPublish stamps (unless transient) and publishes each of pubs in
+// turn through ps; see node.Broker.StampAndPublish. A publication stamped
+// but not published is voided, so that the error answer means it was not
+// kept; when voiding fails too the error says so.
+func (s *sequencer) stampAndPublish(ctx context.Context, b twoStep, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
+	for i := range pubs {
+		if err := s.one(ctx, b, &pubs[i], ps); err != nil {
+			return i, err
+		}
+	}
+	return len(pubs), nil
+}
+
+func (s *sequencer) one(ctx context.Context, b twoStep, p *protocol.Publication, ps Publisher) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f := fnv.New32a()
+	f.Write([]byte(p.Stream))
+	mu := &s.locks[f.Sum32()%uint32(len(s.locks))]
+	mu.Lock()
+	defer mu.Unlock()
+	if !p.Transient {
+		if err := b.Stamp(ctx, p); err != nil {
+			return err
+		}
+	}
+	err := ps.Publish(ctx, []protocol.Publication{*p})
+	if err == nil || p.Offset == 0 {
+		return err
+	}
+	vctx, cancel := context.WithTimeout(context.Background(), voidTimeout)
+	defer cancel()
+	if verr := b.Void(vctx, p); verr != nil {
+		return fmt.Errorf("%w (and offset %d of %q, not voided, stays in history: %v)", err, p.Offset, p.Stream, verr)
+	}
+	return err
+}
