@@ -140,7 +140,7 @@ func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication
 	cmds := make([]*redis.Cmd, len(pubs))
 	for i := range pubs {
 		p := &pubs[i]
-		head := protocol.AppendStreamMessageHead(nil, p)
+		head := protocol.AppendStreamMessageHead(make([]byte, 0, protocol.StreamMessageSize(p)), p)
 		transient := "0"
 		if p.Transient {
 			transient = "1"

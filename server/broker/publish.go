@@ -35,9 +35,11 @@ const voidTimeout = 5 * time.Second
 // they are two steps (Memory, and Redis with another pub/sub): each
 // publication is stamped and published under its stream's lock (a stream
 // hashes to one of the locks), so of two concurrent publications of a
-// stream the one with the lower offset reaches the pub/sub first. The
-// order holds between this process's publishers only; a broker shared by
-// several nodes whose pub/sub is separate leaves the rest to the receiving
+// stream the one with the lower offset reaches the pub/sub first. It must:
+// a session drops offsets at or below the last it sent in an epoch, so a
+// lower offset arriving second would be lost to it. The order holds
+// between this process's publishers only; a broker shared by several
+// nodes whose pub/sub is separate leaves the rest to the receiving
 // sessions (node.Options.Reorder).
 type sequencer struct {
 	locks [64]sync.Mutex

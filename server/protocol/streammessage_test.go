@@ -50,6 +50,9 @@ func TestStreamMessageRoundTrip(t *testing.T) {
 		if string(parts) != string(whole) {
 			t.Errorf("head+tail %s, whole %s", parts, whole)
 		}
+		if enc := EncodeStreamMessage(&p); string(enc) != string(whole) {
+			t.Errorf("EncodeStreamMessage %s", enc)
+		}
 		sent := p
 		sent.IdempotencyKey, sent.Recovered = "key", true
 		got, err := DecodeStreamMessage(AppendStreamMessage(nil, &sent))
@@ -63,6 +66,10 @@ func TestStreamMessageRoundTrip(t *testing.T) {
 		if *got != want {
 			t.Errorf("decoded %+v, want %+v", *got, want)
 		}
+	}
+	stamped := &streamMessageCases[len(streamMessageCases)-1]
+	if n := testing.AllocsPerRun(100, func() { EncodeStreamMessage(stamped) }); n != 1 {
+		t.Errorf("EncodeStreamMessage allocates %v times, want once", n)
 	}
 	if _, err := DecodeStreamMessage([]byte(`{"stream":`)); err == nil {
 		t.Error("a truncated message decoded")

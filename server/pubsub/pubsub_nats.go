@@ -149,7 +149,7 @@ func (n *NATS) Publish(ctx context.Context, pubs []protocol.Publication) error {
 		return errors.New("NATS is not connected")
 	}
 	for i := range pubs {
-		if err := n.conn.Publish(streamSubject(pubs[i].Stream), protocol.AppendStreamMessage(nil, &pubs[i])); err != nil {
+		if err := n.conn.Publish(streamSubject(pubs[i].Stream), protocol.EncodeStreamMessage(&pubs[i])); err != nil {
 			return err
 		}
 	}

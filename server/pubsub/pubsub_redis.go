@@ -93,7 +93,7 @@ func (r *Redis) dispatch(channel string, payload []byte) {
 func (r *Redis) Publish(ctx context.Context, pubs []protocol.Publication) error {
 	pipe := r.client.Pipeline()
 	for i := range pubs {
-		pipe.Publish(ctx, RedisChannel(pubs[i].Stream), protocol.AppendStreamMessage(nil, &pubs[i]))
+		pipe.Publish(ctx, RedisChannel(pubs[i].Stream), protocol.EncodeStreamMessage(&pubs[i]))
 	}
 	_, err := pipe.Exec(ctx)
 	return err
