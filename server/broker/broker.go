@@ -1,10 +1,14 @@
 // Package broker keeps what outlives a single delivery: stream history with
 // offsets and epochs, presence, and the session cache used to restore
-// sessions. Memory is the single-node broker; None keeps nothing, like
-// AnyCable's legacy broker.
+// sessions; and it stamps publications and publishes them in offset order
+// (StampAndPublish, through a Publisher: the node's pub/sub). Memory is the
+// single-node broker, Redis and NATS (JetStream) serve clusters; None keeps
+// nothing, like AnyCable's legacy broker.
 //
-// Every method takes a context and may fail, so that callers make no
-// assumption that the broker lives in-process (a Redis broker does not).
+// The contract they share is node.Broker, documented there method by
+// method, by the package that relies on it. Every method takes a context
+// and may fail, so that callers make no assumption that the broker lives
+// in-process (a Redis broker does not).
 package broker
 
 import (
