@@ -92,7 +92,8 @@ test('the npm install line pins the versions e2e/js tests with', () => {
   assert.equal(snippets.install, `npm install @anycable/core@${pinned['@anycable/core']} ws@${pinned.ws}`)
 })
 
-test('quick start: subscribe from node, publish and read presence with curl', async () => {
+test('quick start: subscribe from node, publish and read presence with curl', async t => {
+  t.diagnostic(`node ${process.version}`)
   fs.writeFileSync(path.join(workdir, 'subscribe.mjs'), withAddr(snippets['subscribe.mjs']))
   // process.execPath: the node running this suite (node 20 in CI).
   const sub = run(process.execPath, ['subscribe.mjs'], { cwd: workdir })
