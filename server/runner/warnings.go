@@ -52,7 +52,7 @@ func deliveryWarnings(cfg *config.Config) []string {
 	case cfg.Broker == "memory" && (cfg.PubSub == "redis" || cfg.PubSub == "nats"):
 		return []string{"--broker memory with --pubsub " + cfg.PubSub + ": each node stamps its own offsets and epochs and keeps its own history and presence, so history and session recovery do not work across nodes and offsets from different nodes collide; use --broker redis"}
 	case cfg.Broker == "redis" && cfg.PubSub == "nats":
-		return []string{"--broker redis with --pubsub nats: offsets are stamped in Redis and published over NATS in two steps, so when two nodes publish to one stream subscribers can get offsets out of order and drop the late ones; use --pubsub redis (stamp and publish in one step)"}
+		return []string{"--broker redis with --pubsub nats: offsets are stamped in Redis and published over NATS in two steps, so when two nodes publish to one stream their publications can reach a node out of offset order, and sessions then hold them up to 200ms to sort them; use --pubsub redis (stamp and publish in one step)"}
 	}
 	return nil
 }
