@@ -320,7 +320,7 @@ type env struct {
 
 // newEnv starts a node with opts, the memory broker (history and sessions
 // kept a minute, presence presenceTTL after a disconnect) and testRouter.
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
