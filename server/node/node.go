@@ -260,21 +260,21 @@ func (n *Node) Run(ctx context.Context) {
 // expired.
 func (n *Node) presenceLeft(left []broker.PresenceLeft) {
 	for _, l := range left {
-		n.presenceEvent(l.Stream, l.ID, "leave", nil)
+		n.presenceEvent(context.Background(), l.Stream, l.ID, "leave", nil)
 	}
 }
 
 // presenceEvent broadcasts a join or leave to every subscriber of the
 // stream, the initiator included, as AnyCable does: a transient publication
 // typed "presence" whose message is {"id":..,"info":..,"type":..}.
-func (n *Node) presenceEvent(stream, id, kind string, info json.RawMessage) {
+func (n *Node) presenceEvent(ctx context.Context, stream, id, kind string, info json.RawMessage) {
 	event := map[string]any{"id": id, "type": kind}
 	if len(info) > 0 {
 		event["info"] = info
 	}
 	data, _ := json.Marshal(event)
 	pub := protocol.Publication{Stream: stream, Data: string(data), BroadcastType: "presence", Transient: true}
-	if err := n.Broadcast(context.Background(), []protocol.Publication{pub}); err != nil {
+	if err := n.Broadcast(ctx, []protocol.Publication{pub}); err != nil {
 		n.log.Warn("presence event not delivered", "stream", stream, "error", err)
 	}
 }
