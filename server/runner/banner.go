@@ -17,13 +17,13 @@ import (
 func (r *Runner) logStarting() {
 	cfg := r.cfg
 	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)))
-	if cfg.Public {
+	if cfg.Server.Public {
 		r.log.Warn("Server is running in the public mode")
 	}
-	if cfg.JWTSecret != "" {
-		r.log.Info(fmt.Sprintf("JWT authentication is enabled (param: %s, enforced: %t)", cfg.JWTParam, cfg.EnforceJWT))
+	if cfg.JWT.Secret != "" {
+		r.log.Info(fmt.Sprintf("JWT authentication is enabled (param: %s, enforced: %t)", cfg.JWT.Param, cfg.JWT.Enforce))
 	}
-	if cfg.Noauth {
+	if cfg.Server.Noauth {
 		r.log.Info("connection authentication is disabled")
 	}
 	for _, w := range startupWarnings(cfg) {
@@ -47,10 +47,10 @@ func (r *Runner) logServing(listeners []bound, auth *api.Auth) {
 		if !auth.Required() {
 			r.log.Warn("API server is running without authentication")
 		}
-		if cfg.APICORSHeaders {
+		if cfg.Gateway.CORS {
 			apiMode += ", CORS enabled"
 		}
-		r.log.Info(fmt.Sprintf("Handle API requests at http://%s%s (%s)", r.APIAddr, cfg.APIPath, apiMode), "context", "api")
+		r.log.Info(fmt.Sprintf("Handle API requests at http://%s%s (%s)", r.APIAddr, cfg.Gateway.Prefix, apiMode), "context", "api")
 	}
 	for _, b := range listeners {
 		if !b.spec.serves(partGRPC) {
@@ -62,11 +62,11 @@ func (r *Runner) logServing(listeners []bound, auth *api.Auth) {
 		}
 		r.log.Info(fmt.Sprintf("Handle gRPC API requests at %s (%s, %s)", r.GRPCAddr, mode, kind), "context", "grpc")
 	}
-	for _, p := range cfg.Paths {
+	for _, p := range cfg.Server.Paths {
 		r.log.Info(fmt.Sprintf("Handle WebSocket connections at http://%s%s (clients connect to ws://%s%s)", r.MainAddr, p, r.MainAddr, p))
 	}
 	if r.MetricsAddr != "" {
-		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.MetricsHTTP))
+		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.Metrics.Path))
 	}
-	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.HealthPath))
+	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.Server.HealthPath))
 }

@@ -61,32 +61,32 @@ func (s listenerSpec) String() string {
 // --port. With the REST API off (config.APIEnabled), gRPC is served only on
 // a --grpc_port.
 func plan(cfg *config.Config) []listenerSpec {
-	specs := []listenerSpec{{flag: "--port", host: cfg.Host, port: cfg.Port, parts: []part{partHealth, partWS}}}
+	specs := []listenerSpec{{flag: "--port", host: cfg.Server.Host, port: cfg.Server.Port, parts: []part{partHealth, partWS}}}
 	api := 0 // the listener of the REST API and the shared gRPC
 	if cfg.APIEnabled() {
-		if cfg.APIPort != 0 {
-			specs = append(specs, listenerSpec{flag: "--api_port", host: cfg.Host, port: cfg.APIPort})
+		if cfg.API.Port != 0 {
+			specs = append(specs, listenerSpec{flag: "--api_port", host: cfg.Server.Host, port: cfg.API.Port})
 			api = len(specs) - 1
 		}
 		specs[api].parts = append(specs[api].parts, partAPI)
 	}
-	if cfg.GRPCPort != 0 {
-		specs = append(specs, listenerSpec{flag: "--grpc_port", host: cfg.Host, port: cfg.GRPCPort, grpcOnly: true, parts: []part{partGRPC}})
+	if cfg.API.GRPCPort != 0 {
+		specs = append(specs, listenerSpec{flag: "--grpc_port", host: cfg.Server.Host, port: cfg.API.GRPCPort, grpcOnly: true, parts: []part{partGRPC}})
 	} else if cfg.APIEnabled() {
 		specs[api].parts = append(specs[api].parts, partGRPC)
 	}
-	if cfg.MetricsHTTP != "" {
-		if cfg.MetricsPort != 0 && cfg.MetricsPort != cfg.Port {
-			host := cfg.MetricsHost
+	if cfg.Metrics.Path != "" {
+		if cfg.Metrics.Port != 0 && cfg.Metrics.Port != cfg.Server.Port {
+			host := cfg.Metrics.Host
 			if host == "" {
-				host = cfg.Host
+				host = cfg.Server.Host
 			}
-			specs = append(specs, listenerSpec{flag: "--metrics_port", host: host, port: cfg.MetricsPort, parts: []part{partMetrics}})
+			specs = append(specs, listenerSpec{flag: "--metrics_port", host: host, port: cfg.Metrics.Port, parts: []part{partMetrics}})
 		} else {
 			specs[0].parts = append(specs[0].parts, partMetrics)
 		}
 	}
-	if cfg.Pprof {
+	if cfg.Server.Pprof {
 		specs[0].parts = append(specs[0].parts, partPprof)
 	}
 	return specs

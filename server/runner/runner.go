@@ -36,11 +36,6 @@ import (
 // nothing else writes it.
 var Version = "0.1.0"
 
-// maxCachedSession bounds one session's restore state in the broker: room
-// for the subscriptions a connection may hold with ordinary identifiers,
-// not for what the largest frames could make of them.
-const maxCachedSession = 256 << 10
-
 // Runner is one running Cablehub process.
 type Runner struct {
 	deps     *deps
@@ -73,24 +68,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		node.Broker
 		Describe() string
 	}
-	switch cfg.Broker {
+	switch cfg.Cluster.Broker {
 	case "memory":
-		b = broker.NewMemory(broker.MemoryOptions{
-			HistoryLimit: cfg.HistoryLimit,
-			HistoryTTL:   cfg.HistoryTTL,
-			SessionsTTL:  cfg.SessionsTTL,
-			PresenceTTL:  cfg.PresenceTTL,
-		})
+		b = broker.NewMemory(cfg.Broker)
 	case "redis":
 		if err := d.newRedis(cfg); err != nil {
 			return nil, err
 		}
-		b = broker.NewRedis(d.redis, "cablehub:", broker.MemoryOptions{
-			HistoryLimit: cfg.HistoryLimit,
-			HistoryTTL:   cfg.HistoryTTL,
-			SessionsTTL:  cfg.SessionsTTL,
-			PresenceTTL:  cfg.PresenceTTL,
-		})
+		b = broker.NewRedis(d.redis, "cablehub:", cfg.Broker)
 	case "nats":
 		nb, err := d.newNATSBroker(cfg, log)
 		if err != nil {
@@ -101,36 +86,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	case "none":
 		b = broker.None{}
 	default:
-		return nil, fmt.Errorf("unknown broker %q", cfg.Broker)
+		return nil, fmt.Errorf("unknown broker %q", cfg.Cluster.Broker)
 	}
-	if cfg.EnforceJWT && cfg.JWTSecret == "" {
+	if cfg.JWT.Enforce && cfg.JWT.Secret == "" {
 		return nil, errors.New("--enforce_jwt needs a JWT secret: set --jwt_secret or --secret")
 	}
 	m := metrics.New()
-	router := streams.NewController(streams.Config{
-		Secret:      cfg.StreamsSecret,
-		Public:      cfg.PublicStreams,
-		Whisper:     cfg.StreamsWhisper,
-		Presence:    cfg.StreamsPresence,
-		Turbo:       cfg.TurboStreams,
-		TurboSecret: cfg.TurboStreamsSecret,
-		Benchmark:   cfg.BenchmarkChannel,
-	})
-	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), node.Options{
-		PingInterval:  cfg.PingInterval,
-		PingPrecision: cfg.PingPrecision,
-		PongTimeout:   cfg.PongTimeout,
-		SessionsTTL:   cfg.SessionsTTL,
-
-		MaxSubscriptions:        cfg.MaxSubscriptionsPerConnection,
-		MaxPresence:             cfg.MaxPresencePerConnection,
-		MaxPresenceInfo:         cfg.MaxPresenceInfoSize,
-		PresenceFromIdentifiers: cfg.PresenceIDFromIdentifiers,
-		MaxCachedSession:        maxCachedSession,
-		CatchUp:                 cfg.Broker == "redis" || cfg.Broker == "nats",
-		Reorder:                 cfg.Broker == "redis" && cfg.PubSub == "nats",
-		IdempotencyWindow:       cfg.IdempotencyWindow,
-	})
+	router := streams.NewController(cfg.Streams)
+	nodeOpts := cfg.Node
+	nodeOpts.CatchUp = cfg.Cluster.Broker == "redis" || cfg.Cluster.Broker == "nats"
+	nodeOpts.Reorder = cfg.Cluster.Broker == "redis" && cfg.Cluster.PubSub == "nats"
+	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), nodeOpts)
 	ps, err := d.newPubSub(cfg, n, log)
 	if err != nil {
 		d.close()
@@ -138,7 +104,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	}
 	n.SetPubSub(ps)
 	// One Redis as broker and pub/sub: stamp and publish in one step.
-	if rb, ok := b.(*broker.Redis); ok && cfg.PubSub == "redis" {
+	if rb, ok := b.(*broker.Redis); ok && cfg.Cluster.PubSub == "redis" {
 		n.SetAtomicPublisher(rb)
 	}
 	// JetStream stamps and delivers non-transient publications; the NATS
@@ -150,20 +116,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		n.SetAtomicPublisher(nb)
 	}
 	var jwtVerifier *identity.JWT
-	if cfg.JWTSecret != "" {
-		jwtVerifier = identity.NewJWT(cfg.JWTSecret, cfg.JWTParam, cfg.EnforceJWT)
+	if cfg.JWT.Secret != "" {
+		jwtVerifier = identity.NewJWT(cfg.JWT)
 	}
-	transport := ws.NewTransport(ws.Options{
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxMessageSize: cfg.MaxMessageSize,
-		MaxPending:     int(cfg.WSMaxPendingSize),
-		WriteTimeout:   cfg.WSWriteTimeout,
-		Header:         http.Header{"X-Cablehub-Version": {Version}},
-		OnSent: func(frames, bytes int) {
-			m.ServerMsgTotal.Add(float64(frames))
-			m.DataSentTotal.Add(float64(bytes))
-		},
-	})
+	wsOpts := cfg.WS
+	wsOpts.Header = http.Header{"X-Cablehub-Version": {Version}}
+	wsOpts.OnSent = func(frames, bytes int) {
+		m.ServerMsgTotal.Add(float64(frames))
+		m.DataSentTotal.Add(float64(bytes))
+	}
+	transport := ws.NewTransport(wsOpts)
 	r := &Runner{
 		transport: transport,
 		deps:      d,
@@ -173,7 +135,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		log:       log,
 		node:      n,
 		metrics:   m,
-		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
+		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Server.Noauth)),
 		errs:      make(chan error, 4),
 		limits:    defaultLimits(),
 	}
@@ -200,19 +162,13 @@ func (r *Runner) Start(ctx context.Context) error {
 		h.grpc = r.grpcServer
 	}
 	if served(specs, partAPI) {
-		gw, err := gateway.New(ctx, gateway.Options{
-			Prefix:      cfg.APIPath,
-			Conn:        r.gwConn,
-			Auth:        auth,
-			MaxBodySize: cfg.APIMaxBodySize,
-			BodyTimeout: r.limits.apiBody,
-			CORS:        cfg.APICORSHeaders,
-			CORSHosts:   cfg.APICORSHosts,
-		})
+		gwOpts := cfg.Gateway
+		gwOpts.Conn, gwOpts.Auth, gwOpts.BodyTimeout = r.gwConn, auth, r.limits.apiBody
+		gw, err := gateway.New(ctx, gwOpts)
 		if err != nil {
 			return fmt.Errorf("building the REST gateway: %w", err)
 		}
-		h.api = instrument(gw, cfg.APIPath, r.metrics)
+		h.api = instrument(gw, cfg.Gateway.Prefix, r.metrics)
 	}
 	listeners, err := bind(specs)
 	if err != nil {
@@ -251,10 +207,10 @@ func (r *Runner) buildGRPC(auth *api.Auth) {
 	opts := append(r.limits.grpcOptions(),
 		grpc.ChainUnaryInterceptor(r.grpcMetrics, rec.UnaryInterceptor(), auth.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(rec.StreamInterceptor(), auth.StreamInterceptor()),
-		grpc.MaxRecvMsgSize(int(r.cfg.APIMaxBodySize)),
+		grpc.MaxRecvMsgSize(int(r.cfg.Gateway.MaxBodySize)),
 	)
 	r.grpcServer = grpc.NewServer(opts...)
-	svc := api.NewService(r.node, api.WithTimeout(r.cfg.PublishTimeout))
+	svc := api.NewService(r.node, api.WithTimeout(r.cfg.API.PublishTimeout))
 	cablehubv1.RegisterCableServiceServer(r.grpcServer, svc)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

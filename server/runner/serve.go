@@ -68,15 +68,15 @@ func (r *Runner) routes(spec listenerSpec, h handlers) *routes {
 	for _, p := range spec.parts {
 		switch p {
 		case partHealth:
-			rt.healthPath, rt.health = cfg.HealthPath, h.health
+			rt.healthPath, rt.health = cfg.Server.HealthPath, h.health
 		case partWS:
-			rt.wsPaths, rt.ws = cfg.Paths, h.ws
+			rt.wsPaths, rt.ws = cfg.Server.Paths, h.ws
 		case partAPI:
-			rt.apiPath, rt.api = cfg.APIPath, h.api
+			rt.apiPath, rt.api = cfg.Gateway.Prefix, h.api
 		case partGRPC:
 			rt.grpc = h.grpc
 		case partMetrics:
-			rt.metricsPath, rt.metrics = cfg.MetricsHTTP, h.metrics
+			rt.metricsPath, rt.metrics = cfg.Metrics.Path, h.metrics
 		case partPprof:
 			rt.pprof = true
 		}
