@@ -46,7 +46,7 @@ type Redis struct {
 // "cablehub:").
 func NewRedis(client *redis.Client, prefix string, opts MemoryOptions) *Redis {
 	if opts.HistoryLimit <= 0 {
-		opts.HistoryLimit = 100
+		opts.HistoryLimit = DefaultHistoryLimit
 	}
 	return &Redis{client: client, prefix: prefix, opts: opts, now: time.Now, live: map[string]map[string]struct{}{}}
 }

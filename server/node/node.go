@@ -113,6 +113,27 @@ type Options struct {
 	IdempotencyWindow time.Duration
 }
 
+// DefaultOptions are the node's settings without flags. CatchUp and
+// Reorder depend on the broker and pub/sub in use, and SessionsTTL on the
+// broker's, so the process sets them; here they are off.
+func DefaultOptions() Options {
+	return Options{
+		PingInterval:      3 * time.Second,
+		PingPrecision:     defaultPingPrecision,
+		MaxSubscriptions:  1000,
+		MaxPresence:       100,
+		MaxPresenceInfo:   4096,
+		IdempotencyWindow: 120 * time.Second,
+		// Room for the subscriptions a connection may hold with ordinary
+		// identifiers, not for what the largest frames could make of them.
+		MaxCachedSession: 256 << 10,
+	}
+}
+
+// defaultPingPrecision is the ping timestamp unit when Options leave it
+// empty.
+const defaultPingPrecision = "s"
+
 // brokerTimeout bounds a broker call made for a session, so that a broker
 // that hangs cannot hold a session's work forever.
 const brokerTimeout = 5 * time.Second
@@ -150,7 +171,7 @@ type Node struct {
 // decides subscriptions with r.
 func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, opts Options) *Node {
 	if opts.PingPrecision == "" {
-		opts.PingPrecision = "s"
+		opts.PingPrecision = defaultPingPrecision
 	}
 	n := &Node{
 		hub:          h,
