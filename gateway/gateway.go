@@ -61,6 +61,12 @@ type Options struct {
 	CORSHosts []string
 }
 
+// DefaultOptions are the gateway's settings without flags (--api_path,
+// --api_max_body_size); Conn and Auth must be set by the caller.
+func DefaultOptions() Options {
+	return Options{Prefix: "/api", MaxBodySize: 1 << 20}
+}
+
 // Gateway is the REST API handler; mount it at Options.Prefix.
 type Gateway struct {
 	opts Options

@@ -72,8 +72,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Error("listener failed", "error", err)
 		return 1
 	}
-	log.Info(fmt.Sprintf("Shutting down... (hit Ctrl-C to stop immediately or wait for up to %s for graceful shutdown)", cfg.ShutdownTimeout))
-	shutdownCtx, stop := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+	log.Info(fmt.Sprintf("Shutting down... (hit Ctrl-C to stop immediately or wait for up to %s for graceful shutdown)", cfg.Server.ShutdownTimeout))
+	shutdownCtx, stop := context.WithTimeout(ctx, cfg.Server.ShutdownTimeout)
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- r.Shutdown(shutdownCtx) }()
@@ -95,7 +95,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 // images without curl.
 func checkHealth(cfg *config.Config, stderr io.Writer) int {
 	client := &http.Client{Timeout: 3 * time.Second}
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", cfg.Port, cfg.HealthPath)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", cfg.Server.Port, cfg.Server.HealthPath)
 	resp, err := client.Get(url)
 	if err != nil {
 		fmt.Fprintf(stderr, "cablehub: health check: %v\n", err)
@@ -118,9 +118,9 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 
 func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
+	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))

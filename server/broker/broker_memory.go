@@ -30,6 +30,22 @@ type MemoryOptions struct {
 	IdempotencyMaxKeys int
 }
 
+// DefaultHistoryLimit is the publications a stream keeps when
+// MemoryOptions.HistoryLimit is not positive (--history_limit's default).
+const DefaultHistoryLimit = 100
+
+// DefaultMemoryOptions are the brokers' settings without flags: AnyCable's
+// defaults for --history_limit, --history_ttl, --sessions_ttl and
+// --presence_ttl.
+func DefaultMemoryOptions() MemoryOptions {
+	return MemoryOptions{
+		HistoryLimit: DefaultHistoryLimit,
+		HistoryTTL:   300 * time.Second,
+		SessionsTTL:  300 * time.Second,
+		PresenceTTL:  15 * time.Second,
+	}
+}
+
 // DefaultSessionsMaxSize is the memory broker's default bound on cached
 // sessions: room for about a million typical sessions, and a ceiling on
 // what sessions that come and go can pin.
@@ -60,7 +76,7 @@ type Memory struct {
 // NewMemory returns an empty memory broker with a fresh epoch.
 func NewMemory(opts MemoryOptions) *Memory {
 	if opts.HistoryLimit <= 0 {
-		opts.HistoryLimit = 100
+		opts.HistoryLimit = DefaultHistoryLimit
 	}
 	m := &Memory{
 		opts:        opts,

@@ -107,7 +107,7 @@ var errNATSDown = errors.New("NATS is not connected")
 // publications flow.
 func NewNATS(conn *nats.Conn, opts MemoryOptions, log *slog.Logger) (*NATS, error) {
 	if opts.HistoryLimit <= 0 {
-		opts.HistoryLimit = 100
+		opts.HistoryLimit = DefaultHistoryLimit
 	}
 	js, err := jetstream.New(conn)
 	if err != nil {

@@ -53,7 +53,7 @@ type Redis struct {
 // the step that stamps. nil means the pub/sub is another.
 func NewRedis(client *redis.Client, prefix string, opts MemoryOptions, channel func(stream string) string) *Redis {
 	if opts.HistoryLimit <= 0 {
-		opts.HistoryLimit = 100
+		opts.HistoryLimit = DefaultHistoryLimit
 	}
 	return &Redis{client: client, prefix: prefix, opts: opts, now: time.Now, channel: channel, live: map[string]map[string]struct{}{}}
 }

@@ -23,8 +23,8 @@ func TestIdempotencyWindow(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v %v: %v", c.env, c.args, err)
 		}
-		if cfg.IdempotencyWindow != c.want {
-			t.Errorf("%v %v: %s, want %s", c.env, c.args, cfg.IdempotencyWindow, c.want)
+		if cfg.Node.IdempotencyWindow != c.want {
+			t.Errorf("%v %v: %s, want %s", c.env, c.args, cfg.Node.IdempotencyWindow, c.want)
 		}
 	}
 	if _, err := parse(t, nil, "--idempotency_window=-1"); err == nil {

@@ -136,23 +136,23 @@ func (v enumValue) Set(s string) error {
 }
 
 // sizeValue is a byte count of at least min.
-type sizeValue struct {
-	p   *int64
-	min int64
+type sizeValue[T int | int64] struct {
+	p   *T
+	min T
 }
 
-func (v sizeValue) String() string {
+func (v sizeValue[T]) String() string {
 	if v.p == nil {
 		return "0"
 	}
-	return strconv.FormatInt(*v.p, 10)
+	return strconv.FormatInt(int64(*v.p), 10)
 }
 
-func (v sizeValue) Set(s string) error {
+func (v sizeValue[T]) Set(s string) error {
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n < v.min {
+	if err != nil || n < int64(v.min) || int64(T(n)) != n {
 		return fmt.Errorf("must be a number of bytes, at least %d", v.min)
 	}
-	*v.p = n
+	*v.p = T(n)
 	return nil
 }

@@ -34,14 +34,31 @@ type JWT struct {
 	parser  *jwt.Parser
 }
 
-// NewJWT returns a verifier keyed with secret, reading the token from the
-// query parameter param, the header X-<param>, or an anycable-token.<jwt>
-// subprotocol. With enforce, connections without a token are refused.
-func NewJWT(secret, param string, enforce bool) *JWT {
+// JWTOptions configure a JWT verifier; names follow AnyCable's flags.
+type JWTOptions struct {
+	// Secret keys the HMAC signatures (--jwt_secret); empty turns JWT
+	// authentication off.
+	Secret string
+	// Param is the query parameter carrying the token, and X-<Param> the
+	// header (--jwt_param).
+	Param string
+	// Enforce refuses connections without a token (--enforce_jwt).
+	Enforce bool
+}
+
+// DefaultJWTOptions are AnyCable's defaults: no secret, the token in "jid".
+func DefaultJWTOptions() JWTOptions {
+	return JWTOptions{Param: "jid"}
+}
+
+// NewJWT returns a verifier keyed with o.Secret, reading the token from the
+// query parameter o.Param, the header X-<param>, or an anycable-token.<jwt>
+// subprotocol. With o.Enforce, connections without a token are refused.
+func NewJWT(o JWTOptions) *JWT {
 	return &JWT{
-		secret:  []byte(secret),
-		param:   param,
-		enforce: enforce,
+		secret:  []byte(o.Secret),
+		param:   o.Param,
+		enforce: o.Enforce,
 		parser:  jwt.NewParser(jwt.WithValidMethods([]string{"HS256", "HS384", "HS512"})),
 	}
 }

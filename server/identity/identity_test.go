@@ -19,7 +19,7 @@ func token(t *testing.T, method jwt.SigningMethod, key string, claims jwt.MapCla
 }
 
 func TestVerify(t *testing.T) {
-	j := NewJWT("k", "jid", false)
+	j := NewJWT(JWTOptions{Secret: "k", Param: "jid"})
 	future := time.Now().Add(time.Hour).Unix()
 	cases := []struct {
 		name  string
@@ -50,7 +50,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestTokenCarriers(t *testing.T) {
-	j := NewJWT("k", "token", false)
+	j := NewJWT(JWTOptions{Secret: "k", Param: "token"})
 	r := httptest.NewRequest("GET", "/cable?token=q", nil)
 	if j.Token(r) != "q" {
 		t.Error("query")
@@ -69,10 +69,10 @@ func TestTokenCarriers(t *testing.T) {
 
 func TestAuthenticatorChain(t *testing.T) {
 	r := httptest.NewRequest("GET", "/cable", nil)
-	if _, err := NewAuthenticator(NewJWT("k", "jid", true), true).Authenticate(r); !errors.Is(err, ErrUnauthorized) {
+	if _, err := NewAuthenticator(NewJWT(JWTOptions{Secret: "k", Param: "jid", Enforce: true}), true).Authenticate(r); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("enforced without token: %v", err)
 	}
-	if ids, err := NewAuthenticator(NewJWT("k", "jid", false), true).Authenticate(r); err != nil || ids != "" {
+	if ids, err := NewAuthenticator(NewJWT(JWTOptions{Secret: "k", Param: "jid"}), true).Authenticate(r); err != nil || ids != "" {
 		t.Errorf("not enforced, noauth: %q %v", ids, err)
 	}
 	if _, err := NewAuthenticator(nil, false).Authenticate(r); !errors.Is(err, ErrUnauthorized) {

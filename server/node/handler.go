@@ -41,13 +41,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered (400, 403, 426)
 	}
-	s := &Session{
-		node:          h.node,
-		conn:          conn,
-		extended:      conn.Subprotocol() == ws.ProtocolExtended,
-		pingInterval:  h.node.opts.PingInterval,
-		pingPrecision: h.node.opts.PingPrecision,
-	}
+	h.serve(conn, r)
+}
+
+// serve runs the session of an upgraded connection: restore or
+// identification, registration, welcome, then conn reads the client's
+// commands. r is the upgrade request, read here only.
+func (h *Handler) serve(conn Connection, r *http.Request) {
+	s := newSession(h.node, conn)
 	// A resumable client that names its previous session gets it back
 	// instead of identifying again, as in AnyCable.
 	var prev string
@@ -62,7 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			h.node.metrics.FailedAuthsTotal.Inc()
 			h.refuse(conn, err)
-			conn.Serve(nil, nil)
+			conn.Serve(nil, s.cancel)
 			return
 		}
 		s.identifiers = identifiers
@@ -74,7 +75,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.putBack(prev, cached)
 		}
 		s.close(1001, "Server restart", protocol.Disconnect(protocol.ReasonServerRestart, true))
-		conn.Serve(nil, nil)
+		conn.Serve(nil, s.cancel)
 		return
 	}
 	var restored []string
@@ -153,7 +154,7 @@ func (h *Handler) cachedSession(r *http.Request) (string, *cachedState) {
 // refuse tells a client why it is not welcome and closes: a disconnect
 // message and 1000 "Auth Failed" for bad or expired credentials, a bare
 // 1011 "Auth Error" for a token without identifiers.
-func (h *Handler) refuse(conn *ws.Conn, err error) {
+func (h *Handler) refuse(conn Connection, err error) {
 	switch {
 	case errors.Is(err, identity.ErrExpired):
 		conn.Close(1000, "Auth Failed", protocol.Disconnect(protocol.ReasonTokenExpired, false))

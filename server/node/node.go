@@ -70,6 +70,27 @@ type Options struct {
 	IdempotencyWindow time.Duration
 }
 
+// DefaultOptions are the node's settings without flags. CatchUp and
+// Reorder depend on the broker and pub/sub in use, and SessionsTTL on the
+// broker's, so the process sets them; here they are off.
+func DefaultOptions() Options {
+	return Options{
+		PingInterval:      3 * time.Second,
+		PingPrecision:     defaultPingPrecision,
+		MaxSubscriptions:  1000,
+		MaxPresence:       100,
+		MaxPresenceInfo:   4096,
+		IdempotencyWindow: 120 * time.Second,
+		// Room for the subscriptions a connection may hold with ordinary
+		// identifiers, not for what the largest frames could make of them.
+		MaxCachedSession: 256 << 10,
+	}
+}
+
+// defaultPingPrecision is the ping timestamp unit when Options leave it
+// empty.
+const defaultPingPrecision = "s"
+
 // brokerTimeout bounds a broker call made for a session, so that a broker
 // that hangs cannot hold a session's work forever.
 const brokerTimeout = 5 * time.Second
@@ -103,7 +124,7 @@ type Node struct {
 // presence and sessions through b, and decides subscriptions with r.
 func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, opts Options) *Node {
 	if opts.PingPrecision == "" {
-		opts.PingPrecision = "s"
+		opts.PingPrecision = defaultPingPrecision
 	}
 	n := &Node{
 		hub:          h,
@@ -210,21 +231,21 @@ func (n *Node) Run(ctx context.Context) {
 // expired.
 func (n *Node) presenceLeft(left []broker.PresenceLeft) {
 	for _, l := range left {
-		n.presenceEvent(l.Stream, l.ID, "leave", nil)
+		n.presenceEvent(context.Background(), l.Stream, l.ID, "leave", nil)
 	}
 }
 
 // presenceEvent broadcasts a join or leave to every subscriber of the
 // stream, the initiator included, as AnyCable does: a transient publication
 // typed "presence" whose message is {"id":..,"info":..,"type":..}.
-func (n *Node) presenceEvent(stream, id, kind string, info json.RawMessage) {
+func (n *Node) presenceEvent(ctx context.Context, stream, id, kind string, info json.RawMessage) {
 	event := map[string]any{"id": id, "type": kind}
 	if len(info) > 0 {
 		event["info"] = info
 	}
 	data, _ := json.Marshal(event)
 	pub := protocol.Publication{Stream: stream, Data: string(data), BroadcastType: "presence", Transient: true}
-	if err := n.Broadcast(context.Background(), []protocol.Publication{pub}); err != nil {
+	if err := n.Broadcast(ctx, []protocol.Publication{pub}); err != nil {
 		n.log.Warn("presence event not delivered", "stream", stream, "error", err)
 	}
 }

@@ -14,15 +14,16 @@ import (
 	"github.com/cablehub/cablehub/server/ws"
 )
 
-// restoreHold is how long live messages of restored subscriptions wait for
-// the client's history request, so history and live messages arrive in
-// order.
-const restoreHold = 5 * time.Second
-
 // Session is one connected client.
 type Session struct {
-	node        *Node
-	conn        *ws.Conn
+	node *Node
+	conn Connection
+	// ctx ends with the session (cancel runs when its connection has
+	// ended): broker calls made for the session derive from it (see
+	// brokerContext), so none outlives the session's need for it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	sid         string
 	identifiers string
 	extended    bool
@@ -63,22 +64,31 @@ type subscription struct {
 	replay *replay
 }
 
-type replay struct {
-	// pending counts history requests in progress, plus one while a
-	// restored subscription waits for its first history request.
-	pending   int
-	restored  bool
-	held      []heldFrame
-	heldBytes int
-}
-
-type heldFrame struct {
-	frame  []byte
-	epoch  string
-	offset uint64
-}
-
 var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
+
+// newSession returns the session of conn, with the node's default ping
+// settings and a context of its own: a session outlives the upgrade
+// request, whose context ends when the handshake is answered.
+func newSession(n *Node, conn Connection) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Session{
+		node:          n,
+		conn:          conn,
+		ctx:           ctx,
+		cancel:        cancel,
+		extended:      conn.Subprotocol() == ws.ProtocolExtended,
+		pingInterval:  n.opts.PingInterval,
+		pingPrecision: n.opts.PingPrecision,
+	}
+}
+
+// brokerContext bounds one broker call made for the session: it is done
+// when the session ends or after brokerTimeout, so that a broker that hangs
+// cannot hold the session's work forever, and work for a session that is
+// gone stops.
+func (s *Session) brokerContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, brokerTimeout)
+}
 
 // SID is the session id (hub.Subscriber).
 func (s *Session) SID() string { return s.sid }
@@ -118,10 +128,6 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 	s.sendOrdered(sub, frame, p.Epoch, p.Offset)
 }
 
-// maxHeldBytes bounds the live messages one subscription holds back while
-// its history is replayed (at most restoreHold after a restore).
-const maxHeldBytes = 4 << 20
-
 // close sends last (if any) and a close frame, then the connection ends.
 func (s *Session) close(code int, reason string, last []byte) {
 	s.conn.Close(code, reason, last)
@@ -153,10 +159,11 @@ func (s *Session) start(restored []string) {
 	}
 }
 
-// end releases everything the session holds once its connection is gone.
-// Presence stays for --presence_ttl, and the session can be restored for
-// --sessions_ttl.
+// end releases everything the session holds once its connection is gone,
+// then ends the session's context. Presence stays for --presence_ttl, and
+// the session can be restored for --sessions_ttl.
 func (s *Session) end() {
+	defer s.cancel()
 	defer s.recoverPanic("connection end")
 	s.mu.Lock()
 	s.closed = true
@@ -168,7 +175,9 @@ func (s *Session) end() {
 	for id, sub := range subs {
 		s.unsubscribeHub(sub.Stream, id)
 	}
-	if err := s.node.broker.PresenceDisconnect(context.Background(), s.sid); err != nil {
+	ctx, cancel := s.brokerContext()
+	defer cancel()
+	if err := s.node.broker.PresenceDisconnect(ctx, s.sid); err != nil {
 		s.node.log.Warn("presence not released", "sid", s.sid, "error", err)
 	}
 	s.node.unregister(s)
@@ -182,50 +191,6 @@ func (s *Session) isClosed() bool {
 
 func (s *Session) unsubscribeHub(stream, identifier string) {
 	s.node.unsubscribe(stream, identifier, s)
-}
-
-// onTimer runs a due session timer.
-func (n *Node) onTimer(t timer) {
-	s := t.s
-	defer s.recoverPanic("timer")
-	if s.isClosed() {
-		return
-	}
-	switch t.kind {
-	case timerPongCheck:
-		if s.lastActivity.Load() < t.sentAt {
-			s.close(1000, "No Pong", protocol.Disconnect(protocol.ReasonNoPong, true))
-		}
-	case timerCache:
-		s.mu.Lock()
-		s.cacheScheduled = false
-		s.mu.Unlock()
-		go s.cache()
-	case timerTouch:
-		go s.cache()
-		n.timers.add(timer{s: s, kind: timerTouch}, n.opts.SessionsTTL/2)
-	case timerRestoreHold:
-		s.releaseRestoreHolds()
-	case timerGap:
-		s.fillGap(t.identifier)
-	case timerPing:
-		now := time.Now()
-		s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))
-		if n.opts.PongTimeout > 0 && s.extended {
-			n.timers.add(timer{s: s, kind: timerPongCheck, sentAt: now.UnixNano()}, n.opts.PongTimeout)
-		}
-		n.timers.add(timer{s: s, kind: timerPing}, s.pingInterval)
-	}
-}
-
-func timestamp(t time.Time, precision string) int64 {
-	switch precision {
-	case "ms":
-		return t.UnixMilli()
-	case "ns":
-		return t.UnixNano()
-	}
-	return t.Unix()
 }
 
 // handle runs one client frame. Malformed frames and unknown commands are
@@ -329,6 +294,23 @@ func (s *Session) unsubscribe(identifier string) {
 	s.cacheLater()
 }
 
+// whisper relays client data to the other subscribers of a stream that
+// allows it, as a transient publication that skips the sender.
+func (s *Session) whisper(cmd *protocol.Command) {
+	s.mu.Lock()
+	sub, ok := s.subs[cmd.Identifier]
+	s.mu.Unlock()
+	if !ok || !sub.Whisper || len(cmd.Data) == 0 {
+		return
+	}
+	pub := protocol.Publication{Stream: sub.Stream, Data: string(cmd.Data), ExcludeSocket: s.sid, Transient: true}
+	ctx, cancel := s.brokerContext()
+	defer cancel()
+	if err := s.node.Broadcast(ctx, []protocol.Publication{pub}); err != nil {
+		s.node.log.Warn("whisper not delivered", "sid", s.sid, "error", err)
+	}
+}
+
 // canSubscribe checks that identifier may be subscribed: ok is false for a
 // closed session, an identifier already subscribed (ignored, as in
 // AnyCable) and over Options.MaxSubscriptions (reject set: the client is
@@ -349,15 +331,6 @@ func (s *Session) canSubscribe(identifier string) (reject, ok bool) {
 		return true, false
 	}
 	return false, true
-}
-
-// confirm sends the confirmation of sub, then the live messages held
-// meanwhile.
-func (s *Session) confirm(identifier string, sub *subscription) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.Send(protocol.Confirm(identifier))
-	s.finishReplay(sub)
 }
 
 // recoverPanic, deferred, turns a panic in work done for this session into

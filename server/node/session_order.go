@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"sort"
 	"time"
 
@@ -163,7 +162,7 @@ func (s *Session) fillGap(identifier string) {
 	// Off the timer goroutine: the broker may take its time.
 	go func() {
 		defer s.recoverPanic("gap fill")
-		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		ctx, cancel := s.brokerContext()
 		defer cancel()
 		var pubs []protocol.Publication
 		var err error
@@ -176,8 +175,8 @@ func (s *Session) fillGap(identifier string) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.subs[identifier] != sub || sub.gap == nil {
-			return
+		if s.closed || s.subs[identifier] != sub || sub.gap == nil {
+			return // the session ended (its broker call may have been cut), or the gap is gone
 		}
 		s.node.metrics.GapFillsTotal.Inc()
 		if err == nil {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -67,7 +66,7 @@ func (s *Session) join(identifier string, raw json.RawMessage) {
 		s.refuseJoin(identifier, reasonPresenceLimit)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	ctx, cancel := s.brokerContext()
 	defer cancel()
 	joined, err := s.node.broker.PresenceJoin(ctx, stream, s.sid, id, info)
 	if err != nil {
@@ -81,7 +80,7 @@ func (s *Session) join(identifier string, raw json.RawMessage) {
 	s.present[stream] = struct{}{}
 	s.mu.Unlock()
 	if joined {
-		s.node.presenceEvent(stream, id, "join", info)
+		s.presenceEvent(stream, id, "join", info)
 	}
 }
 
@@ -103,7 +102,7 @@ func (s *Session) leaveStream(stream string) {
 	s.mu.Lock()
 	delete(s.present, stream)
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	ctx, cancel := s.brokerContext()
 	defer cancel()
 	id, left, err := s.node.broker.PresenceLeave(ctx, stream, s.sid)
 	if err != nil && !errors.Is(err, broker.ErrPresenceUnsupported) {
@@ -111,8 +110,16 @@ func (s *Session) leaveStream(stream string) {
 		return
 	}
 	if left {
-		s.node.presenceEvent(stream, id, "leave", nil)
+		s.presenceEvent(stream, id, "leave", nil)
 	}
+}
+
+// presenceEvent tells the stream's subscribers that the session's presence
+// id joined or left, as one broker call of its own.
+func (s *Session) presenceEvent(stream, id, kind string, info json.RawMessage) {
+	ctx, cancel := s.brokerContext()
+	defer cancel()
+	s.node.presenceEvent(ctx, stream, id, kind, info)
 }
 
 // presenceStream returns the stream of a subscription that allows presence.
@@ -135,7 +142,7 @@ func (s *Session) presenceInfo(identifier string) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	ctx, cancel := s.brokerContext()
 	defer cancel()
 	info, err := s.node.Presence(ctx, stream)
 	if err != nil {

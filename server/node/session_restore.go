@@ -1,10 +1,14 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"time"
 )
+
+// restoreHold is how long live messages of restored subscriptions wait for
+// the client's history request, so history and live messages arrive in
+// order.
+const restoreHold = 5 * time.Second
 
 // cacheDelay is how long after a subscription change the restore cache is
 // written. Writing it serialises every subscription, so writing on each
@@ -44,9 +48,15 @@ func (s *Session) cacheLater() {
 // than Options.MaxCachedSession is not stored (the client then subscribes
 // afresh on reconnect, as after any failed restore), so one session cannot
 // pin more than that in the broker.
+//
+// Once the session has ended, the state its end wrote is final: a write
+// due from a timer is then dropped.
 func (s *Session) cache() {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
+	if s.ctx.Err() != nil {
+		return
+	}
 	s.mu.Lock()
 	state := cachedState{Identifiers: s.identifiers, Subscriptions: make([]string, 0, len(s.subs))}
 	for id := range s.subs {
@@ -58,7 +68,7 @@ func (s *Session) cache() {
 		s.node.log.Debug("session state too large to cache", "sid", s.sid, "bytes", len(data), "limit", max)
 		data = nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	ctx, cancel := s.brokerContext()
 	defer cancel()
 	var err error
 	if data == nil {
@@ -105,7 +115,7 @@ func (s *Session) restore(state *cachedState) []string {
 // could not proceed here.
 func (s *Session) putBack(sid string, state *cachedState) {
 	data, _ := json.Marshal(state)
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	ctx, cancel := s.brokerContext()
 	defer cancel()
 	if err := s.node.broker.CacheSession(ctx, sid, data); err != nil {
 		s.node.log.Warn("session not cached", "sid", sid, "error", err)

@@ -26,6 +26,16 @@ type EmbeddedOptions struct {
 	JetStreamDir string
 }
 
+// DefaultNATSURL is nats.go's default server URL, AnyCable's default for
+// --nats_servers and --enats_addr too.
+const DefaultNATSURL = "nats://127.0.0.1:4222"
+
+// DefaultEmbeddedOptions are the embedded server's settings without flags:
+// AnyCable's --enats_addr and --enats_cluster_name defaults, no cluster.
+func DefaultEmbeddedOptions() EmbeddedOptions {
+	return EmbeddedOptions{Addr: DefaultNATSURL, ClusterName: "anycable-cluster"}
+}
+
 // StartEmbedded runs a real nats-server inside this process and waits until
 // it accepts clients.
 func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {

@@ -56,9 +56,9 @@ func (d *deps) newRedis(cfg *config.Config) error {
 	if d.redis != nil {
 		return nil
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	opts, err := redis.ParseURL(cfg.Cluster.RedisURL)
 	if err != nil {
-		return fmt.Errorf("invalid value %q for --redis_url: %v", cfg.RedisURL, err)
+		return fmt.Errorf("invalid value %q for --redis_url: %v", cfg.Cluster.RedisURL, err)
 	}
 	opts.DialTimeout = 2 * time.Second
 	opts.ContextTimeoutEnabled = true
@@ -82,14 +82,9 @@ func (d *deps) newNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, error)
 		return d.nats, nil
 	}
 	log = log.With("context", "pubsub")
-	if cfg.EmbedNATS {
-		o := pubsub.EmbeddedOptions{
-			Addr:        cfg.ENATSAddr,
-			ClusterAddr: cfg.ENATSCluster,
-			ClusterName: cfg.ENATSClusterName,
-			Routes:      cfg.ENATSClusterRoutes,
-		}
-		if cfg.Broker == "nats" {
+	if cfg.Cluster.EmbedNATS {
+		o := cfg.Cluster.Embedded
+		if cfg.Cluster.Broker == "nats" {
 			dir, err := os.MkdirTemp("", "cablehub-jetstream-")
 			if err != nil {
 				return nil, fmt.Errorf("embedded NATS JetStream store: %w", err)
@@ -98,14 +93,14 @@ func (d *deps) newNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, error)
 		}
 		ns, err := pubsub.StartEmbedded(o)
 		if err != nil {
-			return nil, fmt.Errorf("embedded NATS (--enats_addr %s): %w", cfg.ENATSAddr, err)
+			return nil, fmt.Errorf("embedded NATS (--enats_addr %s): %w", cfg.Cluster.Embedded.Addr, err)
 		}
 		d.enats = ns
-		log.Info(fmt.Sprintf("Embedded NATS server started: %s (JetStream: %t)", cfg.ENATSAddr, o.JetStreamDir != ""))
+		log.Info(fmt.Sprintf("Embedded NATS server started: %s (JetStream: %t)", cfg.Cluster.Embedded.Addr, o.JetStreamDir != ""))
 	}
-	conn, err := pubsub.ConnectNATS(cfg.NATSServers, log)
+	conn, err := pubsub.ConnectNATS(cfg.Cluster.NATSServers, log)
 	if err != nil {
-		return nil, fmt.Errorf("invalid value %q for --nats_servers: %v", cfg.NATSServers, err)
+		return nil, fmt.Errorf("invalid value %q for --nats_servers: %v", cfg.Cluster.NATSServers, err)
 	}
 	d.nats = conn
 	return conn, nil
@@ -115,13 +110,13 @@ func (d *deps) newNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, error)
 // NATS broker when it is the broker (else nil), follows the streams the
 // NATS pub/sub listens to: it delivers their non-transient publications.
 func (d *deps) newPubSub(cfg *config.Config, n *node.Node, jetstream *broker.NATS, log *slog.Logger) (clusterPubSub, error) {
-	if cfg.EmbedNATS {
+	if cfg.Cluster.EmbedNATS {
 		if _, err := d.newNATS(cfg, log); err != nil {
 			return nil, err
 		}
 	}
 	log = log.With("context", "pubsub")
-	switch cfg.PubSub {
+	switch cfg.Cluster.PubSub {
 	case "redis":
 		if err := d.newRedis(cfg); err != nil {
 			return nil, err
@@ -152,11 +147,7 @@ func (d *deps) newNATSBroker(cfg *config.Config, log *slog.Logger) (*broker.NATS
 	if err != nil {
 		return nil, err
 	}
-	b, err := broker.NewNATS(conn, broker.MemoryOptions{
-		HistoryLimit: cfg.HistoryLimit,
-		HistoryTTL:   cfg.HistoryTTL,
-		SessionsTTL:  cfg.SessionsTTL,
-	}, log.With("context", "broker"))
+	b, err := broker.NewNATS(conn, cfg.Broker, log.With("context", "broker"))
 	if err != nil {
 		return nil, err
 	}

@@ -8,15 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -42,11 +35,6 @@ import (
 // with -ldflags "-X github.com/cablehub/cablehub/server/runner.Version=..." (see the Makefile);
 // nothing else writes it.
 var Version = "0.1.0"
-
-// maxCachedSession bounds one session's restore state in the broker: room
-// for the subscriptions a connection may hold with ordinary identifiers,
-// not for what the largest frames could make of them.
-const maxCachedSession = 256 << 10
 
 // Runner is one running Cablehub process.
 type Runner struct {
@@ -78,14 +66,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	d := &deps{}
 	var b describedBroker
 	var jetstream *broker.NATS // also b, with --broker nats
-	switch cfg.Broker {
+	switch cfg.Cluster.Broker {
 	case "memory":
-		b = broker.NewMemory(broker.MemoryOptions{
-			HistoryLimit: cfg.HistoryLimit,
-			HistoryTTL:   cfg.HistoryTTL,
-			SessionsTTL:  cfg.SessionsTTL,
-			PresenceTTL:  cfg.PresenceTTL,
-		})
+		b = broker.NewMemory(cfg.Broker)
 	case "redis":
 		if err := d.newRedis(cfg); err != nil {
 			return nil, err
@@ -93,15 +76,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		// With Redis as the pub/sub too (one client, one Redis), the
 		// broker stamps and publishes on the pub/sub's channels in one step.
 		var channel func(string) string
-		if cfg.PubSub == "redis" {
+		if cfg.Cluster.PubSub == "redis" {
 			channel = pubsub.RedisChannel
 		}
-		b = broker.NewRedis(d.redis, "cablehub:", broker.MemoryOptions{
-			HistoryLimit: cfg.HistoryLimit,
-			HistoryTTL:   cfg.HistoryTTL,
-			SessionsTTL:  cfg.SessionsTTL,
-			PresenceTTL:  cfg.PresenceTTL,
-		}, channel)
+		b = broker.NewRedis(d.redis, "cablehub:", cfg.Broker, channel)
 	case "nats":
 		var err error
 		if jetstream, err = d.newNATSBroker(cfg, log); err != nil {
@@ -112,36 +90,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	case "none":
 		b = broker.None{}
 	default:
-		return nil, fmt.Errorf("unknown broker %q", cfg.Broker)
+		return nil, fmt.Errorf("unknown broker %q", cfg.Cluster.Broker)
 	}
-	if cfg.EnforceJWT && cfg.JWTSecret == "" {
+	if cfg.JWT.Enforce && cfg.JWT.Secret == "" {
 		return nil, errors.New("--enforce_jwt needs a JWT secret: set --jwt_secret or --secret")
 	}
 	m := metrics.New()
-	router := streams.NewController(streams.Config{
-		Secret:      cfg.StreamsSecret,
-		Public:      cfg.PublicStreams,
-		Whisper:     cfg.StreamsWhisper,
-		Presence:    cfg.StreamsPresence,
-		Turbo:       cfg.TurboStreams,
-		TurboSecret: cfg.TurboStreamsSecret,
-		Benchmark:   cfg.BenchmarkChannel,
-	})
-	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), node.Options{
-		PingInterval:  cfg.PingInterval,
-		PingPrecision: cfg.PingPrecision,
-		PongTimeout:   cfg.PongTimeout,
-		SessionsTTL:   cfg.SessionsTTL,
-
-		MaxSubscriptions:        cfg.MaxSubscriptionsPerConnection,
-		MaxPresence:             cfg.MaxPresencePerConnection,
-		MaxPresenceInfo:         cfg.MaxPresenceInfoSize,
-		PresenceFromIdentifiers: cfg.PresenceIDFromIdentifiers,
-		MaxCachedSession:        maxCachedSession,
-		CatchUp:                 cfg.Broker == "redis" || cfg.Broker == "nats",
-		Reorder:                 cfg.Broker == "redis" && cfg.PubSub == "nats",
-		IdempotencyWindow:       cfg.IdempotencyWindow,
-	})
+	router := streams.NewController(cfg.Streams)
+	nodeOpts := cfg.Node
+	nodeOpts.CatchUp = cfg.Cluster.Broker == "redis" || cfg.Cluster.Broker == "nats"
+	nodeOpts.Reorder = cfg.Cluster.Broker == "redis" && cfg.Cluster.PubSub == "nats"
+	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), nodeOpts)
 	ps, err := d.newPubSub(cfg, n, jetstream, log)
 	if err != nil {
 		d.close()
@@ -152,20 +111,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		jetstream.Attach(n.HandlePublication)
 	}
 	var jwtVerifier *identity.JWT
-	if cfg.JWTSecret != "" {
-		jwtVerifier = identity.NewJWT(cfg.JWTSecret, cfg.JWTParam, cfg.EnforceJWT)
+	if cfg.JWT.Secret != "" {
+		jwtVerifier = identity.NewJWT(cfg.JWT)
 	}
-	transport := ws.NewTransport(ws.Options{
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxMessageSize: cfg.MaxMessageSize,
-		MaxPending:     int(cfg.WSMaxPendingSize),
-		WriteTimeout:   cfg.WSWriteTimeout,
-		Header:         http.Header{"X-Cablehub-Version": {Version}},
-		OnSent: func(frames, bytes int) {
-			m.ServerMsgTotal.Add(float64(frames))
-			m.DataSentTotal.Add(float64(bytes))
-		},
-	})
+	wsOpts := cfg.WS
+	wsOpts.Header = http.Header{"X-Cablehub-Version": {Version}}
+	wsOpts.OnSent = func(frames, bytes int) {
+		m.ServerMsgTotal.Add(float64(frames))
+		m.DataSentTotal.Add(float64(bytes))
+	}
+	transport := ws.NewTransport(wsOpts)
 	r := &Runner{
 		transport: transport,
 		deps:      d,
@@ -175,7 +130,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		log:       log,
 		node:      n,
 		metrics:   m,
-		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Noauth)),
+		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Server.Noauth)),
 		errs:      make(chan error, 4),
 		limits:    defaultLimits(),
 	}
@@ -188,212 +143,69 @@ func (r *Runner) Node() *node.Node { return r.node }
 // Errors reports a listener that stopped serving unexpectedly.
 func (r *Runner) Errors() <-chan error { return r.errs }
 
-// grpcServed reports whether the gRPC API runs at all: on the API's listener
-// whenever the REST API does, or on a dedicated --grpc_port.
-func (r *Runner) grpcServed() bool {
-	return r.cfg.APIEnabled() || r.cfg.GRPCPort != 0
-}
-
 // Start binds every listener, logs where each part is served, and serves in
-// the background. It fails when a port cannot be bound.
+// the background. It fails when the REST gateway cannot be built or a port
+// cannot be bound; then no listener is left open.
 func (r *Runner) Start(ctx context.Context) error {
 	cfg := r.cfg
-	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)))
-	if cfg.Public {
-		r.log.Warn("Server is running in the public mode")
-	}
-	if cfg.JWTSecret != "" {
-		r.log.Info(fmt.Sprintf("JWT authentication is enabled (param: %s, enforced: %t)", cfg.JWTParam, cfg.EnforceJWT))
-	}
-	if cfg.Noauth {
-		r.log.Info("connection authentication is disabled")
-	}
-	for _, w := range startupWarnings(cfg) {
-		r.log.Warn(w)
-	}
-	r.log.Info(r.describe)
-	r.log.Info(r.pubsub.Describe())
-
+	r.logStarting()
+	specs := plan(cfg)
 	auth := api.NewAuth(cfg.EffectiveAPISecret())
-	var gw http.Handler
-	if r.grpcServed() {
-		if err := r.startGRPC(auth); err != nil {
-			return err
-		}
+	h := handlers{health: r.deps.health, ws: r.ws, metrics: r.metrics.Handler()}
+	if served(specs, partGRPC) {
+		r.buildGRPC(auth)
+		h.grpc = r.grpcServer
 	}
-	if cfg.APIEnabled() {
-		g, err := gateway.New(ctx, gateway.Options{
-			Prefix:      cfg.APIPath,
-			Conn:        r.gwConn,
-			Auth:        auth,
-			MaxBodySize: cfg.APIMaxBodySize,
-			BodyTimeout: r.limits.apiBody,
-			CORS:        cfg.APICORSHeaders,
-			CORSHosts:   cfg.APICORSHosts,
-		})
+	if served(specs, partAPI) {
+		gwOpts := cfg.Gateway
+		gwOpts.Conn, gwOpts.Auth, gwOpts.BodyTimeout = r.gwConn, auth, r.limits.apiBody
+		gw, err := gateway.New(ctx, gwOpts)
 		if err != nil {
 			return fmt.Errorf("building the REST gateway: %w", err)
 		}
-		gw = g
+		h.api = instrument(gw, cfg.Gateway.Prefix, r.metrics)
 	}
-	grpcShared := r.grpcServed() && cfg.GRPCPort == 0
-
-	mainLn, err := r.listen("--port", cfg.Port)
+	listeners, err := bind(specs)
 	if err != nil {
 		return err
 	}
-	r.MainAddr = r.hostPort(mainLn)
-	var apiLn net.Listener
-	if gw != nil && cfg.APIPort != 0 {
-		if apiLn, err = r.listen("--api_port", cfg.APIPort); err != nil {
-			mainLn.Close()
-			return err
-		}
-		r.APIAddr = r.hostPort(apiLn)
-	} else if gw != nil {
-		r.APIAddr = r.MainAddr
-	}
-	var grpcLn net.Listener
-	if cfg.GRPCPort != 0 {
-		if grpcLn, err = r.listen("--grpc_port", cfg.GRPCPort); err != nil {
-			mainLn.Close()
-			if apiLn != nil {
-				apiLn.Close()
-			}
-			return err
-		}
-		r.GRPCAddr = r.hostPort(grpcLn)
-	} else if grpcShared {
-		r.GRPCAddr = r.APIAddr
-	}
-
-	var metricsLn net.Listener
-	if cfg.MetricsHTTP != "" && cfg.MetricsPort != 0 && cfg.MetricsPort != cfg.Port {
-		host := cfg.MetricsHost
-		if host == "" {
-			host = cfg.Host
-		}
-		addr := net.JoinHostPort(host, strconv.Itoa(cfg.MetricsPort))
-		if metricsLn, err = net.Listen("tcp", addr); err != nil {
-			mainLn.Close()
-			return fmt.Errorf("cannot listen on %s (--metrics_port): %w", addr, err)
-		}
-		r.MetricsAddr = net.JoinHostPort(host, strconv.Itoa(metricsLn.Addr().(*net.TCPAddr).Port))
-	} else if cfg.MetricsHTTP != "" {
-		r.MetricsAddr = r.MainAddr
-	}
-
-	// The main listener: health and WebSocket endpoints, plus the API,
-	// shared gRPC and metrics unless they have a port of their own.
-	mainRoutes := &routes{healthPath: cfg.HealthPath, health: r.deps.health, wsPaths: cfg.Paths, ws: r.ws, pprof: cfg.Pprof}
-	if cfg.MetricsHTTP != "" && metricsLn == nil {
-		mainRoutes.metricsPath, mainRoutes.metrics = cfg.MetricsHTTP, r.metrics.Handler()
-	}
-	apiRoutes := &routes{}
-	target := mainRoutes
-	if apiLn != nil {
-		target = apiRoutes
-	}
-	if gw != nil {
-		target.apiPath, target.api = cfg.APIPath, instrument(gw, cfg.APIPath, r.metrics)
-	}
-	if grpcShared {
-		target.grpc = r.grpcServer
-	}
-	if grpcShared {
-		// gRPC clients get the gRPC server's own transport on the shared
-		// port; net/http keeps serving everything else (and gRPC over h2c
-		// where connections cannot be told apart before reading).
-		shared := &mainLn
-		if apiLn != nil {
-			shared = &apiLn
-		}
-		var grpcSplit net.Listener
-		*shared, grpcSplit = newSplitListener(*shared, 10*time.Second)
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			if err := r.grpcServer.Serve(grpcSplit); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				r.errs <- fmt.Errorf("gRPC on the shared listener: %w", err)
-			}
-		}()
-	}
-	nodeCtx, stop := context.WithCancel(context.Background())
-	r.stop = stop
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.node.Run(nodeCtx)
-	}()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.pubsub.Run(nodeCtx)
-	}()
-	r.deps.monitor(nodeCtx, r.log)
-	r.serveHTTP(mainLn, mainRoutes)
-	if apiLn != nil {
-		r.serveHTTP(apiLn, apiRoutes)
-	}
-	if metricsLn != nil {
-		r.serveHTTP(metricsLn, &routes{metricsPath: cfg.MetricsHTTP, metrics: r.metrics.Handler()})
-	}
-	if grpcLn != nil {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			if err := r.grpcServer.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				r.errs <- fmt.Errorf("gRPC listener: %w", err)
-			}
-		}()
-	}
-
-	if gw != nil {
-		mode := "authorization required"
-		if !auth.Required() {
-			mode = "no authorization"
-			r.log.Warn("API server is running without authentication")
-		}
-		if cfg.APICORSHeaders {
-			mode += ", CORS enabled"
-		}
-		r.log.Info(fmt.Sprintf("Handle API requests at http://%s%s (%s)", r.APIAddr, cfg.APIPath, mode), "context", "api")
-	}
-	if r.GRPCAddr != "" {
-		mode := "authorization required"
-		if !auth.Required() {
-			mode = "no authorization"
-		}
-		kind := "h2c, shared with the REST API"
-		if grpcLn != nil {
-			kind = "dedicated listener"
-		}
-		r.log.Info(fmt.Sprintf("Handle gRPC API requests at %s (%s, %s)", r.GRPCAddr, mode, kind), "context", "grpc")
-	}
-	for _, p := range cfg.Paths {
-		r.log.Info(fmt.Sprintf("Handle WebSocket connections at http://%s%s (clients connect to ws://%s%s)", r.MainAddr, p, r.MainAddr, p))
-	}
-	if r.MetricsAddr != "" {
-		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.MetricsHTTP))
-	}
-	// Logged last: tools waiting for startup may take it as "ready".
-	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.HealthPath))
+	r.setAddrs(listeners)
+	r.serve(listeners, h)
+	r.logServing(listeners, auth)
 	return nil
 }
 
-// startGRPC builds the gRPC server and the in-process connection the REST
+// setAddrs records where each part is served: the main listener's address,
+// and the address of the listener serving the API, gRPC and metrics ("" for
+// a part not served).
+func (r *Runner) setAddrs(listeners []bound) {
+	r.MainAddr = listeners[0].addr
+	for _, b := range listeners {
+		if b.spec.serves(partAPI) {
+			r.APIAddr = b.addr
+		}
+		if b.spec.serves(partGRPC) {
+			r.GRPCAddr = b.addr
+		}
+		if b.spec.serves(partMetrics) {
+			r.MetricsAddr = b.addr
+		}
+	}
+}
+
+// buildGRPC builds the gRPC server and the in-process connection the REST
 // gateway uses to reach it, so REST calls pass the same interceptors.
 // Panics are recovered inside the metrics interceptor, so they are counted
 // as INTERNAL, and outside auth and the handlers, which they guard.
-func (r *Runner) startGRPC(auth *api.Auth) error {
+func (r *Runner) buildGRPC(auth *api.Auth) {
 	rec := api.NewRecovery(r.log.With("context", "grpc"))
 	opts := append(r.limits.grpcOptions(),
 		grpc.ChainUnaryInterceptor(r.grpcMetrics, rec.UnaryInterceptor(), auth.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(rec.StreamInterceptor(), auth.StreamInterceptor()),
-		grpc.MaxRecvMsgSize(int(r.cfg.APIMaxBodySize)),
+		grpc.MaxRecvMsgSize(int(r.cfg.Gateway.MaxBodySize)),
 	)
 	r.grpcServer = grpc.NewServer(opts...)
-	svc := api.NewService(r.node, api.WithTimeout(r.cfg.PublishTimeout))
+	svc := api.NewService(r.node, api.WithTimeout(r.cfg.API.PublishTimeout))
 	cablehubv1.RegisterCableServiceServer(r.grpcServer, svc)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -404,48 +216,6 @@ func (r *Runner) startGRPC(auth *api.Auth) error {
 	// REST calls are counted by their REST route (instrument), so only
 	// recovery and the bearer check sit in their chain.
 	r.gwConn = api.NewInProcess(&cablehubv1.CableService_ServiceDesc, svc, rec.UnaryInterceptor(), auth.UnaryInterceptor())
-	return nil
-}
-
-func (r *Runner) listen(flagName string, port int) (net.Listener, error) {
-	addr := net.JoinHostPort(r.cfg.Host, strconv.Itoa(port))
-	// No TCP keep-alive probes: they cost four setsockopt calls per
-	// accepted connection, WebSocket connections carry pings every few
-	// seconds (a dead peer fails their writes), and idle HTTP connections
-	// are closed by the server's IdleTimeout.
-	lc := net.ListenConfig{KeepAlive: -1}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, flagName, err)
-	}
-	return ln, nil
-}
-
-// hostPort is the configured host with the port actually bound, as logged.
-func (r *Runner) hostPort(ln net.Listener) string {
-	port := ln.Addr().(*net.TCPAddr).Port
-	return net.JoinHostPort(r.cfg.Host, strconv.Itoa(port))
-}
-
-func (r *Runner) serveHTTP(ln net.Listener, h http.Handler) {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{
-		Handler:           h,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
-	}
-	r.servers = append(r.servers, srv)
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.errs <- fmt.Errorf("HTTP listener %s: %w", ln.Addr(), err)
-		}
-	}()
 }
 
 // Shutdown stops accepting connections, tells every client to reconnect
@@ -490,45 +260,4 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	r.transport.Close()
 	r.deps.close()
 	return errors.Join(errs...)
-}
-
-// routes dispatches one listener's requests. It is hand-written rather than
-// an http.ServeMux because ServeMux cleans paths and redirects, which would
-// turn "/api/presence//users" into a 301 instead of the contract's 404.
-type routes struct {
-	healthPath  string
-	health      http.HandlerFunc
-	wsPaths     []string
-	ws          http.Handler
-	apiPath     string
-	api         http.Handler
-	metricsPath string
-	metrics     http.Handler
-	grpc        *grpc.Server
-	pprof       bool
-}
-
-func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if rt.grpc != nil && req.ProtoMajor == 2 && strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc") {
-		rt.grpc.ServeHTTP(w, req)
-		return
-	}
-	path := req.URL.Path
-	switch {
-	case rt.healthPath != "" && path == rt.healthPath:
-		rt.health(w, req)
-	case rt.ws != nil && slices.Contains(rt.wsPaths, path):
-		rt.ws.ServeHTTP(w, req)
-	case rt.api != nil && (path == rt.apiPath || strings.HasPrefix(path, rt.apiPath+"/")):
-		rt.api.ServeHTTP(w, req)
-	case rt.metrics != nil && path == rt.metricsPath:
-		rt.metrics.ServeHTTP(w, req)
-	case rt.pprof && strings.HasPrefix(path, "/debug/pprof/"):
-		servePprof(w, req)
-	case rt.ws != nil && strings.EqualFold(req.Header.Get("Upgrade"), "websocket"):
-		// A WebSocket client on the wrong path: say where the endpoints are.
-		http.Error(w, fmt.Sprintf("404 no WebSocket endpoint at %s: connect to %s", path, strings.Join(rt.wsPaths, ", ")), http.StatusNotFound)
-	default:
-		http.NotFound(w, req)
-	}
 }

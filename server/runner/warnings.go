@@ -8,30 +8,30 @@ import "github.com/cablehub/cablehub/server/config"
 // network placement) but must never be silent.
 func startupWarnings(cfg *config.Config) []string {
 	var w []string
-	if !cfg.Public && !cfg.Noauth && cfg.JWTSecret == "" {
+	if !cfg.Server.Public && !cfg.Server.Noauth && cfg.JWT.Secret == "" {
 		if cfg.APIEnabled() {
 			w = append(w, "every WebSocket connection will be refused: nothing can authenticate it; set --secret or --jwt_secret, or --noauth / --public")
 		} else {
 			w = append(w, "every WebSocket connection will be refused and the API is off: set --secret (or --jwt_secret and --api_secret), or --public for open access")
 		}
 	}
-	if cfg.StreamsSecret == "" {
+	if cfg.Streams.Secret == "" {
 		w = append(w, "signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set")
 	}
-	if cfg.TurboStreams && cfg.TurboStreamsSecret == "" {
+	if cfg.Streams.Turbo && cfg.Streams.TurboSecret == "" {
 		w = append(w, "--turbo_streams is on but Turbo streams cannot be used (every subscription is rejected): set --turbo_streams_secret, --streams_secret or --secret")
 	}
 	w = append(w, deliveryWarnings(cfg)...)
 	if cfg.EffectiveAPISecret() == "" {
 		switch {
-		case cfg.APIPort != 0 && cfg.GRPCPort != 0:
+		case cfg.API.Port != 0 && cfg.API.GRPCPort != 0:
 			w = append(w, "the REST API on --api_port and the gRPC API on --grpc_port accept calls without a token (no --api_secret or --secret): anyone who can reach those ports can publish and disconnect clients")
-		case cfg.APIPort != 0:
+		case cfg.API.Port != 0:
 			w = append(w, "the REST and gRPC API on --api_port accept calls without a token (no --api_secret or --secret): anyone who can reach that port can publish and disconnect clients")
-		case cfg.GRPCPort != 0:
+		case cfg.API.GRPCPort != 0:
 			w = append(w, "the gRPC API on --grpc_port accepts calls without a token (no --api_secret or --secret): anyone who can reach that port can publish and disconnect clients")
 		}
-		if cfg.Public && cfg.APIPort == 0 {
+		if cfg.Server.Public && cfg.API.Port == 0 {
 			w = append(w, "--public without --api_secret or --secret: the API on the main port accepts calls without a token")
 		}
 	}
@@ -49,10 +49,10 @@ func startupWarnings(cfg *config.Config) []string {
 // "none" broker promises no history at all, so it needs no warning.
 func deliveryWarnings(cfg *config.Config) []string {
 	switch {
-	case cfg.Broker == "memory" && (cfg.PubSub == "redis" || cfg.PubSub == "nats"):
-		return []string{"--broker memory with --pubsub " + cfg.PubSub + ": each node stamps its own offsets and epochs and keeps its own history and presence, so history and session recovery do not work across nodes and offsets from different nodes collide; use --broker redis"}
-	case cfg.Broker == "redis" && cfg.PubSub == "nats":
-		return []string{"--broker redis with --pubsub nats: offsets are stamped in Redis and published over NATS in two steps, so when two nodes publish to one stream subscribers can get offsets out of order and drop the late ones; use --pubsub redis (stamp and publish in one step)"}
+	case cfg.Cluster.Broker == "memory" && (cfg.Cluster.PubSub == "redis" || cfg.Cluster.PubSub == "nats"):
+		return []string{"--broker memory with --pubsub " + cfg.Cluster.PubSub + ": each node stamps its own offsets and epochs and keeps its own history and presence, so history and session recovery do not work across nodes and offsets from different nodes collide; use --broker redis"}
+	case cfg.Cluster.Broker == "redis" && cfg.Cluster.PubSub == "nats":
+		return []string{"--broker redis with --pubsub nats: offsets are stamped in Redis and published over NATS in two steps, so when two nodes publish to one stream their publications can reach a node out of offset order, and sessions then hold them up to 200ms to sort them; use --pubsub redis (stamp and publish in one step)"}
 	}
 	return nil
 }

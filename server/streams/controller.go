@@ -41,6 +41,13 @@ type Config struct {
 	Benchmark bool
 }
 
+// DefaultConfig is the controller's configuration without flags: presence
+// on $pubsub streams allowed (AnyCable's --streams_presence default),
+// everything else off.
+func DefaultConfig() Config {
+	return Config{Presence: true}
+}
+
 // Subscription is an accepted subscription to one stream.
 type Subscription struct {
 	Stream string

@@ -76,6 +76,17 @@ type Options struct {
 	OnSent func(frames, bytes int)
 }
 
+// DefaultOptions are the transport's settings without flags: AnyCable's
+// --max_message_size, and Cablehub's --ws_max_pending_size and
+// --ws_write_timeout. Callers start from these and add Header and OnSent.
+func DefaultOptions() Options {
+	return Options{
+		MaxMessageSize: 65536,
+		MaxPending:     1 << 20,
+		WriteTimeout:   2 * time.Second,
+	}
+}
+
 // Transport upgrades HTTP requests to connections. It is safe for
 // concurrent use. Its background goroutines start with the first
 // connection and stop at Close.

@@ -1,10 +1,34 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
+
 	"github.com/cablehub/cablehub/server/protocol"
 )
+
+// replay holds a subscription's live messages back while history is
+// being sent, so the client sees the stream in order.
+type replay struct {
+	// pending counts what must happen before held messages go out: the
+	// confirmation of a new subscription, each history request in
+	// progress, and, while restored is set, a restored subscription's
+	// first history request (or restoreHold running out).
+	pending   int
+	restored  bool
+	held      []heldFrame
+	heldBytes int
+}
+
+// heldFrame is a live publication's frame held back, with its position.
+type heldFrame struct {
+	frame  []byte
+	epoch  string
+	offset uint64
+}
+
+// maxHeldBytes bounds the live messages one subscription holds back while
+// its history is replayed (at most restoreHold after a restore).
+const maxHeldBytes = 4 << 20
 
 // historyRequest is the client's history field.
 type historyRequest struct {
@@ -47,7 +71,7 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 	stream := sub.Stream
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	ctx, cancel := s.brokerContext()
 	defer cancel()
 	var pubs []protocol.Publication
 	switch {
@@ -79,6 +103,15 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 		sub.replay.restored = false
 		sub.replay.pending--
 	}
+	s.finishReplay(sub)
+}
+
+// confirm sends the confirmation of sub, then the live messages held
+// meanwhile.
+func (s *Session) confirm(identifier string, sub *subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Send(protocol.Confirm(identifier))
 	s.finishReplay(sub)
 }
 

@@ -1,25 +1,10 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
+
 	"github.com/cablehub/cablehub/server/protocol"
 )
-
-// whisper relays client data to the other subscribers of a stream that
-// allows it, as a transient publication that skips the sender.
-func (s *Session) whisper(cmd *protocol.Command) {
-	s.mu.Lock()
-	sub, ok := s.subs[cmd.Identifier]
-	s.mu.Unlock()
-	if !ok || !sub.Whisper || len(cmd.Data) == 0 {
-		return
-	}
-	pub := protocol.Publication{Stream: sub.Stream, Data: string(cmd.Data), ExcludeSocket: s.sid, Transient: true}
-	if err := s.node.Broadcast(context.Background(), []protocol.Publication{pub}); err != nil {
-		s.node.log.Warn("whisper not delivered", "sid", s.sid, "error", err)
-	}
-}
 
 // perform runs a channel action. Performing actions needs an application
 // back end in AnyCable and the built-in channels have none, so they are
@@ -47,7 +32,9 @@ func (s *Session) perform(cmd *protocol.Command) {
 	case "broadcast":
 		msg, _ := json.Marshal(data)
 		pub := protocol.Publication{Stream: sub.Stream, Data: string(msg), Transient: true}
-		if err := s.node.Broadcast(context.Background(), []protocol.Publication{pub}); err != nil {
+		ctx, cancel := s.brokerContext()
+		defer cancel()
+		if err := s.node.Broadcast(ctx, []protocol.Publication{pub}); err != nil {
 			s.node.log.Warn("benchmark broadcast not delivered", "sid", s.sid, "error", err)
 		}
 		data["action"] = "broadcastResult"

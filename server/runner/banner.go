@@ -1,0 +1,72 @@
+package runner
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/cablehub/cablehub/server/api"
+)
+
+// The startup lines are an interface: the end-to-end and JavaScript
+// suites, and tools waiting for a server, parse them (TestStartupBanner
+// pins them).
+
+// logStarting logs what is about to start and the configuration's
+// warnings, before any listener is bound.
+func (r *Runner) logStarting() {
+	cfg := r.cfg
+	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)))
+	if cfg.Server.Public {
+		r.log.Warn("Server is running in the public mode")
+	}
+	if cfg.JWT.Secret != "" {
+		r.log.Info(fmt.Sprintf("JWT authentication is enabled (param: %s, enforced: %t)", cfg.JWT.Param, cfg.JWT.Enforce))
+	}
+	if cfg.Server.Noauth {
+		r.log.Info("connection authentication is disabled")
+	}
+	for _, w := range startupWarnings(cfg) {
+		r.log.Warn(w)
+	}
+	r.log.Info(r.describe)
+	r.log.Info(r.pubsub.Describe())
+}
+
+// logServing logs where each part is served, once every listener is bound.
+// The health line comes last: tools waiting for startup may take it as
+// "ready".
+func (r *Runner) logServing(listeners []bound, auth *api.Auth) {
+	cfg := r.cfg
+	mode := "authorization required"
+	if !auth.Required() {
+		mode = "no authorization"
+	}
+	if r.APIAddr != "" {
+		apiMode := mode
+		if !auth.Required() {
+			r.log.Warn("API server is running without authentication")
+		}
+		if cfg.Gateway.CORS {
+			apiMode += ", CORS enabled"
+		}
+		r.log.Info(fmt.Sprintf("Handle API requests at http://%s%s (%s)", r.APIAddr, cfg.Gateway.Prefix, apiMode), "context", "api")
+	}
+	for _, b := range listeners {
+		if !b.spec.serves(partGRPC) {
+			continue
+		}
+		kind := "h2c, shared with the REST API"
+		if b.spec.grpcOnly {
+			kind = "dedicated listener"
+		}
+		r.log.Info(fmt.Sprintf("Handle gRPC API requests at %s (%s, %s)", r.GRPCAddr, mode, kind), "context", "grpc")
+	}
+	for _, p := range cfg.Server.Paths {
+		r.log.Info(fmt.Sprintf("Handle WebSocket connections at http://%s%s (clients connect to ws://%s%s)", r.MainAddr, p, r.MainAddr, p))
+	}
+	if r.MetricsAddr != "" {
+		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.Metrics.Path))
+	}
+	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.Server.HealthPath))
+}

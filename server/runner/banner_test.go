@@ -1,0 +1,151 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cablehub/cablehub/server/config"
+)
+
+// logLines is a slog handler keeping each record as "LEVEL msg k=v ...".
+type logLines struct {
+	mu    *sync.Mutex
+	lines *[]string
+	attrs []slog.Attr
+}
+
+func newLogLines() logLines { return logLines{mu: &sync.Mutex{}, lines: &[]string{}} }
+
+func (h logLines) Enabled(context.Context, slog.Level) bool { return true }
+func (h logLines) WithGroup(string) slog.Handler            { return h }
+func (h logLines) WithAttrs(as []slog.Attr) slog.Handler {
+	h.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return h
+}
+
+func (h logLines) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s=%s", a.Key, a.Value)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%s", a.Key, a.Value)
+		return true
+	})
+	h.mu.Lock()
+	*h.lines = append(*h.lines, b.String())
+	h.mu.Unlock()
+	return nil
+}
+
+func (h logLines) get() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), *h.lines...)
+}
+
+var (
+	pidLine = regexp.MustCompile(`\(pid: \d+, gomaxprocs: \d+\)`)
+	epoch   = regexp.MustCompile(`epoch: [^,]+`)
+)
+
+// TestStartupBanner pins the startup log lines: the end-to-end and
+// JavaScript suites, and tools waiting for a server, parse them. Bound
+// addresses are shown as {MAIN}, {API}, {GRPC} and {METRICS}.
+func TestStartupBanner(t *testing.T) {
+	api, grpcPort, metricsPort := freePort(t), freePort(t), freePort(t)
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"public, shared", []string{"--public"}, []string{
+			"INFO Starting Cablehub VERSION (pid: PID)",
+			"WARN Server is running in the public mode",
+			"INFO connection authentication is disabled",
+			"WARN signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set",
+			"WARN --public without --api_secret or --secret: the API on the main port accepts calls without a token",
+			"INFO Using in-memory broker (epoch: EPOCH, history limit: 100, history ttl: 300s, sessions ttl: 300s, presence ttl: 15s)",
+			"INFO Using local pub/sub (single node)",
+			"WARN API server is running without authentication",
+			"INFO Handle API requests at http://{MAIN}/api (no authorization) context=api",
+			"INFO Handle gRPC API requests at {MAIN} (no authorization, h2c, shared with the REST API) context=grpc",
+			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
+			"INFO Handle health requests at http://{MAIN}/health",
+		}},
+		{"dedicated ports", []string{"--secret", "s", "--broker", "none", "--api_port", strconv.Itoa(api), "--grpc_port", strconv.Itoa(grpcPort),
+			"--metrics_http", "/metrics", "--metrics_port", strconv.Itoa(metricsPort), "--api_cors_headers", "--path", "/cable,/ws"}, []string{
+			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO JWT authentication is enabled (param: jid, enforced: false)",
+			"INFO Using no-op broker (no history, presence or session restore)",
+			"INFO Using local pub/sub (single node)",
+			"INFO Handle API requests at http://{API}/api (authorization required, CORS enabled) context=api",
+			"INFO Handle gRPC API requests at {GRPC} (authorization required, dedicated listener) context=grpc",
+			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
+			"INFO Handle WebSocket connections at http://{MAIN}/ws (clients connect to ws://{MAIN}/ws)",
+			"INFO Serve metrics at http://{METRICS}/metrics",
+			"INFO Handle health requests at http://{MAIN}/health",
+		}},
+		{"no API, gRPC port, metrics on main", []string{"--jwt_secret", "j", "--enforce_jwt", "--broker", "none", "--grpc_port", strconv.Itoa(grpcPort),
+			"--metrics_http", "/m", "--pprof"}, []string{
+			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO JWT authentication is enabled (param: jid, enforced: true)",
+			"WARN signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set",
+			"WARN the gRPC API on --grpc_port accepts calls without a token (no --api_secret or --secret): anyone who can reach that port can publish and disconnect clients",
+			"INFO Using no-op broker (no history, presence or session restore)",
+			"INFO Using local pub/sub (single node)",
+			"INFO Handle gRPC API requests at {GRPC} (no authorization, dedicated listener) context=grpc",
+			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
+			"INFO Serve metrics at http://{MAIN}/m",
+			"INFO Handle health requests at http://{MAIN}/health",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := config.Parse(append([]string{"--host", "127.0.0.1", "--port", "0"}, c.args...), func(string) string { return "" }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := newLogLines()
+			r, err := New(cfg, slog.New(logs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := logs.get()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := r.Shutdown(ctx); err != nil {
+				t.Error(err)
+			}
+			scrub := strings.NewReplacer("Cablehub "+Version+" ", "Cablehub VERSION ")
+			addrs := map[string]string{"MAIN": r.MainAddr, "API": r.APIAddr, "GRPC": r.GRPCAddr, "METRICS": r.MetricsAddr}
+			for i, l := range got {
+				l = pidLine.ReplaceAllString(scrub.Replace(l), "(pid: PID)")
+				l = epoch.ReplaceAllString(l, "epoch: EPOCH")
+				got[i] = l
+			}
+			want := make([]string, len(c.want))
+			for i, w := range c.want {
+				for k, addr := range addrs {
+					w = strings.ReplaceAll(w, "{"+k+"}", addr)
+				}
+				want[i] = w
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("startup lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
