@@ -6,7 +6,7 @@ GO_PACKAGES := ./...
 # Time each fuzz target runs for in `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build generate generated-dirs lint test test-short test-python test-ruby test-typescript bench fuzz tools
+.PHONY: all build generate generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools
 
 all: lint test build
 
@@ -37,6 +37,13 @@ lint:
 	go vet $(GO_PACKAGES)
 	$(STATICCHECK) $(GO_PACKAGES)
 	$(BUF) lint
+
+# The fast tier: every package but the end-to-end suite, with -short, so
+# that nothing has to run (no Redis, NATS, node or built binary; tests that
+# need Redis skip themselves). make test runs all of it and everything else.
+UNIT_PACKAGES = $(shell go list ./... | grep -v '/e2e$$')
+test-unit:
+	go test -race -short -count=1 $(UNIT_PACKAGES)
 
 # The whole test suite: Go tests with the race detector (the Go end-to-end
 # tests build their own binary), then the real JavaScript clients in e2e/js

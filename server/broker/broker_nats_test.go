@@ -14,7 +14,6 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cablehub/cablehub/server/protocol"
 )
@@ -295,8 +294,7 @@ func BenchmarkStampAndPublish(b *testing.B) {
 		run(b, nb)
 	})
 	b.Run("redis", func(b *testing.B) {
-		client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 2})
-		defer client.Close()
+		client := testRedis(b, 2)
 		prefix := fmt.Sprintf("cablehub-bench:%d:", time.Now().UnixNano())
 		defer func() {
 			keys, _ := client.Keys(context.Background(), prefix+"*").Result()

@@ -21,8 +21,7 @@ const epochDB = 11
 // two nodes of a cluster see Redis, and a client on that DB.
 func twoRedisNodes(t *testing.T) (*Redis, *Redis, *redis.Client) {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: epochDB})
-	t.Cleanup(func() { client.Close() })
+	client := testRedis(t, epochDB)
 	if err := client.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatalf("Redis at 127.0.0.1:6379: %v", err)
 	}

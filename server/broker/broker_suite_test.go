@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
@@ -50,12 +48,8 @@ func eachBroker(t *testing.T, opts MemoryOptions, f func(t *testing.T, c suiteCa
 		f(t, suiteCase{b: m, clock: c, epoch: m.Epoch, expire: func() []PresenceLeft { return m.expirePresence(c.t) }})
 	})
 	t.Run("redis", func(t *testing.T) {
-		client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 2})
-		t.Cleanup(func() { client.Close() })
+		client := testRedis(t, 2)
 		ctx := context.Background()
-		if err := client.Ping(ctx).Err(); err != nil {
-			t.Fatalf("Redis at 127.0.0.1:6379: %v", err)
-		}
 		prefix := fmt.Sprintf("cablehub-test:%s:%d:", t.Name(), time.Now().UnixNano())
 		t.Cleanup(func() {
 			keys, _ := client.Keys(ctx, prefix+"*").Result()
