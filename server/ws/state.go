@@ -36,7 +36,8 @@ const (
 //	deferred -> idle       flushInline (Serve), or end
 //	idle     -> blocking   kick, goroutine path: go writeLoop
 //	idle     -> flushing   flushRaw took output to write
-//	flushing -> idle       flushRaw wrote it all, or failed and ended the connection
+//	flushing -> idle       flushRaw wrote it all, failed and ended the connection, or
+//	                       found it ended when the socket was full
 //	flushing -> blocking   flushRaw: the socket took part; go writeLoop with the rest
 //	blocking -> idle       writeLoop: nothing left, the connection ended, or a write failed or timed out
 //
