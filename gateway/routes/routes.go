@@ -123,17 +123,18 @@ func (r Route) Fits(escaped string) bool {
 	if i < 0 {
 		return false
 	}
-	got := strings.Split(escaped[i+1:], "/")
-	want := strings.Split(r.Path[1:], "/")
-	if len(got) != len(want) {
-		return false
-	}
-	for k, w := range want {
-		if isParam(w) && got[k] == "" || !isParam(w) && got[k] != w {
+	got, want := escaped[i+1:], r.Path[1:]
+	for {
+		g, gotRest, gotMore := strings.Cut(got, "/")
+		w, wantRest, wantMore := strings.Cut(want, "/")
+		if isParam(w) && g == "" || !isParam(w) && g != w {
 			return false
 		}
+		if !wantMore || !gotMore {
+			return wantMore == gotMore // as many segments as the route
+		}
+		got, want = gotRest, wantRest
 	}
-	return true
 }
 
 // Template is the path with each parameter written <name>, for messages:

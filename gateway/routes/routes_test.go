@@ -56,6 +56,9 @@ func TestFits(t *testing.T) {
 		{presence, "/api/presence/chat/users/", false},
 		{presence, "/api/presence/chat/user", false},
 		{presence, "/api/presence/", false},
+		{presence, "/api/presence/chat", false},
+		{presence, "/api/presence/chat/users/x", false},
+		{presence, "/api/presence/chat//users", false},
 		{publish, "/api/publish", true},
 	} {
 		if got := tc.route.Fits(tc.escaped); got != tc.want {
@@ -139,5 +142,12 @@ func TestTableIsDocumented(t *testing.T) {
 	slices.Sort(fromTable)
 	if !slices.Equal(documented, fromTable) {
 		t.Errorf("documented:\n%s\nroute table:\n%s", strings.Join(documented, "\n"), strings.Join(fromTable, "\n"))
+	}
+}
+
+func TestFitsDoesNotAllocate(t *testing.T) {
+	presence, _ := routes.New().Find(routes.GetPresence)
+	if n := testing.AllocsPerRun(100, func() { presence.Fits("/api/presence/chat%2F1/users") }); n != 0 {
+		t.Errorf("Fits allocates %v times", n)
 	}
 }
