@@ -7,8 +7,9 @@
 // transcoder cannot know: CORS, the method (422 before auth), the bearer
 // token (401 before the body is even read, so an unauthenticated caller
 // learns nothing about body validation), and the body's size limit (413)
-// and time limit (408). The OpenAPI description of these routes is served
-// at {prefix}/openapi.json, without a token (openapi.go).
+// and time limit (408). What the routes are (method, path, token) is the
+// routes package's table. The OpenAPI description of these routes is
+// served at {prefix}/openapi.json, without a token (openapi.go).
 package gateway
 
 import (
@@ -29,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cablehub/cablehub/gateway/routes"
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 	"github.com/cablehub/cablehub/server/origins"
 )
@@ -69,8 +71,9 @@ func DefaultOptions() Options {
 
 // Gateway is the REST API handler; mount it at Options.Prefix.
 type Gateway struct {
-	opts Options
-	mux  *runtime.ServeMux
+	opts   Options
+	mux    *runtime.ServeMux
+	routes routes.Table
 	// openAPI is the served description (servedDocument).
 	openAPI []byte
 }
@@ -99,18 +102,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{opts: opts, mux: mux, openAPI: doc}, nil
-}
-
-// route is the method an API path family answers to, "" for no route.
-func (g *Gateway) route(rel string) string {
-	switch {
-	case rel == "/publish", rel == "/disconnect":
-		return http.MethodPost
-	case strings.HasPrefix(rel, "/presence/"), rel == openAPIPath:
-		return http.MethodGet
-	}
-	return ""
+	return &Gateway{opts: opts, mux: mux, routes: routes.New(), openAPI: doc}, nil
 }
 
 // ServeHTTP answers requests whose path starts with the prefix.
@@ -119,49 +111,59 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// discarding what an early answer left unread) is bounded.
 	liftBodyDeadline := g.bodyDeadline(w, r)
 	rel, ok := strings.CutPrefix(r.URL.Path, g.opts.Prefix)
-	method := ""
+	var route routes.Route
 	if ok {
-		method = g.route(rel)
+		route, ok = g.routes.Lookup(rel)
 	}
-	if method == "" {
+	if !ok {
 		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: "+r.URL.Path)
 		return
 	}
 	if g.opts.CORS {
-		g.corsHeaders(w, r, method)
+		g.corsHeaders(w, r, route.Method)
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
 	}
-	if rel == openAPIPath {
+	if route.Operation == routes.GetOpenAPI {
 		g.serveOpenAPI(w, r)
 		return
 	}
-	if r.Method != method {
+	if r.Method != route.Method {
 		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
-			fmt.Sprintf("method %s is not allowed here, use %s", r.Method, method))
+			fmt.Sprintf("method %s is not allowed here, use %s", r.Method, route.Method))
 		return
 	}
-	if !g.opts.Auth.Allowed(r.Header.Get("Authorization")) {
+	if route.Auth && !g.opts.Auth.Allowed(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeError(w, http.StatusUnauthorized, codes.Unauthenticated, "missing or invalid API token: send Authorization: Bearer <api secret>")
 		return
 	}
-	if method == http.MethodGet && !presencePath(rel, r.URL.EscapedPath()) {
-		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: use "+g.opts.Prefix+"/presence/<stream>/users, with a \"/\" in the stream name sent as %2F")
+	if !route.Fits(r.URL.EscapedPath()) {
+		writeError(w, http.StatusNotFound, codes.NotFound, g.misfit(route))
 		return
 	}
-	if method == http.MethodPost {
+	if route.Method == http.MethodPost {
 		body, ok := g.readBody(w, r)
 		if ok {
 			liftBodyDeadline()
 		}
-		if !ok || rel == "/publish" && !g.routeCommand(w, r, body) {
+		if !ok || route.Operation == routes.Publish && !g.routeCommand(w, r, body) {
 			return
 		}
 	}
 	http.StripPrefix(g.opts.Prefix, g.mux).ServeHTTP(w, r)
+}
+
+// misfit is the message for a path Lookup gave a route that it does not
+// fit: the shape to use, and how to send a "/" in a parameter.
+func (g *Gateway) misfit(route routes.Route) string {
+	msg := "no such API endpoint: use " + g.opts.Prefix + route.Template()
+	for _, p := range route.Params() {
+		msg += ", with a \"/\" in the " + p + " name sent as %2F"
+	}
+	return msg
 }
 
 // routeCommand lets the publish endpoint take AnyCable's remote commands,
@@ -189,26 +191,12 @@ func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request, body []by
 	if len(payload) == 0 {
 		payload = json.RawMessage("{}")
 	}
-	r.URL.Path = g.opts.Prefix + "/disconnect"
+	disconnect, _ := g.routes.Find(routes.Disconnect)
+	r.URL.Path = g.opts.Prefix + disconnect.Path
 	r.URL.RawPath = ""
 	r.Body = io.NopCloser(bytes.NewReader(payload))
 	r.ContentLength = int64(len(payload))
 	return true
-}
-
-// presencePath reports whether a request path is exactly
-// {prefix}/presence/<one non-empty segment>/users. The segment is checked in
-// the escaped path, so "chat%2F1" is one segment (stream "chat/1").
-func presencePath(rel, escaped string) bool {
-	if !strings.HasPrefix(rel, "/presence/") {
-		return false
-	}
-	i := strings.Index(escaped, "/presence/")
-	if i < 0 {
-		return false
-	}
-	parts := strings.Split(escaped[i+1:], "/")
-	return len(parts) == 3 && parts[0] == "presence" && parts[1] != "" && parts[2] == "users"
 }
 
 // corsHeaders adds the CORS response headers for a route answering method.

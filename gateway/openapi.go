@@ -12,12 +12,6 @@ import (
 	"github.com/cablehub/cablehub/gen/openapi"
 )
 
-// openAPIPath is where, under the prefix, the gateway serves the OpenAPI
-// description of its routes (gen/openapi): without a token, since it
-// tells nothing about streams, so that tools can read it before they have
-// one.
-const openAPIPath = "/openapi.json"
-
 // servedDocument is the generated description with servers naming prefix,
 // the --api_path in use, so it is true whatever that is. The top-level
 // keys keep the generated order; a key this struct does not know fails

@@ -6,9 +6,11 @@
 // The description is derived from the proto: messages become schemas with
 // the proto comments as descriptions and proto field names as JSON names,
 // and the paths come from the grpc-gateway HTTP rules (the http_config
-// option, proto/cablehub/v1/http.yaml). What the gateway adds on top
-// (statuses, the error body, the bearer scheme, the publish body's forms,
-// the openapi.json route itself) is written once in facts.go and paths.go.
+// option, proto/cablehub/v1/http.yaml), checked against the gateway's route
+// table (gateway/routes), which also gives the operations that need no
+// token and the openapi.json route itself. What the gateway adds on top
+// (statuses, the error body, the bearer scheme, the publish body's forms)
+// is written once in facts.go and paths.go.
 package main
 
 import (
@@ -16,10 +18,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/types/pluginpb"
+
+	"github.com/cablehub/cablehub/gateway/routes"
 )
 
 // Output names, relative to the plugin's out directory (gen/openapi).
@@ -40,7 +45,7 @@ func main() {
 		if err != nil {
 			return err
 		}
-		doc, err := build(p, rules)
+		doc, err := build(p, rules, routes.New())
 		if err != nil {
 			return err
 		}
@@ -80,6 +85,8 @@ type rule struct {
 	Body     string `yaml:"body"`
 }
 
+// method returns the rule's lower-case HTTP method (an OpenAPI path item
+// key) and path.
 func (r rule) method() (method, path string, err error) {
 	switch {
 	case r.Get != "" && r.Post == "":
@@ -114,4 +121,30 @@ func readRules(path string) ([]rule, error) {
 		return nil, fmt.Errorf("%s: no http rules", path)
 	}
 	return cfg.HTTP.Rules, nil
+}
+
+// sameRoutes checks that the rules and the route table's RPC routes are
+// the same routes: grpc-gateway's mux is generated from the rules, while
+// the gateway's checks and metrics read the table.
+func sameRoutes(rules []rule, table routes.Table) error {
+	rpcs := 0
+	for _, route := range table {
+		if route.RPC != "" {
+			rpcs++
+		}
+	}
+	if rpcs != len(rules) {
+		return fmt.Errorf("%d http rules, %d RPC routes in gateway/routes", len(rules), rpcs)
+	}
+	for _, r := range rules {
+		verb, path, err := r.method()
+		if err != nil {
+			return err
+		}
+		route, ok := table.Lookup(path)
+		if !ok || route.RPC != r.Selector || route.Path != path || !strings.EqualFold(route.Method, verb) {
+			return fmt.Errorf("rule %s (%s %s) is not a route of gateway/routes", r.Selector, verb, path)
+		}
+	}
+	return nil
 }

@@ -10,10 +10,9 @@ import (
 
 	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/reflect/protoreflect"
-)
 
-// openAPIPath is where the server serves the document, under --api_path.
-const openAPIPath = "/openapi.json"
+	"github.com/cablehub/cablehub/gateway/routes"
+)
 
 func newEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
@@ -23,8 +22,9 @@ func newEncoder(w io.Writer) *json.Encoder {
 }
 
 // build assembles the document from the plugin's files (the service the
-// rules select must be among the files to generate) and the HTTP rules.
-func build(p *protogen.Plugin, rules []rule) (*document, error) {
+// rules select must be among the files to generate), the HTTP rules and
+// the gateway's route table, which must agree with the rules.
+func build(p *protogen.Plugin, rules []rule, table routes.Table) (*document, error) {
 	methods := map[string]*protogen.Method{}
 	var file *protogen.File
 	var service *protogen.Service
@@ -63,6 +63,9 @@ func build(p *protogen.Plugin, rules []rule) (*document, error) {
 			SecuritySchemes: map[string]securityScheme{"bearer": {Type: "http", Scheme: "bearer", Description: bearerDescription}},
 		},
 	}
+	if err := sameRoutes(rules, table); err != nil {
+		return nil, err
+	}
 	for _, r := range rules {
 		m, ok := methods[r.Selector]
 		if !ok {
@@ -72,10 +75,15 @@ func build(p *protogen.Plugin, rules []rule) (*document, error) {
 		if err != nil {
 			return nil, err
 		}
+		route, _ := table.Lookup(path)
+		if route.Operation != m.GoName {
+			return nil, fmt.Errorf("rule %s: the route table names the operation %s", r.Selector, route.Operation)
+		}
 		op, err := rpcOperation(ss, service, m, r, path)
 		if err != nil {
 			return nil, err
 		}
+		op.Security = security(route)
 		item := doc.Paths[path]
 		if item == nil {
 			item = &pathItem{Options: preflight(m.GoName)}
@@ -87,7 +95,11 @@ func build(p *protogen.Plugin, rules []rule) (*document, error) {
 			item.Post = op
 		}
 	}
-	doc.Paths[openAPIPath] = &pathItem{Get: openAPIOperation(), Options: preflight("GetOpenAPI")}
+	desc, ok := table.Find(routes.GetOpenAPI)
+	if !ok {
+		return nil, fmt.Errorf("the route table has no %s route", routes.GetOpenAPI)
+	}
+	doc.Paths[desc.Path] = &pathItem{Get: openAPIOperation(desc), Options: preflight(desc.Operation)}
 	if ss.err != nil {
 		return nil, ss.err
 	}
@@ -225,14 +237,23 @@ func preflight(id string) *operation {
 	}
 }
 
+// security is an operation's security requirement: nil (the document's,
+// the bearer token) for a route that needs the token, none otherwise.
+func security(route routes.Route) *[]secReq {
+	if route.Auth {
+		return nil
+	}
+	return &[]secReq{}
+}
+
 // openAPIOperation is the route that serves this document.
-func openAPIOperation() *operation {
+func openAPIOperation(route routes.Route) *operation {
 	return &operation{
-		OperationID: "GetOpenAPI",
+		OperationID: route.Operation,
 		Summary:     "This description",
 		Description: "This OpenAPI document, with servers naming the --api_path in use. No token is needed. " +
 			"HEAD is answered too.",
-		Security: &[]secReq{},
+		Security: security(route),
 		Responses: map[string]*response{
 			"200": {Description: "The document.", Content: jsonContent(&schema{Type: "object",
 				Required: []string{"openapi", "info", "servers", "paths"}})},

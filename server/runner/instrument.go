@@ -10,25 +10,25 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	apiroutes "github.com/cablehub/cablehub/gateway/routes"
 	"github.com/cablehub/cablehub/server/metrics"
 )
 
 // instrument counts REST API requests and their latency by route and status
-// code. Routes are the endpoint families, so stream names never become
-// label values.
+// code. The route label is the table's label of the route the path belongs
+// to (apiroutes.Table.Lookup), so stream names never become label values. The
+// path is read after the gateway has handled the request: a remote
+// disconnect command sent to the publish route counts as "disconnect", the
+// route the gateway rewrote it to.
 func instrument(h http.Handler, prefix string, m *metrics.Metrics) http.Handler {
+	table := apiroutes.New()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, req)
-		route := "other"
-		switch rel := strings.TrimPrefix(req.URL.Path, prefix); {
-		case rel == "/publish":
-			route = "publish"
-		case rel == "/disconnect":
-			route = "disconnect"
-		case strings.HasPrefix(rel, "/presence/"):
-			route = "presence"
+		route := apiroutes.OtherLabel
+		if rt, ok := table.Lookup(strings.TrimPrefix(req.URL.Path, prefix)); ok {
+			route = rt.Label
 		}
 		code := strconv.Itoa(rec.code)
 		m.APIRequests.WithLabelValues(route, code).Inc()

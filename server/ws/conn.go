@@ -24,7 +24,9 @@ const closeGrace = 2 * time.Second
 // (see Serve) then runs once, never while a message handler is running.
 // A connection that ends after its close frame went out shuts its socket
 // in order, so the client gets that frame (see lingerClose); on Abort or a
-// failed write the socket is closed at once.
+// failed write the socket is closed at once. Who writes, where the
+// connection is in its life and whether end is due are three state
+// machines, with their transitions, in state.go.
 type Conn struct {
 	t           *Transport
 	nc          net.Conn
@@ -48,20 +50,22 @@ type Conn struct {
 	closeFrame []byte   // payload of the close frame to send after the queue
 	prefix     []byte   // the handshake response, sent with the first frames
 	backlog    []byte   // encoded bytes a non-blocking write could not send
-	scheduled  bool     // on the flusher's list
-	writing    bool     // a goroutine is writing: the others leave output to it
-	deferFlush bool     // the goroutine handling the connection writes on its way out
-	closing    bool     // a close frame is queued or sent: no more frames
-	closeSent  bool
-	peerDone   bool // end as soon as our close frame is out: the client closed or broke the protocol
-	finished   bool
-	serving    bool
-	readers    int // readers running
-	ended      bool
-	onEnd      func()
-	onSlow     func()
-	slowFrame  []byte // the last slowFrame given to Send
-	watch      watchState
+	// The state machines (state.go).
+	writer   writer
+	phase    phase
+	endState endState
+	// scheduled: on the flusher's list, until the flusher takes it
+	// (flushFrom); kick lists a connection once.
+	scheduled bool
+	// peerDone: the client sent its close frame or broke the protocol, so
+	// the connection ends as soon as our close frame is out, without
+	// waiting for an answer.
+	peerDone  bool
+	readers   int // readers consuming input; end waits for them
+	onEnd     func()
+	onSlow    func()
+	slowFrame []byte // the last slowFrame given to Send
+	watch     watchState
 }
 
 // Subprotocol is the negotiated subprotocol ("" when none).
@@ -86,7 +90,7 @@ func (c *Conn) Send(frame []byte, slowFrame []byte) bool {
 	if slowFrame != nil {
 		c.slowFrame = slowFrame
 	}
-	if c.closing {
+	if c.phase != phaseOpen {
 		c.mu.Unlock()
 		return false
 	}
@@ -95,7 +99,7 @@ func (c *Conn) Send(frame []byte, slowFrame []byte) bool {
 		clear(c.queue)
 		c.queue = append(c.queue[:0], slowFrame)
 		c.pending = len(slowFrame)
-		c.closing = true
+		c.phase = phaseClosing
 		c.closeFrame = closePayload(closeNormal, "")
 		onSlow := c.onSlow
 		c.kick()
@@ -118,10 +122,10 @@ func (c *Conn) Send(frame []byte, slowFrame []byte) bool {
 func (c *Conn) Close(code int, reason string, last []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.phase != phaseOpen {
 		return
 	}
-	c.closing = true
+	c.phase = phaseClosing
 	if last != nil {
 		c.queue = append(c.queue, last)
 	}
@@ -139,16 +143,16 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 	c.mu.Lock()
 	c.handle = handle
 	c.onEnd = end
-	c.serving = true
-	if c.finished {
-		run := !c.ended
-		c.ended = true
+	if c.phase == phaseEnded {
+		run := c.endState == endUnset
+		c.endState = endRun
 		c.mu.Unlock()
 		if run && end != nil {
 			go end()
 		}
 		return
 	}
+	c.endState = endArmed
 	c.watchFromServe()
 	if c.raw != nil {
 		c.mu.Unlock()
@@ -165,9 +169,11 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 	go c.readLoop()
 }
 
-// kick makes sure queued output will be written; c.mu is held.
+// kick makes sure queued output will be written; c.mu is held. Output
+// queued while a writer runs, or is due (deferred, or the connection is
+// listed), is left to it.
 func (c *Conn) kick() {
-	if c.finished || c.writing || c.scheduled || c.deferFlush {
+	if c.phase == phaseEnded || c.writer != writerIdle || c.scheduled {
 		return
 	}
 	if c.flusher != nil {
@@ -175,7 +181,7 @@ func (c *Conn) kick() {
 		c.flusher.add(c)
 		return
 	}
-	c.writing = true
+	c.writer = writerBlocking
 	go c.writeLoop(false)
 }
 
@@ -203,10 +209,10 @@ func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
 	frames = len(c.queue)
 	c.queue = c.queue[:0]
 	c.pending = 0
-	if c.closeFrame != nil && !c.closeSent {
+	if c.closeFrame != nil && c.phase < phaseCloseSent {
 		dst = appendFrame(dst, opClose, c.closeFrame)
 		c.closeFrame = nil
-		c.closeSent = true
+		c.advance(phaseCloseSent)
 		closed = true
 	}
 	return dst, frames, bytes, closed
@@ -220,7 +226,7 @@ func (c *Conn) sent(frames, bytes int) {
 
 // hasOutput reports whether anything waits to be written; c.mu is held.
 func (c *Conn) hasOutput() bool {
-	return len(c.queue) > 0 || c.prefix != nil || c.pong != nil || c.watch.ping || (c.closeFrame != nil && !c.closeSent)
+	return len(c.queue) > 0 || c.prefix != nil || c.pong != nil || c.watch.ping || (c.closeFrame != nil && c.phase < phaseCloseSent)
 }
 
 // flushFrom writes the queue on flusher f's goroutine.
@@ -236,7 +242,9 @@ func (c *Conn) flushFrom(f *flusher) {
 // anyway, so a reply (welcome, confirmation) needs no hand-off.
 func (c *Conn) flushInline() {
 	c.mu.Lock()
-	c.deferFlush = false
+	if c.writer == writerDeferred {
+		c.writer = writerIdle
+	}
 	out := c.hasOutput()
 	c.mu.Unlock()
 	if !out {
@@ -252,7 +260,7 @@ func (c *Conn) flushInline() {
 // What the socket does not take goes to a writer goroutine.
 func (c *Conn) flushRaw(w *rawWriter, scratch []byte) []byte {
 	c.mu.Lock()
-	if c.finished || c.writing {
+	if c.phase == phaseEnded || c.writer != writerIdle {
 		c.mu.Unlock()
 		return scratch
 	}
@@ -261,14 +269,14 @@ func (c *Conn) flushRaw(w *rawWriter, scratch []byte) []byte {
 		c.mu.Unlock()
 		return buf
 	}
-	c.writing = true
+	c.writer = writerFlushing
 	c.mu.Unlock()
 	n, err := w.write(c.raw, buf)
 	switch {
 	case err == nil:
 		c.sent(frames, bytes)
 		c.mu.Lock()
-		c.writing = false
+		c.writer = writerIdle
 		if c.hasOutput() {
 			c.kick()
 		}
@@ -279,18 +287,19 @@ func (c *Conn) flushRaw(w *rawWriter, scratch []byte) []byte {
 	case err == errWouldBlock:
 		c.sent(frames, bytes)
 		c.mu.Lock()
-		if c.finished {
-			c.writing = false
+		if c.phase == phaseEnded {
+			c.writer = writerIdle
 			c.mu.Unlock()
 			break
 		}
 		c.backlog = append([]byte(nil), buf[n:]...)
+		c.writer = writerBlocking
 		c.mu.Unlock()
 		go c.writeLoop(closed) // it owns writing until the queue is empty
 	default:
 		c.finish()
 		c.mu.Lock()
-		c.writing = false
+		c.writer = writerIdle
 		c.mu.Unlock()
 	}
 	return keepScratch(buf)
@@ -317,8 +326,8 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 	}()
 	for {
 		c.mu.Lock()
-		if c.finished {
-			c.writing = false
+		if c.phase == phaseEnded {
+			c.writer = writerIdle
 			c.mu.Unlock()
 			return
 		}
@@ -331,11 +340,10 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 		closed = closed || closeInBacklog
 		closeInBacklog = false
 		if len(buf) == 0 {
-			c.writing = false
+			c.writer = writerIdle
 			c.mu.Unlock()
 			return
 		}
-		c.writing = true
 		c.mu.Unlock()
 		*bp = buf
 		d := c.t.opts.WriteTimeout
@@ -354,7 +362,7 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 		if err != nil {
 			c.finish()
 			c.mu.Lock()
-			c.writing = false
+			c.writer = writerIdle
 			c.mu.Unlock()
 			return
 		}
@@ -376,8 +384,8 @@ func (c *Conn) writeLoop(closeInBacklog bool) {
 // socket stays full never sees why). It returns buf for reuse.
 func (c *Conn) cutSlow(buf []byte, n, framesFrom int) []byte {
 	c.mu.Lock()
-	slow := !c.closing && !c.finished
-	c.closing = true
+	slow := c.phase == phaseOpen
+	c.advance(phaseClosing)
 	clear(c.queue)
 	c.queue, c.pending, c.pong, c.watch.ping = c.queue[:0], 0, nil, false
 	onSlow, notice := c.onSlow, c.slowFrame
@@ -395,8 +403,10 @@ func (c *Conn) cutSlow(buf []byte, n, framesFrom int) []byte {
 		c.nc.SetWriteDeadline(time.Time{})
 	}
 	c.mu.Lock()
-	c.writing = false
-	c.closeSent = c.closeSent || err == nil
+	c.writer = writerIdle
+	if err == nil {
+		c.advance(phaseCloseSent)
+	}
 	c.mu.Unlock()
 	if err != nil {
 		c.finish()
@@ -445,19 +455,18 @@ func (c *Conn) finish() { c.end(false) }
 // end is finish; with linger the socket is closed by lingerClose instead.
 func (c *Conn) end(linger bool) {
 	c.mu.Lock()
-	if c.finished {
+	if c.phase == phaseEnded {
 		c.mu.Unlock()
 		return
 	}
-	c.finished = true
-	c.closing = true
+	c.phase = phaseEnded
+	if c.writer == writerDeferred {
+		c.writer = writerIdle // Serve, if it comes, writes nothing
+	}
 	c.queue, c.pending, c.backlog, c.pong, c.closeFrame = nil, 0, nil, nil, nil
 	c.watch.ping = false
 	c.unwatch()
-	run := c.serving && c.readers == 0 && !c.ended
-	if run {
-		c.ended = true
-	}
+	run := c.claimEnd()
 	end := c.onEnd
 	c.mu.Unlock()
 	if c.raw != nil {

@@ -189,7 +189,19 @@ func (s *testServer) shutdown(t *testing.T) {
 			}
 		}
 		checkGoroutines(t, s.baseline)
+		for i, sc := range all {
+			if w, p, e, r := sc.state(); w != writerIdle || p != phaseEnded || e != endRun || r != 0 {
+				t.Errorf("connection %d at rest: writer %d, phase %d, end %d, %d readers; want idle, ended, run, none", i, w, p, e, r)
+			}
+		}
 	})
+}
+
+// state returns the connection's state machines and reader count.
+func (sc *serverConn) state() (writer, phase, endState, int) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.writer, sc.phase, sc.endState, sc.readers
 }
 
 // checkGoroutines waits for the goroutine count to fall to baseline.
@@ -1127,6 +1139,7 @@ func TestSendAfterBlockedWrite(t *testing.T) {
 			}
 		}
 		eventually(t, testTimeout, "the blocked write to complete", func() bool { return written.Load() == int64(sent) })
+		eventually(t, testTimeout, "the writer to go idle", func() bool { w, _, _, _ := sc.state(); return w == writerIdle })
 		// Let the blocked write's deadline pass: it must not apply to
 		// later writes.
 		time.Sleep(writeTimeout + writeTimeout/4)

@@ -681,7 +681,7 @@ func BenchmarkAppendFrame(b *testing.B) {
 // queueing a shared frame and encoding it for the socket write. It does not
 // allocate.
 func BenchmarkSendAndEncode(b *testing.B) {
-	c := &Conn{t: NewTransport(Options{}), deferFlush: true}
+	c := &Conn{t: NewTransport(Options{}), writer: writerDeferred}
 	frame := []byte(`{"identifier":"{\"channel\":\"$pubsub\",\"stream_name\":\"chat/1\"}","message":{"text":"hello"}}`)
 	buf := make([]byte, 0, 4096)
 	b.SetBytes(int64(len(frame)))

@@ -15,7 +15,7 @@ const (
 func (c *Conn) startReading() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.finished {
+	if c.phase == phaseEnded {
 		return false
 	}
 	c.readers++
@@ -27,10 +27,7 @@ func (c *Conn) startReading() bool {
 func (c *Conn) doneReading() {
 	c.mu.Lock()
 	c.readers--
-	run := c.finished && c.readers == 0 && c.serving && !c.ended
-	if run {
-		c.ended = true
-	}
+	run := c.claimEnd()
 	end := c.onEnd
 	c.mu.Unlock()
 	if run && end != nil {
@@ -107,13 +104,13 @@ func (c *Conn) consume(data []byte) readState {
 func (c *Conn) isClosing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closing
+	return c.phase != phaseOpen
 }
 
 func (c *Conn) queuePong(payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.phase != phaseOpen {
 		return
 	}
 	// Never nil, even for an empty ping: nil means no pong is due.
@@ -147,15 +144,15 @@ func (c *Conn) closeFromRead(code int, reason string, dropQueued bool) readState
 // closeEarly is closeFromRead with c.mu held.
 func (c *Conn) closeEarly(code int, reason string, dropQueued bool) readState {
 	c.peerDone = true
-	if c.closeSent {
+	if c.phase >= phaseCloseSent {
 		return readDone
 	}
-	if !c.closing {
+	if c.phase == phaseOpen {
 		if dropQueued {
 			clear(c.queue)
 			c.queue, c.pending = c.queue[:0], 0
 		}
-		c.closing = true
+		c.phase = phaseClosing
 		c.closeFrame = closePayload(code, reason)
 	}
 	c.kick()
@@ -166,7 +163,7 @@ func (c *Conn) closeEarly(code int, reason string, dropQueued bool) readState {
 // its own: it reads what is there, then asks for the next event.
 func (c *Conn) readable() {
 	c.mu.Lock()
-	if c.finished {
+	if c.phase == phaseEnded {
 		c.mu.Unlock()
 		return
 	}
@@ -184,7 +181,7 @@ func (c *Conn) readable() {
 		// is ordered after this one's use of the frame reader.
 		c.mu.Lock()
 		err := error(nil)
-		if !c.finished {
+		if c.phase != phaseEnded {
 			err = c.t.poller.rearm(c)
 		}
 		c.mu.Unlock()

@@ -214,7 +214,7 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 		c.flusher = t.flushers[int(t.next.Add(1))%len(t.flushers)]
 		// The upgrading goroutine sends the handshake response together
 		// with the first frames (welcome or refusal) at Serve.
-		c.deferFlush = true
+		c.writer = writerDeferred
 	}
 	return c, nil
 }

@@ -147,7 +147,7 @@ func (w *watcher) close() {
 // its close handshake, which has bounds of its own.
 func (c *Conn) watchFromServe() {
 	w := c.t.watcher
-	if w == nil || w.firstTimeout == 0 || c.closing {
+	if w == nil || w.firstTimeout == 0 || c.phase != phaseOpen {
 		return
 	}
 	c.watch.silent = w.now()
@@ -205,7 +205,7 @@ func (c *Conn) track(frames, starts uint64) {
 		c.watch.silent = 0
 	}
 	c.watch.stuck = stuck
-	want := !c.finished && (c.watch.silent != 0 || stuck != 0)
+	want := c.phase != phaseEnded && (c.watch.silent != 0 || stuck != 0)
 	switch {
 	case want && !c.watch.watched:
 		w.add(c)
@@ -231,7 +231,7 @@ func (c *Conn) unwatch() {
 func (c *Conn) sweep(w *watcher, now instant) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.finished || c.closing {
+	if c.phase != phaseOpen {
 		return
 	}
 	s := &c.watch

@@ -1,0 +1,59 @@
+package runner
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestAPIRequestLabels pins the route label values of the REST request
+// metrics, which dashboards select on: each route's own, "other" for the
+// description and for paths without a route, and "disconnect" for a remote
+// disconnect command sent to the publish route, which the gateway answers
+// as the disconnect route.
+func TestAPIRequestLabels(t *testing.T) {
+	r := start(t, "--public", "--broker", "none")
+	api := "http://" + r.APIAddr + "/api"
+	requests := []struct{ method, path, body string }{
+		{"POST", "/publish", `{"stream":"chat","data":"1"}`},
+		{"GET", "/publish", ""},
+		{"POST", "/publish", `{"command":"disconnect","payload":{"identifier":"u1"}}`},
+		{"POST", "/disconnect", `{"identifier":"u2"}`},
+		{"GET", "/presence/chat/users", ""},
+		{"GET", "/presence/a/b/users", ""},
+		{"GET", "/openapi.json", ""},
+		{"GET", "/nope", ""},
+	}
+	for _, q := range requests {
+		req, err := http.NewRequest(q.method, api+q.path, strings.NewReader(q.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	rec := httptest.NewRecorder()
+	r.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var got []string
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, "cablehub_api_requests_total{") {
+			got = append(got, line)
+		}
+	}
+	want := []string{
+		`cablehub_api_requests_total{code="200",route="other"} 1`,
+		`cablehub_api_requests_total{code="201",route="disconnect"} 2`,
+		`cablehub_api_requests_total{code="201",route="publish"} 1`,
+		`cablehub_api_requests_total{code="404",route="other"} 1`,
+		`cablehub_api_requests_total{code="404",route="presence"} 1`,
+		`cablehub_api_requests_total{code="422",route="publish"} 1`,
+		`cablehub_api_requests_total{code="501",route="presence"} 1`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("request counts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
