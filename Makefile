@@ -6,7 +6,7 @@ GO_PACKAGES := ./...
 # Time each fuzz target runs for in `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: all build generate generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools
+.PHONY: all build generate breaking generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools
 
 all: lint test build
 
@@ -27,6 +27,14 @@ generate:
 	rm -rf $(GENERATED)
 	$(BUF) generate
 	gofmt -w gen
+
+# The proto's wire and source compatibility (buf's FILE rules) against a
+# git revision: the previous commit by default, as CI runs it, so a change
+# that breaks generated clients has to be made on purpose (by a commit CI
+# fails, or against an older BREAKING_AGAINST to see what changed since).
+BREAKING_AGAINST ?= HEAD~1
+breaking:
+	$(BUF) breaking --against '.git#ref=$(BREAKING_AGAINST),subdir=proto'
 
 generated-dirs:
 	@echo $(GENERATED)
