@@ -64,6 +64,13 @@ type Options struct {
 	// with NATS pub/sub), so a subscription's first publications wait
 	// gapWait to be sorted before it takes a position.
 	Reorder bool
+	// RestoreHold is how long a restored session holds the live messages of
+	// its subscriptions for the client's history request; zero is
+	// DefaultRestoreHold.
+	RestoreHold time.Duration
+	// GapWait is how long messages past an offset gap wait for the missing
+	// ones to arrive live before history is read; zero is DefaultGapWait.
+	GapWait time.Duration
 	// IdempotencyWindow is how long a publication's idempotency key makes
 	// publications with the same stream and key no-ops; 0 turns keys off
 	// (see IdempotencyStore).
@@ -85,6 +92,20 @@ func DefaultOptions() Options {
 		// identifiers, not for what the largest frames could make of them.
 		MaxCachedSession: 256 << 10,
 	}
+}
+
+func (o *Options) restoreHold() time.Duration {
+	if o.RestoreHold > 0 {
+		return o.RestoreHold
+	}
+	return DefaultRestoreHold
+}
+
+func (o *Options) gapWait() time.Duration {
+	if o.GapWait > 0 {
+		return o.GapWait
+	}
+	return DefaultGapWait
 }
 
 // defaultPingPrecision is the ping timestamp unit when Options leave it

@@ -155,7 +155,7 @@ func (s *Session) start(restored []string) {
 		s.node.timers.add(timer{s: s, kind: timerTouch}, s.node.opts.SessionsTTL/2)
 	}
 	if len(restored) > 0 {
-		s.node.timers.add(timer{s: s, kind: timerRestoreHold}, restoreHold)
+		s.node.timers.add(timer{s: s, kind: timerRestoreHold}, s.node.opts.restoreHold())
 	}
 }
 

@@ -13,15 +13,15 @@ import (
 // cluster pub/sub) or lost (a pub/sub reconnect dropped it). The client
 // must not simply get n+2: it would skip n+1 for good, since clients ask
 // history only from their last position. So messages past a gap are held;
-// if the gap is not closed by live messages within gapWait, the missing
+// if the gap is not closed by live messages within Options.GapWait, the missing
 // range is read from history. When history cannot serve it, the client is
 // told to reconnect from where it was (its position is still before the
 // gap), so its history request gets reject_history: the documented signal
 // that it must resynchronise.
 
-// gapWait is how long messages past a gap wait for the missing ones to
-// arrive live before history is asked.
-const gapWait = 200 * time.Millisecond
+// DefaultGapWait is how long messages past a gap wait for the missing ones
+// to arrive live before history is asked, when Options.GapWait is zero.
+const DefaultGapWait = 200 * time.Millisecond
 
 // gap is a subscription's messages held past a gap in its offsets.
 type gap struct {
@@ -49,7 +49,7 @@ func (s *Session) sendOrdered(sub *subscription, frame []byte, epoch string, off
 		return s.emit(frame)
 	case sub.epoch == "" && s.node.opts.Reorder:
 		// No position yet, and publications may cross on their way from
-		// two nodes: the first ones wait gapWait and go out sorted, so an
+		// two nodes: the first ones wait Options.GapWait and go out sorted, so an
 		// earlier one arriving second is not taken for one already sent.
 		s.holdPastGap(sub, heldFrame{frame: frame, epoch: epoch, offset: offset})
 		return true
@@ -131,7 +131,7 @@ func (s *Session) holdPastGap(sub *subscription, h heldFrame) {
 		g.filling = true
 		for id, other := range s.subs {
 			if other == sub {
-				s.node.timers.add(timer{s: s, kind: timerGap, identifier: id}, gapWait)
+				s.node.timers.add(timer{s: s, kind: timerGap, identifier: id}, s.node.opts.gapWait())
 				break
 			}
 		}
@@ -220,7 +220,7 @@ func (s *Session) startFromHeld(identifier string, sub *subscription) {
 		return
 	}
 	sub.gap.filling = true
-	s.node.timers.add(timer{s: s, kind: timerGap, identifier: identifier}, gapWait)
+	s.node.timers.add(timer{s: s, kind: timerGap, identifier: identifier}, s.node.opts.gapWait())
 }
 
 // resync tells the client to reconnect from its position before the gap,

@@ -12,7 +12,7 @@ type replay struct {
 	// pending counts what must happen before held messages go out: the
 	// confirmation of a new subscription, each history request in
 	// progress, and, while restored is set, a restored subscription's
-	// first history request (or restoreHold running out).
+	// first history request (or the restore hold running out).
 	pending   int
 	restored  bool
 	held      []heldFrame
@@ -27,7 +27,7 @@ type heldFrame struct {
 }
 
 // maxHeldBytes bounds the live messages one subscription holds back while
-// its history is replayed (at most restoreHold after a restore).
+// its history is replayed (at most Options.RestoreHold after a restore).
 const maxHeldBytes = 4 << 20
 
 // historyRequest is the client's history field.

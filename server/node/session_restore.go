@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// restoreHold is how long live messages of restored subscriptions wait for
-// the client's history request, so history and live messages arrive in
-// order.
-const restoreHold = 5 * time.Second
+// DefaultRestoreHold is how long live messages of restored subscriptions
+// wait for the client's history request, so history and live messages
+// arrive in order, when Options.RestoreHold is zero.
+const DefaultRestoreHold = 5 * time.Second
 
 // cacheDelay is how long after a subscription change the restore cache is
 // written. Writing it serialises every subscription, so writing on each
@@ -82,7 +82,7 @@ func (s *Session) cache() {
 }
 
 // restore subscribes the session to the cached identifiers, holding their
-// live messages until the client asks for history (or restoreHold passes),
+// live messages until the client asks for history (or Options.RestoreHold passes),
 // and returns the identifiers restored. Like subscribe, it stops at
 // Options.MaxSubscriptions.
 func (s *Session) restore(state *cachedState) []string {

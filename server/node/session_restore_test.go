@@ -81,10 +81,10 @@ func TestSessionRestoredOnce(t *testing.T) {
 }
 
 // A restored subscription whose history the client does not ask for gets
-// its held publications after restoreHold.
+// its held publications after Options.RestoreHold.
 func TestRestoreHoldEnds(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{SessionsTTL: time.Minute})
+	e := newEnv(t, Options{SessionsTTL: time.Minute, RestoreHold: 500 * time.Millisecond})
 	a := e.connect(t, "a")
 	subscribe(t, a, "s")
 	a.goAway(t)
@@ -93,7 +93,7 @@ func TestRestoreHoldEnds(t *testing.T) {
 	expectRestored(t, b, "b", "s")
 	e.publish(t, "s", "1")
 	b.expectNone(t)
-	b.expect(t, e.frame("s", "1", 1)) // after restoreHold
+	b.expect(t, e.frame("s", "1", 1)) // after the hold
 	e.publish(t, "s", "2")
 	b.expect(t, e.frame("s", "2", 2))
 }

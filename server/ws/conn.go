@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// closeGrace is how long a connection waits for the client's close frame
-// after sending its own, before dropping the socket.
-const closeGrace = 2 * time.Second
+// DefaultCloseGrace is how long a connection waits for the client's close
+// frame after sending its own, before dropping the socket, when
+// Options.CloseGrace is zero.
+const DefaultCloseGrace = 2 * time.Second
 
 // Conn is one client connection. Send and Close never block: frames are
 // queued and written in the background, all frames queued at the time of a
@@ -435,7 +436,7 @@ func frameEnd(buf []byte, from, n int) int {
 }
 
 // afterClose runs once our close frame is on the wire: end now if the
-// client has closed too, else give it closeGrace to answer.
+// client has closed too, else give it the close grace to answer.
 func (c *Conn) afterClose() {
 	c.mu.Lock()
 	done := c.peerDone
@@ -444,7 +445,7 @@ func (c *Conn) afterClose() {
 		c.finishAfterClose()
 		return
 	}
-	time.AfterFunc(closeGrace, c.finishAfterClose)
+	time.AfterFunc(c.t.opts.closeGrace(), c.finishAfterClose)
 }
 
 // finish ends the connection at once: the socket is closed, queued output

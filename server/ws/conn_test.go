@@ -727,7 +727,7 @@ func TestServerClose(t *testing.T) {
 		_, _, err = c.ReadMessage() // gorilla answers the close
 		expectCloseError(t, err, 4000, "bye")
 		waitEnded(t, sc)
-		if d := time.Since(start); d >= closeGrace {
+		if d := time.Since(start); d >= DefaultCloseGrace {
 			t.Fatalf("ended after %v: the client's answer was not taken", d)
 		}
 		expectSocketClosed(t, c)
@@ -738,14 +738,15 @@ func TestServerClose(t *testing.T) {
 // close, the server closes the socket once the grace period is over, with
 // nothing sent after the close frame, and end runs once.
 func TestServerCloseNoAnswer(t *testing.T) {
+	const grace = 300 * time.Millisecond
 	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+		s := newTestServer(t, poll, serverConfig{opts: Options{CloseGrace: grace}})
 		rc, sc := s.dialRaw(t)
 		sc.Close(4000, "bye", []byte("last"))
 		rc.expectText("last")
 		rc.expectClose(4000, "bye")
 		d := rc.expectEOF(testTimeout)
-		if d < closeGrace/2 {
+		if d < grace/2 {
 			t.Fatalf("socket closed after %v, without waiting for the client's answer", d)
 		}
 		waitEnded(t, sc)
@@ -916,7 +917,7 @@ func TestCloseBeforeServe(t *testing.T) {
 		rc.write(cframe(opClose, closeBody(1000, "")))
 		rc.expectEOF(testTimeout)
 		waitEnded(t, sc)
-		if d := time.Since(start); d >= closeGrace {
+		if d := time.Since(start); d >= DefaultCloseGrace {
 			t.Fatalf("ended after %v: the client's answer was not taken", d)
 		}
 	})

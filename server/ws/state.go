@@ -57,7 +57,7 @@ const (
 	phaseClosing
 	// phaseCloseSent: our close frame was taken by a writer (it is in a
 	// write, or on the wire). The connection ends when the client has
-	// closed too (Conn.peerDone), else closeGrace after the write.
+	// closed too (Conn.peerDone), else the close grace after the write.
 	phaseCloseSent
 	// phaseEnded: the socket is closed, or shut for writing and drained
 	// (lingerClose); output is dropped and nothing more is read. Readers

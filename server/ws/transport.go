@@ -70,10 +70,21 @@ type Options struct {
 	// Action Cable consumer without subscriptions) is kept. Zero is
 	// DefaultFirstFrameTimeout; negative is no limit.
 	FirstFrameTimeout time.Duration
+	// CloseGrace is how long a connection waits for the client's close
+	// frame after sending its own before dropping the socket, so a client
+	// that never answers cannot hold it. Zero is DefaultCloseGrace.
+	CloseGrace time.Duration
 	// OnSent, if set, is told after each write how many text frames and
 	// bytes of them were handed to the socket (or, when it was full, to the
 	// connection's writer), for metrics.
 	OnSent func(frames, bytes int)
+}
+
+func (o *Options) closeGrace() time.Duration {
+	if o.CloseGrace > 0 {
+		return o.CloseGrace
+	}
+	return DefaultCloseGrace
 }
 
 // DefaultOptions are the transport's settings without flags: AnyCable's
