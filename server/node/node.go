@@ -62,7 +62,7 @@ type Options struct {
 	// Reorder says publications of a stream may reach this node out of
 	// offset order (stamping and publishing are two steps: the Redis broker
 	// with NATS pub/sub), so a subscription's first publications wait
-	// gapWait to be sorted before it takes a position.
+	// GapWait to be sorted before it takes a position.
 	Reorder bool
 	// RestoreHold is how long a restored session holds the live messages of
 	// its subscriptions for the client's history request; zero is
