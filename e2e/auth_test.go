@@ -21,6 +21,7 @@ func jwtToken(t *testing.T, key string, claims jwt.MapClaims) string {
 }
 
 func TestSignedStreams(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--noauth", "--secret", "test-secret")
 	ws := dialWS(t, s, dialOpts{})
 	ws.welcome()
@@ -56,6 +57,7 @@ func TestSignedStreams(t *testing.T) {
 }
 
 func TestStreamsSecretAndTurbo(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--noauth", "--streams_secret", "stream-key", "--turbo_streams", "--turbo_streams_secret", "turbo-key", "--public")
 	ws := dialWS(t, s, dialOpts{})
 	ws.welcome()
@@ -81,6 +83,7 @@ func TestStreamsSecretAndTurbo(t *testing.T) {
 }
 
 func TestJWT(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "test-secret", "--public_streams")
 	future := time.Now().Add(time.Hour).Unix()
 	valid := jwtToken(t, "test-secret", jwt.MapClaims{"ext": `{"user_id":42}`, "exp": future})
@@ -141,6 +144,7 @@ func TestJWT(t *testing.T) {
 }
 
 func TestEnforcedJWT(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--jwt_secret", "k", "--enforce_jwt", "--jwt_param", "token", "--noauth")
 	if !strings.Contains(s.Logs(), "JWT authentication is enabled (param: token, enforced: true)") {
 		t.Errorf("log:\n%s", s.Logs())
@@ -156,6 +160,7 @@ func TestEnforcedJWT(t *testing.T) {
 }
 
 func TestRemoteDisconnect(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "test-secret", "--noauth", "--public_streams")
 	auth := "Authorization: Bearer 598bc7d3c9d5515311f23dc9ed694257b88e3f5fd8c746c60680fdc9c5caa580"
 	tok42 := jwtToken(t, "test-secret", jwt.MapClaims{"ext": `{"user_id":42}`})

@@ -19,6 +19,7 @@ func performCmd(id string, data map[string]any) string {
 // sender only; broadcast sends it to every subscriber (REST publications to
 // "all" too) and transmits it back to the sender as broadcastResult.
 func TestBenchmarkChannel(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--benchmark_channel")
 	const id = `{"channel":"BenchmarkChannel"}`
 	clients := make([]*wsClient, 2)
@@ -63,6 +64,7 @@ func TestBenchmarkChannel(t *testing.T) {
 
 // Without the flag BenchmarkChannel does not exist.
 func TestBenchmarkChannelOffByDefault(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	const id = `{"channel":"BenchmarkChannel"}`
 	c := dialWS(t, s, dialOpts{protocols: []string{"actioncable-v1-json"}})

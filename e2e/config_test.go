@@ -30,6 +30,7 @@ func runCLI(t *testing.T, env []string, args ...string) (int, string, string) {
 }
 
 func TestInvalidConfigExitsWithOneLine(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		env  []string
@@ -63,6 +64,7 @@ func TestInvalidConfigExitsWithOneLine(t *testing.T) {
 }
 
 func TestHelpGroupsFlags(t *testing.T) {
+	t.Parallel()
 	code, stdout, _ := runCLI(t, nil, "--help")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -75,6 +77,7 @@ func TestHelpGroupsFlags(t *testing.T) {
 }
 
 func TestPortTakenIsAClearError(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil)
 	port := s.Main[strings.LastIndex(s.Main, ":")+1:]
 	code, _, stderr := runCLI(t, nil, "--host", "127.0.0.1", "--port", port)
@@ -84,6 +87,7 @@ func TestPortTakenIsAClearError(t *testing.T) {
 }
 
 func TestJSONLogs(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--log_format", "json")
 	if !strings.Contains(s.Logs(), `"msg":"Handle API requests at http://`+s.Main+`/api (no authorization)"`) {
 		t.Errorf("json log:\n%s", s.Logs())

@@ -94,6 +94,7 @@ func configurationRows(t *testing.T) map[string]docRow {
 // word of the Default cell, where --help shows one); and no flag the binary
 // lacks.
 func TestConfigurationDocListsEveryFlag(t *testing.T) {
+	t.Parallel()
 	rows := configurationRows(t)
 	known := map[string]bool{}
 	for _, f := range helpFlags(t) {
@@ -135,6 +136,7 @@ var pendingDirs = map[string]bool{"sdk": true, "client": true}
 // Every relative link in the repository's markdown points at a file or
 // heading inside the repository: nothing may lead outside it.
 func TestDocsLinksStayInRepository(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +234,7 @@ func hasAnchor(text, anchor string) bool {
 // The quick start shows the token its recipe prints for its secret: the
 // server's derivation.
 func TestQuickstartShowsTheServersToken(t *testing.T) {
+	t.Parallel()
 	text, err := os.ReadFile(filepath.Join(repoRoot, "docs", "quickstart.md"))
 	if err != nil {
 		t.Fatal(err)

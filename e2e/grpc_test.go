@@ -47,6 +47,7 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 }
 
 func TestGRPCSharedPort(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t")
 	if s.GRPC != s.Main {
 		t.Fatalf("gRPC at %q, want the main port %q\n%s", s.GRPC, s.Main, s.Logs())
@@ -95,6 +96,7 @@ func TestGRPCSharedPort(t *testing.T) {
 }
 
 func TestGRPCHealthIsOpen(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t")
 	conn, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -147,6 +149,7 @@ func TestGRPCDedicatedPortWithoutSecret(t *testing.T) {
 }
 
 func TestGRPCFailClosedOnSharedPort(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--noauth")
 	c := dialGRPC(t, s.Main)
 	ctx, cancel := withToken("")
@@ -158,6 +161,7 @@ func TestGRPCFailClosedOnSharedPort(t *testing.T) {
 }
 
 func TestGRPCPresenceUnsupported(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--broker", "none")
 	c := dialGRPC(t, s.GRPC)
 	ctx, cancel := withToken("")
@@ -167,6 +171,7 @@ func TestGRPCPresenceUnsupported(t *testing.T) {
 }
 
 func TestGRPCMessageSizeLimit(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--api_max_body_size", "1024")
 	c := dialGRPC(t, s.GRPC)
 	ctx, cancel := withToken("")

@@ -17,6 +17,7 @@ func historyCmd(id, history string) string {
 }
 
 func TestHistorySinceInSubscribe(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	for i := 1; i <= 3; i++ {
 		publish(t, s, fmt.Sprintf(`{"stream":"hist","data":"{\"m\":%d}"}`, i))
@@ -38,6 +39,7 @@ func TestHistorySinceInSubscribe(t *testing.T) {
 }
 
 func TestHistoryByOffsetAndRejections(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--history_limit", "3")
 	for i := 1; i <= 5; i++ { // retained: 3, 4, 5
 		publish(t, s, fmt.Sprintf(`{"stream":"h","data":"%d"}`, i))
@@ -88,6 +90,7 @@ func TestHistoryByOffsetAndRejections(t *testing.T) {
 }
 
 func TestSessionRestoreFillsTheGap(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	a := dialWS(t, s, dialOpts{})
 	oldSID := a.welcome()
@@ -136,6 +139,7 @@ func TestSessionRestoreFillsTheGap(t *testing.T) {
 }
 
 func TestSessionRestoreDisabled(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--sessions_ttl", "0")
 	a := dialWS(t, s, dialOpts{})
 	sid := a.welcome()

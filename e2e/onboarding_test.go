@@ -9,6 +9,7 @@ import (
 )
 
 func TestVersionFlag(t *testing.T) {
+	t.Parallel()
 	for _, flag := range []string{"--version", "-v"} {
 		code, stdout, stderr := runCLI(t, nil, flag)
 		if code != 0 || !strings.HasPrefix(stdout, "cablehub ") || strings.Count(stdout, "\n") != 1 || stderr != "" {
@@ -20,6 +21,7 @@ func TestVersionFlag(t *testing.T) {
 // A WebSocket client on a wrong path is told where the endpoints are; the
 // startup log gives the ws:// URL.
 func TestWrongWebSocketPath(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--path", "/cable,/ws")
 	req, _ := http.NewRequest("GET", "http://"+s.Main+"/cabel", nil)
 	req.Header.Set("Upgrade", "websocket")

@@ -16,6 +16,7 @@ func joinCmd(id, presence string) string {
 }
 
 func TestPresenceJoinLeaveDedupe(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	p1 := dialWS(t, s, dialOpts{})
 	p2 := dialWS(t, s, dialOpts{})
@@ -70,6 +71,7 @@ func TestPresenceJoinLeaveDedupe(t *testing.T) {
 }
 
 func TestPresenceInlineInSubscribe(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	c := dialWS(t, s, dialOpts{})
 	c.welcome()
@@ -80,6 +82,7 @@ func TestPresenceInlineInSubscribe(t *testing.T) {
 }
 
 func TestPresenceExpiresAfterDropNotWhileConnected(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--presence_ttl", "1")
 	watcher := dialWS(t, s, dialOpts{})
 	watcher.welcome()
@@ -115,6 +118,7 @@ func TestPresenceExpiresAfterDropNotWhileConnected(t *testing.T) {
 }
 
 func TestPresenceWithoutBroker(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--broker", "none")
 	c := dialWS(t, s, dialOpts{})
 	c.welcome()
@@ -130,6 +134,7 @@ func TestPresenceWithoutBroker(t *testing.T) {
 }
 
 func TestPresenceOnSignedStreamsNeedsStreamsPresence(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--noauth", "--secret", "k", "--streams_presence=false")
 	c := dialWS(t, s, dialOpts{header: http.Header{}})
 	c.welcome()

@@ -35,6 +35,7 @@ func assertJSONError(t *testing.T, r response, status int, want string) {
 }
 
 func TestPublishAuthorization(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t")
 	url := "http://" + s.Main + "/api/publish"
 	cases := []struct {
@@ -73,6 +74,7 @@ func TestPublishAuthorization(t *testing.T) {
 }
 
 func TestExplicitAPISecretWinsOverDerived(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t", "--api_secret", "explicit-token")
 	url := "http://" + s.Main + "/api/publish"
 	if r := do(t, "POST", url, okPub, "Authorization: Bearer explicit-token"); r.Status != 201 {
@@ -87,6 +89,7 @@ func TestExplicitAPISecretWinsOverDerived(t *testing.T) {
 }
 
 func TestSecretFromEnvironment(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, []string{"ANYCABLE_SECRET=s3cr3t"})
 	r := do(t, "POST", "http://"+s.Main+"/api/publish", okPub, "Authorization: Bearer "+s3cr3tToken)
 	if r.Status != 201 {
@@ -95,6 +98,7 @@ func TestSecretFromEnvironment(t *testing.T) {
 }
 
 func TestSecretNoneDisablesAPI(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "none")
 	r := do(t, "POST", "http://"+s.Main+"/api/publish", okPub)
 	if r.Status != 404 {
@@ -103,6 +107,7 @@ func TestSecretNoneDisablesAPI(t *testing.T) {
 }
 
 func TestCheckOrder(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t", "--api_max_body_size", "64")
 	base := "http://" + s.Main + "/api"
 	auth := "Authorization: Bearer " + s3cr3tToken
@@ -146,6 +151,7 @@ func TestCheckOrder(t *testing.T) {
 }
 
 func TestPublishBodies(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	url := "http://" + s.Main + "/api/publish"
 	ok := []struct{ name, body, contentType string }{
@@ -196,6 +202,7 @@ func TestPublishBodies(t *testing.T) {
 }
 
 func TestPresenceEndpoint(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	base := "http://" + s.Main + "/api/presence/"
 	for _, path := range []string{"chat/users", "chat%2F1/users", "room%3A1/users", "chat%201/users", "chat/users?x=1"} {
@@ -217,6 +224,7 @@ func TestPresenceEndpoint(t *testing.T) {
 }
 
 func TestPresenceWithoutBrokerSupport(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--broker", "none")
 	r := do(t, "GET", "http://"+s.Main+"/api/presence/chat/users", "")
 	assertJSONError(t, r, 501, "presence")
@@ -226,6 +234,7 @@ func TestPresenceWithoutBrokerSupport(t *testing.T) {
 }
 
 func TestNoGRPCMetadataHeaders(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	for _, r := range []response{
 		do(t, "POST", "http://"+s.Main+"/api/publish", okPub),
@@ -241,6 +250,7 @@ func TestNoGRPCMetadataHeaders(t *testing.T) {
 }
 
 func TestFailClosed(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--noauth")
 	for _, path := range []string{"/api/publish", "/api/presence/a/users"} {
 		r := do(t, "POST", "http://"+s.Main+path, okPub)
@@ -254,6 +264,7 @@ func TestFailClosed(t *testing.T) {
 }
 
 func TestPublicModeLogs(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public")
 	logs := s.Logs()
 	for _, want := range []string{
@@ -268,6 +279,7 @@ func TestPublicModeLogs(t *testing.T) {
 }
 
 func TestPublicWithSecretStillRequiresToken(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--public", "--secret", "s3cr3t")
 	url := "http://" + s.Main + "/api/publish"
 	if r := do(t, "POST", url, okPub); r.Status != 401 {
@@ -324,6 +336,7 @@ func TestAPIPortWithSecret(t *testing.T) {
 }
 
 func TestAPIPath(t *testing.T) {
+	t.Parallel()
 	for _, path := range []string{"/custom", "/custom/"} {
 		s := startServer(t, nil, "--public", "--api_path", path)
 		if r := do(t, "POST", "http://"+s.Main+"/custom/publish", okPub); r.Status != 201 {
@@ -342,6 +355,7 @@ func TestAPIPath(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t", "--api_cors_headers")
 	url := "http://" + s.Main + "/api/publish"
 	r := do(t, "OPTIONS", url, "", "Origin: http://example.com", "Access-Control-Request-Method: POST")
@@ -377,6 +391,7 @@ func TestCORS(t *testing.T) {
 }
 
 func TestCORSHosts(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, []string{"ANYCABLE_API_CORS_HEADERS=true", "ANYCABLE_API_CORS_HOSTS=example.com,*.trusted.io"}, "--public")
 	url := "http://" + s.Main + "/api/publish"
 	cases := map[string]string{
@@ -404,6 +419,7 @@ func TestCORSHosts(t *testing.T) {
 
 // TestRESTCannotBypassAuth tries every way around the token we know of.
 func TestRESTCannotBypassAuth(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t")
 	base := "http://" + s.Main
 	attempts := []struct {
@@ -431,6 +447,7 @@ func TestRESTCannotBypassAuth(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil)
 	if r := do(t, "GET", "http://"+s.Main+"/health", ""); r.Status != 200 {
 		t.Errorf("/health: %d", r.Status)
@@ -441,6 +458,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestPprofOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
 	off := startServer(t, nil)
 	if r := do(t, "GET", "http://"+off.Main+"/debug/pprof/", ""); r.Status != 404 {
 		t.Errorf("pprof without --pprof: %d", r.Status)

@@ -34,6 +34,7 @@ func wantSDKCode(t *testing.T, err error, code codes.Code) {
 }
 
 func TestGoClientPublishReachesSubscribers(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t", "--public")
 	c := newGoClient(t, s.GRPC, client.Options{Secret: "s3cr3t"})
 	ctx := context.Background()
@@ -68,6 +69,7 @@ func TestGoClientPublishReachesSubscribers(t *testing.T) {
 }
 
 func TestGoClientAuth(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t", "--public")
 	ctx := context.Background()
 	wantSDKCode(t, newGoClient(t, s.GRPC, client.Options{Secret: "wrong"}).Publish(ctx, "a", "1", client.PublishOptions{}), codes.Unauthenticated)
@@ -83,6 +85,7 @@ func TestGoClientAuth(t *testing.T) {
 }
 
 func TestGoClientPresence(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "s3cr3t", "--public")
 	c := newGoClient(t, s.GRPC, client.Options{Secret: "s3cr3t"})
 	ctx := context.Background()
@@ -110,6 +113,7 @@ func TestGoClientPresence(t *testing.T) {
 }
 
 func TestGoClientDisconnect(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, nil, "--secret", "test-secret", "--noauth", "--public_streams")
 	c := newGoClient(t, s.GRPC, client.Options{Secret: "test-secret", Timeout: 10 * time.Second})
 	user := dialWS(t, s, dialOpts{query: "?jid=" + jwtToken(t, "test-secret", jwt.MapClaims{"ext": `{"user_id":42}`})})
