@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAPIRequestLabels pins the route label values of the REST request
@@ -36,13 +37,18 @@ func TestAPIRequestLabels(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	rec := httptest.NewRecorder()
-	r.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	var got []string
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
-		if strings.HasPrefix(line, "cablehub_api_requests_total{") {
-			got = append(got, line)
+	// A request is counted when its handler returns, which may be after the
+	// client has its response: poll until the counts settle.
+	scrape := func() []string {
+		rec := httptest.NewRecorder()
+		r.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		var got []string
+		for _, line := range strings.Split(rec.Body.String(), "\n") {
+			if strings.HasPrefix(line, "cablehub_api_requests_total{") {
+				got = append(got, line)
+			}
 		}
+		return got
 	}
 	want := []string{
 		`cablehub_api_requests_total{code="200",route="other"} 1`,
@@ -52,6 +58,10 @@ func TestAPIRequestLabels(t *testing.T) {
 		`cablehub_api_requests_total{code="404",route="presence"} 1`,
 		`cablehub_api_requests_total{code="422",route="publish"} 1`,
 		`cablehub_api_requests_total{code="501",route="presence"} 1`,
+	}
+	got := scrape()
+	for deadline := time.Now().Add(5 * time.Second); strings.Join(got, "\n") != strings.Join(want, "\n") && time.Now().Before(deadline); got = scrape() {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("request counts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
