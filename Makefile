@@ -3,7 +3,8 @@
 BUF := go tool -modfile=tools/go.mod buf
 STATICCHECK := go tool -modfile=tools/go.mod staticcheck
 GO_PACKAGES := ./...
-# Time each fuzz target runs for in `make fuzz`.
+# Budget of each fuzz target in `make fuzz`: a duration, or a count of
+# executions such as 20000x (what CI uses; see .ci/run).
 FUZZTIME ?= 30s
 
 .PHONY: all build generate breaking generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools
