@@ -188,10 +188,24 @@ func (s *testServer) shutdown(t *testing.T) {
 				t.Errorf("connection %d: handle calls overlapped", i)
 			}
 		}
+		// A writer still returning from its last write (Transport.Close
+		// ended the connection under it) puts the writer state back
+		// itself, as the goroutine count comes back to its baseline; the
+		// count alone cannot tell that goroutine from others exiting, so
+		// wait for each connection to come to rest.
 		checkGoroutines(t, s.baseline)
 		for i, sc := range all {
-			if w, p, e, r := sc.state(); w != writerIdle || p != phaseEnded || e != endRun || r != 0 {
-				t.Errorf("connection %d at rest: writer %d, phase %d, end %d, %d readers; want idle, ended, run, none", i, w, p, e, r)
+			deadline := time.Now().Add(testTimeout)
+			for {
+				w, p, e, r := sc.state()
+				if w == writerIdle && p == phaseEnded && e == endRun && r == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("connection %d at rest: writer %d, phase %d, end %d, %d readers; want idle, ended, run, none", i, w, p, e, r)
+					break
+				}
+				time.Sleep(time.Millisecond)
 			}
 		}
 	})
