@@ -27,6 +27,7 @@ GENERATED := gen sdk/python/cablehub/v1 sdk/ruby/gen sdk/typescript/src/gen
 generate:
 	rm -rf $(GENERATED)
 	$(BUF) generate
+	$(BUF) generate --template buf.gen.anycable.yaml
 	gofmt -w gen
 
 # The proto's wire and source compatibility (buf's FILE rules) against a
