@@ -129,8 +129,10 @@ func NewGRPC(opts GRPCOptions, log *slog.Logger) (*GRPC, error) {
 		invoker: NewInvoker(opts.Concurrency, policy, opts.Metrics, log),
 		target:  tgt.target,
 	}
-	log.Info("RPC controller initialized", "host", tgt.display, "concurrency", g.invoker.Concurrency(),
-		"impl", "grpc", "enable_tls", opts.EnableTLS || opts.TLSRootCA != "", "proto_versions", ProtocolVersion)
+	// AnyCable's "RPC controller initialized" line also names the proxied
+	// headers and cookies, which only the caller knows; it logs that line.
+	log.Debug("gRPC RPC client ready", "host", tgt.display, "target", tgt.target,
+		"concurrency", g.invoker.Concurrency(), "enable_tls", opts.EnableTLS || opts.TLSRootCA != "")
 	return g, nil
 }
 

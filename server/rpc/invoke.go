@@ -78,8 +78,10 @@ func (in *Invoker) Invoke(ctx context.Context, method, sid string, attempt func(
 	}
 	in.metrics.InFlight(1)
 	defer func() {
-		in.limiter.Release()
+		// Report first: once released, the slot may be reported taken
+		// by the next call, and in flight must never exceed the limit.
 		in.metrics.InFlight(-1)
+		in.limiter.Release()
 	}()
 
 	observed := func(ctx context.Context) error {
