@@ -22,7 +22,7 @@ build:
 # first (buf.gen.yaml has no `clean: true`, because the Python stubs are
 # written into the hand-written package's tree), and CI fails when
 # regenerating changes anything in them.
-GENERATED := gen sdk/python/cablehub/v1 sdk/ruby/gen sdk/typescript/src/gen
+GENERATED := gen sdk/python/cablehub/v1 sdk/ruby/gen sdk/typescript/src/gen e2e/rpcapp_ruby/gen
 
 generate:
 	rm -rf $(GENERATED)
