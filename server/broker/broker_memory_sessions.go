@@ -142,3 +142,12 @@ func (m *Memory) ForgetSession(_ context.Context, sid string) error {
 	m.sessions.remove(sid)
 	return nil
 }
+
+// ReturnSession caches data under sid again after a restore that did not
+// go on, replacing the tombstone the take left.
+func (m *Memory) ReturnSession(_ context.Context, sid string, data []byte) error {
+	m.sessions.mu.Lock()
+	defer m.sessions.mu.Unlock()
+	m.sessions.putLocked(sid, data, m.now().Add(m.opts.SessionsTTL))
+	return nil
+}

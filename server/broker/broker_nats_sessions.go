@@ -153,3 +153,15 @@ func (b *NATS) ForgetSession(ctx context.Context, sid string) error {
 	}
 	return err
 }
+
+// ReturnSession caches data under sid again, over the tombstone; see
+// Memory.
+func (b *NATS) ReturnSession(ctx context.Context, sid string, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	return b.sessionOp(ctx, func(kv jetstream.KeyValue) error {
+		_, err := kv.Put(ctx, sessionKey(sid), data)
+		return err
+	})
+}

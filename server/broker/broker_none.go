@@ -72,3 +72,6 @@ func (None) RestoreSession(context.Context, string) ([]byte, error) { return nil
 
 // ForgetSession does nothing.
 func (None) ForgetSession(context.Context, string) error { return nil }
+
+// ReturnSession does nothing.
+func (None) ReturnSession(context.Context, string, []byte) error { return nil }

@@ -49,6 +49,15 @@ func (r *Redis) RestoreSession(ctx context.Context, sid string) ([]byte, error) 
 	return []byte(data), err
 }
 
+// ReturnSession caches data under sid again, over the tombstone; see
+// Memory.
+func (r *Redis) ReturnSession(ctx context.Context, sid string, data []byte) error {
+	if len(data) == 0 || r.opts.SessionsTTL <= 0 {
+		return nil
+	}
+	return r.client.Set(ctx, r.key("session", sid), data, r.opts.SessionsTTL).Err()
+}
+
 // ForgetSession drops a cached session, if any; see Memory.
 func (r *Redis) ForgetSession(ctx context.Context, sid string) error {
 	return cacheScript.Run(ctx, r.client, []string{r.key("session", sid)}, "", 0).Err()

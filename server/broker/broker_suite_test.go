@@ -27,6 +27,7 @@ type testedBroker interface {
 	CacheSession(ctx context.Context, sid string, data []byte) error
 	RestoreSession(ctx context.Context, sid string) ([]byte, error)
 	ForgetSession(ctx context.Context, sid string) error
+	ReturnSession(ctx context.Context, sid string, data []byte) error
 }
 
 type suiteCase struct {
@@ -247,6 +248,21 @@ func TestSessionsCache(t *testing.T) {
 		}
 		if _, err := b.RestoreSession(ctx, "other"); !errors.Is(err, ErrSessionNotFound) {
 			t.Errorf("unknown sid: %v", err)
+		}
+		// A take whose restore could not go on is returned: restorable
+		// again (once), over the tombstone.
+		b.CacheSession(ctx, "back", []byte("state"))
+		if _, err := b.RestoreSession(ctx, "back"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.ReturnSession(ctx, "back", []byte("state")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.RestoreSession(ctx, "back"); err != nil || string(got) != "state" {
+			t.Errorf("restore after a return: %q %v", got, err)
+		}
+		if got, err := b.RestoreSession(ctx, "back"); !errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("second restore after a return: %q %v", got, err)
 		}
 		b.CacheSession(ctx, "gone", []byte("state"))
 		if err := b.ForgetSession(ctx, "gone"); err != nil {

@@ -103,6 +103,11 @@ type Broker interface {
 	RestoreSession(ctx context.Context, sid string) ([]byte, error)
 	// ForgetSession drops sid's cached state, if any.
 	ForgetSession(ctx context.Context, sid string) error
+	// ReturnSession undoes a RestoreSession whose restore could not go on
+	// (the node was shutting down): data is cached under sid again for the
+	// sessions TTL, replacing the tombstone the take left, so the client
+	// can restore on another node.
+	ReturnSession(ctx context.Context, sid string, data []byte) error
 
 	// Run does the broker's background work (expiring presence, history
 	// and sessions; following JetStream's epoch) until ctx is done. onLeft

@@ -117,7 +117,7 @@ func (s *Session) putBack(sid string, state *cachedState) {
 	data, _ := json.Marshal(state)
 	ctx, cancel := s.brokerContext()
 	defer cancel()
-	if err := s.node.broker.CacheSession(ctx, sid, data); err != nil {
+	if err := s.node.broker.ReturnSession(ctx, sid, data); err != nil {
 		s.node.log.Warn("session not cached", "sid", sid, "error", err)
 	}
 }

@@ -99,12 +99,8 @@ func TestRestoreHoldEnds(t *testing.T) {
 }
 
 // A restore that a node shutting down cannot serve is refused with
-// server_restart.
-//
-// The state was taken for nothing and is cached again under its sid
-// (putBack), but every broker keeps a taken sid as a tombstone that a
-// cache write does not replace, so it is not restorable elsewhere: not
-// asserted here, as that is how the brokers behave today.
+// server_restart, and the state it took is returned to the broker, so the
+// client can restore on another node.
 func TestRestoreRefusedWhileShuttingDown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{SessionsTTL: time.Minute})
@@ -117,6 +113,9 @@ func TestRestoreRefusedWhileShuttingDown(t *testing.T) {
 	b.expect(t, `{"type":"disconnect","reason":"server_restart","reconnect":true}`)
 	b.expectClosed(t, 1001, "Server restart")
 	b.waitEnded(t)
+	if _, err := e.broker.RestoreSession(context.Background(), "a"); err != nil {
+		t.Fatalf("the refused restore's state is not restorable again: %v", err)
+	}
 }
 
 // A session whose state is larger than MaxCachedSession is not cached, and
