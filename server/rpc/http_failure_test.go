@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,17 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// closedPort returns an address on which nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
 
 // countingMetrics records what the Invoker reports.
 type countingMetrics struct {
@@ -60,7 +48,7 @@ func (m *countingMetrics) Done(_ string, c codes.Code, _ time.Duration) {
 // UNAVAILABLE, retried with backoff until the command budget (A.10, B.3).
 func TestHTTPConnectionRefusedRetried(t *testing.T) {
 	m := &countingMetrics{}
-	h := newTestHTTP(t, HTTPOptions{URL: "http://" + closedPort(t) + "/rpc", CommandTimeout: 1500 * time.Millisecond, Metrics: m})
+	h := newTestHTTP(t, HTTPOptions{URL: "http://" + freeAddr(t) + "/rpc", CommandTimeout: 1500 * time.Millisecond, Metrics: m})
 	start := time.Now()
 	_, err := h.Connect(ctxT(t), "s", &anycablepb.ConnectionRequest{})
 	elapsed := time.Since(start)
