@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-
 // countingMetrics records what the Invoker reports.
 type countingMetrics struct {
 	pending, inFlight, maxInFlight atomic.Int64
