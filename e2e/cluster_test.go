@@ -286,24 +286,33 @@ func TestClusterRedisBrokerPresence(t *testing.T) {
 
 func TestClusterRedisBrokerHistoryOnAnotherNode(t *testing.T) {
 	a, b := redisCluster(t, 4)
-	stream := uniqueStream(t, "feed")
+	restoreOnAnotherNode(t, a, b, a, uniqueStream(t, "feed"))
+}
+
+// restoreOnAnotherNode subscribes a client on node a to stream, drops it
+// after the first publication (made through first) while two more go
+// through b and a, restores its session on node b with ?sid=, and checks
+// that history from its last (epoch, offset) brings exactly the missed
+// range, followed by live messages. It returns the old sid, the restored
+// client and the subscription's identifier.
+func restoreOnAnotherNode(t *testing.T, a, b, first *server, stream string) (string, *wsClient, string) {
+	t.Helper()
 	ca := dialWS(t, a, dialOpts{})
 	oldSID := ca.welcome()
 	id := ca.subscribe(stream)
 	q := quoted(id)
-	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"1"}`, stream))
-	first := ca.next(5 * time.Second)
-	epoch := first[strings.Index(first, `"epoch":"`)+9:]
+	publish(t, first, fmt.Sprintf(`{"stream":%q,"data":"1"}`, stream))
+	msg := ca.next(5 * time.Second)
+	epoch := msg[strings.Index(msg, `"epoch":"`)+9:]
 	epoch = epoch[:strings.Index(epoch, `"`)]
 	stamp := func(n int) string { return fmt.Sprintf(`,"stream_id":%q,"epoch":%q,"offset":%d`, stream, epoch, n) }
-	if first != `{"identifier":`+q+`,"message":1`+stamp(1)+`}` {
-		t.Fatalf("first: %s", first)
+	if msg != `{"identifier":`+q+`,"message":1`+stamp(1)+`}` {
+		t.Fatalf("first: %s", msg)
 	}
 	ca.conn.UnderlyingConn().Close()
 	publish(t, b, fmt.Sprintf(`{"stream":%q,"data":"2"}`, stream))
 	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"3"}`, stream))
 
-	// Reconnect to the other node and restore there.
 	cb := dialWS(t, b, dialOpts{query: "?sid=" + oldSID})
 	if w := cb.next(5 * time.Second); !strings.Contains(w, `"restored":true`) {
 		t.Fatalf("restore on another node: %s", w)
@@ -314,6 +323,7 @@ func TestClusterRedisBrokerHistoryOnAnotherNode(t *testing.T) {
 	cb.expect(`{"type":"confirm_history","identifier":` + q + `}`)
 	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"4"}`, stream))
 	cb.expect(`{"identifier":` + q + `,"message":4` + stamp(4) + `}`)
+	return oldSID, cb, id
 }
 
 // concurrentPublishers publishes n messages to stream from several

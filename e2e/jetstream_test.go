@@ -105,32 +105,8 @@ func TestJetStreamPublishRate(t *testing.T) {
 func TestJetStreamRestoreAndHistoryOnAnotherNode(t *testing.T) {
 	a, b := jetstreamCluster(t)
 	stream := uniqueStream(t, "js.feed *")
-	ca := dialWS(t, a, dialOpts{})
-	oldSID := ca.welcome()
-	id := ca.subscribe(stream)
+	oldSID, cb, id := restoreOnAnotherNode(t, a, b, b, stream)
 	q := quoted(id)
-	publish(t, b, fmt.Sprintf(`{"stream":%q,"data":"1"}`, stream))
-	first := ca.next(5 * time.Second)
-	epoch := first[strings.Index(first, `"epoch":"`)+9:]
-	epoch = epoch[:strings.Index(epoch, `"`)]
-	stamp := func(n int) string { return fmt.Sprintf(`,"stream_id":%q,"epoch":%q,"offset":%d`, stream, epoch, n) }
-	if first != `{"identifier":`+q+`,"message":1`+stamp(1)+`}` {
-		t.Fatalf("first: %s", first)
-	}
-	ca.conn.UnderlyingConn().Close()
-	publish(t, b, fmt.Sprintf(`{"stream":%q,"data":"2"}`, stream))
-	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"3"}`, stream))
-
-	cb := dialWS(t, b, dialOpts{query: "?sid=" + oldSID})
-	if w := cb.next(5 * time.Second); !strings.Contains(w, `"restored":true`) {
-		t.Fatalf("restore on another node: %s", w)
-	}
-	cb.send(historyCmd(id, fmt.Sprintf(`{"streams":{%q:{"epoch":%q,"offset":1}}}`, stream, epoch)))
-	cb.expect(`{"identifier":` + q + `,"message":2` + stamp(2) + `}`)
-	cb.expect(`{"identifier":` + q + `,"message":3` + stamp(3) + `}`)
-	cb.expect(`{"type":"confirm_history","identifier":` + q + `}`)
-	publish(t, a, fmt.Sprintf(`{"stream":%q,"data":"4"}`, stream))
-	cb.expect(`{"identifier":` + q + `,"message":4` + stamp(4) + `}`)
 	// A sid is restorable once, on any node.
 	cc := dialWS(t, a, dialOpts{query: "?sid=" + oldSID})
 	if w := cc.next(5 * time.Second); strings.Contains(w, `"restored":true`) {
