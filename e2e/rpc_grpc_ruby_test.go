@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,15 +33,12 @@ const (
 
 // rubyApp is a running server.rb: its gRPC address and its stdout lines.
 type rubyApp struct {
+	*peer
 	host string
-
-	mu      sync.Mutex
-	lines   []string
-	changed chan struct{} // closed and replaced on every new line
 }
 
 // startRubyRPCApp runs server.rb and waits for its "LISTENING <port>" line.
-// It skips the test when Ruby or its gRPC gem is missing; the app's stderr
+// It skips the test when Ruby or its gRPC gem is missing; the app's output
 // is shown when the test fails.
 func startRubyRPCApp(t *testing.T) *rubyApp {
 	t.Helper()
@@ -53,84 +48,10 @@ func startRubyRPCApp(t *testing.T) *rubyApp {
 	if out, err := exec.Command(rubyBin, "-e", `require "grpc"; require "google/protobuf"`).CombinedOutput(); err != nil {
 		t.Skipf("Ruby's grpc or google-protobuf gem is missing (apt-get install ruby-grpc ruby-google-protobuf): %v\n%s", err, out)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, rubyBin, rubyRPCServer)
-	// Canceling sends SIGTERM, so the gRPC server stops cleanly; WaitDelay
-	// bounds a hang (then the process is killed).
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var stderr strings.Builder
-	var stderrMu sync.Mutex
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		stderrMu.Lock()
-		defer stderrMu.Unlock()
-		return stderr.Write(p)
-	})
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	app := &rubyApp{changed: make(chan struct{})}
-	t.Cleanup(func() {
-		stop()
-		_ = cmd.Wait()
-		if t.Failed() {
-			stderrMu.Lock()
-			t.Logf("Ruby RPC app stderr:\n%s\nstdout:\n%s", stderr.String(), strings.Join(app.snapshot(), "\n"))
-			stderrMu.Unlock()
-		}
-	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			app.add(sc.Text())
-		}
-	}()
+	app := &rubyApp{peer: startPeer(t, "Ruby RPC app", exec.Command(rubyBin, rubyRPCServer))}
 	line := app.waitLine(t, 60*time.Second, func(l string) bool { return strings.HasPrefix(l, "LISTENING ") })
 	app.host = "127.0.0.1:" + strings.TrimPrefix(line, "LISTENING ")
 	return app
-}
-
-func (a *rubyApp) add(line string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.lines = append(a.lines, line)
-	close(a.changed)
-	a.changed = make(chan struct{})
-}
-
-func (a *rubyApp) snapshot() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.lines...)
-}
-
-// waitLine returns the first stdout line matching match, failing the test
-// when none has appeared within timeout.
-func (a *rubyApp) waitLine(t *testing.T, timeout time.Duration, match func(string) bool) string {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		a.mu.Lock()
-		changed := a.changed
-		for _, l := range a.lines {
-			if match(l) {
-				a.mu.Unlock()
-				return l
-			}
-		}
-		a.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("the Ruby RPC app printed no matching line within %s; stdout so far:\n%s",
-				timeout, strings.Join(a.snapshot(), "\n"))
-			return ""
-		}
-	}
 }
 
 // count is how many stdout lines equal line.

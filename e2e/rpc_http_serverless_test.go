@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,56 +47,13 @@ func npmCI(t *testing.T) {
 // returns its base URL. Its request log is shown when the test fails.
 func startServerlessApp(t *testing.T, key string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "node", "--import", "./register.mjs", "server.mjs")
+	cmd := exec.Command("node", "--import", "./register.mjs", "server.mjs")
 	cmd.Dir = rpcAppDir
 	cmd.Env = append(os.Environ(), "RPC_SECRET="+key)
-	var logMu sync.Mutex
-	var log strings.Builder
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		return log.Write(p)
-	})
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			logMu.Lock()
-			t.Logf("serverless-js app log:\n%s", log.String())
-			logMu.Unlock()
-		}
-	})
-	ports := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if port, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
-				ports <- port
-			}
-		}
-	}()
-	select {
-	case port := <-ports:
-		return "http://127.0.0.1:" + port + "/_anycable"
-	case <-time.After(30 * time.Second):
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("serverless-js app did not start:\n%s", log.String())
-		return ""
-	}
+	app := startPeer(t, "serverless-js app", cmd)
+	line := app.waitLine(t, 30*time.Second, func(l string) bool { return strings.HasPrefix(l, "listening ") })
+	return "http://127.0.0.1:" + strings.TrimPrefix(line, "listening ") + "/_anycable"
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestRPCHTTPServerlessJS drives the third-party @anycable/serverless-js
 // back end directly with server/rpc's HTTP client: the key derived from the
