@@ -75,6 +75,13 @@ type Options struct {
 	// publications with the same stream and key no-ops; 0 turns keys off
 	// (see IdempotencyStore).
 	IdempotencyWindow time.Duration
+
+	// App is the RPC back end; nil means none (--norpc): connections that
+	// no local identifier accepts, and channels the router does not know,
+	// are refused.
+	App App
+	// AppOptions configure the calls to App.
+	AppOptions AppOptions
 }
 
 // DefaultOptions are the node's settings without flags. CatchUp and
@@ -91,6 +98,7 @@ func DefaultOptions() Options {
 		// Room for the subscriptions a connection may hold with ordinary
 		// identifiers, not for what the largest frames could make of them.
 		MaxCachedSession: 256 << 10,
+		AppOptions:       DefaultAppOptions(),
 	}
 }
 
