@@ -5,6 +5,7 @@ package identity
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -17,6 +18,11 @@ import (
 // AnyCable.
 var (
 	ErrUnauthorized  = errors.New("unauthorized")
+	// ErrNotIdentified means no identifier applies (no token, JWT not
+	// enforced, authentication required): the application back end may
+	// still identify the connection; without one it is ErrUnauthorized,
+	// which it wraps.
+	ErrNotIdentified = fmt.Errorf("%w: no identifier applies", ErrUnauthorized)
 	ErrExpired       = errors.New("token expired")
 	ErrNoIdentifiers = errors.New("JWT token doesn't contain identifiers (ext claim)")
 )
@@ -111,7 +117,8 @@ func NewAuthenticator(j *JWT, noauth bool) *Authenticator {
 }
 
 // Authenticate returns the connection identifiers ("" for an anonymous
-// connection) or why it is refused.
+// connection) or why it is refused; ErrNotIdentified leaves the decision
+// to the application back end, if there is one.
 func (a *Authenticator) Authenticate(r *http.Request) (string, error) {
 	if a.jwt != nil {
 		if token := a.jwt.Token(r); token != "" {
@@ -124,5 +131,5 @@ func (a *Authenticator) Authenticate(r *http.Request) (string, error) {
 	if a.noauth {
 		return "", nil
 	}
-	return "", ErrUnauthorized
+	return "", ErrNotIdentified
 }

@@ -49,6 +49,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // commands. r is the upgrade request, read here only.
 func (h *Handler) serve(conn Connection, r *http.Request) {
 	s := newSession(h.node, conn)
+	app := h.node.opts.App
+	if app != nil {
+		s.env = captureEnv(r, &h.node.opts.AppOptions)
+	}
 	// A resumable client that names its previous session gets it back
 	// instead of identifying again, as in AnyCable.
 	var prev string
@@ -56,17 +60,25 @@ func (h *Handler) serve(conn Connection, r *http.Request) {
 	if s.resumable() {
 		prev, cached = h.cachedSession(r)
 	}
+	viaApp := false
 	if cached != nil {
 		s.identifiers = cached.Identifiers
 	} else {
 		identifiers, err := h.auth.Authenticate(r)
-		if err != nil {
+		switch {
+		case err == nil:
+			s.identifiers = identifiers
+		case errors.Is(err, identity.ErrNotIdentified) && app != nil:
+			viaApp = true // the App's Connect decides, once the session has its sid
+		default:
+			if errors.Is(err, identity.ErrNotIdentified) {
+				h.node.warnNoApp("connection", "connections without a JWT are refused")
+			}
 			h.node.metrics.FailedAuthsTotal.Inc()
 			h.refuse(conn, err)
 			conn.Serve(nil, s.cancel)
 			return
 		}
-		s.identifiers = identifiers
 	}
 	s.applyQuery(r.URL.Query())
 	if !h.node.register(s, requestSID(r.Header.Get("X-Request-ID"))) {
@@ -78,11 +90,17 @@ func (h *Handler) serve(conn Connection, r *http.Request) {
 		conn.Serve(nil, s.cancel)
 		return
 	}
+	if viaApp && !s.connectApp() {
+		h.node.unregister(s)
+		conn.Serve(nil, s.cancel)
+		return
+	}
 	var restored []string
 	if cached != nil {
 		restored = s.restore(cached)
 	}
-	s.start(restored)
+	// The App's answer carried its own welcome (or none, as it chose).
+	s.start(restored, !viaApp)
 	conn.Serve(s.handle, s.end)
 }
 

@@ -147,6 +147,11 @@ type Node struct {
 	byIdentifier map[string]map[*Session]struct{}
 	shuttingDown bool
 	drained      chan struct{} // closed when the last session goes during shutdown
+
+	// noAppWarned holds the kinds of refusal warnNoApp has logged.
+	noAppWarned sync.Map
+	// disconnects makes the App's Disconnect calls; nil without an App.
+	disconnects *disconnectQueue
 }
 
 // New returns a node that fans out through h, publishes and keeps history,
@@ -169,6 +174,9 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 		byIdentifier: map[string]map[*Session]struct{}{},
 	}
 	n.pubsub = pubsub.NewLocal(n)
+	if opts.App != nil {
+		n.disconnects = newDisconnectQueue(opts.App, opts.AppOptions, log, func(int) {})
+	}
 	if s, ok := b.(IdempotencyStore); ok {
 		n.idempotency = s
 	} else {
@@ -252,6 +260,9 @@ func (n *Node) Run(ctx context.Context) {
 		defer close(done)
 		n.broker.Run(ctx, n.presenceLeft)
 	}()
+	if n.disconnects != nil {
+		go n.disconnects.run(ctx)
+	}
 	n.timers.run(ctx, n.onTimer)
 	<-done
 }
@@ -400,7 +411,8 @@ func (n *Node) Sessions() int {
 
 // Shutdown refuses new sessions and tells every connected client to
 // reconnect elsewhere (server_restart, close 1001), then waits until they
-// are gone or ctx is done, when the rest are dropped.
+// are gone or ctx is done, when the rest are dropped; then it makes the
+// App's Disconnect calls still due, waiting for them while ctx lasts.
 func (n *Node) Shutdown(ctx context.Context) {
 	n.mu.Lock()
 	n.shuttingDown = true
@@ -421,17 +433,22 @@ func (n *Node) Shutdown(ctx context.Context) {
 	}
 	if drained == nil {
 		n.log.Info("all active connections closed")
-		return
-	}
-	select {
-	case <-drained:
-		n.log.Info("all active connections closed")
-	case <-ctx.Done():
-		n.mu.Lock()
-		for s := range n.sessions {
-			s.conn.Abort()
+	} else {
+		select {
+		case <-drained:
+			n.log.Info("all active connections closed")
+		case <-ctx.Done():
+			n.mu.Lock()
+			for s := range n.sessions {
+				s.conn.Abort()
+			}
+			n.mu.Unlock()
+			n.log.Warn("dropped connections that did not close in time")
 		}
-		n.mu.Unlock()
-		n.log.Warn("dropped connections that did not close in time")
+	}
+	if n.disconnects != nil {
+		// Before the App's client closes: the sessions just ended are
+		// owed their Disconnect calls.
+		n.disconnects.drain(ctx)
 	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
@@ -28,6 +29,17 @@ type Session struct {
 	identifiers string
 	extended    bool
 
+	// env is the upgrade request's part of App calls' Env; nil when the
+	// node has no App. cstate is the connection state the App keeps, and
+	// appDisconnect marks a session whose end the App must hear of (see
+	// DisconnectMode); both are guarded by mu.
+	env           *requestEnv
+	cstate        map[string]string
+	appDisconnect bool
+	// started is set once the session is welcomed (before its reader
+	// starts): only started sessions are owed a Disconnect.
+	started bool
+
 	pingInterval  time.Duration
 	pingPrecision string
 	// lastActivity is when the client last sent a command (unix nanos).
@@ -47,13 +59,29 @@ type Session struct {
 	cacheMu sync.Mutex
 }
 
-// subscription is one identifier the session is subscribed to.
+// subscription is one identifier the session is subscribed to: a
+// built-in channel (one stream, decided by the router) or an application
+// channel (app set; its streams come and go with the back end's answers).
 type subscription struct {
 	streams.Subscription
+	// app is set for a channel the App runs; state is its channel state
+	// (AnyCable's istate; "$w" names the stream whispers go to, "$p" the
+	// presence stream).
+	app   bool
+	state map[string]string
+	// feeds are the streams the subscription receives, each with its own
+	// position: one for a built-in channel, any number (bounded by
+	// maxChannelStreams) for an application channel.
+	feeds []*feed
+}
+
+// feed is one stream of a subscription and the client's position in it.
+type feed struct {
+	stream string
 	// epoch and lastOffset are the position of the last stamped
-	// publication the client got on this subscription: within the epoch,
-	// history replays and live messages at or below it are not sent again
-	// (see sendOrdered).
+	// publication the client got from the stream on this subscription:
+	// within the epoch, history replays and live messages at or below it
+	// are not sent again (see sendOrdered).
 	epoch      string
 	lastOffset uint64
 	// gap, while set, holds live messages that arrived past a gap in the
@@ -62,6 +90,22 @@ type subscription struct {
 	// replay, while set, holds live messages back until history has been
 	// sent, so the client sees the stream in order.
 	replay *replay
+}
+
+// feed returns the subscription's feed of stream, nil if it has none.
+func (sub *subscription) feed(stream string) *feed {
+	for _, f := range sub.feeds {
+		if f.stream == stream {
+			return f
+		}
+	}
+	return nil
+}
+
+// builtinSubscription is the subscription of a route of the router: one
+// feed, of the route's stream, holding live messages as r says.
+func builtinSubscription(route *streams.Subscription, r *replay) *subscription {
+	return &subscription{Subscription: *route, feeds: []*feed{{stream: route.Stream, replay: r}}}
 }
 
 var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
@@ -109,10 +153,14 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 	if sub == nil {
 		return
 	}
-	if p.Recovered && (sub.replay != nil || sub.epoch == "") {
+	f := sub.feed(p.Stream)
+	if f == nil {
+		return
+	}
+	if p.Recovered && (f.replay != nil || f.epoch == "") {
 		return // a replay covers it, or the client has no position to resume
 	}
-	if r := sub.replay; r != nil {
+	if r := f.replay; r != nil {
 		r.heldBytes += len(frame)
 		if r.heldBytes > maxHeldBytes {
 			// The client is not reading its history while the stream runs
@@ -125,7 +173,7 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 		r.held = append(r.held, heldFrame{frame: frame, epoch: p.Epoch, offset: p.Offset})
 		return
 	}
-	s.sendOrdered(sub, frame, p.Epoch, p.Offset)
+	s.sendOrdered(f, frame, p.Epoch, p.Offset)
 }
 
 // close sends last (if any) and a close frame, then the connection ends.
@@ -133,16 +181,19 @@ func (s *Session) close(code int, reason string, last []byte) {
 	s.conn.Close(code, reason, last)
 }
 
-// start welcomes the registered client and schedules its timers. restored
-// lists the identifiers brought back from a cached session (nil for a new
-// session).
-func (s *Session) start(restored []string) {
+// start welcomes the registered client (unless welcome is false: the App
+// sent what it wanted) and schedules its timers. restored lists the
+// identifiers brought back from a cached session (nil for a new session).
+func (s *Session) start(restored []string, welcome bool) {
 	s.conn.OnSlow(func() {
 		s.node.metrics.DisconnectedSlowTotal.Inc()
 		s.node.log.Debug("disconnecting slow client", "sid", s.sid)
 	})
 	s.lastActivity.Store(time.Now().UnixNano())
-	s.Send(protocol.Welcome(s.sid, restored))
+	s.started = true
+	if welcome {
+		s.Send(protocol.Welcome(s.sid, restored))
+	}
 	if s.pingInterval > 0 {
 		// Spread the first pings of clients that connect together.
 		first := time.Duration(float64(s.pingInterval) * (0.5 + rand.Float64()))
@@ -173,7 +224,12 @@ func (s *Session) end() {
 		s.cache()
 	}
 	for id, sub := range subs {
-		s.unsubscribeHub(sub.Stream, id)
+		for _, f := range sub.feeds {
+			s.unsubscribeHub(f.stream, id)
+		}
+	}
+	if req := s.disconnectRequest(subs); req != nil {
+		s.node.disconnects.enqueue(s.sid, req)
 	}
 	ctx, cancel := s.brokerContext()
 	defer cancel()
@@ -213,7 +269,7 @@ func (s *Session) handle(frame []byte) {
 	case "subscribe":
 		s.subscribe(cmd)
 	case "unsubscribe":
-		s.unsubscribe(cmd.Identifier)
+		s.unsubscribeCommand(cmd.Identifier)
 	case "history":
 		s.history(cmd.Identifier, cmd.History, false)
 	case "join":
@@ -246,16 +302,23 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 	// Decided outside s.mu, so a failure in the router cannot leave the
 	// session locked.
 	route, err := s.node.router.Subscribe(identifier)
+	if errors.Is(err, streams.ErrNotRouted) {
+		if s.node.opts.App != nil {
+			s.subscribeApp(cmd)
+			return
+		}
+		s.node.warnNoApp("channel", "subscriptions to application channels are rejected")
+	}
 	if err != nil {
 		s.Send(protocol.Reject(identifier))
 		return
 	}
 	// Live messages are held until the client has its confirmation (and,
 	// with a history request, its history), so nothing overtakes them.
-	sub := &subscription{Subscription: *route, replay: &replay{pending: 1}}
-	withHistory := len(cmd.History) > 0 && string(cmd.History) != "null"
+	sub := builtinSubscription(route, &replay{pending: 1})
+	withHistory := hasField(cmd.History)
 	if withHistory {
-		sub.replay.pending++
+		sub.feeds[0].replay.pending++
 	}
 	s.mu.Lock()
 	if s.subs == nil {
@@ -272,11 +335,31 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 	if withHistory {
 		s.history(identifier, cmd.History, true)
 	}
-	if len(cmd.Presence) > 0 && string(cmd.Presence) != "null" {
+	if hasField(cmd.Presence) {
 		s.join(identifier, cmd.Presence)
 	}
 }
 
+// hasField reports whether an optional JSON field of a command was given.
+func hasField(raw []byte) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// unsubscribeCommand runs the client's unsubscribe: the App decides for
+// its channels, built-in ones end here.
+func (s *Session) unsubscribeCommand(identifier string) {
+	s.mu.Lock()
+	sub := s.subs[identifier]
+	s.mu.Unlock()
+	if sub != nil && sub.app {
+		s.unsubscribeApp(identifier, sub)
+		return
+	}
+	s.unsubscribe(identifier)
+}
+
+// unsubscribe ends a subscription: its streams, its presence, its place in
+// the restore cache.
 func (s *Session) unsubscribe(identifier string) {
 	s.mu.Lock()
 	sub, ok := s.subs[identifier]
@@ -287,9 +370,11 @@ func (s *Session) unsubscribe(identifier string) {
 	if !ok {
 		return
 	}
-	s.unsubscribeHub(sub.Stream, identifier)
-	if sub.Presence {
-		s.leaveStream(sub.Stream)
+	for _, f := range sub.feeds {
+		s.unsubscribeHub(f.stream, identifier)
+	}
+	if stream, ok := sub.presenceStream(); ok {
+		s.leaveStream(stream)
 	}
 	s.cacheLater()
 }
@@ -298,12 +383,16 @@ func (s *Session) unsubscribe(identifier string) {
 // allows it, as a transient publication that skips the sender.
 func (s *Session) whisper(cmd *protocol.Command) {
 	s.mu.Lock()
+	var stream string
 	sub, ok := s.subs[cmd.Identifier]
+	if ok {
+		stream, ok = sub.whisperStream()
+	}
 	s.mu.Unlock()
-	if !ok || !sub.Whisper || len(cmd.Data) == 0 {
+	if !ok || len(cmd.Data) == 0 {
 		return
 	}
-	pub := protocol.Publication{Stream: sub.Stream, Data: string(cmd.Data), ExcludeSocket: s.sid, Transient: true}
+	pub := protocol.Publication{Stream: stream, Data: string(cmd.Data), ExcludeSocket: s.sid, Transient: true}
 	ctx, cancel := s.brokerContext()
 	defer cancel()
 	if err := s.node.Broadcast(ctx, []protocol.Publication{pub}); err != nil {

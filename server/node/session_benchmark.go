@@ -6,15 +6,19 @@ import (
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// perform runs a channel action. Performing actions needs an application
-// back end in AnyCable and the built-in channels have none, so they are
-// dropped like there; only BenchmarkChannel's echo and broadcast are
-// performed here.
+// perform runs a channel action: the App performs it (for built-in
+// channels too, as in AnyCable, whose built-in controllers pass actions
+// on), except BenchmarkChannel's echo and broadcast, performed here.
+// Without an App, actions are dropped.
 func (s *Session) perform(cmd *protocol.Command) {
 	s.mu.Lock()
 	sub, ok := s.subs[cmd.Identifier]
 	s.mu.Unlock()
-	if !ok || !sub.Benchmark {
+	switch {
+	case ok && !sub.Benchmark && s.node.opts.App != nil:
+		s.performApp(cmd, sub)
+		return
+	case !ok || !sub.Benchmark:
 		s.node.log.Debug("command not handled", "sid", s.sid, "command", cmd.Command)
 		return
 	}

@@ -32,7 +32,7 @@ type gap struct {
 
 var resyncFrame = protocol.Disconnect(protocol.ReasonStreamGap, true)
 
-// sendOrdered sends a publication frame of sub in stream order; s.mu is
+// sendOrdered sends a publication frame of feed f in stream order; s.mu is
 // held. Unstamped frames go at once. Within an epoch, a frame at or below
 // the client's position is dropped (it has it), the next offset is sent
 // (and then whatever it makes contiguous), and one past a gap is held. A
@@ -43,31 +43,31 @@ var resyncFrame = protocol.Disconnect(protocol.ReasonStreamGap, true)
 // to this frame from history; otherwise each node has an epoch of its own
 // and the client takes the frame's position as it is. It reports false
 // when the connection no longer takes frames.
-func (s *Session) sendOrdered(sub *subscription, frame []byte, epoch string, offset uint64) bool {
+func (s *Session) sendOrdered(f *feed, frame []byte, epoch string, offset uint64) bool {
 	switch {
 	case offset == 0:
 		return s.emit(frame)
-	case sub.epoch == "" && s.node.opts.Reorder:
+	case f.epoch == "" && s.node.opts.Reorder:
 		// No position yet, and publications may cross on their way from
 		// two nodes: the first ones wait Options.GapWait and go out sorted, so an
 		// earlier one arriving second is not taken for one already sent.
-		s.holdPastGap(sub, heldFrame{frame: frame, epoch: epoch, offset: offset})
+		s.holdPastGap(f, heldFrame{frame: frame, epoch: epoch, offset: offset})
 		return true
-	case sub.epoch == "" || (epoch != sub.epoch && (!s.node.opts.CatchUp || offset == 1)):
-		sub.epoch, sub.lastOffset, sub.gap = epoch, offset, nil
+	case f.epoch == "" || (epoch != f.epoch && (!s.node.opts.CatchUp || offset == 1)):
+		f.epoch, f.lastOffset, f.gap = epoch, offset, nil
 		return s.emit(frame)
-	case epoch != sub.epoch:
-		sub.epoch, sub.lastOffset, sub.gap = epoch, 0, nil
-	case offset <= sub.lastOffset:
+	case epoch != f.epoch:
+		f.epoch, f.lastOffset, f.gap = epoch, 0, nil
+	case offset <= f.lastOffset:
 		return true
-	case offset == sub.lastOffset+1:
-		sub.lastOffset = offset
+	case offset == f.lastOffset+1:
+		f.lastOffset = offset
 		if !s.emit(frame) {
 			return false
 		}
-		return s.releaseContiguous(sub)
+		return s.releaseContiguous(f)
 	}
-	s.holdPastGap(sub, heldFrame{frame: frame, epoch: epoch, offset: offset})
+	s.holdPastGap(f, heldFrame{frame: frame, epoch: epoch, offset: offset})
 	return true
 }
 
@@ -82,26 +82,26 @@ func (s *Session) emit(frame []byte) bool {
 
 // releaseContiguous sends the held frames that follow the client's position
 // without a gap; s.mu is held.
-func (s *Session) releaseContiguous(sub *subscription) bool {
-	g := sub.gap
+func (s *Session) releaseContiguous(f *feed) bool {
+	g := f.gap
 	if g == nil {
 		return true
 	}
 	i := 0
-	for ; i < len(g.held) && g.held[i].offset <= sub.lastOffset+1; i++ {
+	for ; i < len(g.held) && g.held[i].offset <= f.lastOffset+1; i++ {
 		h := g.held[i]
 		g.heldBytes -= len(h.frame)
-		if h.offset <= sub.lastOffset {
+		if h.offset <= f.lastOffset {
 			continue
 		}
-		sub.lastOffset = h.offset
+		f.lastOffset = h.offset
 		if !s.emit(h.frame) {
 			return false
 		}
 	}
 	g.held = g.held[i:]
 	if len(g.held) == 0 && !g.filling {
-		sub.gap = nil
+		f.gap = nil
 	}
 	return true
 }
@@ -109,11 +109,11 @@ func (s *Session) releaseContiguous(sub *subscription) bool {
 // holdPastGap keeps h until the gap before it is filled, and schedules the
 // fill; s.mu is held. A subscription holding more than maxHeldBytes is
 // resynchronised instead.
-func (s *Session) holdPastGap(sub *subscription, h heldFrame) {
-	g := sub.gap
+func (s *Session) holdPastGap(f *feed, h heldFrame) {
+	g := f.gap
 	if g == nil {
 		g = &gap{}
-		sub.gap = g
+		f.gap = g
 	}
 	i := sort.Search(len(g.held), func(i int) bool { return g.held[i].offset >= h.offset })
 	if i < len(g.held) && g.held[i].offset == h.offset {
@@ -124,14 +124,14 @@ func (s *Session) holdPastGap(sub *subscription, h heldFrame) {
 	g.held[i] = h
 	g.heldBytes += len(h.frame)
 	if g.heldBytes > maxHeldBytes {
-		s.resync(sub)
+		s.resync(f)
 		return
 	}
 	if !g.filling {
 		g.filling = true
-		for id, other := range s.subs {
-			if other == sub {
-				s.node.timers.add(timer{s: s, kind: timerGap, identifier: id}, s.node.opts.gapWait())
+		for id, sub := range s.subs {
+			if sub.feed(f.stream) == f {
+				s.node.timers.add(timer{s: s, kind: timerGap, identifier: id, stream: f.stream}, s.node.opts.gapWait())
 				break
 			}
 		}
@@ -140,24 +140,28 @@ func (s *Session) holdPastGap(sub *subscription, h heldFrame) {
 
 // fillGap reads what a subscription misses from history, if its gap is
 // still open, and sends it with the held messages in order.
-func (s *Session) fillGap(identifier string) {
+func (s *Session) fillGap(identifier, stream string) {
 	s.mu.Lock()
 	sub := s.subs[identifier]
-	if sub == nil || sub.gap == nil {
+	var f *feed
+	if sub != nil {
+		f = sub.feed(stream)
+	}
+	if f == nil || f.gap == nil {
 		s.mu.Unlock()
 		return
 	}
-	if len(sub.gap.held) == 0 {
-		sub.gap = nil
+	if len(f.gap.held) == 0 {
+		f.gap = nil
 		s.mu.Unlock()
 		return
 	}
-	if sub.epoch == "" {
-		s.startFromHeld(identifier, sub)
+	if f.epoch == "" {
+		s.startFromHeld(identifier, f)
 		s.mu.Unlock()
 		return
 	}
-	stream, epoch, from := sub.Stream, sub.epoch, sub.lastOffset
+	epoch, from := f.epoch, f.lastOffset
 	s.mu.Unlock()
 	// Off the timer goroutine: the broker may take its time.
 	go func() {
@@ -175,16 +179,16 @@ func (s *Session) fillGap(identifier string) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.closed || s.subs[identifier] != sub || sub.gap == nil {
+		if s.closed || s.subs[identifier] != sub || sub.feed(stream) != f || f.gap == nil {
 			return // the session ended (its broker call may have been cut), or the gap is gone
 		}
 		s.node.metrics.GapFillsTotal.Inc()
 		if err == nil {
 			for i := range pubs {
-				if pubs[i].Epoch != sub.epoch || pubs[i].Offset <= sub.lastOffset {
+				if pubs[i].Epoch != f.epoch || pubs[i].Offset <= f.lastOffset {
 					continue
 				}
-				if pubs[i].Offset != sub.lastOffset+1 && from == 0 {
+				if pubs[i].Offset != f.lastOffset+1 && from == 0 {
 					break // the epoch's start is no longer kept
 				}
 				// Past the start, history holds every offset but the voided
@@ -193,41 +197,41 @@ func (s *Session) fillGap(identifier string) {
 				if pubs[i].ExcludeSocket == "" || pubs[i].ExcludeSocket != s.sid {
 					frame = protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
 				}
-				sub.lastOffset = pubs[i].Offset
-				if !s.emit(frame) || !s.releaseContiguous(sub) {
+				f.lastOffset = pubs[i].Offset
+				if !s.emit(frame) || !s.releaseContiguous(f) {
 					return
 				}
 			}
 		}
-		sub.gap.filling = false
-		if len(sub.gap.held) > 0 {
+		f.gap.filling = false
+		if len(f.gap.held) > 0 {
 			s.node.log.Debug("gap not fillable from history", "sid", s.sid, "stream", stream, "error", err)
-			s.resync(sub)
+			s.resync(f)
 			return
 		}
-		sub.gap = nil
+		f.gap = nil
 	}()
 }
 
 // startFromHeld gives a subscription without a position the one just
 // before the first frame it held, and sends what follows without a gap;
 // the rest waits for a fill like any gap. s.mu is held.
-func (s *Session) startFromHeld(identifier string, sub *subscription) {
-	first := sub.gap.held[0]
-	sub.epoch, sub.lastOffset = first.epoch, first.offset-1
-	sub.gap.filling = false
-	if !s.releaseContiguous(sub) || sub.gap == nil {
+func (s *Session) startFromHeld(identifier string, f *feed) {
+	first := f.gap.held[0]
+	f.epoch, f.lastOffset = first.epoch, first.offset-1
+	f.gap.filling = false
+	if !s.releaseContiguous(f) || f.gap == nil {
 		return
 	}
-	sub.gap.filling = true
-	s.node.timers.add(timer{s: s, kind: timerGap, identifier: identifier}, s.node.opts.gapWait())
+	f.gap.filling = true
+	s.node.timers.add(timer{s: s, kind: timerGap, identifier: identifier, stream: f.stream}, s.node.opts.gapWait())
 }
 
 // resync tells the client to reconnect from its position before the gap,
 // which history cannot fill: its history request then gets reject_history,
 // the signal that it missed messages for good. s.mu is held.
-func (s *Session) resync(sub *subscription) {
-	sub.gap = nil
+func (s *Session) resync(f *feed) {
+	f.gap = nil
 	s.node.metrics.GapResyncsTotal.Inc()
 	s.close(1000, "", resyncFrame)
 }

@@ -58,6 +58,14 @@ func (s *Session) join(identifier string, raw json.RawMessage) {
 		}
 		info = protocol.EncodeMessage(string(req.Info))
 	}
+	s.joinStream(identifier, stream, id, info)
+}
+
+// joinStream records the session's presence id with its info (already
+// normalised) on stream, within Options.MaxPresence, telling every
+// subscriber when the id is new there.
+func (s *Session) joinStream(identifier, stream, id string, info json.RawMessage) {
+	opts := &s.node.opts
 	s.mu.Lock()
 	_, already := s.present[stream]
 	full := opts.MaxPresence > 0 && len(s.present) >= opts.MaxPresence
@@ -127,10 +135,10 @@ func (s *Session) presenceStream(identifier string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, ok := s.subs[identifier]
-	if !ok || !sub.Presence || s.closed {
+	if !ok || s.closed {
 		return "", false
 	}
-	return sub.Stream, true
+	return sub.presenceStream()
 }
 
 // presenceInfo answers the presence command with the stream's records, in

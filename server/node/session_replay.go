@@ -39,10 +39,10 @@ type historyRequest struct {
 	} `json:"streams"`
 }
 
-// history sends what the subscription's stream published since the
+// history sends what the subscription's streams published since the
 // client's position, then confirm_history; or reject_history when the
-// broker cannot serve it. held tells that the caller already holds the
-// subscription's live messages for this request.
+// broker cannot serve one of them. held tells that the caller already holds
+// the subscription's live messages for this request.
 func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 	var req historyRequest
 	err := json.Unmarshal(raw, &req)
@@ -52,33 +52,32 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 		s.mu.Unlock()
 		return
 	}
-	pos, hasPos := req.Streams[sub.Stream]
+	feeds := append([]*feed(nil), sub.feeds...)
 	if err != nil || (req.Since <= 0 && len(req.Streams) == 0) {
 		// Nothing to look up: AnyCable only logs such a request.
 		s.node.log.Debug("history request without since or streams", "sid", s.sid, "identifier", identifier)
 		if held {
-			s.finishReplay(sub)
+			s.finishReplays(feeds)
 		}
 		s.mu.Unlock()
 		return
 	}
 	if !held {
-		if sub.replay == nil {
-			sub.replay = &replay{}
+		for _, f := range feeds {
+			if f.replay == nil {
+				f.replay = &replay{}
+			}
+			f.replay.pending++
 		}
-		sub.replay.pending++
 	}
-	stream := sub.Stream
 	s.mu.Unlock()
 
-	ctx, cancel := s.brokerContext()
-	defer cancel()
-	var pubs []protocol.Publication
-	switch {
-	case hasPos:
-		pubs, err = s.node.broker.HistoryFrom(ctx, stream, pos.Epoch, pos.Offset)
-	case req.Since > 0:
-		pubs, err = s.node.broker.HistorySince(ctx, stream, req.Since)
+	found := make([][]protocol.Publication, len(feeds))
+	for i, f := range feeds {
+		if found[i], err = s.fetchHistory(f.stream, &req); err != nil {
+			s.node.log.Debug("history not available", "sid", s.sid, "stream", f.stream, "error", err)
+			break
+		}
 	}
 
 	s.mu.Lock()
@@ -87,23 +86,41 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 		return // unsubscribed meanwhile
 	}
 	if err != nil {
-		s.node.log.Debug("history not available", "sid", s.sid, "stream", stream, "error", err)
 		s.Send(protocol.RejectHistory(identifier))
 	} else {
-		for i := range pubs {
-			frame := protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
-			if !s.sendOrdered(sub, frame, pubs[i].Epoch, pubs[i].Offset) {
-				return // closing, or cut as too slow: the rest is for nobody
+		for i, f := range feeds {
+			for j := range found[i] {
+				p := &found[i][j]
+				frame := protocol.AppendBroadcast(nil, identifier, p, s.node.messages.message(p))
+				if !s.sendOrdered(f, frame, p.Epoch, p.Offset) {
+					return // closing, or cut as too slow: the rest is for nobody
+				}
 			}
 		}
 		s.Send(protocol.ConfirmHistory(identifier))
 	}
-	// The first history request after a restore also ends its hold.
-	if sub.replay.restored {
-		sub.replay.restored = false
-		sub.replay.pending--
+	for _, f := range feeds {
+		// The first history request after a restore also ends its hold.
+		if f.replay != nil && f.replay.restored {
+			f.replay.restored = false
+			f.replay.pending--
+		}
 	}
-	s.finishReplay(sub)
+	s.finishReplays(feeds)
+}
+
+// fetchHistory reads what stream published since the request's position
+// for it, or since its time; nothing when the request names neither.
+func (s *Session) fetchHistory(stream string, req *historyRequest) ([]protocol.Publication, error) {
+	ctx, cancel := s.brokerContext()
+	defer cancel()
+	if pos, ok := req.Streams[stream]; ok {
+		return s.node.broker.HistoryFrom(ctx, stream, pos.Epoch, pos.Offset)
+	}
+	if req.Since > 0 {
+		return s.node.broker.HistorySince(ctx, stream, req.Since)
+	}
+	return nil, nil
 }
 
 // confirm sends the confirmation of sub, then the live messages held
@@ -112,24 +129,26 @@ func (s *Session) confirm(identifier string, sub *subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.Send(protocol.Confirm(identifier))
-	s.finishReplay(sub)
+	s.finishReplays(sub.feeds)
 }
 
-// finishReplay ends one pending replay of sub and, once none is left,
-// releases the live messages held meanwhile, skipping what history already
-// sent; s.mu is held.
-func (s *Session) finishReplay(sub *subscription) {
-	r := sub.replay
-	if r == nil {
-		return
-	}
-	r.pending--
-	if r.pending > 0 {
-		return
-	}
-	sub.replay = nil
-	for _, h := range r.held {
-		s.sendOrdered(sub, h.frame, h.epoch, h.offset)
+// finishReplays ends one pending replay of each feed and, for those with
+// none left, releases the live messages held meanwhile, skipping what
+// history already sent; s.mu is held.
+func (s *Session) finishReplays(feeds []*feed) {
+	for _, f := range feeds {
+		r := f.replay
+		if r == nil {
+			continue
+		}
+		r.pending--
+		if r.pending > 0 {
+			continue
+		}
+		f.replay = nil
+		for _, h := range r.held {
+			s.sendOrdered(f, h.frame, h.epoch, h.offset)
+		}
 	}
 }
 
@@ -139,9 +158,11 @@ func (s *Session) releaseRestoreHolds() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sub := range s.subs {
-		if sub.replay != nil && sub.replay.restored {
-			sub.replay.restored = false
-			s.finishReplay(sub)
+		for _, f := range sub.feeds {
+			if f.replay != nil && f.replay.restored {
+				f.replay.restored = false
+				s.finishReplays([]*feed{f})
+			}
 		}
 	}
 }

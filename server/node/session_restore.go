@@ -23,10 +23,22 @@ func (s *Session) resumable() bool {
 	return s.extended && s.node.opts.SessionsTTL > 0
 }
 
-// cachedState is what a session's restore needs.
+// cachedState is what a session's restore needs: its identifiers, the
+// built-in subscriptions (the router decides them again), and what the App
+// gave it (channels with their streams and state, the connection state,
+// whether it is owed a Disconnect), so that a restore calls no Connect.
 type cachedState struct {
-	Identifiers   string   `json:"ids"`
-	Subscriptions []string `json:"subs"`
+	Identifiers   string                   `json:"ids"`
+	Subscriptions []string                 `json:"subs"`
+	Channels      map[string]cachedChannel `json:"channels,omitempty"`
+	CState        map[string]string        `json:"cstate,omitempty"`
+	AppDisconnect bool                     `json:"disconnect,omitempty"`
+}
+
+// cachedChannel is an App channel's subscription in the restore cache.
+type cachedChannel struct {
+	Streams []string          `json:"streams,omitempty"`
+	State   map[string]string `json:"state,omitempty"`
 }
 
 // cacheLater schedules a write of the restore cache within cacheDelay,
@@ -57,12 +69,7 @@ func (s *Session) cache() {
 	if s.ctx.Err() != nil {
 		return
 	}
-	s.mu.Lock()
-	state := cachedState{Identifiers: s.identifiers, Subscriptions: make([]string, 0, len(s.subs))}
-	for id := range s.subs {
-		state.Subscriptions = append(state.Subscriptions, id)
-	}
-	s.mu.Unlock()
+	state := s.cachedState()
 	data, _ := json.Marshal(state)
 	if max := s.node.opts.MaxCachedSession; max > 0 && len(data) > max {
 		s.node.log.Debug("session state too large to cache", "sid", s.sid, "bytes", len(data), "limit", max)
@@ -81,34 +88,88 @@ func (s *Session) cache() {
 	}
 }
 
+// cachedState returns the session's state for its restore cache.
+func (s *Session) cachedState() cachedState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	state := cachedState{
+		Identifiers:   s.identifiers,
+		Subscriptions: make([]string, 0, len(s.subs)),
+		CState:        copyState(s.cstate),
+		AppDisconnect: s.appDisconnect,
+	}
+	for id, sub := range s.subs {
+		if !sub.app {
+			state.Subscriptions = append(state.Subscriptions, id)
+			continue
+		}
+		if state.Channels == nil {
+			state.Channels = map[string]cachedChannel{}
+		}
+		ch := cachedChannel{State: copyState(sub.state)}
+		for _, f := range sub.feeds {
+			ch.Streams = append(ch.Streams, f.stream)
+		}
+		state.Channels[id] = ch
+	}
+	return state
+}
+
 // restore subscribes the session to the cached identifiers, holding their
 // live messages until the client asks for history (or Options.RestoreHold passes),
 // and returns the identifiers restored. Like subscribe, it stops at
 // Options.MaxSubscriptions.
 func (s *Session) restore(state *cachedState) []string {
+	s.mu.Lock()
+	s.cstate = state.CState
+	s.appDisconnect = state.AppDisconnect
+	s.mu.Unlock()
 	restored := []string{}
 	for _, id := range state.Subscriptions {
-		if max := s.node.opts.MaxSubscriptions; max > 0 && len(restored) >= max {
-			break
-		}
-		sub, err := s.node.router.Subscribe(id)
+		route, err := s.node.router.Subscribe(id)
 		if err != nil {
 			continue
 		}
-		s.mu.Lock()
-		if s.subs == nil {
-			s.subs = map[string]*subscription{}
+		if s.restoreOne(id, builtinSubscription(route, &replay{pending: 1, restored: true}), len(restored)) {
+			restored = append(restored, id)
 		}
-		if _, dup := s.subs[id]; dup {
-			s.mu.Unlock()
-			continue
+	}
+	if s.node.opts.App == nil {
+		return restored // App channels cannot run here
+	}
+	for id, ch := range state.Channels {
+		sub := &subscription{app: true, state: ch.State}
+		for _, st := range ch.Streams[:min(len(ch.Streams), maxChannelStreams)] {
+			sub.feeds = append(sub.feeds, &feed{stream: st, replay: &replay{pending: 1, restored: true}})
 		}
-		s.subs[id] = &subscription{Subscription: *sub, replay: &replay{pending: 1, restored: true}}
-		s.mu.Unlock()
-		s.node.subscribe(sub.Stream, id, s)
-		restored = append(restored, id)
+		if s.restoreOne(id, sub, len(restored)) {
+			restored = append(restored, id)
+		}
 	}
 	return restored
+}
+
+// restoreOne adds a restored subscription, unless it is a duplicate or
+// over Options.MaxSubscriptions (n are restored already), and subscribes
+// its streams.
+func (s *Session) restoreOne(id string, sub *subscription, n int) bool {
+	if max := s.node.opts.MaxSubscriptions; max > 0 && n >= max {
+		return false
+	}
+	s.mu.Lock()
+	if s.subs == nil {
+		s.subs = map[string]*subscription{}
+	}
+	if _, dup := s.subs[id]; dup {
+		s.mu.Unlock()
+		return false
+	}
+	s.subs[id] = sub
+	s.mu.Unlock()
+	for _, f := range sub.feeds {
+		s.node.subscribe(f.stream, id, s)
+	}
+	return true
 }
 
 // putBack caches a taken state again under its old sid, for a restore that

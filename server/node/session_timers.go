@@ -29,7 +29,7 @@ func (n *Node) onTimer(t timer) {
 	case timerRestoreHold:
 		s.releaseRestoreHolds()
 	case timerGap:
-		s.fillGap(t.identifier)
+		s.fillGap(t.identifier, t.stream)
 	case timerPing:
 		now := time.Now()
 		s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))

@@ -31,8 +31,8 @@ type timer struct {
 	s      *Session
 	kind   timerKind
 	sentAt int64
-	// identifier is the subscription a timerGap is for.
-	identifier string
+	// identifier and stream name the feed a timerGap is for.
+	identifier, stream string
 }
 
 // wheel schedules session timers on one goroutine and one ticker, so idle

@@ -3,6 +3,7 @@ package streams
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 )
 
 // Channel names routed to the built-in controller.
@@ -19,6 +20,12 @@ const (
 
 // ErrRejected means the subscription must be rejected.
 var ErrRejected = errors.New("subscription rejected")
+
+// ErrNotRouted means the identifier names no built-in channel (or one
+// that is turned off, or is not JSON): the application back end decides
+// it when there is one, as in AnyCable, else it is rejected. It wraps
+// ErrRejected.
+var ErrNotRouted = fmt.Errorf("%w: not a built-in channel", ErrRejected)
 
 // Config holds the stream options, named after AnyCable's flags.
 type Config struct {
@@ -77,12 +84,12 @@ type identifier struct {
 }
 
 // Subscribe decides a subscription by its identifier (the JSON the client
-// sent). Anything it cannot accept, including channels it does not know,
-// gives ErrRejected.
+// sent). A built-in channel it cannot accept gives ErrRejected; an
+// identifier that is no built-in channel gives ErrNotRouted.
 func (c *Controller) Subscribe(id string) (*Subscription, error) {
 	var ident identifier
 	if err := json.Unmarshal([]byte(id), &ident); err != nil {
-		return nil, ErrRejected
+		return nil, ErrNotRouted
 	}
 	switch ident.Channel {
 	case PubSubChannel:
@@ -99,11 +106,14 @@ func (c *Controller) Subscribe(id string) (*Subscription, error) {
 		return nil, ErrRejected
 	case BenchmarkChannel:
 		if !c.cfg.Benchmark {
-			return nil, ErrRejected
+			return nil, ErrNotRouted
 		}
 		return &Subscription{Stream: BenchmarkStream, Benchmark: true}, nil
 	case TurboChannel:
-		if !c.cfg.Turbo || ident.SignedStreamName == nil {
+		if !c.cfg.Turbo {
+			return nil, ErrNotRouted
+		}
+		if ident.SignedStreamName == nil {
 			return nil, ErrRejected
 		}
 		name, err := Verify(*ident.SignedStreamName, c.cfg.TurboSecret)
@@ -112,5 +122,5 @@ func (c *Controller) Subscribe(id string) (*Subscription, error) {
 		}
 		return &Subscription{Stream: name}, nil
 	}
-	return nil, ErrRejected
+	return nil, ErrNotRouted
 }
