@@ -245,7 +245,8 @@ func (c *fakeConn) expectClosed(t *testing.T, code int, reason string) {
 
 // testRouter accepts every identifier as the stream of that name, with
 // whispers and presence allowed; "bench" is BenchmarkChannel (stream
-// "all") and identifiers starting with "rejected" are rejected.
+// "all"), identifiers starting with "rejected" are rejected, and those
+// starting with "app" are application channels.
 type testRouter struct{}
 
 func (testRouter) Subscribe(id string) (*streams.Subscription, error) {
@@ -254,19 +255,25 @@ func (testRouter) Subscribe(id string) (*streams.Subscription, error) {
 		return &streams.Subscription{Stream: streams.BenchmarkStream, Benchmark: true}, nil
 	case id == "" || strings.HasPrefix(id, "rejected"):
 		return nil, streams.ErrRejected
+	case strings.HasPrefix(id, "app"):
+		return nil, streams.ErrNotRouted
 	}
 	return &streams.Subscription{Stream: id, Whisper: true, Presence: true}, nil
 }
 
 // headerAuth identifies a connection by its X-Identifiers header; "bad"
-// is refused as bad credentials.
+// is refused as bad credentials, and "none" is left to the App.
 type headerAuth struct{}
 
 func (headerAuth) Authenticate(r *http.Request) (string, error) {
-	if id := r.Header.Get("X-Identifiers"); id != "bad" {
+	switch id := r.Header.Get("X-Identifiers"); id {
+	case "bad":
+		return "", identity.ErrUnauthorized
+	case "none":
+		return "", identity.ErrNotIdentified
+	default:
 		return id, nil
 	}
-	return "", identity.ErrUnauthorized
 }
 
 // hookedBroker is the memory broker, with a hook that runs inside the next
