@@ -13,10 +13,14 @@ import (
 
 	anycablepb "github.com/cablehub/cablehub/gen/anycable"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultGRPCHost is AnyCable's --rpc_host default.
@@ -99,6 +103,9 @@ func NewGRPC(opts GRPCOptions, log *slog.Logger) (*GRPC, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: grpcKeepalive, PermitWithoutStream: true}),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: grpcMaxBackoff,
+		}, MinConnectTimeout: 5 * time.Second}),
 	}
 	if tgt.resolver != nil {
 		dialOpts = append(dialOpts, grpc.WithResolvers(tgt.resolver))
@@ -136,11 +143,35 @@ func NewGRPC(opts GRPCOptions, log *slog.Logger) (*GRPC, error) {
 	return g, nil
 }
 
+// errNotReady fails a call at once while the connection to the back end
+// is in TRANSIENT_FAILURE (A.10): AnyCable's callers then fail fast
+// instead of each spending the whole budget on retries, so an outage
+// costs clients a quick 1011, not a 3 s wait each.
+var errNotReady = finalError{status.Error(codes.Unavailable, "grpc connection is not ready")}
+
+// ready fails fast while the connection is in TRANSIENT_FAILURE, asking
+// it to reconnect (which it does by itself within grpcMaxBackoff).
+func (g *GRPC) ready() error {
+	if g.conn.GetState() != connectivity.TransientFailure {
+		return nil
+	}
+	g.conn.Connect()
+	return errNotReady
+}
+
+// grpcMaxBackoff caps the delay between reconnection attempts to a back
+// end that is down (grpc-go's default grows to 120 s), so that calls work
+// again within seconds of the back end's return.
+const grpcMaxBackoff = 5 * time.Second
+
 // Connect authenticates a new session (A.5).
 func (g *GRPC) Connect(ctx context.Context, sid string, req *anycablepb.ConnectionRequest) (*anycablepb.ConnectionResponse, error) {
 	var resp *anycablepb.ConnectionResponse
 	err := g.invoker.Invoke(ctx, MethodConnect, sid, func(ctx context.Context) error {
 		var err error
+		if err := g.ready(); err != nil {
+			return err
+		}
 		resp, err = g.client.Connect(withMeta(ctx, sid), req)
 		return err
 	})
@@ -155,6 +186,9 @@ func (g *GRPC) Command(ctx context.Context, sid string, req *anycablepb.CommandM
 	var resp *anycablepb.CommandResponse
 	err := g.invoker.Invoke(ctx, MethodCommand, sid, func(ctx context.Context) error {
 		var err error
+		if err := g.ready(); err != nil {
+			return err
+		}
 		resp, err = g.client.Command(withMeta(ctx, sid), req)
 		return err
 	})
@@ -169,6 +203,9 @@ func (g *GRPC) Disconnect(ctx context.Context, sid string, req *anycablepb.Disco
 	var resp *anycablepb.DisconnectResponse
 	err := g.invoker.Invoke(ctx, MethodDisconnect, sid, func(ctx context.Context) error {
 		var err error
+		if err := g.ready(); err != nil {
+			return err
+		}
 		resp, err = g.client.Disconnect(withMeta(ctx, sid), req)
 		return err
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	anycablepb "github.com/cablehub/cablehub/gen/anycable"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -289,5 +291,28 @@ func TestGRPCWaitingForSlotHonoursContext(t *testing.T) {
 	}
 	if got := b.calls.Load(); got != 1 {
 		t.Errorf("server saw %d calls, want 1 (the waiter must not reach it)", got)
+	}
+}
+
+// While the connection to a back end that is down is in
+// TRANSIENT_FAILURE, calls fail at once with "grpc connection is not
+// ready" and no retry (A.10), instead of each spending the budget.
+func TestGRPCNotReadyFailsFast(t *testing.T) {
+	m := &countingMetrics{}
+	g := newTestGRPC(t, GRPCOptions{Host: freeAddr(t), CommandTimeout: time.Second, Metrics: m}, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for g.conn.GetState() != connectivity.TransientFailure {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection state %v, never TRANSIENT_FAILURE", g.conn.GetState())
+		}
+		g.Connect(context.Background(), "s", &anycablepb.ConnectionRequest{})
+	}
+	retries := m.retries.Load()
+	_, err := g.Connect(context.Background(), "s", &anycablepb.ConnectionRequest{})
+	if codeOf(err) != codes.Unavailable || !strings.Contains(err.Error(), "grpc connection is not ready") {
+		t.Fatalf("err = %v, want Unavailable: grpc connection is not ready", err)
+	}
+	if n := m.retries.Load() - retries; n != 0 {
+		t.Fatalf("%d retries for a call on a connection in TRANSIENT_FAILURE", n)
 	}
 }

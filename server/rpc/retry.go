@@ -95,7 +95,7 @@ func Retry(ctx context.Context, p RetryPolicy, attempt func(context.Context) err
 		}
 		code := status.Code(err)
 		base := p.base(code)
-		if base == 0 {
+		if base == 0 || errors.As(err, new(finalError)) {
 			return err
 		}
 		if code != lastCode {
@@ -137,6 +137,17 @@ func asStatus(err error) error {
 	}
 	return status.Error(codes.Unknown, err.Error())
 }
+
+// finalError marks an attempt's error as one not to retry, whatever its
+// code; its status is the wrapped error's.
+type finalError struct{ error }
+
+func (f finalError) GRPCStatus() *status.Status {
+	s, _ := status.FromError(f.error)
+	return s
+}
+
+func (f finalError) Unwrap() error { return f.error }
 
 // sleep waits d or until ctx ends; it reports whether the full d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
