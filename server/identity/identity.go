@@ -17,7 +17,7 @@ import (
 // 1000; ErrNoIdentifiers is an auth error (close 1011, no message), as in
 // AnyCable.
 var (
-	ErrUnauthorized  = errors.New("unauthorized")
+	ErrUnauthorized = errors.New("unauthorized")
 	// ErrNotIdentified means no identifier applies (no token, JWT not
 	// enforced, authentication required): the application back end may
 	// still identify the connection; without one it is ErrUnauthorized,
