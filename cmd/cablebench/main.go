@@ -9,6 +9,10 @@
 // completion per message and deliveries/s; it exits non-zero when anything
 // is lost.
 //
+// `cablebench rpc-backend` instead serves a minimal AnyCable RPC
+// application over gRPC and HTTP (rpcbackend.go), for measuring a server's
+// RPC hop.
+//
 // Its WebSocket client is its own (wsclient.go) and, on Linux, reads all
 // connections through epoll (receive_linux.go), so that on a shared machine
 // the cores go to the server being measured.
@@ -35,6 +39,10 @@ import (
 )
 
 func main() {
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "rpc-backend" {
+		run = func() error { return runRPCBackend(os.Args[2:]) }
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cablebench:", err)
 		os.Exit(1)
