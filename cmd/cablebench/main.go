@@ -3,6 +3,11 @@
 // for its welcome and subscribing to one of --streams public or --signed
 // streams, and reports the connect+welcome+subscribe rate and the server's
 // resident memory per idle subscribed connection (read from /proc/<pid>).
+// With --rpc_channel the clients instead identify themselves by a user
+// cookie (or query parameter) and subscribe to that application channel,
+// so every connect and subscribe is an RPC call the server makes to its
+// back end; nothing Cablehub-specific is then needed of the server (no
+// $pubsub, no API unless publishing), so AnyCable can be measured alike.
 // With --messages it then publishes through the REST API (--api) or gRPC
 // (--grpc), at --rate or back to back, optionally --batch'ed, and reports
 // delivered/expected, publish→receive latency percentiles, fan-out
@@ -49,6 +54,7 @@ func main() {
 
 type result struct {
 	Clients         int     `json:"clients"`
+	RPCChannel      string  `json:"rpc_channel,omitempty"`
 	Connected       int     `json:"connected"`
 	ConnectSeconds  float64 `json:"connect_seconds"`
 	ConnectsPerSec  float64 `json:"connects_per_sec"`
@@ -98,6 +104,8 @@ func run() error {
 	timeout := flag.Duration("timeout", 2*time.Minute, "overall time limit")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	hold := flag.Duration("hold", 0, "keep the clients connected this long after measuring, for profiling the server (at most 10m)")
+	rpcChannel := flag.String("rpc_channel", "", "subscribe to this application channel through the server's RPC back end (BenchRPCChannel with `cablebench rpc-backend`) instead of a $pubsub stream; client i is user bench-<i>")
+	rpcUser := flag.String("rpc_user", "cookie", "with --rpc_channel, how a client names its user: cookie (Cookie: user=…) or query (?user=…)")
 	flag.Parse()
 
 	urls := strings.Split(*targets, ",")
@@ -120,6 +128,12 @@ func run() error {
 	}
 	if *batch < 1 || *batch > 1000 {
 		return errors.New("--batch must be 1..1000")
+	}
+	if *rpcChannel != "" && *signSecret != "" {
+		return errors.New("--signed is for $pubsub streams, not --rpc_channel")
+	}
+	if *rpcUser != "cookie" && *rpcUser != "query" {
+		return errors.New("--rpc_user must be cookie or query")
 	}
 	var pub publisher
 	if *messages > 0 {
@@ -145,7 +159,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
-	res := result{Clients: *clients}
+	res := result{Clients: *clients, RPCChannel: *rpcChannel}
 	if *pid > 0 {
 		res.RSSBeforeKiB = rssKiB(*pid)
 	}
@@ -157,6 +171,9 @@ func run() error {
 			streams[i] = fmt.Sprintf("%s-%d", *stream, i)
 		}
 		subs[i] = newSubscription(streams[i], *signSecret)
+		if *rpcChannel != "" {
+			subs[i] = newRPCSubscription(*rpcChannel, streams[i])
+		}
 	}
 
 	conns := make([]*benchConn, *clients)
@@ -174,7 +191,15 @@ func run() error {
 				if i >= *clients || ctx.Err() != nil {
 					return
 				}
-				c, err := connect(ctx, urls[i%len(urls)], *protocol, subs[i%len(subs)])
+				target, header := urls[i%len(urls)], ""
+				var err error
+				if *rpcChannel != "" {
+					if target, header, err = identify(target, i, *rpcUser); err != nil {
+						errOnce.Do(func() { firstErr = err })
+						return
+					}
+				}
+				c, err := connect(ctx, target, header, *protocol, subs[i%len(subs)])
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
@@ -390,7 +415,11 @@ func report(res result, asJSON, rss bool) {
 		json.NewEncoder(os.Stdout).Encode(res)
 		return
 	}
-	fmt.Printf("connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec)
+	through := ""
+	if res.RPCChannel != "" {
+		through = " (Connect and subscribe to " + res.RPCChannel + " through RPC)"
+	}
+	fmt.Printf("connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s%s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec, through)
 	if rss {
 		fmt.Printf("server RSS %d KiB -> %d KiB: %.1f KiB per connection\n", res.RSSBeforeKiB, res.RSSAfterKiB, res.RSSPerConnBytes/1024)
 	}
