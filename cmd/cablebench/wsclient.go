@@ -221,6 +221,11 @@ func (c *benchConn) readUntil(deadline time.Time, match func([]byte) (bool, erro
 	buf := make([]byte, 4096)
 	for data := []byte(nil); ; {
 		if err := c.feed(data, check); err != nil {
+			// A refusal is usually followed by the close in the same
+			// read: report the refusal, which says why.
+			if merr != nil {
+				return merr
+			}
 			return err
 		}
 		if merr != nil || found {
