@@ -3,11 +3,20 @@
 // for its welcome and subscribing to one of --streams public or --signed
 // streams, and reports the connect+welcome+subscribe rate and the server's
 // resident memory per idle subscribed connection (read from /proc/<pid>).
+// With --rpc_channel the clients instead identify themselves by a user
+// cookie (or query parameter) and subscribe to that application channel,
+// so every connect and subscribe is an RPC call the server makes to its
+// back end; nothing Cablehub-specific is then needed of the server (no
+// $pubsub, no API unless publishing), so AnyCable can be measured alike.
 // With --messages it then publishes through the REST API (--api) or gRPC
 // (--grpc), at --rate or back to back, optionally --batch'ed, and reports
 // delivered/expected, publish→receive latency percentiles, fan-out
 // completion per message and deliveries/s; it exits non-zero when anything
 // is lost.
+//
+// `cablebench rpc-backend` instead serves a minimal AnyCable RPC
+// application over gRPC and HTTP (rpcbackend.go), for measuring a server's
+// RPC hop.
 //
 // Its WebSocket client is its own (wsclient.go) and, on Linux, reads all
 // connections through epoll (receive_linux.go), so that on a shared machine
@@ -30,11 +39,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	streamsign "github.com/cablehub/cablehub/server/streams"
 )
 
 func main() {
+	run := run
+	if len(os.Args) > 1 && os.Args[1] == "rpc-backend" {
+		run = func() error { return runRPCBackend(os.Args[2:]) }
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cablebench:", err)
 		os.Exit(1)
@@ -43,6 +54,7 @@ func main() {
 
 type result struct {
 	Clients         int     `json:"clients"`
+	RPCChannel      string  `json:"rpc_channel,omitempty"`
 	Connected       int     `json:"connected"`
 	ConnectSeconds  float64 `json:"connect_seconds"`
 	ConnectsPerSec  float64 `json:"connects_per_sec"`
@@ -92,6 +104,8 @@ func run() error {
 	timeout := flag.Duration("timeout", 2*time.Minute, "overall time limit")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	hold := flag.Duration("hold", 0, "keep the clients connected this long after measuring, for profiling the server (at most 10m)")
+	rpcChannel := flag.String("rpc_channel", "", "subscribe to this application channel through the server's RPC back end (BenchRPCChannel with `cablebench rpc-backend`) instead of a $pubsub stream; client i is user bench-<i>")
+	rpcUser := flag.String("rpc_user", "cookie", "with --rpc_channel, how a client names its user: cookie (Cookie: user=…) or query (?user=…)")
 	flag.Parse()
 
 	urls := strings.Split(*targets, ",")
@@ -114,6 +128,12 @@ func run() error {
 	}
 	if *batch < 1 || *batch > 1000 {
 		return errors.New("--batch must be 1..1000")
+	}
+	if *rpcChannel != "" && *signSecret != "" {
+		return errors.New("--signed is for $pubsub streams, not --rpc_channel")
+	}
+	if *rpcUser != "cookie" && *rpcUser != "query" {
+		return errors.New("--rpc_user must be cookie or query")
 	}
 	var pub publisher
 	if *messages > 0 {
@@ -139,7 +159,7 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
-	res := result{Clients: *clients}
+	res := result{Clients: *clients, RPCChannel: *rpcChannel}
 	if *pid > 0 {
 		res.RSSBeforeKiB = rssKiB(*pid)
 	}
@@ -151,6 +171,9 @@ func run() error {
 			streams[i] = fmt.Sprintf("%s-%d", *stream, i)
 		}
 		subs[i] = newSubscription(streams[i], *signSecret)
+		if *rpcChannel != "" {
+			subs[i] = newRPCSubscription(*rpcChannel, streams[i])
+		}
 	}
 
 	conns := make([]*benchConn, *clients)
@@ -168,7 +191,15 @@ func run() error {
 				if i >= *clients || ctx.Err() != nil {
 					return
 				}
-				c, err := connect(ctx, urls[i%len(urls)], *protocol, subs[i%len(subs)])
+				target, header := urls[i%len(urls)], ""
+				var err error
+				if *rpcChannel != "" {
+					if target, header, err = identify(target, i, *rpcUser); err != nil {
+						errOnce.Do(func() { firstErr = err })
+						return
+					}
+				}
+				c, err := connect(ctx, target, header, *protocol, subs[i%len(subs)])
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
@@ -384,7 +415,11 @@ func report(res result, asJSON, rss bool) {
 		json.NewEncoder(os.Stdout).Encode(res)
 		return
 	}
-	fmt.Printf("connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec)
+	through := ""
+	if res.RPCChannel != "" {
+		through = " (Connect and subscribe to " + res.RPCChannel + " through RPC)"
+	}
+	fmt.Printf("connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s%s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec, through)
 	if rss {
 		fmt.Printf("server RSS %d KiB -> %d KiB: %.1f KiB per connection\n", res.RSSBeforeKiB, res.RSSAfterKiB, res.RSSPerConnBytes/1024)
 	}
@@ -401,58 +436,6 @@ func report(res result, asJSON, rss bool) {
 			}
 			fmt.Printf("%s ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n", row.name, l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
 		}
-	}
-}
-
-// subscription is how a client subscribes to one stream.
-type subscription struct {
-	command []byte // the subscribe command
-	confirm string // the confirmation's exact text
-}
-
-func newSubscription(stream, secret string) subscription {
-	id := map[string]string{"channel": "$pubsub", "stream_name": stream}
-	if secret != "" {
-		id = map[string]string{"channel": "$pubsub", "signed_stream_name": streamsign.Sign(stream, secret)}
-	}
-	ident, _ := json.Marshal(id)
-	cmd, _ := json.Marshal(map[string]string{"command": "subscribe", "identifier": string(ident)})
-	return subscription{command: cmd, confirm: `{"type":"confirm_subscription","identifier":` + strconv.Quote(string(ident)) + `}`}
-}
-
-// connect opens one client and waits for its welcome and its subscription's
-// confirmation.
-func connect(ctx context.Context, target, subprotocol string, sub subscription) (*benchConn, error) {
-	c, err := dial(ctx, target, subprotocol)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	if err := c.readUntil(deadline, expect(`{"type":"welcome"`)); err != nil {
-		c.nc.Close()
-		return nil, err
-	}
-	if err := c.send(sub.command); err != nil {
-		c.nc.Close()
-		return nil, err
-	}
-	if err := c.readUntil(deadline, expect(sub.confirm)); err != nil {
-		c.nc.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// expect matches a message starting with prefix, and fails on a refusal.
-func expect(prefix string) func([]byte) (bool, error) {
-	return func(data []byte) (bool, error) {
-		if bytes.HasPrefix(data, []byte(prefix)) {
-			return true, nil
-		}
-		if bytes.HasPrefix(data, []byte(`{"type":"disconnect"`)) || bytes.HasPrefix(data, []byte(`{"type":"reject`)) {
-			return false, fmt.Errorf("server answered %s", data)
-		}
-		return false, nil
 	}
 }
 

@@ -28,8 +28,9 @@ type benchConn struct {
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// dial opens a WebSocket connection offering subprotocol.
-func dial(ctx context.Context, target, subprotocol string) (*benchConn, error) {
+// dial opens a WebSocket connection offering subprotocol, adding header
+// (complete request header lines, each ending in CRLF) to the request.
+func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func dial(ctx context.Context, target, subprotocol string) (*benchConn, error) {
 	path := u.RequestURI()
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Protocol: " + subprotocol + "\r\n\r\n"
+		"\r\nSec-WebSocket-Protocol: " + subprotocol + "\r\n" + header + "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		nc.Close()
 		return nil, err
@@ -220,6 +221,11 @@ func (c *benchConn) readUntil(deadline time.Time, match func([]byte) (bool, erro
 	buf := make([]byte, 4096)
 	for data := []byte(nil); ; {
 		if err := c.feed(data, check); err != nil {
+			// A refusal is usually followed by the close in the same
+			// read: report the refusal, which says why.
+			if merr != nil {
+				return merr
+			}
 			return err
 		}
 		if merr != nil || found {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	streamsign "github.com/cablehub/cablehub/server/streams"
+)
+
+// subscription is how a client subscribes to one stream, and how it
+// recognises the welcome and the confirmation.
+type subscription struct {
+	command          []byte // the subscribe command
+	welcome, confirm func([]byte) (bool, error)
+}
+
+func newSubscription(stream, secret string) subscription {
+	id := map[string]string{"channel": "$pubsub", "stream_name": stream}
+	if secret != "" {
+		id = map[string]string{"channel": "$pubsub", "signed_stream_name": streamsign.Sign(stream, secret)}
+	}
+	ident, _ := json.Marshal(id)
+	cmd, _ := json.Marshal(map[string]string{"command": "subscribe", "identifier": string(ident)})
+	return subscription{
+		command: cmd,
+		welcome: expect(`{"type":"welcome"`),
+		confirm: expect(`{"type":"confirm_subscription","identifier":` + strconv.Quote(string(ident)) + `}`),
+	}
+}
+
+// newRPCSubscription subscribes to an application channel served through
+// the server's RPC back end, naming stream in the identifier (the bench
+// back end, rpcbackend.go, streams from it, so publications reach the
+// client as with $pubsub). The welcome and the confirmation are the
+// application's frames, passed on verbatim in whatever key order it writes
+// them (Rails puts "identifier" first), so they are matched by their parsed
+// type and identifier rather than by their text.
+func newRPCSubscription(channel, stream string) subscription {
+	ident, _ := json.Marshal(map[string]string{"channel": channel, "stream": stream})
+	cmd, _ := json.Marshal(map[string]string{"command": "subscribe", "identifier": string(ident)})
+	return subscription{
+		command: cmd,
+		welcome: expectJSON("welcome", ""),
+		confirm: expectJSON("confirm_subscription", string(ident)),
+	}
+}
+
+// identify makes client i known to an RPC application as user bench-<i>:
+// via "query" as a user query parameter added to target, via "cookie" as a
+// Cookie header line (what a Rails connection reads; AnyCable and Cablehub
+// forward the cookie header to RPC by default). It returns the URL to dial
+// and the extra request header lines.
+func identify(target string, i int, via string) (string, string, error) {
+	user := "bench-" + strconv.Itoa(i)
+	if via == "cookie" {
+		return target, "Cookie: user=" + user + "\r\n", nil
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", "", err
+	}
+	q := u.Query()
+	q.Set("user", user)
+	u.RawQuery = q.Encode()
+	return u.String(), "", nil
+}
+
+// connect opens one client, sending the extra request header lines, and
+// waits for its welcome and its subscription's confirmation.
+func connect(ctx context.Context, target, header, subprotocol string, sub subscription) (*benchConn, error) {
+	c, err := dial(ctx, target, header, subprotocol)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	if err := c.readUntil(deadline, sub.welcome); err != nil {
+		c.nc.Close()
+		return nil, err
+	}
+	if err := c.send(sub.command); err != nil {
+		c.nc.Close()
+		return nil, err
+	}
+	if err := c.readUntil(deadline, sub.confirm); err != nil {
+		c.nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// expect matches a message starting with prefix, and fails on a refusal.
+func expect(prefix string) func([]byte) (bool, error) {
+	return func(data []byte) (bool, error) {
+		if bytes.HasPrefix(data, []byte(prefix)) {
+			return true, nil
+		}
+		if bytes.HasPrefix(data, []byte(`{"type":"disconnect"`)) || bytes.HasPrefix(data, []byte(`{"type":"reject`)) {
+			return false, fmt.Errorf("server answered %s", data)
+		}
+		return false, nil
+	}
+}
+
+// expectJSON matches a frame whose "type" is typ and, when identifier is
+// not empty, whose "identifier" is identifier; it fails on a disconnect or
+// a rejection.
+func expectJSON(typ, identifier string) func([]byte) (bool, error) {
+	return func(data []byte) (bool, error) {
+		var f struct {
+			Type       string `json:"type"`
+			Identifier string `json:"identifier"`
+		}
+		if json.Unmarshal(data, &f) != nil {
+			return false, nil
+		}
+		switch {
+		case f.Type == typ && (identifier == "" || f.Identifier == identifier):
+			return true, nil
+		case f.Type == "disconnect" || f.Type == "reject_subscription":
+			return false, fmt.Errorf("server answered %s", data)
+		}
+		return false, nil
+	}
+}
