@@ -179,18 +179,18 @@ func Default() *Config {
 			Embedded:    pubsub.DefaultEmbeddedOptions(),
 		},
 		Log:     Log{Level: "info", Format: "text"},
-		RPC: RPC{
-			Host:           rpc.DefaultGRPCHost,
-			Concurrency:    rpc.DefaultConcurrency,
-			CommandTimeout: rpc.DefaultCommandTimeout,
-			TLSVerify:      true,
-		},
 		WS:      ws.DefaultOptions(),
 		Node:    node.DefaultOptions(),
 		Streams: streams.DefaultConfig(),
 		JWT:     identity.DefaultJWTOptions(),
 		Gateway: gateway.DefaultOptions(),
 		Broker:  broker.DefaultMemoryOptions(),
+		RPC: RPC{
+			Host:           rpc.DefaultGRPCHost,
+			Concurrency:    rpc.DefaultConcurrency,
+			CommandTimeout: rpc.DefaultCommandTimeout,
+			TLSVerify:      true,
+		},
 	}
 }
 
