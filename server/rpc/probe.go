@@ -16,7 +16,7 @@ import (
 // connection is started and awaited; a connection in backoff after a
 // failure is reported unreachable at once and told to retry now, so a back
 // end that has come back shows as reachable from the next probe on
-// instead of after gRPC's backoff (up to two minutes).
+// instead of after gRPC's reconnect backoff.
 func (g *GRPC) Probe(ctx context.Context) error {
 	s := g.conn.GetState()
 	for first := true; ; first = false {
