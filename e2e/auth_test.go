@@ -84,7 +84,9 @@ func TestStreamsSecretAndTurbo(t *testing.T) {
 
 func TestJWT(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, nil, "--secret", "test-secret", "--public_streams")
+	// --norpc: without a token there is no other way in (with the RPC
+	// back end on, it would decide).
+	s := startServer(t, nil, "--secret", "test-secret", "--public_streams", "--norpc")
 	future := time.Now().Add(time.Hour).Unix()
 	valid := jwtToken(t, "test-secret", jwt.MapClaims{"ext": `{"user_id":42}`, "exp": future})
 

@@ -62,10 +62,11 @@ func TestBenchmarkChannel(t *testing.T) {
 	}
 }
 
-// Without the flag BenchmarkChannel does not exist.
+// Without the flag BenchmarkChannel does not exist (without an RPC back
+// end either, which would otherwise be asked for it).
 func TestBenchmarkChannelOffByDefault(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, nil, "--public")
+	s := startServer(t, nil, "--public", "--norpc")
 	const id = `{"channel":"BenchmarkChannel"}`
 	c := dialWS(t, s, dialOpts{protocols: []string{"actioncable-v1-json"}})
 	c.welcome()

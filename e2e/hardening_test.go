@@ -272,11 +272,16 @@ func TestHardeningHistoryToSlowClient(t *testing.T) {
 }
 
 // Items 6 and 10: setups that leave everything refused, or listeners open
-// without a token, are logged as WARN lines naming the flags.
+// without a token, are logged as WARN lines naming the flags. Without
+// flags the RPC back end (on by default) authenticates connections, so
+// only --norpc leaves nothing that can.
 func TestHardeningStartupWarnings(t *testing.T) {
-	s := startServer(t, nil)
-	if !warned(s.Logs(), "every WebSocket connection will be refused", "API is off", "--secret", "--public") {
+	s := startServer(t, nil, "--norpc")
+	if !warned(s.Logs(), "every WebSocket connection will be refused", "API is off", "--rpc_host", "--secret", "--public") {
 		t.Errorf("no WARN for a server nobody can use:\n%s", s.Logs())
+	}
+	if d := startServer(t, nil); warned(d.Logs(), "will be refused") {
+		t.Errorf("WARN that connections will be refused with the RPC back end on:\n%s", d.Logs())
 	}
 	g := startServer(t, nil, "--noauth", "--grpc_port", fmt.Sprint(freePort(t)))
 	if !warned(g.Logs(), "--grpc_port", "without a token", "--api_secret") {

@@ -138,7 +138,9 @@ func TestSubscribeAndDeliver(t *testing.T) {
 }
 
 func TestRejectedSubscriptions(t *testing.T) {
-	s := startServer(t, nil, "--noauth", "--secret", "s3cr3t")
+	// --norpc: with the RPC back end on, channels it would run are its to
+	// confirm or reject.
+	s := startServer(t, nil, "--noauth", "--secret", "s3cr3t", "--norpc")
 	ws := dialWS(t, s, dialOpts{})
 	ws.welcome()
 	for _, id := range []string{

@@ -25,6 +25,7 @@ import (
 	"github.com/cablehub/cablehub/server/identity"
 	"github.com/cablehub/cablehub/server/node"
 	"github.com/cablehub/cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/rpc"
 	"github.com/cablehub/cablehub/server/streams"
 	"github.com/cablehub/cablehub/server/ws"
 )
@@ -39,12 +40,17 @@ type Config struct {
 	Cluster Cluster
 	Metrics Metrics
 	Log     Log
+	// RPC is the application back end (--rpc_host, --norpc, ...); how the
+	// node uses it (--headers, --proxy-cookies, --disconnect_*) is
+	// Node.AppOptions.
+	RPC RPC
 
 	// WS: --allowed_origins, --max_message_size, --ws_max_pending_size,
 	// --ws_write_timeout.
 	WS ws.Options
-	// Node: pings, per-connection limits, --idempotency_window; SessionsTTL
-	// is --sessions_ttl, shared with Broker.
+	// Node: pings, per-connection limits, --idempotency_window, the RPC
+	// back end's AppOptions; SessionsTTL is --sessions_ttl, shared with
+	// Broker.
 	Node node.Options
 	// Streams: --public_streams, the streams secrets, --streams_whisper,
 	// --streams_presence, --turbo_streams, --benchmark_channel.
@@ -113,6 +119,41 @@ type Metrics struct {
 	Port int
 }
 
+// The RPC implementations after finish (RPC.Impl).
+const (
+	RPCImplGRPC = "grpc"
+	RPCImplHTTP = "http"
+	RPCImplNone = "none"
+)
+
+// RPC is how to reach the application back end over AnyCable's RPC. The
+// timeouts are AnyCable's milliseconds; zero values mean the transports'
+// defaults (see rpc.GRPCOptions and rpc.HTTPOptions).
+type RPC struct {
+	// Host is --rpc_host: host:port, dns:///host:port, grpc-list://…,
+	// grpc://host:port for gRPC, or an http(s):// base URL for HTTP RPC.
+	Host string
+	// Disabled is --norpc (or --rpc_impl none): no back end at all.
+	Disabled bool
+	// Impl is --rpc_impl; after finish it is always RPCImplGRPC,
+	// RPCImplHTTP or RPCImplNone: when not given, an http:// or https://
+	// host means HTTP, anything else gRPC.
+	Impl           string
+	Concurrency    int
+	RequestTimeout time.Duration
+	CommandTimeout time.Duration
+	// HTTPSecret is --http_rpc_secret: "" derives the key from --secret,
+	// "none" sends no Authorization header (see Config.HTTPRPCSecret).
+	HTTPSecret  string
+	HTTPTimeout time.Duration
+	EnableTLS   bool
+	TLSVerify   bool
+	// TLSRootCA is a PEM file path or the PEM text itself.
+	TLSRootCA   string
+	MaxRecvSize int
+	MaxSendSize int
+}
+
 // Log is --log_level and --log_format.
 type Log struct {
 	Level  string
@@ -144,6 +185,12 @@ func Default() *Config {
 		JWT:     identity.DefaultJWTOptions(),
 		Gateway: gateway.DefaultOptions(),
 		Broker:  broker.DefaultMemoryOptions(),
+		RPC: RPC{
+			Host:           rpc.DefaultGRPCHost,
+			Concurrency:    rpc.DefaultConcurrency,
+			CommandTimeout: rpc.DefaultCommandTimeout,
+			TLSVerify:      true,
+		},
 	}
 }
 
@@ -197,7 +244,32 @@ func (c *Config) finish() error {
 	if !strings.HasPrefix(c.Server.HealthPath, "/") {
 		return fmt.Errorf("invalid value %q for --health-path: must start with /", c.Server.HealthPath)
 	}
+	if err := c.deriveRPC(); err != nil {
+		return err
+	}
 	return c.checkAPI()
+}
+
+// deriveRPC settles which RPC implementation is in use: --norpc and
+// --rpc_impl none turn it off; otherwise --rpc_impl, or the host's scheme.
+func (c *Config) deriveRPC() error {
+	r := &c.RPC
+	if r.Impl == RPCImplNone {
+		r.Disabled = true
+	}
+	switch {
+	case r.Disabled:
+		r.Impl = RPCImplNone
+	case r.Impl != "":
+	case strings.HasPrefix(r.Host, "http://") || strings.HasPrefix(r.Host, "https://"):
+		r.Impl = RPCImplHTTP
+	default:
+		r.Impl = RPCImplGRPC
+	}
+	if r.CommandTimeout <= 0 {
+		return fmt.Errorf("invalid value \"0\" for --rpc_command_timeout: must be positive, such as 3000 (milliseconds)")
+	}
+	return nil
 }
 
 // deriveSecrets applies "none" (no secret) and the fallbacks of the
@@ -278,6 +350,22 @@ func (c *Config) EffectiveAPISecret() string {
 // --api_port (protection by network placement) or --public turn it on.
 func (c *Config) APIEnabled() bool {
 	return c.EffectiveAPISecret() != "" || c.API.Port != 0 || c.Server.Public
+}
+
+// HTTPRPCSecret is the key HTTP RPC sends as "Authorization: Bearer
+// <key>": --http_rpc_secret, or else rpc.DeriveSecret(--secret) (derived
+// reports this case, which AnyCable logs), or "" for no header: with
+// --http_rpc_secret none, or without either secret.
+func (c *Config) HTTPRPCSecret() (key string, derived bool) {
+	switch {
+	case c.RPC.HTTPSecret == rpc.HTTPSecretNone:
+		return "", false
+	case c.RPC.HTTPSecret != "":
+		return c.RPC.HTTPSecret, false
+	case c.Server.Secret != "":
+		return rpc.DeriveSecret(c.Server.Secret), true
+	}
+	return "", false
 }
 
 // DeriveSecret is AnyCable's secret derivation: the lower-case hex HMAC-SHA256

@@ -13,6 +13,7 @@ const (
 	groupServer    = "Server"
 	groupWebSocket = "WebSocket"
 	groupStreams   = "Streams and JWT"
+	groupRPC       = "RPC back end"
 	groupAPI       = "API (REST and gRPC)"
 	groupBroker    = "Broker"
 	groupLogging   = "Logging and metrics"
@@ -25,6 +26,7 @@ func (c *Config) bind(p *parser) {
 	c.bindServer(p)
 	c.bindWebSocket(p)
 	c.bindStreams(p)
+	c.bindRPC(p)
 	c.bindLimits(p)
 	c.bindAPI(p)
 	c.bindBroker(p)
@@ -37,7 +39,7 @@ func (c *Config) bindServer(p *parser) {
 	p.add(groupServer, "port", intValue{&s.Port, 0, 65535}, "port to listen on (0 picks a free one)", "PORT")
 	p.add(groupServer, "path", listValue{&s.Paths}, "WebSocket endpoint paths, comma-separated")
 	p.add(groupServer, "health-path", stringValue{&s.HealthPath}, "health check path")
-	p.add(groupServer, "secret", stringValue{&s.Secret}, "application secret: base of the API, streams and JWT secrets (\"none\" clears it)")
+	p.add(groupServer, "secret", stringValue{&s.Secret}, "application secret: base of the API, streams, JWT and HTTP RPC secrets (\"none\" clears it)")
 	p.add(groupServer, "public", boolValue{&s.Public}, "public mode: no connection authentication, public streams, open API unless a secret is set")
 	p.add(groupServer, "noauth", boolValue{&s.Noauth}, "accept connections without authentication")
 	p.add(groupServer, "shutdown_timeout", durationValue{&s.ShutdownTimeout}, "graceful shutdown limit, seconds")
@@ -65,6 +67,31 @@ func (c *Config) bindStreams(p *parser) {
 	p.add(groupStreams, "jwt_secret", stringValue{&c.JWT.Secret}, "secret of JWT identification tokens (default: --secret)")
 	p.add(groupStreams, "jwt_param", stringValue{&c.JWT.Param}, "query parameter carrying the JWT (header X-<param>)")
 	p.add(groupStreams, "enforce_jwt", boolValue{&c.JWT.Enforce}, "refuse connections without a JWT")
+}
+
+// bindRPC binds AnyCable's RPC flags (several hidden in AnyCable's own
+// --help, listed here like every other). Timeouts are milliseconds, as in
+// AnyCable.
+func (c *Config) bindRPC(p *parser) {
+	r, a := &c.RPC, &c.Node.AppOptions
+	p.add(groupRPC, "rpc_host", stringValue{&r.Host}, "RPC back end: host:port, dns:///host:port or grpc-list://h1:p1,h2:p2 for gRPC; an http:// or https:// URL for HTTP RPC")
+	p.add(groupRPC, "norpc", boolValue{&r.Disabled}, "no RPC back end: only JWT, --noauth or --public connections and the built-in channels work")
+	p.add(groupRPC, "rpc_impl", enumValue{&r.Impl, []string{"", RPCImplGRPC, RPCImplHTTP, RPCImplNone}}, "RPC implementation: grpc, http, none (= --norpc) (default: http for an http(s):// --rpc_host, else grpc)")
+	p.add(groupRPC, "rpc_concurrency", intValue{&r.Concurrency, 0, 1 << 20}, "most RPC calls at the back end at once; more wait (0 = the default, with a warning)")
+	p.add(groupRPC, "rpc_request_timeout", msDurationValue{&r.RequestTimeout}, "limit for one RPC attempt, milliseconds (0 = none for gRPC; HTTP RPC: --http_rpc_timeout, else this, else 3000)")
+	p.add(groupRPC, "rpc_command_timeout", msDurationValue{&r.CommandTimeout}, "limit for one RPC call with its retries, milliseconds")
+	p.add(groupRPC, "headers", lowerListValue{listValue{&a.Headers}}, "request headers passed to the back end, comma-separated, lower-cased")
+	p.add(groupRPC, "proxy-cookies", listValue{&a.Cookies}, "cookies passed to the back end in the cookie header, comma-separated (default: all)")
+	p.add(groupRPC, "http_rpc_secret", stringValue{&r.HTTPSecret}, "HTTP RPC bearer token (default: derived from --secret; \"none\" sends no Authorization header)")
+	p.add(groupRPC, "http_rpc_timeout", msDurationValue{&r.HTTPTimeout}, "limit for one HTTP RPC request, milliseconds (0 = --rpc_request_timeout, else 3000)")
+	p.add(groupRPC, "rpc_enable_tls", boolValue{&r.EnableTLS}, "connect to the gRPC back end over TLS")
+	p.add(groupRPC, "rpc_tls_verify", boolValue{&r.TLSVerify}, "verify the back end's TLS certificate (gRPC with TLS, https:// HTTP RPC)")
+	p.add(groupRPC, "rpc_tls_root_ca", stringValue{&r.TLSRootCA}, "CA of the back end's TLS certificate: a PEM file path or the PEM text; implies --rpc_enable_tls (default: the system's CAs)")
+	p.add(groupRPC, "rpc_max_call_recv_size", sizeValue[int]{&r.MaxRecvSize, 0}, "largest gRPC reply, bytes (0 = gRPC's 4 MiB)")
+	p.add(groupRPC, "rpc_max_call_send_size", sizeValue[int]{&r.MaxSendSize, 0}, "largest gRPC request, bytes (0 = unlimited)")
+	p.add(groupRPC, "disconnect_mode", disconnectModeValue{&a.DisconnectMode}, "which ended sessions get a Disconnect call: auto (those the back end connected or subscribed), always, never")
+	p.add(groupRPC, "disconnect_rate", intValue{&a.DisconnectRate, 1, 1 << 20}, "most Disconnect calls per second")
+	p.add(groupRPC, "disconnect_backlog_size", intValue{&a.DisconnectBacklog, 1, 1 << 24}, "most Disconnect calls waiting for their turn")
 }
 
 func (c *Config) bindLimits(p *parser) {

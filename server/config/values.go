@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cablehub/cablehub/server/node"
 )
 
 // The flag.Value types below parse AnyCable-style option values. Their error
@@ -154,5 +156,64 @@ func (v sizeValue[T]) Set(s string) error {
 		return fmt.Errorf("must be a number of bytes, at least %d", v.min)
 	}
 	*v.p = T(n)
+	return nil
+}
+
+// msDurationValue takes whole milliseconds, as AnyCable's RPC timeouts do
+// ("3000"), or a Go duration ("1.5s").
+type msDurationValue struct{ p *time.Duration }
+
+func (v msDurationValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	d := *v.p
+	if d%time.Millisecond == 0 {
+		return strconv.FormatInt(int64(d/time.Millisecond), 10)
+	}
+	return d.String()
+}
+
+func (v msDurationValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		*v.p = time.Duration(n) * time.Millisecond
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("must be a number of milliseconds or a duration such as 1.5s")
+	}
+	*v.p = d
+	return nil
+}
+
+// lowerListValue is a listValue whose items are lower-cased, as AnyCable's
+// CLI does with --headers (header names are case-insensitive; the RPC Env
+// carries them lower-case).
+type lowerListValue struct{ listValue }
+
+func (v lowerListValue) Set(s string) error {
+	return v.listValue.Set(strings.ToLower(s))
+}
+
+// disconnectModeValue is --disconnect_mode, read by
+// node.ParseDisconnectMode: an unknown word is an error, where AnyCable
+// would silently make no Disconnect calls.
+type disconnectModeValue struct{ p *node.DisconnectMode }
+
+func (v disconnectModeValue) String() string {
+	if v.p == nil {
+		return node.DisconnectAuto.String()
+	}
+	return v.p.String()
+}
+
+func (v disconnectModeValue) Set(s string) error {
+	m, err := node.ParseDisconnectMode(s)
+	if err != nil {
+		return err
+	}
+	*v.p = m
 	return nil
 }

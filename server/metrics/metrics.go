@@ -18,9 +18,12 @@ const namespace = "anycable_go"
 type Metrics struct {
 	registry *prometheus.Registry
 
-	ClientsNum            prometheus.Gauge
-	ClientsUniqNum        prometheus.Gauge
-	BroadcastStreamsNum   prometheus.Gauge
+	ClientsNum          prometheus.Gauge
+	ClientsUniqNum      prometheus.Gauge
+	BroadcastStreamsNum prometheus.Gauge
+	// DisconnectQueueSize is the number of Disconnect calls waiting for
+	// their turn (--disconnect_rate, --disconnect_backlog_size).
+	DisconnectQueueSize   prometheus.Gauge
 	ClientMsgTotal        prometheus.Counter
 	FailedClientMsgTotal  prometheus.Counter
 	BroadcastMsgTotal     prometheus.Counter
@@ -36,6 +39,9 @@ type Metrics struct {
 
 	APIRequests *prometheus.CounterVec
 	APILatency  *prometheus.HistogramVec
+
+	// RPC is handed to the RPC client (it implements rpc.Metrics).
+	RPC *RPC
 }
 
 // New creates the metrics and their registry.
@@ -56,6 +62,7 @@ func New() *Metrics {
 		ClientsNum:            gauge("clients_num", "The number of active clients"),
 		ClientsUniqNum:        gauge("clients_uniq_num", "The number of unique clients (by connection identifiers)"),
 		BroadcastStreamsNum:   gauge("broadcast_streams_num", "The number of active broadcasting streams"),
+		DisconnectQueueSize:   gauge("disconnect_queue_size", "The number of Disconnect calls waiting to be made"),
 		ClientMsgTotal:        counter("client_msg_total", "The total number of received messages from clients"),
 		FailedClientMsgTotal:  counter("failed_client_msg_total", "The total number of unrecognized or malformed messages from clients"),
 		BroadcastMsgTotal:     counter("broadcast_msg_total", "The total number of messages received through the broadcasting API"),
@@ -77,6 +84,7 @@ func New() *Metrics {
 		}, []string{"route", "code"}),
 	}
 	r.MustRegister(m.APIRequests, m.APILatency)
+	m.RPC = newRPC(r)
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "goroutines_num", Help: "The number of goroutines"},
 		func() float64 { return float64(runtime.NumGoroutine()) }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "mem_sys_bytes", Help: "The total bytes of memory obtained from the OS"},

@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -233,13 +232,9 @@ func grpcCredentials(opts GRPCOptions) (credentials.TransportCredentials, error)
 	if !opts.EnableTLS && opts.TLSRootCA == "" {
 		return insecure.NewCredentials(), nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: opts.TLSSkipVerify}
-	if opts.TLSRootCA != "" {
-		pool, err := rootCAPool(opts.TLSRootCA)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
+	cfg, err := TLSConfig(opts.TLSSkipVerify, opts.TLSRootCA)
+	if err != nil {
+		return nil, err
 	}
 	return credentials.NewTLS(cfg), nil
 }

@@ -31,6 +31,10 @@ func (r *Runner) logStarting() {
 	}
 	r.log.Info(r.describe)
 	r.log.Info(r.pubsub.Describe())
+	if r.deps.rpc.derivedKey {
+		r.log.Info("auto-generated authorization secret from the application secret", "context", "rpc")
+	}
+	r.log.Info(r.deps.rpc.describe(cfg), "context", "rpc")
 }
 
 // logServing logs where each part is served, once every listener is bound.

@@ -58,9 +58,9 @@ var (
 	epoch   = regexp.MustCompile(`epoch: [^,]+`)
 )
 
-// TestStartupBanner pins the startup log lines: the end-to-end and
-// JavaScript suites, and tools waiting for a server, parse them. Bound
-// addresses are shown as {MAIN}, {API}, {GRPC} and {METRICS}.
+// TestStartupBanner pins the startup log lines at the default level: the
+// end-to-end and JavaScript suites, and tools waiting for a server, parse
+// them. Bound addresses are shown as {MAIN}, {API}, {GRPC} and {METRICS}.
 func TestStartupBanner(t *testing.T) {
 	api, grpcPort, metricsPort := freePort(t), freePort(t), freePort(t)
 	cases := []struct {
@@ -76,6 +76,7 @@ func TestStartupBanner(t *testing.T) {
 			"WARN --public without --api_secret or --secret: the API on the main port accepts calls without a token",
 			"INFO Using in-memory broker (epoch: EPOCH, history limit: 100, history ttl: 300s, sessions ttl: 300s, presence ttl: 15s)",
 			"INFO Using local pub/sub (single node)",
+			"INFO RPC controller initialized: localhost:50051 (concurrency: 28, impl: grpc, enable_tls: false, proto_versions: v1, proxy_headers: cookie, proxy_cookies: <all>) context=rpc",
 			"WARN API server is running without authentication",
 			"INFO Handle API requests at http://{MAIN}/api (no authorization) context=api",
 			"INFO Handle gRPC API requests at {MAIN} (no authorization, h2c, shared with the REST API) context=grpc",
@@ -88,6 +89,7 @@ func TestStartupBanner(t *testing.T) {
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
+			"INFO RPC controller initialized: localhost:50051 (concurrency: 28, impl: grpc, enable_tls: false, proto_versions: v1, proxy_headers: cookie, proxy_cookies: <all>) context=rpc",
 			"INFO Handle API requests at http://{API}/api (authorization required, CORS enabled) context=api",
 			"INFO Handle gRPC API requests at {GRPC} (authorization required, dedicated listener) context=grpc",
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
@@ -103,9 +105,35 @@ func TestStartupBanner(t *testing.T) {
 			"WARN the gRPC API on --grpc_port accepts calls without a token (no --api_secret or --secret): anyone who can reach that port can publish and disconnect clients",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
+			"INFO RPC controller initialized: localhost:50051 (concurrency: 28, impl: grpc, enable_tls: false, proto_versions: v1, proxy_headers: cookie, proxy_cookies: <all>) context=rpc",
 			"INFO Handle gRPC API requests at {GRPC} (no authorization, dedicated listener) context=grpc",
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Serve metrics at http://{MAIN}/m",
+			"INFO Handle health requests at http://{MAIN}/health",
+		}},
+		{"HTTP RPC with a derived key", []string{"--secret", "s", "--broker", "none", "--rpc_host", "http://127.0.0.1:1/_anycable",
+			"--rpc_concurrency", "5", "--headers", "Cookie,X-Api-Key", "--proxy-cookies", "_session"}, []string{
+			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO JWT authentication is enabled (param: jid, enforced: false)",
+			"INFO Using no-op broker (no history, presence or session restore)",
+			"INFO Using local pub/sub (single node)",
+			"INFO auto-generated authorization secret from the application secret context=rpc",
+			"INFO RPC controller initialized: http://127.0.0.1:1/_anycable (concurrency: 5, impl: http, enable_tls: false, proto_versions: v1, proxy_headers: cookie,x-api-key, proxy_cookies: _session) context=rpc",
+			"INFO Handle API requests at http://{MAIN}/api (authorization required) context=api",
+			"INFO Handle gRPC API requests at {MAIN} (authorization required, h2c, shared with the REST API) context=grpc",
+			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
+			"INFO Handle health requests at http://{MAIN}/health",
+		}},
+		{"no RPC", []string{"--secret", "s", "--broker", "none", "--norpc", "--noauth"}, []string{
+			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO JWT authentication is enabled (param: jid, enforced: false)",
+			"INFO connection authentication is disabled",
+			"INFO Using no-op broker (no history, presence or session restore)",
+			"INFO Using local pub/sub (single node)",
+			"INFO no RPC configured context=rpc",
+			"INFO Handle API requests at http://{MAIN}/api (authorization required) context=api",
+			"INFO Handle gRPC API requests at {MAIN} (authorization required, h2c, shared with the REST API) context=grpc",
+			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Handle health requests at http://{MAIN}/health",
 		}},
 	}
@@ -123,7 +151,13 @@ func TestStartupBanner(t *testing.T) {
 			if err := r.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			got := logs.get()
+			// The lines at the default level (info) and above.
+			var got []string
+			for _, l := range logs.get() {
+				if !strings.HasPrefix(l, "DEBUG ") {
+					got = append(got, l)
+				}
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := r.Shutdown(ctx); err != nil {

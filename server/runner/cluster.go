@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc/status"
 
 	"github.com/cablehub/cablehub/server/broker"
 	"github.com/cablehub/cablehub/server/config"
@@ -41,6 +42,9 @@ type deps struct {
 	nats   *nats.Conn
 	enats  *server.Server
 	checks map[string]func(context.Context) error
+	// rpc is the application's RPC back end: reported on /health but not
+	// one of its checks (see health), closed with the rest.
+	rpc rpcSetup
 
 	// enatsDir is the embedded server's JetStream store, removed on close.
 	enatsDir string
@@ -190,34 +194,67 @@ func (d *deps) monitor(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// health answers /health: 200 "OK" when every dependency answers, else 503
-// with a JSON body naming what is down.
+// healthTimeout bounds each check and the RPC probe of one /health call.
+const healthTimeout = time.Second
+
+// health answers /health with JSON: 200 {"status":"ok", …} when every
+// dependency (Redis, NATS, JetStream) answers, else 503
+// {"status":"unavailable","down":[…],"errors":{…}, …}. Both carry "rpc":
+// the RPC back end's implementation and host, whether it can be reached
+// now (rpc.GRPC.Probe, rpc.HTTP.Probe; no call is made) and why not, or
+// {"impl":"none"} with --norpc. An unreachable back end does not make
+// /health fail: a server used standalone, with JWT or public connections
+// and no back end running (RPC is on by default), is healthy, and
+// restarting it would not bring the back end up.
 func (d *deps) health(w http.ResponseWriter, r *http.Request) {
+	rpcState := make(chan map[string]any, 1)
+	go func() { rpcState <- d.rpcHealth(r.Context()) }()
 	down := map[string]string{}
 	for name, check := range d.checks {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		if err := check(ctx); err != nil {
 			down[name] = err.Error()
 		}
 		cancel()
 	}
-	if len(down) == 0 {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("OK"))
-		return
+	body := map[string]any{"status": "ok"}
+	code := http.StatusOK
+	if len(down) > 0 {
+		names := make([]string, 0, len(down))
+		for n := range down {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		body = map[string]any{"status": "unavailable", "down": names, "errors": down}
+		code = http.StatusServiceUnavailable
 	}
-	names := make([]string, 0, len(down))
-	for n := range down {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	body, _ := json.Marshal(map[string]any{"status": "unavailable", "down": names, "errors": down})
+	body["rpc"] = <-rpcState
+	data, _ := json.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	w.Write(body)
+	w.WriteHeader(code)
+	w.Write(data)
 }
 
+// rpcHealth is the "rpc" object of /health.
+func (d *deps) rpcHealth(ctx context.Context) map[string]any {
+	if d.rpc.client == nil {
+		return map[string]any{"impl": config.RPCImplNone}
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	state := map[string]any{"impl": d.rpc.impl, "host": d.rpc.host, "reachable": true}
+	if err := d.rpc.client.Probe(ctx); err != nil {
+		state["reachable"] = false
+		state["error"] = status.Convert(err).Message()
+	}
+	return state
+}
+
+// close closes every connection. Shutdown calls it once the node has
+// drained, so the RPC client outlives the sessions' last Disconnect calls,
+// which the node's shutdown makes.
 func (d *deps) close() {
+	d.rpc.close()
 	if d.nats != nil {
 		d.nats.Close()
 	}

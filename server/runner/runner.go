@@ -64,6 +64,7 @@ type Runner struct {
 // New builds the process's parts; nothing listens until Start.
 func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	d := &deps{}
+	var err error
 	var b describedBroker
 	var jetstream *broker.NATS // also b, with --broker nats
 	switch cfg.Cluster.Broker {
@@ -81,7 +82,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		}
 		b = broker.NewRedis(d.redis, "cablehub:", cfg.Broker, channel)
 	case "nats":
-		var err error
 		if jetstream, err = d.newNATSBroker(cfg, log); err != nil {
 			d.close()
 			return nil, err
@@ -93,11 +93,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		return nil, fmt.Errorf("unknown broker %q", cfg.Cluster.Broker)
 	}
 	if cfg.JWT.Enforce && cfg.JWT.Secret == "" {
+		d.close()
 		return nil, errors.New("--enforce_jwt needs a JWT secret: set --jwt_secret or --secret")
 	}
 	m := metrics.New()
+	if d.rpc, err = newRPC(cfg, m.RPC, log); err != nil {
+		d.close()
+		return nil, err
+	}
 	router := streams.NewController(cfg.Streams)
 	nodeOpts := cfg.Node
+	if d.rpc.client != nil {
+		nodeOpts.App = d.rpc.client
+	}
 	nodeOpts.CatchUp = cfg.Cluster.Broker == "redis" || cfg.Cluster.Broker == "nats"
 	nodeOpts.Reorder = cfg.Cluster.Broker == "redis" && cfg.Cluster.PubSub == "nats"
 	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), nodeOpts)

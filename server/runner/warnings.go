@@ -8,11 +8,13 @@ import "github.com/cablehub/cablehub/server/config"
 // network placement) but must never be silent.
 func startupWarnings(cfg *config.Config) []string {
 	var w []string
-	if !cfg.Server.Public && !cfg.Server.Noauth && cfg.JWT.Secret == "" {
+	// With RPC on (the default) the back end authenticates connections;
+	// whether it runs is /health's and the RPC log's business.
+	if cfg.RPC.Disabled && !cfg.Server.Public && !cfg.Server.Noauth && cfg.JWT.Secret == "" {
 		if cfg.APIEnabled() {
-			w = append(w, "every WebSocket connection will be refused: nothing can authenticate it; set --secret or --jwt_secret, or --noauth / --public")
+			w = append(w, "every WebSocket connection will be refused: nothing can authenticate it (--norpc, no JWT secret); set --rpc_host instead of --norpc, --jwt_secret or --secret, or --noauth / --public")
 		} else {
-			w = append(w, "every WebSocket connection will be refused and the API is off: set --secret (or --jwt_secret and --api_secret), or --public for open access")
+			w = append(w, "every WebSocket connection will be refused and the API is off (--norpc, no secret): set --rpc_host instead of --norpc, --secret (or --jwt_secret and --api_secret), or --public for open access")
 		}
 	}
 	if cfg.Streams.Secret == "" {
