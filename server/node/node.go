@@ -175,7 +175,9 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 	}
 	n.pubsub = pubsub.NewLocal(n)
 	if opts.App != nil {
-		n.disconnects = newDisconnectQueue(opts.App, opts.AppOptions, log, func(int) {})
+		n.disconnects = newDisconnectQueue(opts.App, opts.AppOptions, log, func(size int) {
+			m.DisconnectQueueSize.Set(float64(size))
+		})
 	}
 	if s, ok := b.(IdempotencyStore); ok {
 		n.idempotency = s
