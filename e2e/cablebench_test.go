@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // buildBench builds the load tool for a test.
@@ -96,6 +97,26 @@ func TestCablebenchRefuses(t *testing.T) {
 		_, out, err := runBench(t, bin, tc.args...)
 		if err == nil || !strings.Contains(out, tc.want) {
 			t.Errorf("%v: err %v, output %q; want a failure naming %q", tc.args, err, out, tc.want)
+		}
+	}
+}
+
+// The load tool drives an application channel through the server's RPC,
+// over gRPC and over HTTP, with its own minimal back end: every client is
+// welcomed by the back end's Connect and confirmed by its subscribe.
+func TestCablebenchThroughRPC(t *testing.T) {
+	bin := buildBench(t)
+	backend := startPeer(t, "rpc-backend", exec.Command(bin, "rpc-backend", "-grpc", "127.0.0.1:0", "-http", "127.0.0.1:0", "-for", "5m"))
+	line := backend.waitLine(t, 30*time.Second, func(l string) bool { return strings.HasPrefix(l, "rpc-backend listening:") })
+	f := strings.Fields(line) // rpc-backend listening: grpc <addr> http <url>
+	if len(f) != 6 {
+		t.Fatalf("unexpected line %q", line)
+	}
+	for _, host := range []string{f[3], f[5]} {
+		s := startServer(t, nil, "--rpc_host", host)
+		res, out, err := runBench(t, bin, "--url", "ws://"+s.Main+"/cable", "--clients", "50", "--rpc_channel", "BenchRPCChannel")
+		if err != nil || res.Connected != 50 {
+			t.Fatalf("through %s: connected %d/50: %v\n%s", host, res.Connected, err, out)
 		}
 	}
 }
