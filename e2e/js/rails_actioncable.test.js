@@ -14,7 +14,8 @@ adapters.WebSocket = WebSocket
 let server
 
 before(async () => {
-  server = await startServer(['--secret', SECRET, '--noauth', '--public_streams'])
+  // --norpc: standalone, so a channel that is not built in is rejected.
+  server = await startServer(['--secret', SECRET, '--noauth', '--public_streams', '--norpc'])
 })
 after(async () => {
   await server.stop()
