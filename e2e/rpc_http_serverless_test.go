@@ -47,12 +47,20 @@ func npmCI(t *testing.T) {
 // returns its base URL. Its request log is shown when the test fails.
 func startServerlessApp(t *testing.T, key string) string {
 	t.Helper()
+	_, base := startServerlessPeer(t, key)
+	return base
+}
+
+// startServerlessPeer is startServerlessApp that also returns the running
+// app, to configure it.
+func startServerlessPeer(t *testing.T, key string) (*appPeer, string) {
+	t.Helper()
 	cmd := exec.Command("node", "--import", "./register.mjs", "server.mjs")
 	cmd.Dir = rpcAppDir
 	cmd.Env = append(os.Environ(), "RPC_SECRET="+key)
-	app := startPeer(t, "serverless-js app", cmd)
+	app := startAppPeer(t, "serverless-js app", "configured", cmd)
 	line := app.waitLine(t, 30*time.Second, func(l string) bool { return strings.HasPrefix(l, "listening ") })
-	return "http://127.0.0.1:" + strings.TrimPrefix(line, "listening ") + "/_anycable"
+	return app, "http://127.0.0.1:" + strings.TrimPrefix(line, "listening ") + "/_anycable"
 }
 
 // TestRPCHTTPServerlessJS drives the third-party @anycable/serverless-js

@@ -3,7 +3,8 @@
 // e2e/rpc_http_serverless_test.go and e2e/js/rpc_apps.test.js.
 //
 // It listens on 127.0.0.1 (PORT, default: any free port) and prints
-// "listening <port>" once ready. Like the application side of AnyCable's
+// "listening <port>" once ready, and "disconnected <sid>" for each
+// Disconnect call. Like the application side of AnyCable's
 // HTTP RPC, it requires "Authorization: Bearer <RPC_SECRET>" when
 // RPC_SECRET is set and answers 401 otherwise (serverless-js's handler
 // itself does not check it). Requests are logged on stderr.
@@ -48,6 +49,11 @@ class CableApp extends Application {
       return;
     }
     handle.identifiedBy({ user });
+  }
+
+  // disconnect reports on stdout that Cablehub said the session ended.
+  async disconnect(handle) {
+    console.log(`disconnected ${handle.id}`);
   }
 }
 
