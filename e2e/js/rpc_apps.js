@@ -62,6 +62,8 @@ function startPeer(name, cmd, args, opts, ready) {
   }
   proc.stdout.on('data', d => { stdout += d; check() })
   proc.stderr.on('data', d => { stderr += d })
+  // A write after the process died fails in waitLine's timeout, with the logs.
+  proc.stdin.on('error', () => {})
   const peer = {
     name,
     stdin: proc.stdin,
@@ -79,18 +81,20 @@ function startPeer(name, cmd, args, opts, ready) {
       })
     },
     stop: () => new Promise(done => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return done()
+      if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return done()
       proc.once('exit', done)
       proc.kill('SIGTERM')
     })
   }
-  proc.once('exit', code => {
+  const ended = note => {
+    stderr += note
     for (const w of waiters.splice(0)) {
       clearTimeout(w.timer)
       w.resolve(null)
     }
-    if (code) stderr += `\n(exited ${code})`
-  })
+  }
+  proc.once('exit', code => ended(code ? `\n(exited ${code})` : ''))
+  proc.once('error', err => ended(`\n(${err.message})`))
   return peer.waitLine(ready).then(m => {
     if (!m) throw new Error(`the ${name} exited during startup\n${peer.logs()}`)
     return { peer, match: m }
