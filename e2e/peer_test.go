@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -109,4 +111,35 @@ func (p *peer) waitLine(t *testing.T, timeout time.Duration, match func(string) 
 			return ""
 		}
 	}
+}
+
+// appPeer is an RPC back end (e2e/rpcapp, e2e/rpcapp_ruby) that learns
+// where Cablehub's REST API is from a "cablehub <url> <key>" line on its
+// stdin, so it can start before the Cablehub that calls it.
+type appPeer struct {
+	*peer
+	stdin io.Writer
+	ack   string // what its acknowledging line starts with
+}
+
+// startAppPeer starts cmd (not yet started) as an RPC back end that
+// acknowledges its configuration with "<ack> <url>".
+func startAppPeer(t *testing.T, name, ack string, cmd *exec.Cmd) *appPeer {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &appPeer{peer: startPeer(t, name, cmd), stdin: stdin, ack: ack}
+}
+
+// configure tells the app to broadcast and disconnect through the REST
+// API at apiURL (such as http://127.0.0.1:8080/api) with the bearer token
+// key, and waits until it has taken it.
+func (p *appPeer) configure(t *testing.T, apiURL, key string) {
+	t.Helper()
+	if _, err := fmt.Fprintf(p.stdin, "cablehub %s %s\n", apiURL, key); err != nil {
+		t.Fatalf("configuring the %s: %v", p.name, err)
+	}
+	p.waitLine(t, 10*time.Second, func(l string) bool { return l == p.ack+" "+apiURL })
 }

@@ -33,7 +33,7 @@ const (
 
 // rubyApp is a running server.rb: its gRPC address and its stdout lines.
 type rubyApp struct {
-	*peer
+	*appPeer
 	host string
 }
 
@@ -48,7 +48,7 @@ func startRubyRPCApp(t *testing.T) *rubyApp {
 	if out, err := exec.Command(rubyBin, "-e", `require "grpc"; require "google/protobuf"`).CombinedOutput(); err != nil {
 		t.Skipf("Ruby's grpc or google-protobuf gem is missing (apt-get install ruby-grpc ruby-google-protobuf): %v\n%s", err, out)
 	}
-	app := &rubyApp{peer: startPeer(t, "Ruby RPC app", exec.Command(rubyBin, rubyRPCServer))}
+	app := &rubyApp{appPeer: startAppPeer(t, "Ruby RPC app", "CONFIGURED", exec.Command(rubyBin, rubyRPCServer))}
 	line := app.waitLine(t, 60*time.Second, func(l string) bool { return strings.HasPrefix(l, "LISTENING ") })
 	app.host = "127.0.0.1:" + strings.TrimPrefix(line, "LISTENING ")
 	return app

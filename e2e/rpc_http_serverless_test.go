@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,35 +25,50 @@ const rpcAppDir = "rpcapp"
 
 // npmCI installs rpcapp's locked dependencies when node_modules is missing
 // or older than the lock (npm rewrites node_modules/.package-lock.json on
-// every install), so the test needs no separate step in make test.
+// every install), so the test needs no separate step in make test. Tests
+// running in parallel share one install: two npm ci in one directory
+// would delete each other's files.
 func npmCI(t *testing.T) {
 	t.Helper()
-	lock, err := os.Stat(filepath.Join(rpcAppDir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	installed, err := os.Stat(filepath.Join(rpcAppDir, "node_modules", ".package-lock.json"))
-	if err == nil && !installed.ModTime().Before(lock.ModTime()) {
-		return
-	}
-	cmd := exec.CommandContext(t.Context(), "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = rpcAppDir
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := rpcAppInstall(); err != nil {
 		t.Fatalf("npm ci in e2e/%s: %v\n%s", rpcAppDir, err, out)
 	}
 }
+
+// rpcAppInstall runs the install at most once per test binary.
+var rpcAppInstall = sync.OnceValues(func() ([]byte, error) {
+	lock, err := os.Stat(filepath.Join(rpcAppDir, "package-lock.json"))
+	if err != nil {
+		return nil, err
+	}
+	installed, err := os.Stat(filepath.Join(rpcAppDir, "node_modules", ".package-lock.json"))
+	if err == nil && !installed.ModTime().Before(lock.ModTime()) {
+		return nil, nil
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Dir = rpcAppDir
+	return cmd.CombinedOutput()
+})
 
 // startServerlessApp runs e2e/rpcapp/server.mjs under node (with the
 // resolve hook serverless-js 0.1.0 needs) expecting the given key, and
 // returns its base URL. Its request log is shown when the test fails.
 func startServerlessApp(t *testing.T, key string) string {
 	t.Helper()
+	_, base := startServerlessPeer(t, key)
+	return base
+}
+
+// startServerlessPeer is startServerlessApp that also returns the running
+// app, to configure it.
+func startServerlessPeer(t *testing.T, key string) (*appPeer, string) {
+	t.Helper()
 	cmd := exec.Command("node", "--import", "./register.mjs", "server.mjs")
 	cmd.Dir = rpcAppDir
 	cmd.Env = append(os.Environ(), "RPC_SECRET="+key)
-	app := startPeer(t, "serverless-js app", cmd)
+	app := startAppPeer(t, "serverless-js app", "configured", cmd)
 	line := app.waitLine(t, 30*time.Second, func(l string) bool { return strings.HasPrefix(l, "listening ") })
-	return "http://127.0.0.1:" + strings.TrimPrefix(line, "listening ") + "/_anycable"
+	return app, "http://127.0.0.1:" + strings.TrimPrefix(line, "listening ") + "/_anycable"
 }
 
 // TestRPCHTTPServerlessJS drives the third-party @anycable/serverless-js

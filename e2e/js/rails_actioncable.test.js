@@ -13,8 +13,10 @@ adapters.WebSocket = WebSocket
 
 let server
 
+// --norpc: the rejection tested below is standalone Cablehub's; with RPC on
+// (the default, as in AnyCable) an unknown channel goes to the back end at
+// localhost:50051, and with none there the command is dropped unanswered.
 before(async () => {
-  // --norpc: standalone, so a channel that is not built in is rejected.
   server = await startServer(['--secret', SECRET, '--noauth', '--public_streams', '--norpc'])
 })
 after(async () => {

@@ -1,5 +1,6 @@
 # A small AnyCable RPC back end in Ruby, standing in for a Rails app with
-# the anycable gem in Cablehub's e2e tests (e2e/rpc_grpc_ruby_test.go). It
+# the anycable gem in Cablehub's e2e tests (e2e/rpc_grpc_ruby_test.go,
+# e2e/rpc_cluster_test.go, e2e/js/rpc_apps.test.js). It
 # runs on Debian's ruby-grpc and ruby-google-protobuf with the stubs in gen/
 # (generated from proto/anycable/rpc.proto by `make generate`), so the Go
 # client is checked against another language's gRPC and protobuf stacks.
@@ -10,17 +11,30 @@
 # "CALL <method> <sid>", and for Disconnect "DISCONNECT <json of the
 # request>", so the test can see what arrived and how often.
 #
+# It reaches Cablehub's REST API (to broadcast and to disconnect users) at
+# CABLEHUB_API_URL (such as http://127.0.0.1:8080/api) with the bearer
+# token CABLEHUB_API_KEY, or at what a line "cablehub <url> <key>" on stdin
+# says, answered by "CONFIGURED <url>" on stdout: a test can start the app
+# before the Cablehub that calls it and tell it where that is.
+#
 # Connect: identified by the `user` cookie or ?user= in the URL, else
 #   refused (FAILURE + an unauthorized disconnect frame).
 # Command on {"channel":"ChatChannel","room":…}:
 #   subscribe    confirm, stream chat:<room>, istate room; no room: reject
 #   unsubscribe  stop chat:<room>, delete istate room ("")
-#   message      by data's action: speak (reply + state), leave
-#                (disconnect), mute (stop_streams), explode (raises: the
+#   message      by data's action: speak (reply + state), echo
+#                (transmits {echo: <data without action>, user}),
+#                broadcast ({text, from: user} to chat:<room> through the
+#                REST API), leave (disconnect, after a {"type":"disconnect",
+#                "reason":<reason>,"reconnect":false} frame when data has a
+#                reason, as Rails' connection.close does), kick (disconnects
+#                the user's connections through the REST API by their
+#                identifiers), mute (stop_streams), explode (raises: the
 #                client sees UNKNOWN), anything else FAILURE
 #   other        ERROR
 $LOAD_PATH.unshift(File.join(__dir__, "gen"))
 require "json"
+require "net/http"
 require "uri"
 require "anycable/rpc_services_pb"
 
@@ -106,8 +120,23 @@ class App < Anycable::RPC::Service
           istate: {"spoken" => data["text"]}
         )
       )
+    when "echo"
+      user = JSON.parse(req.connection_identifiers)["user"]
+      echo = data.reject { |k, _| k == "action" }
+      Anycable::CommandResponse.new(
+        status: :SUCCESS, transmissions: [json(identifier: req.identifier, message: {echo: echo, user: user})]
+      )
+    when "broadcast"
+      user = JSON.parse(req.connection_identifiers)["user"]
+      room = JSON.parse(req.identifier)["room"]
+      Cablehub.post("/publish", stream: "chat:#{room}", data: json(text: data["text"], from: user))
+      Anycable::CommandResponse.new(status: :SUCCESS)
+    when "kick"
+      Cablehub.post("/disconnect", identifier: req.connection_identifiers, reconnect: false)
+      Anycable::CommandResponse.new(status: :SUCCESS)
     when "leave"
-      Anycable::CommandResponse.new(status: :SUCCESS, disconnect: true)
+      bye = data["reason"] ? [json(type: "disconnect", reason: data["reason"], reconnect: false)] : []
+      Anycable::CommandResponse.new(status: :SUCCESS, disconnect: true, transmissions: bye)
     when "mute"
       Anycable::CommandResponse.new(status: :SUCCESS, stop_streams: true)
     when "explode"
@@ -138,6 +167,40 @@ class App < Anycable::RPC::Service
   end
 
   def json(**obj) = JSON.generate(obj)
+end
+
+# Cablehub is the REST API the app broadcasts and disconnects through.
+module Cablehub
+  @mutex = Mutex.new
+  @url = ENV.fetch("CABLEHUB_API_URL", "")
+  @key = ENV.fetch("CABLEHUB_API_KEY", "")
+
+  def self.configure(url, key)
+    @mutex.synchronize { @url, @key = url.chomp("/"), key.to_s }
+  end
+
+  # post sends body as JSON to the API's path and raises unless it is taken.
+  def self.post(path, body)
+    url, key = @mutex.synchronize { [@url, @key] }
+    raise "Cablehub API URL not configured" if url.empty?
+
+    uri = URI(url + path)
+    res = Net::HTTP.post(uri, JSON.generate(body), "Content-Type" => "application/json", "Authorization" => "Bearer #{key}")
+    raise "#{path}: #{res.code} #{res.body}" unless res.is_a?(Net::HTTPSuccess)
+  end
+end
+
+# Configuration lines on stdin; the app runs on when stdin closes.
+Thread.new do
+  $stdin.each_line do |line|
+    word, url, key = line.split
+    if word == "cablehub" && url
+      Cablehub.configure(url, key)
+      puts "CONFIGURED #{url.chomp("/")}"
+    else
+      warn "unknown configuration line: #{line}"
+    end
+  end
 end
 
 # Keepalive pings from the client every 10 s are allowed, as AnyCable's
