@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cablehub/cablehub/server/publication"
 	"io"
 	"net/http"
 	"strconv"
@@ -172,7 +173,7 @@ func (g *Gateway) misfit(route routes.Route) string {
 // returns false when it has answered the request itself (an unknown
 // command).
 func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	trimmed := trimJSONSpace(body)
+	trimmed := publication.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !bytes.Contains(trimmed, []byte(`"command"`)) {
 		return true
 	}

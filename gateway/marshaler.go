@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/cablehub/cablehub/server/publication"
 	"io"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -20,7 +21,7 @@ import (
 // the REST contract promises stable compact JSON.
 //
 // Input for the publish body (the repeated publications field) accepts a
-// single object as well as an array; see decodePublications.
+// single object as well as an array; see publication.Decode.
 type jsonMarshaler struct{}
 
 var _ runtime.Marshaler = jsonMarshaler{}
@@ -54,7 +55,7 @@ func (jsonMarshaler) Marshal(v any) ([]byte, error) {
 func (jsonMarshaler) Unmarshal(data []byte, v any) error {
 	switch t := v.(type) {
 	case *[]*cablehubv1.Publication:
-		pubs, err := decodePublications(data)
+		pubs, err := publication.Decode(data)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,7 @@
-package gateway
+// Package publication reads publish bodies in AnyCable's broadcast format,
+// the one every way of publishing to Cablehub takes: the REST API, and
+// AnyCable's broadcast adapters (HTTP, Redis, Redis Streams, NATS).
+package publication
 
 import (
 	"bytes"
@@ -10,15 +13,15 @@ import (
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// decodePublications reads a publish body: one publication object or a
+// Decode reads a publish body: one publication object or a
 // non-empty array of them. Errors name the problem and, in an array, the
 // index of the offending item. Unknown fields are ignored, as AnyCable does.
 //
 // protojson would do the field parsing, but its messages are deliberately
 // unstable across builds and cannot name an array index, so the body is
 // checked here with encoding/json.
-func decodePublications(body []byte) ([]*cablehubv1.Publication, error) {
-	body = trimJSONSpace(body)
+func Decode(body []byte) ([]*cablehubv1.Publication, error) {
+	body = TrimSpace(body)
 	if len(body) == 0 {
 		return nil, errors.New("request body is empty: send a publication object or a non-empty array of them")
 	}
@@ -163,10 +166,10 @@ func stringField(raw json.RawMessage, name string, dst *string) error {
 	return nil
 }
 
-// trimJSONSpace trims the whitespace JSON allows around a value, and only
+// TrimSpace trims the whitespace JSON allows around a value, and only
 // that: bytes.TrimSpace would also take Unicode spaces (U+0085, U+00A0) and
 // let a body that is not JSON through.
-func trimJSONSpace(b []byte) []byte {
+func TrimSpace(b []byte) []byte {
 	return bytes.Trim(b, " \t\r\n")
 }
 

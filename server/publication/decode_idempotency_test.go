@@ -1,4 +1,4 @@
-package gateway
+package publication
 
 import (
 	"strings"
@@ -22,7 +22,7 @@ func TestDecodeIdempotencyKey(t *testing.T) {
 	}
 	for _, c := range ok {
 		t.Run(c.name, func(t *testing.T) {
-			pubs, err := decodePublications([]byte(c.body))
+			pubs, err := Decode([]byte(c.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -41,7 +41,7 @@ func TestDecodeIdempotencyKey(t *testing.T) {
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
-			pubs, err := decodePublications([]byte(c.body))
+			pubs, err := Decode([]byte(c.body))
 			if err == nil {
 				t.Fatalf("accepted: %v", pubs)
 			}
@@ -54,7 +54,7 @@ func TestDecodeIdempotencyKey(t *testing.T) {
 
 // Each item of a batch carries its own key.
 func TestDecodeIdempotencyKeyPerBatchItem(t *testing.T) {
-	pubs, err := decodePublications([]byte(`[{"stream":"a","data":"1","idempotency_key":"x"},{"stream":"a","data":"2"},{"stream":"b","data":"3","meta":{"idempotency_key":"y"}}]`))
+	pubs, err := Decode([]byte(`[{"stream":"a","data":"1","idempotency_key":"x"},{"stream":"a","data":"2"},{"stream":"b","data":"3","meta":{"idempotency_key":"y"}}]`))
 	if err != nil {
 		t.Fatal(err)
 	}

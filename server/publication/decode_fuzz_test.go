@@ -1,4 +1,4 @@
-package gateway
+package publication
 
 import (
 	"encoding/json"
@@ -14,7 +14,7 @@ import (
 // in testdata/fuzz/FuzzDecodePublications.
 func FuzzDecodePublications(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
-		pubs, err := decodePublications(body)
+		pubs, err := Decode(body)
 		if err != nil {
 			if pubs != nil || err.Error() == "" {
 				t.Fatalf("error %q with publications %v", err, pubs)

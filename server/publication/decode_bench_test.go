@@ -1,4 +1,4 @@
-package gateway
+package publication
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ func BenchmarkDecodePublish(b *testing.B) {
 	body := []byte(`{"stream":"chat/42","data":"{\"text\":\"hello\",\"from\":\"ann\"}"}`)
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := decodePublications(body); err != nil {
+		if _, err := Decode(body); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -32,7 +32,7 @@ func BenchmarkDecodePublishBatch100(b *testing.B) {
 	body := []byte(sb.String())
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := decodePublications(body); err != nil {
+		if _, err := Decode(body); err != nil {
 			b.Fatal(err)
 		}
 	}
