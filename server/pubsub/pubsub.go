@@ -6,6 +6,7 @@
 package pubsub
 
 import (
+	"encoding/json"
 	"sync"
 
 	"github.com/cablehub/cablehub/server/protocol"
@@ -24,11 +25,47 @@ type Handler interface {
 	HandleResubscribed(streams []string)
 }
 
-// Command is a remote command; only "disconnect" exists.
+// Command is a remote command; only "disconnect" exists. On the wire it
+// is AnyCable's remote command message,
+// {"command":"disconnect","payload":{"identifier":…,"reconnect":…}}, so
+// AnyCable and Cablehub nodes sharing a Redis or NATS pub/sub during a
+// migration carry out each other's disconnects; the flat form earlier
+// Cablehub versions sent ({"command","identifier","reconnect"}) is still
+// read, for rolling upgrades.
 type Command struct {
-	Command    string `json:"command"`
+	Command    string
+	Identifier string
+	Reconnect  bool
+}
+
+type commandPayload struct {
 	Identifier string `json:"identifier"`
 	Reconnect  bool   `json:"reconnect"`
+}
+
+type commandMessage struct {
+	Command    string          `json:"command"`
+	Payload    *commandPayload `json:"payload,omitempty"`
+	Identifier string          `json:"identifier,omitempty"`
+	Reconnect  bool            `json:"reconnect,omitempty"`
+}
+
+// MarshalJSON encodes c as AnyCable's remote command message.
+func (c Command) MarshalJSON() ([]byte, error) {
+	return json.Marshal(commandMessage{Command: c.Command, Payload: &commandPayload{Identifier: c.Identifier, Reconnect: c.Reconnect}})
+}
+
+// UnmarshalJSON reads AnyCable's remote command message, or the flat form.
+func (c *Command) UnmarshalJSON(b []byte) error {
+	var m commandMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*c = Command{Command: m.Command, Identifier: m.Identifier, Reconnect: m.Reconnect}
+	if m.Payload != nil {
+		c.Identifier, c.Reconnect = m.Payload.Identifier, m.Payload.Reconnect
+	}
+	return nil
 }
 
 // interest counts local subscriptions per stream, so a cluster pub/sub
