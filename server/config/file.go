@@ -85,6 +85,7 @@ func (p *parser) parseFile(path, text string) (*configFile, error) {
 		if coveredBy(k, done) {
 			continue
 		}
+		k = known.owner(k)
 		key := fileKey(k)
 		value := lookup(tree, k)
 		switch {
@@ -142,6 +143,19 @@ type keyIndex struct {
 	sections map[string]bool
 	// unsupported are AnyCable's keys Cablehub has no setting for.
 	unsupported map[string]*anycableSetting
+}
+
+// owner is the shortest part of k that is a setting's or an unsupported
+// AnyCable setting's key, else k: a table value written with dotted keys
+// ([metrics] tags.env = "prod") belongs to its table's setting, although
+// the TOML library lists only the dotted key.
+func (idx keyIndex) owner(k toml.Key) toml.Key {
+	for i := 1; i < len(k); i++ {
+		if key := fileKey(k[:i]); idx.settings[key] || idx.unsupported[key] != nil {
+			return k[:i]
+		}
+	}
+	return k
 }
 
 func (p *parser) keyIndex() keyIndex {

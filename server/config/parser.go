@@ -27,13 +27,13 @@ type option struct {
 	value    flag.Value
 }
 
-// maskKind says what --print-config hides of a value.
+// maskKind says what --print-config hides of a value; the zero value
+// hides nothing.
 type maskKind int
 
 const (
-	maskNone maskKind = iota
 	// maskAll hides the whole value: a secret or key.
-	maskAll
+	maskAll maskKind = iota + 1
 	// maskURL hides the passwords of a comma-separated URL list.
 	maskURL
 )
