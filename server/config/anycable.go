@@ -42,7 +42,9 @@ func anycableSettings() []anycableSetting {
 	return []anycableSetting{
 		// Top level and [server].
 		{"node_id", "node_id", nil, notYet},
-		{"broadcast_adapter", "broadcast_adapters", []string{"http,redis"}, notYet},
+		// AnyCable's default adapters, http and redis, do ask for something:
+		// a listener and a subscription.
+		{"broadcast_adapter", "broadcast_adapters", nil, notYet},
 		{"broadcast_key", "broadcast_key", []string{"", "none"}, notYet},
 		{"presets", "presets", []string{"", "none"}, "there are no presets: set what a preset would change (broker, pub/sub, broadcast adapters, ports) yourself"},
 		{"max-conn", "server.max_conn", []string{"0"}, notYet},

@@ -139,7 +139,7 @@ func (p *parser) printOption(b *bytes.Buffer, o *option, key string, given setti
 func (p *parser) shown(o *option, v setting) (text string, masked bool, err error) {
 	switch {
 	case p.print == printSecrets:
-	case o.mask == maskAll && v.text != "":
+	case o.mask == maskAll && v.text != "" && v.text != "none":
 		return `"********"`, true, nil
 	case o.mask == maskURL && hasPassword(v.text):
 		text, err := encodeTOML(redactURLs(v.text))
