@@ -3,6 +3,7 @@ module github.com/cablehub/cablehub
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0

@@ -13,9 +13,17 @@ import (
 // its exit code and output.
 func runCLI(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
+	return runCLIIn(t, "", env, args...)
+}
+
+// runCLIIn is runCLI with dir as the working directory ("" for the
+// test's).
+func runCLIIn(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -18,11 +18,14 @@ const repoRoot = ".."
 type helpFlag struct {
 	group, name, def string
 	env              []string
+	// file is the key in anycable.toml, as --help shows it ("[rpc] host").
+	file string
 }
 
 var (
 	helpGroupLine = regexp.MustCompile(`^([A-Z][^:]*):$`)
 	helpFlagLine  = regexp.MustCompile(`^  --(\S+) \(([^)]*), default (.*)\)$`)
+	helpFileLine  = regexp.MustCompile(`^      anycable\.toml: (.+)$`)
 )
 
 // helpFlags parses the binary's --help output: group headings, then one
@@ -44,6 +47,9 @@ func helpFlags(t *testing.T) []helpFlag {
 				def = ""
 			}
 			flags = append(flags, helpFlag{group: group, name: m[1], env: strings.Split(m[2], ", "), def: def})
+		}
+		if m := helpFileLine.FindStringSubmatch(line); m != nil && len(flags) > 0 {
+			flags[len(flags)-1].file = m[1]
 		}
 	}
 	if len(flags) < 40 {
@@ -90,7 +96,8 @@ func configurationRows(t *testing.T) map[string]docRow {
 }
 
 // docs/configuration.md documents every flag the binary has, in the same
-// group, with all its environment variables and its default (the first
+// group, with all its environment variables, its anycable.toml key and its
+// default (the first
 // word of the Default cell, where --help shows one); and no flag the binary
 // lacks.
 func TestConfigurationDocListsEveryFlag(t *testing.T) {
@@ -112,6 +119,9 @@ func TestConfigurationDocListsEveryFlag(t *testing.T) {
 			if !strings.Contains(row.env, "`"+env+"`") {
 				t.Errorf("configuration.md: --%s does not name %s", f.name, env)
 			}
+		}
+		if f.file != "" && !strings.Contains(row.env, "file `"+f.file+"`") {
+			t.Errorf("configuration.md: --%s does not name its anycable.toml key: add \"; file `%s`\" to its Env cell", f.name, f.file)
 		}
 		if first, _, _ := strings.Cut(strings.TrimSpace(row.def), " "); f.def != "" && first != f.def {
 			t.Errorf("configuration.md: --%s default is %q there, %q in --help", f.name, strings.TrimSpace(row.def), f.def)

@@ -65,9 +65,17 @@ var (
 // listeners. The process is stopped when the test ends.
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
+	return startServerIn(t, "", env, args...)
+}
+
+// startServerIn is startServer with dir as the working directory ("" for
+// the test's), where ./anycable.toml is looked for.
+func startServerIn(t *testing.T, dir string, env []string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, done: make(chan struct{})}
 	full := append([]string{"--host", "127.0.0.1", "--port", "0"}, args...)
 	s.cmd = exec.Command(binary, full...)
+	s.cmd.Dir = dir
 	s.cmd.Env = append(cleanEnv(), env...)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {

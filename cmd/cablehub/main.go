@@ -22,10 +22,10 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(args, environ []string, stdout, stderr io.Writer) int {
 	for _, a := range args {
 		if a == "--version" || a == "-version" || a == "-v" {
 			fmt.Fprintf(stdout, "cablehub %s\n", runner.Version)
@@ -36,8 +36,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if healthcheck {
 		args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--healthcheck" })
 	}
-	cfg, err := config.Parse(args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
+	cfg, err := config.Load(config.Input{Args: args, Environ: environ, Search: config.DefaultSearch(), Out: stdout})
+	if errors.Is(err, config.ErrHelp) || errors.Is(err, config.ErrPrinted) {
 		return 0
 	}
 	if err != nil {

@@ -1,6 +1,8 @@
-// Package config reads Cablehub's settings from command-line flags and
-// environment variables with AnyCable's names, so an AnyCable deployment's
-// flags and ANYCABLE_* variables work unchanged.
+// Package config reads Cablehub's settings from command-line flags,
+// environment variables and an anycable.toml file with AnyCable's names,
+// so an AnyCable deployment's flags, ANYCABLE_* variables and
+// configuration file work unchanged, and says at startup what in them it
+// does not use.
 //
 // Each subsystem owns its options struct and their defaults (node.Options
 // and node.DefaultOptions, ws.Options, broker.MemoryOptions, ...); Config
@@ -63,6 +65,9 @@ type Config struct {
 	// Broker: --history_limit, --history_ttl, --sessions_ttl,
 	// --presence_ttl.
 	Broker broker.MemoryOptions
+
+	// Loaded is where the settings came from and what was ignored.
+	Loaded Loaded
 }
 
 // Server is where the process listens and how it authenticates.
@@ -194,23 +199,90 @@ func Default() *Config {
 	}
 }
 
-// ErrHelp is returned by Parse when --help was asked for; the usage has been
-// written to the output given to Parse.
+// ErrHelp is returned by Parse and Load when --help was asked for; the
+// usage has been written to the output given.
 var ErrHelp = flag.ErrHelp
 
-// Parse reads the configuration from args (without the program name) and
-// the environment as seen through getenv. A flag given on the command line
-// wins over its environment variables. Errors are one line naming the flag;
-// with --help the grouped usage goes to out and ErrHelp is returned.
+// Input is what Load reads a configuration from.
+type Input struct {
+	// Args are the command-line arguments, without the program name.
+	Args []string
+	// Environ is the environment as KEY=VALUE pairs, as os.Environ gives
+	// it. Settings are read from it, and every ANYCABLE_* variable no
+	// setting reads gets a notice.
+	Environ []string
+	// Search lists the configuration files tried, in order, when
+	// --config-path is not given (DefaultSearch is AnyCable's); the first
+	// that exists is read. Nil tries none.
+	Search []string
+	// Out receives --help and --print-config.
+	Out io.Writer
+}
+
+// Loaded says where a configuration came from, for the startup log.
+type Loaded struct {
+	// File is the configuration file read, as found or given; "" for none.
+	File string
+	// Notices name what the sources hold that no setting reads.
+	Notices []Notice
+}
+
+// Load reads the configuration: each setting from its flag, else its
+// environment variable, else its key in the configuration file, else its
+// default (defaults < file < environment < flags). Errors are one line
+// naming the flag, variable or file key. --help writes the usage and
+// returns ErrHelp; --print-config writes the configuration as TOML and
+// returns ErrPrinted.
+func Load(in Input) (*Config, error) {
+	vars := map[string]string{}
+	for _, kv := range in.Environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			if _, dup := vars[k]; !dup {
+				vars[k] = v
+			}
+		}
+	}
+	return load(in, func(k string) string { return vars[k] })
+}
+
+// Parse is Load from args and the variables getenv gives, with no
+// configuration file unless --config-path names one and no notices about
+// the environment (getenv cannot list it).
 func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	return load(Input{Args: args, Out: out}, getenv)
+}
+
+func load(in Input, getenv func(string) string) (*Config, error) {
+	out := in.Out
+	if out == nil {
+		out = io.Discard
+	}
 	c := Default()
 	p := newParser()
 	c.bind(p)
-	if err := p.parse(args, getenv, out); err != nil {
+	if err := p.parseArgs(in.Args, out); err != nil {
 		return nil, err
 	}
+	file, err := p.loadFile(in.Search)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.apply(getenv, file); err != nil {
+		return nil, err
+	}
+	if file != nil {
+		c.Loaded.File = file.path
+	}
+	c.Loaded.Notices = append(p.fileNotices(file), p.envNotices(in.Environ)...)
+	given := p.snapshot()
 	if err := c.finish(); err != nil {
 		return nil, err
+	}
+	if p.print != printOff {
+		if err := p.printConfig(out, c.Loaded, given); err != nil {
+			return nil, err
+		}
+		return nil, ErrPrinted
 	}
 	return c, nil
 }

@@ -217,3 +217,35 @@ func (v disconnectModeValue) Set(s string) error {
 	*v.p = m
 	return nil
 }
+
+// csvValue is a list that anycable.toml holds as one comma-separated
+// string, as AnyCable's file does for [server] allowed_origins and
+// [api] cors_hosts (an array is accepted too).
+type csvValue struct{ listValue }
+
+func (v csvValue) fileForm() any { return v.String() }
+
+// The methods below give each value's TOML form for --print-config
+// (fileForm) and mark the values that take a TOML array (isList). A value
+// type without fileForm prints as a string (a bool flag as a boolean),
+// which loads back through Set.
+
+func (v stringValue) fileForm() any   { return v.String() }
+func (v boolValue) fileForm() any     { return v.p != nil && *v.p }
+func (v intValue) fileForm() any      { return int64(*v.p) }
+func (v enumValue) fileForm() any     { return v.String() }
+func (v sizeValue[T]) fileForm() any  { return int64(*v.p) }
+func (v listValue) fileForm() any     { return append([]string{}, *v.p...) }
+func (v listValue) isList()           {}
+func (v durationValue) fileForm() any { return wholeOr(*v.p, time.Second) }
+
+func (v msDurationValue) fileForm() any { return wholeOr(*v.p, time.Millisecond) }
+
+// wholeOr is d as an integer count of unit, as AnyCable's file holds
+// durations, or as a Go duration string when it is not a whole count.
+func wholeOr(d, unit time.Duration) any {
+	if d%unit == 0 {
+		return int64(d / unit)
+	}
+	return d.String()
+}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -17,6 +18,12 @@ import (
 func (r *Runner) logStarting() {
 	cfg := r.cfg
 	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)))
+	if cfg.Loaded.File != "" {
+		r.log.Info("Using configuration from file: " + cfg.Loaded.File)
+	}
+	for _, n := range cfg.Loaded.Notices {
+		r.log.Log(context.Background(), n.Level, n.Msg)
+	}
 	if cfg.Server.Public {
 		r.log.Warn("Server is running in the public mode")
 	}

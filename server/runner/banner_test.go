@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -63,6 +65,12 @@ var (
 // them. Bound addresses are shown as {MAIN}, {API}, {GRPC} and {METRICS}.
 func TestStartupBanner(t *testing.T) {
 	api, grpcPort, metricsPort := freePort(t), freePort(t), freePort(t)
+	// The file sets --noauth and misspells a key: the file is named, then
+	// the key.
+	file := filepath.Join(t.TempDir(), "anycable.toml")
+	if err := os.WriteFile(file, []byte("noauth = true\n[rpc]\nhots = \"typo:1\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -126,6 +134,20 @@ func TestStartupBanner(t *testing.T) {
 		}},
 		{"no RPC", []string{"--secret", "s", "--broker", "none", "--norpc", "--noauth"}, []string{
 			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO JWT authentication is enabled (param: jid, enforced: false)",
+			"INFO connection authentication is disabled",
+			"INFO Using no-op broker (no history, presence or session restore)",
+			"INFO Using local pub/sub (single node)",
+			"INFO no RPC configured context=rpc",
+			"INFO Handle API requests at http://{MAIN}/api (authorization required) context=api",
+			"INFO Handle gRPC API requests at {MAIN} (authorization required, h2c, shared with the REST API) context=grpc",
+			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
+			"INFO Handle health requests at http://{MAIN}/health",
+		}},
+		{"configuration file", []string{"--config-path", file, "--secret", "s", "--broker", "none", "--norpc"}, []string{
+			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO Using configuration from file: " + file,
+			"WARN unknown key [rpc] hots in " + file + ": no Cablehub or AnyCable setting reads it; ignored (did you mean [rpc] host?)",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO connection authentication is disabled",
 			"INFO Using no-op broker (no history, presence or session restore)",

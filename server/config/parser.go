@@ -1,0 +1,246 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// option is one setting: its flag, environment variables, keys in the
+// configuration file, help group and text, and how --print-config shows
+// it. Each is defined once, by its p.add line in flags.go.
+type option struct {
+	name  string
+	group string
+	usage string
+	env   []string
+	// keys are the setting's dotted paths in anycable.toml ("rpc.host"):
+	// keys[0] is the one --print-config writes, any others are accepted
+	// spellings (AnyCable writes [metrics] http but reads http_path).
+	keys []string
+	// fileless marks a flag that is only a shorthand for another
+	// setting's value (--norpc for [rpc] implementation = "none").
+	fileless bool
+	mask     maskKind
+	value    flag.Value
+}
+
+// maskKind says what --print-config hides of a value; the zero value
+// hides nothing.
+type maskKind int
+
+const (
+	// maskAll hides the whole value: a secret or key.
+	maskAll maskKind = iota + 1
+	// maskURL hides the passwords of a comma-separated URL list.
+	maskURL
+)
+
+// file sets the setting's keys in anycable.toml: the one printed first,
+// then accepted alternatives.
+func (o *option) file(keys ...string) *option { o.keys = keys; return o }
+
+// noFile marks a flag without a key of its own: the file sets the value
+// it stands for through another setting's key.
+func (o *option) noFile() *option { o.fileless = true; return o }
+
+// secret makes --print-config mask the value.
+func (o *option) secret() *option { o.mask = maskAll; return o }
+
+// credentials makes --print-config mask the passwords in the value's URLs.
+func (o *option) credentials() *option { o.mask = maskURL; return o }
+
+// printMode is --print-config: off, on with secrets masked, or
+// "--print-config=secrets" with them in clear.
+type printMode int
+
+const (
+	printOff printMode = iota
+	printMasked
+	printSecrets
+)
+
+func (m *printMode) String() string {
+	switch *m {
+	case printMasked:
+		return "true"
+	case printSecrets:
+		return "secrets"
+	}
+	return "false"
+}
+
+func (m *printMode) Set(s string) error {
+	switch s {
+	case "true":
+		*m = printMasked
+	case "false":
+		*m = printOff
+	case "secrets":
+		*m = printSecrets
+	default:
+		return fmt.Errorf("must be true, false or secrets")
+	}
+	return nil
+}
+
+func (m *printMode) IsBoolFlag() bool { return true }
+
+type parser struct {
+	fs      *flag.FlagSet
+	options []*option
+	// set names the flags given on the command line.
+	set map[string]bool
+	// The configuration file switches: flags only, like AnyCable's.
+	configPath   string
+	ignoreConfig bool
+	print        printMode
+}
+
+func newParser() *parser {
+	p := &parser{fs: flag.NewFlagSet("cablehub", flag.ContinueOnError), set: map[string]bool{}}
+	p.fs.SetOutput(io.Discard)
+	p.fs.Usage = func() {}
+	p.fs.StringVar(&p.configPath, "config-path", "", "")
+	p.fs.BoolVar(&p.ignoreConfig, "ignore-config-path", false, "")
+	p.fs.Var(&p.print, "print-config", "")
+	return p
+}
+
+func (p *parser) add(group, name string, value flag.Value, usage string, extraEnv ...string) *option {
+	env := append([]string{EnvName(name)}, extraEnv...)
+	o := &option{name: name, group: group, usage: usage, env: env, value: value}
+	p.options = append(p.options, o)
+	p.fs.Var(value, name, usage)
+	return o
+}
+
+// EnvName is the environment variable AnyCable reads for a flag:
+// ANYCABLE_ and the name upper-cased, with '-' turned into '_'.
+func EnvName(flagName string) string {
+	return "ANYCABLE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseArgs reads the command line: --help writes the usage and returns
+// ErrHelp; flags set their fields at once and are remembered, so that
+// neither the environment nor the file overrides them.
+func (p *parser) parseArgs(args []string, out io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			p.usage(out)
+			return ErrHelp
+		}
+	}
+	if err := p.fs.Parse(args); err != nil {
+		return p.explain(err)
+	}
+	if p.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags take the form --name=value)", p.fs.Arg(0))
+	}
+	p.fs.Visit(func(f *flag.Flag) { p.set[f.Name] = true })
+	if p.set["config-path"] && p.configPath == "" {
+		return errors.New("flag --config-path needs a file path")
+	}
+	return nil
+}
+
+// apply gives every setting not set on the command line its value from
+// the environment, else from the file: defaults < file < environment <
+// flags.
+func (p *parser) apply(getenv func(string) string, file *configFile) error {
+	for _, o := range p.options {
+		if p.set[o.name] {
+			continue
+		}
+		fromEnv, err := p.applyEnv(o, getenv)
+		if err != nil {
+			return err
+		}
+		if fromEnv {
+			continue
+		}
+		if err := file.apply(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyEnv sets o from the first of its variables that is set and not
+// empty, and reports whether one was.
+func (p *parser) applyEnv(o *option, getenv func(string) string) (bool, error) {
+	for _, env := range o.env {
+		v := getenv(env)
+		if v == "" {
+			continue
+		}
+		if err := o.value.Set(v); err != nil {
+			return true, fmt.Errorf("invalid value %q in %s for --%s: %v", v, env, o.name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// explain turns the flag package's errors into one line naming the flag the
+// way users type it.
+func (p *parser) explain(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return fmt.Errorf("unknown flag --%s (see --help)", strings.TrimLeft(name, "-"))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return fmt.Errorf("flag --%s needs a value", strings.TrimLeft(name, "-"))
+	}
+	// "invalid value "x" for flag -port: reason"
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if i := strings.Index(rest, " for flag -"); i >= 0 {
+			value, tail := rest[:i], rest[i+len(" for flag -"):]
+			name, reason, _ := strings.Cut(tail, ": ")
+			return fmt.Errorf("invalid value %s for --%s: %s", value, name, reason)
+		}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		if i := strings.Index(rest, " for -"); i >= 0 {
+			value, tail := rest[:i], rest[i+len(" for -"):]
+			name, _, _ := strings.Cut(tail, ": ")
+			return fmt.Errorf("invalid value %s for --%s: must be true or false", value, name)
+		}
+	}
+	return errors.New(msg)
+}
+
+// usage writes the configuration file switches, then the flags grouped,
+// each with its environment variables and file key.
+func (p *parser) usage(out io.Writer) {
+	fmt.Fprintln(out, "Usage: cablehub [flags]")
+	fmt.Fprintln(out, "\nEvery flag can also be set with the environment variable shown, or in anycable.toml under the key shown;")
+	fmt.Fprintln(out, "a flag on the command line wins over its variable, which wins over the file.")
+	fmt.Fprintln(out, "\nConfiguration file (these have no environment variables):")
+	fmt.Fprintln(out, "  --config-path PATH\n      read this TOML file (default: ./anycable.toml, else /etc/anycable/anycable.toml, if there)")
+	fmt.Fprintln(out, "  --ignore-config-path\n      read no configuration file")
+	fmt.Fprintln(out, "  --print-config[=secrets]\n      print the effective configuration as TOML and exit (secrets masked unless =secrets)")
+	var groups []string
+	byGroup := map[string][]*option{}
+	for _, o := range p.options {
+		if _, ok := byGroup[o.group]; !ok {
+			groups = append(groups, o.group)
+		}
+		byGroup[o.group] = append(byGroup[o.group], o)
+	}
+	for _, g := range groups {
+		fmt.Fprintf(out, "\n%s:\n", g)
+		for _, o := range byGroup[g] {
+			def := o.value.String()
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(out, "  --%s (%s, default %s)\n      %s\n", o.name, strings.Join(o.env, ", "), def, o.usage)
+			if len(o.keys) > 0 {
+				fmt.Fprintf(out, "      anycable.toml: %s\n", displayKey(o.keys[0]))
+			}
+		}
+	}
+}

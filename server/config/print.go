@@ -1,0 +1,211 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrPrinted is returned by Parse and Load after --print-config wrote the
+// configuration: the caller exits 0.
+var ErrPrinted = errors.New("configuration printed")
+
+// anycableSections is the order of AnyCable's --print-config; Cablehub's
+// own tables follow, alphabetically.
+func anycableSections() []string {
+	return []string{"server", "logging", "rpc", "broker", "jwt", "streams", "ws", "sse", "pusher", "ds", "api",
+		"redis", "nats", "http_broadcast", "redis_stream_broadcast", "redis_pubsub_broadcast", "nats_broadcast",
+		"redis_pubsub", "nats_pubsub", "metrics", "app", "disconnector", "embedded_nats"}
+}
+
+// setting is one option's value as its sources gave it, before the
+// derivations (secret fallbacks, pub/sub from the broker, ...).
+type setting struct {
+	form any
+	text string
+}
+
+// snapshot records every option's value as given.
+func (p *parser) snapshot() map[*option]setting {
+	m := make(map[*option]setting, len(p.options))
+	for _, o := range p.options {
+		m[o] = setting{form: fileForm(o.value), text: o.value.String()}
+	}
+	return m
+}
+
+// printConfig writes the configuration as an anycable.toml: every setting
+// under its key with its value as given (so that derived values, such as
+// the JWT secret falling back to --secret, stay derived when the file is
+// edited), its help text, flag and variables as a comment, and the value
+// in effect as a comment where a derivation changed it. The file loads
+// back to the same configuration. With printMasked a secret's line (and
+// a URL's that carries credentials) is commented out with the value
+// hidden, so the file loads back to the same configuration less those,
+// which can come from the environment; printSecrets writes them in clear.
+func (p *parser) printConfig(out io.Writer, loaded Loaded, given map[*option]setting) error {
+	var b bytes.Buffer
+	b.WriteString("# Cablehub configuration in anycable.toml form (cablehub --print-config).\n")
+	if loaded.File != "" {
+		fmt.Fprintf(&b, "# Read from %s, the environment and the command line.\n", loaded.File)
+	} else {
+		b.WriteString("# Read from the environment and the command line; no configuration file.\n")
+	}
+	if p.print == printMasked {
+		b.WriteString("# Secrets are masked and their lines commented out: --print-config=secrets prints them.\n")
+	}
+	for _, n := range loaded.Notices {
+		fmt.Fprintf(&b, "# %s: %s\n", n.Level, n.Msg)
+	}
+	bySection := map[string][]*option{}
+	for _, o := range p.options {
+		if len(o.keys) == 0 {
+			continue
+		}
+		section, _, _ := strings.Cut(o.keys[0], ".")
+		if !strings.Contains(o.keys[0], ".") {
+			section = ""
+		}
+		bySection[section] = append(bySection[section], o)
+	}
+	for _, section := range sectionOrder(bySection) {
+		if section != "" {
+			fmt.Fprintf(&b, "\n[%s]\n", section)
+		} else {
+			b.WriteString("\n")
+		}
+		for _, o := range bySection[section] {
+			if err := p.printOption(&b, o, strings.TrimPrefix(o.keys[0], section+"."), given[o]); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := out.Write(b.Bytes())
+	return err
+}
+
+// sectionOrder is the top level first, then AnyCable's tables in its
+// order, then Cablehub's own.
+func sectionOrder(bySection map[string][]*option) []string {
+	anycable := anycableSections()
+	order := append([]string{""}, anycable...)
+	var own []string
+	for s := range bySection {
+		if s != "" && !slices.Contains(anycable, s) {
+			own = append(own, s)
+		}
+	}
+	slices.Sort(own)
+	order = append(order, own...)
+	return slices.DeleteFunc(order, func(s string) bool { return bySection[s] == nil })
+}
+
+// printOption writes one setting: a comment, "key = value" (a masked
+// value's line commented out), and the value in effect if a derivation
+// changed it.
+func (p *parser) printOption(b *bytes.Buffer, o *option, key string, given setting) error {
+	fmt.Fprintf(b, "# %s (--%s, %s)\n", o.usage, o.name, strings.Join(o.env, ", "))
+	text, masked, err := p.shown(o, given)
+	if err != nil {
+		return err
+	}
+	if masked {
+		fmt.Fprintf(b, "# %s = %s (masked)\n", key, text)
+	} else {
+		fmt.Fprintf(b, "%s = %s\n", key, text)
+	}
+	if now := o.value.String(); now != given.text {
+		text, masked, err := p.shown(o, setting{form: fileForm(o.value), text: now})
+		if err != nil {
+			return err
+		}
+		note := ""
+		if masked {
+			note = " (masked)"
+		}
+		fmt.Fprintf(b, "#   in effect: %s%s\n", text, note)
+	}
+	return nil
+}
+
+// shown is a value as TOML, or with its secret parts hidden (masked).
+func (p *parser) shown(o *option, v setting) (text string, masked bool, err error) {
+	switch {
+	case p.print == printSecrets:
+	case o.mask == maskAll && v.text != "" && v.text != "none":
+		return `"********"`, true, nil
+	case o.mask == maskURL && hasPassword(v.text):
+		text, err := encodeTOML(redactURLs(v.text))
+		return text, true, err
+	}
+	text, err = encodeTOML(v.form)
+	if err != nil {
+		return "", false, fmt.Errorf("--print-config: --%s: %v", o.name, err)
+	}
+	return text, false, nil
+}
+
+// fileForm is a value's TOML form: the value's own, else a boolean for a
+// bool flag, else its text.
+func fileForm(v flag.Value) any {
+	if f, ok := v.(interface{ fileForm() any }); ok {
+		return f.fileForm()
+	}
+	if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return v.String() == "true"
+	}
+	return v.String()
+}
+
+// encodeTOML writes one value as TOML, through the TOML library so that
+// strings are escaped as TOML (not Go) wants.
+func encodeTOML(v any) (string, error) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(map[string]any{"v": v}); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(b.String(), "v = "), "\n"), nil
+}
+
+// hasPassword reports whether any URL of a comma-separated list carries
+// credentials (a password, or a user name alone, which NATS takes as a
+// token).
+func hasPassword(list string) bool {
+	for _, s := range strings.Split(list, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil && strings.Contains(s, "@") || err == nil && u.User != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURLs masks the credentials of a comma-separated URL list: the
+// password where there is one, else the token.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, s := range parts {
+		u, err := url.Parse(strings.TrimSpace(s))
+		switch {
+		case err != nil && strings.Contains(s, "@"):
+			parts[i] = "xxxxx"
+			continue
+		case err != nil || u.User == nil:
+			continue
+		}
+		if _, ok := u.User.Password(); ok {
+			parts[i] = u.Redacted()
+		} else {
+			u.User = url.User("xxxxx")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
