@@ -5,45 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// NATSOptions configure the nats adapter: AnyCable's NATS broadcaster,
-// where publishers publish payloads on one core NATS subject.
-type NATSOptions struct {
-	// Subject is --nats_channel.
-	Subject string
-	// Queue, when set, subscribes as a member of this queue group, so each
-	// message reaches one node of the group instead of all. That is what a
-	// cluster with a pub/sub between nodes needs: the node that takes a
-	// broadcast stamps it and the pub/sub fans it out to the others (were
-	// every node to take it, each would publish it once more). Without a
-	// cluster pub/sub it must stay empty: then each node delivers every
-	// broadcast to its own clients.
-	Queue string
+// natsConfig is what one nats adapter runs with.
+type natsConfig struct {
+	// subject is --nats_channel.
+	subject string
+	// queue, when set, subscribes as a member of this queue group, so each
+	// message reaches one node of the group instead of all: what a cluster
+	// with a pub/sub between nodes needs (Options.Clustered), since the
+	// node that takes a broadcast stamps it and the pub/sub fans it out to
+	// the others. Without a cluster pub/sub it is empty and each node
+	// delivers every broadcast to its own clients.
+	queue string
 }
 
-// DefaultNATSOptions are AnyCable's: subject __anycable__, no queue group.
-func DefaultNATSOptions() NATSOptions {
-	return NATSOptions{Subject: "__anycable__"}
-}
-
-// NATSQueue is the queue group the server's nodes share when a cluster
-// pub/sub carries broadcasts between them (see NATSOptions.Queue).
+// NATSQueue is the queue group the nodes of a cluster share (see
+// Options.Clustered).
 const NATSQueue = "cablehub-broadcast"
 
 // errNotSubscribed is Err's answer until the subscription is in place.
 var errNotSubscribed = errors.New("NATS broadcast subscription not made yet")
 
-// NATS is the nats adapter. Core NATS keeps nothing: broadcasts published
-// while no node is subscribed or connected are lost, as with AnyCable.
-// Messages are handled one at a time, in the order they arrived.
+// NATS is the nats adapter: AnyCable's NATS broadcaster, a core NATS
+// subscription (no JetStream) to one subject where publishers publish
+// payloads. Unlike AnyCable it sends them through the broker, so they get
+// offsets and history like every other broadcast. Core NATS keeps nothing:
+// what is published while no node is subscribed or connected is lost, as
+// with AnyCable. Messages are handled one at a time, in arrival order.
 type NATS struct {
 	conn   *nats.Conn
-	opts   NATSOptions
+	cfg    natsConfig
 	handle func(ctx context.Context, payload []byte) error
 	log    *slog.Logger
 
@@ -51,20 +48,41 @@ type NATS struct {
 	err error
 }
 
-// NewNATS returns the nats adapter subscribing on conn (which reconnects by
-// itself; the subscription is renewed on every reconnect) and giving each
-// message's payload to handle. Core NATS cannot redeliver, so handle's
-// errors are logged and the message is gone.
-func NewNATS(conn *nats.Conn, o NATSOptions, handle func(ctx context.Context, payload []byte) error, log *slog.Logger) *NATS {
-	if o.Subject == "" {
-		o.Subject = DefaultNATSOptions().Subject
+// newNATS builds the nats adapter of the factory (New).
+func newNATS(o Options, h *Handler, log *slog.Logger) (Adapter, error) {
+	if o.NATS == nil {
+		return nil, fmt.Errorf("the %s broadcast adapter needs a NATS connection", NameNATS)
 	}
-	log = log.With("adapter", "nats", "subject", o.Subject)
-	return &NATS{conn: conn, opts: o, handle: handle, log: log, err: errNotSubscribed}
+	cfg := natsConfig{subject: o.NATSChannel}
+	if o.Clustered {
+		cfg.queue = NATSQueue
+	}
+	return newNATSAdapter(o.NATS, cfg, h.Deliver, log), nil
+}
+
+// newNATSAdapter returns the nats adapter subscribing on conn (which
+// reconnects by itself; nats.go renews the subscription on every
+// reconnect) and giving each message's payload to handle. Core NATS cannot
+// redeliver: whatever handle fails with is logged and the message is gone.
+func newNATSAdapter(conn *nats.Conn, cfg natsConfig, handle func(ctx context.Context, payload []byte) error, log *slog.Logger) *NATS {
+	if cfg.subject == "" {
+		cfg.subject = DefaultOptions().NATSChannel
+	}
+	log = log.With("channel", cfg.subject)
+	return &NATS{conn: conn, cfg: cfg, handle: handle, log: log, err: errNotSubscribed}
 }
 
 // Name is "nats".
-func (n *NATS) Name() string { return "nats" }
+func (n *NATS) Name() string { return NameNATS }
+
+// Describe is the adapter's startup line.
+func (n *NATS) Describe() string {
+	s := fmt.Sprintf("Subscribing for broadcasts to NATS subject %s (servers: %s)", n.cfg.subject, strings.Join(n.conn.Servers(), ","))
+	if n.cfg.queue != "" {
+		s += "; in queue group " + n.cfg.queue + ", so one node of the cluster takes each message"
+	}
+	return s
+}
 
 // Err is nil while subscribed on a connected NATS.
 func (n *NATS) Err() error {
@@ -92,10 +110,7 @@ func (n *NATS) Run(ctx context.Context) error {
 			n.setErr(fmt.Errorf("NATS broadcast subscription: %w", err))
 			n.log.Warn("NATS broadcast subscription failed; retrying", "error", err)
 			delay = min(max(2*delay, 250*time.Millisecond), redisxMaxBackoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(delay):
-			}
+			sleep(ctx, delay)
 			continue
 		}
 		n.setErr(nil)
@@ -114,10 +129,10 @@ func (n *NATS) Run(ctx context.Context) error {
 func (n *NATS) subscribe() (*nats.Subscription, error) {
 	var sub *nats.Subscription
 	var err error
-	if n.opts.Queue != "" {
-		sub, err = n.conn.QueueSubscribeSync(n.opts.Subject, n.opts.Queue)
+	if n.cfg.queue != "" {
+		sub, err = n.conn.QueueSubscribeSync(n.cfg.subject, n.cfg.queue)
 	} else {
-		sub, err = n.conn.SubscribeSync(n.opts.Subject)
+		sub, err = n.conn.SubscribeSync(n.cfg.subject)
 	}
 	if err != nil {
 		return nil, err
@@ -127,11 +142,7 @@ func (n *NATS) subscribe() (*nats.Subscription, error) {
 			n.log.Debug("NATS flush after subscribe", "error", err)
 		}
 	}
-	queue := ""
-	if n.opts.Queue != "" {
-		queue = " (queue group " + n.opts.Queue + ")"
-	}
-	n.log.Info(fmt.Sprintf("Consuming broadcasts from NATS subject %s%s", n.opts.Subject, queue))
+	n.log.Debug("subscribed for broadcasts", "queue", n.cfg.queue)
 	return sub, nil
 }
 
@@ -142,8 +153,9 @@ func (n *NATS) consume(ctx context.Context, sub *nats.Subscription) {
 		m, err := sub.NextMsgWithContext(ctx)
 		switch {
 		case err == nil:
-			if err := n.handle(ctx, m.Data); err != nil && ctx.Err() == nil {
-				n.log.Warn("NATS broadcast dropped", "error", err, "payload", truncate(string(m.Data), 256))
+			// A message being delivered when the adapter stops is finished.
+			if err := n.handle(context.WithoutCancel(ctx), m.Data); err != nil {
+				n.log.Debug("NATS broadcast dropped", "error", err, "payload", excerpt(m.Data))
 			}
 		case ctx.Err() != nil:
 			return
@@ -153,10 +165,7 @@ func (n *NATS) consume(ctx context.Context, sub *nats.Subscription) {
 		default:
 			n.setErr(fmt.Errorf("NATS broadcast subscription: %w", err))
 			n.log.Warn("NATS broadcast subscription ended", "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			sleep(ctx, time.Second)
 			return
 		}
 	}

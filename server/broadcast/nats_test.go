@@ -40,17 +40,17 @@ func natsConn(t *testing.T, url string) *nats.Conn {
 }
 
 // startNATS runs a nats adapter and waits until it is subscribed.
-func startNATS(t *testing.T, nc *nats.Conn, o NATSOptions, got *received, log *logBuffer) *NATS {
+func startNATS(t *testing.T, nc *nats.Conn, cfg natsConfig, got *received, log *logBuffer) *NATS {
 	t.Helper()
 	if log == nil {
 		log = &logBuffer{}
 	}
-	a := NewNATS(nc, o, got.handle, log.logger())
+	a := newNATSAdapter(nc, cfg, got.handle, log.logger())
 	if a.Err() == nil {
 		t.Error("Err is nil before the subscription")
 	}
-	runAdapter(t, a)
-	waitFor(t, "the subscription", func() bool { return a.Err() == nil })
+	runUntilStopped(t, a)
+	eventually(t, "the subscription", func() bool { return a.Err() == nil })
 	return a
 }
 
@@ -76,7 +76,7 @@ func TestNATSDeliversTheSubjectOnly(t *testing.T) {
 		}
 		return nil
 	}
-	startNATS(t, natsConn(t, ns.ClientURL()), NATSOptions{Subject: "my_bcast"}, &got, &log)
+	startNATS(t, natsConn(t, ns.ClientURL()), natsConfig{subject: "my_bcast"}, &got, &log)
 	pub := natsConn(t, ns.ClientURL())
 	payloads := []string{
 		`{"stream":"feed","data":"{\"n\":1}"}`,
@@ -90,7 +90,7 @@ func TestNATSDeliversTheSubjectOnly(t *testing.T) {
 	publishNATS(t, pub, "my_bcast.sub", `{"stream":"feed","data":"{\"n\":98}"}`)
 	publishNATS(t, pub, "my_bcast", "last")
 	want := append(payloads, "last")
-	waitFor(t, "every message", func() bool { return len(got.all()) >= len(want) })
+	eventually(t, "every message", func() bool { return len(got.all()) >= len(want) })
 	if g := got.all(); !slices.Equal(g, want) {
 		t.Errorf("delivered\n%q\nwant\n%q", g, want)
 	}
@@ -102,25 +102,25 @@ func TestNATSDeliversTheSubjectOnly(t *testing.T) {
 func TestNATSDefaultSubject(t *testing.T) {
 	ns := startNATSServer(t, -1)
 	var got received
-	startNATS(t, natsConn(t, ns.ClientURL()), NATSOptions{}, &got, nil)
+	startNATS(t, natsConn(t, ns.ClientURL()), natsConfig{}, &got, nil)
 	publishNATS(t, natsConn(t, ns.ClientURL()), "__anycable__", "x")
-	waitFor(t, "the message", func() bool { return len(got.all()) == 1 })
+	eventually(t, "the message", func() bool { return len(got.all()) == 1 })
 }
 
 func TestNATSQueueGroupDeliversEachMessageOnce(t *testing.T) {
 	ns := startNATSServer(t, -1)
 	var a, b, plain received
-	startNATS(t, natsConn(t, ns.ClientURL()), NATSOptions{Subject: "q", Queue: NATSQueue}, &a, nil)
-	startNATS(t, natsConn(t, ns.ClientURL()), NATSOptions{Subject: "q", Queue: NATSQueue}, &b, nil)
+	startNATS(t, natsConn(t, ns.ClientURL()), natsConfig{subject: "q", queue: NATSQueue}, &a, nil)
+	startNATS(t, natsConn(t, ns.ClientURL()), natsConfig{subject: "q", queue: NATSQueue}, &b, nil)
 	// A subscriber outside the group (an AnyCable node during a
 	// migration) still gets everything.
-	startNATS(t, natsConn(t, ns.ClientURL()), NATSOptions{Subject: "q"}, &plain, nil)
+	startNATS(t, natsConn(t, ns.ClientURL()), natsConfig{subject: "q"}, &plain, nil)
 	const n = 200
 	pub := natsConn(t, ns.ClientURL())
 	for i := range n {
 		publishNATS(t, pub, "q", fmt.Sprint(i))
 	}
-	waitFor(t, "every message", func() bool { return len(a.all())+len(b.all()) >= n && len(plain.all()) >= n })
+	eventually(t, "every message", func() bool { return len(a.all())+len(b.all()) >= n && len(plain.all()) >= n })
 	count := map[string]int{}
 	for _, p := range append(a.all(), b.all()...) {
 		count[p]++
@@ -138,16 +138,16 @@ func TestNATSSurvivesServerRestart(t *testing.T) {
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	var got received
 	var log logBuffer
-	a := startNATS(t, natsConn(t, url), NATSOptions{Subject: "s"}, &got, &log)
+	a := startNATS(t, natsConn(t, url), natsConfig{subject: "s"}, &got, &log)
 	pub := natsConn(t, url)
 	publishNATS(t, pub, "s", "before")
-	waitFor(t, "the first message", func() bool { return len(got.all()) == 1 })
+	eventually(t, "the first message", func() bool { return len(got.all()) == 1 })
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, "Err to report the outage", func() bool { return a.Err() != nil })
+	eventually(t, "Err to report the outage", func() bool { return a.Err() != nil })
 	startNATSServer(t, port)
-	waitFor(t, "Err to clear", func() bool { return a.Err() == nil })
+	eventually(t, "Err to clear", func() bool { return a.Err() == nil })
 	// The subscription is renewed on reconnect; core NATS keeps nothing,
 	// so publish until one arrives (the publisher reconnects too).
 	deadline := time.Now().Add(10 * time.Second)
@@ -160,5 +160,48 @@ func TestNATSSurvivesServerRestart(t *testing.T) {
 			pub.FlushTimeout(time.Second)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNATSThroughTheHandler: the adapter New builds hands the messages to
+// the sink; with a cluster pub/sub it joins the queue group.
+func TestNATSThroughTheHandler(t *testing.T) {
+	ns := startNATSServer(t, -1)
+	for _, clustered := range []bool{false, true} {
+		t.Run(fmt.Sprint("clustered=", clustered), func(t *testing.T) {
+			sink := &sinkCalls{}
+			var log logBuffer
+			o := DefaultOptions()
+			o.NATS, o.NATSChannel, o.Clustered = natsConn(t, ns.ClientURL()), "my_bcast", clustered
+			a, err := New(NameNATS, o, sink, log.logger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "Subscribing for broadcasts to NATS subject my_bcast (servers: " + ns.ClientURL() + ")"
+			if clustered {
+				want += "; in queue group cablehub-broadcast, so one node of the cluster takes each message"
+			}
+			if d := a.(*NATS).Describe(); d != want {
+				t.Errorf("Describe: %s\nwant %s", d, want)
+			}
+			runUntilStopped(t, a)
+			eventually(t, "the subscription", func() bool { return a.Err() == nil })
+			publishNATS(t, natsConn(t, ns.ClientURL()), "my_bcast",
+				`{"stream":"feed","data":"{\"n\":1}"}`,
+				`garbage`,
+				`{"command":"disconnect","payload":{"identifier":"{\"sid\":\"sidA\"}","reconnect":true}}`,
+			)
+			eventually(t, "two sink calls", func() bool { return len(sink.got()) == 2 })
+			wantCalls := []string{
+				`publish {"publications":[{"stream":"feed","data":"{\"n\":1}"}]}`,
+				`disconnect {"identifier":"{\"sid\":\"sidA\"}","reconnect":true}`,
+			}
+			if g := sink.got(); !slices.Equal(g, wantCalls) {
+				t.Errorf("sink got %q", g)
+			}
+			if l := log.String(); !strings.Contains(l, "malformed broadcast dropped") {
+				t.Errorf("the malformed message is not logged:\n%s", l)
+			}
+		})
 	}
 }

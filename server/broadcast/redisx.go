@@ -2,11 +2,9 @@ package broadcast
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,39 +14,18 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// RedisXOptions configure the redisx adapter: AnyCable's Redis Streams
-// broadcaster, where publishers XADD entries with a payload field to a
-// stream that a consumer group of every node reads.
-type RedisXOptions struct {
-	// Stream is --redisx_stream, the stream key publishers XADD to.
-	Stream string
-	// Group is --redisx_group, the consumer group every node joins.
-	Group string
-	// Block is --redisx_read_block_milliseconds: how long one XREADGROUP
-	// waits for new entries, how often pending entries are reclaimed, and
-	// how long an entry must have been idle to be reclaimed from another
-	// consumer (a node that died, or one that could not deliver it).
-	Block time.Duration
-	// MaxDeliveries is how many times an entry is tried while the broker
-	// or pub/sub is unavailable before it is logged and dropped, so an
-	// entry that can never be delivered does not come back forever.
-	MaxDeliveries int64
-	// Consumer names this process in the group; empty picks a fresh one
-	// (the host name and a random suffix).
-	Consumer string
-}
-
-// DefaultRedisXOptions are AnyCable's defaults (stream __anycable__, group
-// bx, 2 s block), and 10 deliveries.
-func DefaultRedisXOptions() RedisXOptions {
-	return RedisXOptions{Stream: "__anycable__", Group: "bx", Block: 2 * time.Second, MaxDeliveries: 10}
-}
+// redisxMaxDeliveries is how many times an entry is tried while the broker
+// or pub/sub is unavailable before it is logged and dropped, so that an
+// entry that can never be delivered does not come back forever (AnyCable
+// retries it every few seconds for good). With the backoff between tries
+// that is about half a minute of outage.
+const redisxMaxDeliveries = 10
 
 // Tuning of the redisx loop.
 const (
 	// redisxReadCount bounds one XREADGROUP: a batch must be handled well
-	// within Block, or another node reclaims its tail while it is still
-	// being delivered here.
+	// within the block time, or another node reclaims its tail while it is
+	// still being delivered here.
 	redisxReadCount = 64
 	// redisxPruneIdle is how long a consumer with nothing pending must have
 	// been silent before it is removed from the group: processes that died
@@ -56,7 +33,8 @@ const (
 	redisxPruneIdle = time.Hour
 	// redisxPruneEvery is how often such consumers are looked for.
 	redisxPruneEvery = time.Minute
-	// redisxMaxBackoff caps the wait between attempts while Redis is down.
+	// redisxMaxBackoff caps the wait between attempts while Redis (or the
+	// broker) is down.
 	redisxMaxBackoff = 5 * time.Second
 )
 
@@ -64,15 +42,32 @@ const (
 // pub/sub could not take; Run backs off before reading more.
 var errSinkUnavailable = errors.New("the broker or pub/sub is unavailable")
 
-// RedisX is the redisx adapter. Each entry is handled by one node of the
-// cluster (at least once: an entry handled by a node that dies before
-// acknowledging it is handled again by another). Handled entries are
-// acknowledged and deleted; entries that cannot be delivered because the
-// broker or pub/sub is down stay pending and are retried up to
-// MaxDeliveries times; malformed ones are logged and dropped.
+// redisxConfig is what one redisx adapter runs with.
+type redisxConfig struct {
+	RedisXOptions
+	// consumer names this process in the group (Options.NodeID).
+	consumer string
+	// maxDeliveries: see redisxMaxDeliveries.
+	maxDeliveries int64
+}
+
+// RedisX is the redisx adapter: AnyCable's Redis Streams broadcaster.
+// Publishers XADD entries with a payload field to the stream; every node
+// reads it in one consumer group, so each entry is handled by one node of
+// the cluster, through the broker (offsets, history) like every
+// broadcast. Delivery is at least once: an entry handled by a node that
+// dies before acknowledging it is handled again by another.
+//
+// Handled entries are acknowledged and deleted (the stream stays empty).
+// An entry without a payload field, or whose payload is malformed, is
+// logged and dropped at once (AnyCable retries it forever). An entry that
+// cannot be delivered because the broker or pub/sub is down stays pending
+// and is reclaimed and tried again, up to redisxMaxDeliveries times.
+// Entries this node holds when it stops stay pending for another node, or
+// the next start, to reclaim (AnyCable's shutdown discards them).
 type RedisX struct {
 	client redis.UniversalClient
-	opts   RedisXOptions
+	cfg    redisxConfig
 	handle func(ctx context.Context, payload []byte) error
 	log    *slog.Logger
 
@@ -86,51 +81,49 @@ type RedisX struct {
 	err error
 }
 
-// NewRedisX returns the redisx adapter reading with client and giving each
-// entry's payload to handle. handle's errors decide what becomes of the
-// entry: nil or a permanent error (anything but codes.Unavailable and
-// deadline errors) settle it; an unavailable broker leaves it pending.
-func NewRedisX(client redis.UniversalClient, o RedisXOptions, handle func(ctx context.Context, payload []byte) error, log *slog.Logger) *RedisX {
-	d := DefaultRedisXOptions()
-	if o.Stream == "" {
-		o.Stream = d.Stream
+// newRedisX builds the redisx adapter of the factory (New).
+func newRedisX(o Options, h *Handler, log *slog.Logger) (Adapter, error) {
+	if o.Redis == nil {
+		return nil, fmt.Errorf("the %s broadcast adapter needs a Redis client", NameRedisX)
 	}
-	if o.Group == "" {
-		o.Group = d.Group
-	}
-	if o.Block <= 0 {
-		o.Block = d.Block
-	}
-	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = d.MaxDeliveries
-	}
-	if o.Consumer == "" {
-		o.Consumer = consumerName()
-	}
-	log = log.With("adapter", "redisx", "stream", o.Stream, "group", o.Group, "consumer", o.Consumer)
-	return &RedisX{client: client, opts: o, handle: handle, log: log, groupFrom: "$"}
+	return newRedisXAdapter(o.Redis, redisxConfig{RedisXOptions: o.RedisX, consumer: o.NodeID}, h.Deliver, log), nil
 }
 
-// consumerName is the host name and a random suffix: unique per process,
-// and telling which machine holds an entry in XPENDING's output.
-func consumerName() string {
-	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 6)
-	rand.Read(b)
-	for i := range b {
-		b[i] = letters[int(b[i])%len(letters)]
+// newRedisXAdapter returns the redisx adapter reading with client and
+// giving each entry's payload to handle, whose error decides what becomes
+// of the entry: nil or a permanent error settle it; an unavailable broker
+// (sinkRetryable) leaves it pending. Zero settings get AnyCable's defaults.
+func newRedisXAdapter(client redis.UniversalClient, cfg redisxConfig, handle func(ctx context.Context, payload []byte) error, log *slog.Logger) *RedisX {
+	d := DefaultOptions().RedisX
+	if cfg.Stream == "" {
+		cfg.Stream = d.Stream
 	}
-	if host, err := os.Hostname(); err == nil && host != "" {
-		return host + "-" + string(b)
+	if cfg.Group == "" {
+		cfg.Group = d.Group
 	}
-	return string(b)
+	if cfg.ReadBlock <= 0 {
+		cfg.ReadBlock = d.ReadBlock
+	}
+	if cfg.maxDeliveries <= 0 {
+		cfg.maxDeliveries = redisxMaxDeliveries
+	}
+	if cfg.consumer == "" {
+		cfg.consumer = randomID()
+	}
+	log = log.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.consumer)
+	return &RedisX{client: client, cfg: cfg, handle: handle, log: log, groupFrom: "$"}
 }
 
 // Name is "redisx".
-func (r *RedisX) Name() string { return "redisx" }
+func (r *RedisX) Name() string { return NameRedisX }
 
 // Consumer is this process's consumer name in the group.
-func (r *RedisX) Consumer() string { return r.opts.Consumer }
+func (r *RedisX) Consumer() string { return r.cfg.consumer }
+
+// Describe is the adapter's startup line.
+func (r *RedisX) Describe() string {
+	return fmt.Sprintf("Starting Redis broadcaster at %s (stream: %s, group: %s, consumer: %s)", redisAddr(r.client), r.cfg.Stream, r.cfg.Group, r.cfg.consumer)
+}
 
 // Err is nil while Redis answers, else its last error.
 func (r *RedisX) Err() error {
@@ -152,13 +145,13 @@ func (r *RedisX) setErr(err error) {
 	}
 }
 
-// Run reads and delivers entries until ctx ends; it returns within Block
-// of that (a blocked XREADGROUP is not interrupted). Entries it holds
+// Run reads and delivers entries until ctx ends; it returns within the
+// block time of that (a blocked XREADGROUP is not interrupted), after the
+// entry being delivered, if any (bounded by the sink). Entries it holds
 // undelivered at that point stay pending in the group for another node
 // (or the next start) to reclaim: the consumer is removed from the group
 // only when it holds none.
 func (r *RedisX) Run(ctx context.Context) error {
-	r.log.Info(fmt.Sprintf("Consuming broadcasts from Redis stream %s (group %s, consumer %s)", r.opts.Stream, r.opts.Group, r.opts.Consumer))
 	defer r.leave(ctx)
 	var delay time.Duration
 	for ctx.Err() == nil {
@@ -174,10 +167,7 @@ func (r *RedisX) Run(ctx context.Context) error {
 			r.setErr(err)
 		}
 		delay = min(max(2*delay, 250*time.Millisecond), redisxMaxBackoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
+		sleep(ctx, delay)
 	}
 	return nil
 }
@@ -199,11 +189,11 @@ func (r *RedisX) step(ctx context.Context) error {
 		if err := r.claim(ctx); err != nil {
 			return r.groupGone(err)
 		}
-		r.nextClaim = time.Now().Add(r.opts.Block)
+		r.nextClaim = time.Now().Add(r.cfg.ReadBlock)
 	}
 	res, err := r.client.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: r.opts.Group, Consumer: r.opts.Consumer,
-		Streams: []string{r.opts.Stream, ">"}, Count: redisxReadCount, Block: r.opts.Block,
+		Group: r.cfg.Group, Consumer: r.cfg.consumer,
+		Streams: []string{r.cfg.Stream, ">"}, Count: redisxReadCount, Block: r.cfg.ReadBlock,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		r.setErr(nil)
@@ -227,7 +217,7 @@ func (r *RedisX) step(ctx context.Context) error {
 // running (Redis restarted without persistence, the key was deleted)
 // everything in the stream came after, and it begins at 0.
 func (r *RedisX) createGroup(ctx context.Context) error {
-	err := r.client.XGroupCreateMkStream(ctx, r.opts.Stream, r.opts.Group, r.groupFrom).Err()
+	err := r.client.XGroupCreateMkStream(ctx, r.cfg.Stream, r.cfg.Group, r.groupFrom).Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return err
 	}
@@ -244,15 +234,15 @@ func (r *RedisX) groupGone(err error) error {
 	return err
 }
 
-// claim takes over and delivers entries idle longer than Block: those of
-// consumers that died, and those this node or another left pending because
-// the broker was unavailable.
+// claim takes over and delivers entries idle longer than the block time:
+// those of consumers that died, and those this node or another left
+// pending because the broker was unavailable.
 func (r *RedisX) claim(ctx context.Context) error {
 	start := "0-0"
 	for {
 		msgs, next, err := r.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: r.opts.Stream, Group: r.opts.Group, Consumer: r.opts.Consumer,
-			MinIdle: r.opts.Block, Start: start, Count: redisxReadCount,
+			Stream: r.cfg.Stream, Group: r.cfg.Group, Consumer: r.cfg.consumer,
+			MinIdle: r.cfg.ReadBlock, Start: start, Count: redisxReadCount,
 		}).Result()
 		if err != nil {
 			return err
@@ -280,7 +270,7 @@ func (r *RedisX) deliveries(ctx context.Context, msgs []redis.XMessage) (map[str
 	cmds := make([]*redis.XPendingExtCmd, len(msgs))
 	for i, m := range msgs {
 		cmds[i] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
-			Stream: r.opts.Stream, Group: r.opts.Group, Start: m.ID, End: m.ID, Count: 1,
+			Stream: r.cfg.Stream, Group: r.cfg.Group, Start: m.ID, End: m.ID, Count: 1,
 		})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -320,11 +310,11 @@ func (r *RedisX) deliver(ctx context.Context, msgs []redis.XMessage, counts map[
 		return stop
 	}
 	// Work done is acknowledged even when ctx has just ended.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.Block)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ReadBlock)
 	defer cancel()
 	pipe := r.client.Pipeline()
-	pipe.XAck(actx, r.opts.Stream, r.opts.Group, settled...)
-	pipe.XDel(actx, r.opts.Stream, settled...)
+	pipe.XAck(actx, r.cfg.Stream, r.cfg.Group, settled...)
+	pipe.XDel(actx, r.cfg.Stream, settled...)
 	if _, err := pipe.Exec(actx); err != nil {
 		r.log.Warn("Redis stream entries delivered but not acknowledged: they will be delivered again", "entries", len(settled), "error", err)
 		return err
@@ -340,20 +330,21 @@ func (r *RedisX) entry(ctx context.Context, m redis.XMessage, delivery int64) bo
 		r.log.Warn("Redis stream entry dropped: it has no payload field", "id", m.ID, "fields", fieldNames(m.Values))
 		return true
 	}
-	err := r.handle(ctx, []byte(payload))
+	// An entry being delivered when the adapter stops is finished.
+	err := r.handle(context.WithoutCancel(ctx), []byte(payload))
 	switch {
 	case err == nil:
 		return true
 	case ctx.Err() != nil:
 		return false
 	case !sinkRetryable(err):
-		r.log.Warn("Redis stream entry dropped: invalid broadcast", "id", m.ID, "error", err, "payload", truncate(payload, 256))
+		r.log.Warn("Redis stream entry dropped: not deliverable", "id", m.ID, "error", err, "payload", excerpt([]byte(payload)))
 		return true
-	case delivery >= r.opts.MaxDeliveries:
-		r.log.Error("Redis stream entry dropped: not delivered after the most tries", "id", m.ID, "deliveries", delivery, "error", err, "payload", truncate(payload, 256))
+	case delivery >= r.cfg.maxDeliveries:
+		r.log.Error("Redis stream entry dropped: not delivered after the most tries", "id", m.ID, "deliveries", delivery, "error", err, "payload", excerpt([]byte(payload)))
 		return true
 	default:
-		r.log.Warn("Redis stream entry not delivered; it stays pending and is tried again", "id", m.ID, "delivery", delivery, "max_deliveries", r.opts.MaxDeliveries, "error", err)
+		r.log.Debug("Redis stream entry not delivered; it stays pending and is tried again", "id", m.ID, "delivery", delivery, "max_deliveries", r.cfg.maxDeliveries, "error", err)
 		return false
 	}
 }
@@ -380,13 +371,6 @@ func fieldNames(v map[string]any) []string {
 	return names
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // pruneScript removes consumers of group ARGV[1] on stream KEYS[1] that
 // hold no pending entries and have been idle at least ARGV[2] ms; ARGV[3],
 // when not empty, limits it to that consumer. Checking and removing in one
@@ -410,7 +394,7 @@ return removed
 // prune removes the consumers that dead processes left behind with nothing
 // pending. Failures only delay that to the next round.
 func (r *RedisX) prune(ctx context.Context) {
-	removed, err := pruneScript.Run(ctx, r.client, []string{r.opts.Stream}, r.opts.Group, redisxPruneIdle.Milliseconds(), "").StringSlice()
+	removed, err := pruneScript.Run(ctx, r.client, []string{r.cfg.Stream}, r.cfg.Group, redisxPruneIdle.Milliseconds(), "").StringSlice()
 	if err != nil {
 		r.log.Debug("Redis stream consumer cleanup failed", "error", err)
 		return
@@ -422,11 +406,11 @@ func (r *RedisX) prune(ctx context.Context) {
 
 // leave removes this consumer from the group if it holds no pending
 // entries. Unlike AnyCable's XGROUP DELCONSUMER, it never discards pending
-// entries: they stay for another node to reclaim after Block.
+// entries: they stay for another node to reclaim after the block time.
 func (r *RedisX) leave(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	removed, err := pruneScript.Run(lctx, r.client, []string{r.opts.Stream}, r.opts.Group, 0, r.opts.Consumer).StringSlice()
+	removed, err := pruneScript.Run(lctx, r.client, []string{r.cfg.Stream}, r.cfg.Group, 0, r.cfg.consumer).StringSlice()
 	switch {
 	case err != nil:
 		r.log.Debug("Redis stream consumer not removed", "error", err)

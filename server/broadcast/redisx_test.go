@@ -3,6 +3,7 @@ package broadcast
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 )
 
 // redisxDB is the Redis database of this package's stream tests; streams
@@ -76,7 +81,7 @@ func (r *received) all() []string {
 }
 
 // waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -111,7 +116,7 @@ func (b *logBuffer) logger() *slog.Logger {
 
 // runAdapter runs a until the returned stop is called (or the test ends);
 // stop waits for Run to return.
-func runAdapter(t *testing.T, a Adapter) (stop func()) {
+func runUntilStopped(t *testing.T, a Adapter) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -137,16 +142,16 @@ func runAdapter(t *testing.T, a Adapter) (stop func()) {
 
 // startRedisX runs a redisx adapter on stream and waits until its group
 // exists.
-func startRedisX(t *testing.T, c *redis.Client, o RedisXOptions, h func(context.Context, []byte) error, log *logBuffer) (*RedisX, func()) {
+func startRedisX(t *testing.T, c *redis.Client, cfg redisxConfig, h func(context.Context, []byte) error, log *logBuffer) (*RedisX, func()) {
 	t.Helper()
 	if log == nil {
 		log = &logBuffer{}
 	}
-	a := NewRedisX(c, o, h, log.logger())
-	stop := runAdapter(t, a)
-	waitFor(t, "the consumer group", func() bool {
-		groups, _ := c.XInfoGroups(context.Background(), o.Stream).Result()
-		return len(groups) == 1 && groups[0].Name == a.opts.Group
+	a := newRedisXAdapter(c, cfg, h, log.logger())
+	stop := runUntilStopped(t, a)
+	eventually(t, "the consumer group", func() bool {
+		groups, _ := c.XInfoGroups(context.Background(), cfg.Stream).Result()
+		return len(groups) == 1 && groups[0].Name == a.cfg.Group
 	})
 	return a, stop
 }
@@ -166,7 +171,7 @@ func xadd(t *testing.T, c *redis.Client, stream string, fields ...string) string
 func drained(t *testing.T, c *redis.Client, stream, group string) {
 	t.Helper()
 	ctx := context.Background()
-	waitFor(t, "an empty stream with nothing pending", func() bool {
+	eventually(t, "an empty stream with nothing pending", func() bool {
 		n, _ := c.XLen(ctx, stream).Result()
 		p, err := c.XPending(ctx, stream, group).Result()
 		return n == 0 && err == nil && p.Count == 0
@@ -178,7 +183,7 @@ func TestRedisXDeliversGemEntries(t *testing.T) {
 	stream := redisxStream(t, c)
 	before := xadd(t, c, stream, "payload", `{"stream":"feed","data":"before the group"}`)
 	var got received
-	startRedisX(t, c, RedisXOptions{Stream: stream, Block: 200 * time.Millisecond}, got.handle, nil)
+	startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream, ReadBlock: 200 * time.Millisecond}}, got.handle, nil)
 
 	payloads := []string{
 		`{"stream":"feed","data":"{\"n\":1}"}`,
@@ -192,13 +197,13 @@ func TestRedisXDeliversGemEntries(t *testing.T) {
 	// Other fields are ignored.
 	xadd(t, c, stream, "payload", `{"stream":"feed","data":"6"}`, "extra", "ignored")
 	want := append(payloads, `{"stream":"feed","data":"6"}`)
-	waitFor(t, "every entry", func() bool { return len(got.all()) >= len(want) })
+	eventually(t, "every entry", func() bool { return len(got.all()) >= len(want) })
 	if g := got.all(); !slices.Equal(g, want) {
 		t.Errorf("delivered\n%q\nwant\n%q", g, want)
 	}
 	// The entry added before the group existed stays unread, the others
 	// are acknowledged and deleted.
-	waitFor(t, "handled entries deleted", func() bool {
+	eventually(t, "handled entries deleted", func() bool {
 		ids, _ := c.XRange(context.Background(), stream, "-", "+").Result()
 		return len(ids) == 1 && ids[0].ID == before
 	})
@@ -217,7 +222,7 @@ func TestRedisXDropsMalformedEntries(t *testing.T) {
 		return nil
 	}}
 	var log logBuffer
-	startRedisX(t, c, RedisXOptions{Stream: stream, Block: 100 * time.Millisecond}, got.handle, &log)
+	startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream, ReadBlock: 100 * time.Millisecond}}, got.handle, &log)
 	noPayload := xadd(t, c, stream, "data", `{"stream":"feed","data":"x"}`)
 	xadd(t, c, stream, "payload", "garbage")
 	xadd(t, c, stream, "payload", `{"stream":"feed","data":"after"}`)
@@ -231,9 +236,124 @@ func TestRedisXDropsMalformedEntries(t *testing.T) {
 	if !strings.Contains(l, "no payload field") || !strings.Contains(l, noPayload) {
 		t.Errorf("no warning naming the entry without payload:\n%s", l)
 	}
-	if !strings.Contains(l, "invalid broadcast") || !strings.Contains(l, "payload=garbage") {
+	if !strings.Contains(l, "not deliverable") || !strings.Contains(l, "payload=garbage") {
 		t.Errorf("no warning naming the undecodable payload:\n%s", l)
 	}
+}
+
+// TestRedisXThroughTheHandler: the adapter New builds hands the gem's
+// entries to the sink as publications and commands, drops malformed ones
+// and retries those the sink cannot take.
+func TestRedisXThroughTheHandler(t *testing.T) {
+	c := redisxClient(t)
+	stream := redisxStream(t, c)
+	sink := &sinkCalls{}
+	var log logBuffer
+	o := DefaultOptions()
+	o.Redis, o.NodeID = c, "node-a"
+	o.RedisX.Stream, o.RedisX.ReadBlock = stream, 100*time.Millisecond
+	a, err := New(NameRedisX, o, sink, log.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name() != "redisx" || a.(*RedisX).Consumer() != "node-a" {
+		t.Errorf("name %q, consumer %q", a.Name(), a.(*RedisX).Consumer())
+	}
+	if d := a.(*RedisX).Describe(); d != "Starting Redis broadcaster at 127.0.0.1:6379 (stream: "+stream+", group: bx, consumer: node-a)" {
+		t.Errorf("Describe: %s", d)
+	}
+	runUntilStopped(t, a)
+	eventually(t, "the consumer group", func() bool {
+		groups, _ := c.XInfoGroups(context.Background(), stream).Result()
+		return len(groups) == 1
+	})
+	for _, p := range []string{
+		`{"stream":"feed","data":"{\"n\":1}"}`,
+		`[{"stream":"feed","data":"{\"n\":2}"},{"stream":"feed","data":"{\"n\":3}"}]`,
+		`{"stream":"feed","data":"{\"n\":4}","meta":{"transient":true,"exclude_socket":"sidA","broadcast_type":"custom"}}`,
+		`{"stream":"feed","data":{"n":5}}`,
+		`{"command":"disconnect","payload":{"identifier":"{\"sid\":\"sidB\"}","reconnect":true}}`,
+	} {
+		xadd(t, c, stream, "payload", p)
+	}
+	want := []string{
+		`publish {"publications":[{"stream":"feed","data":"{\"n\":1}"}]}`,
+		`publish {"publications":[{"stream":"feed","data":"{\"n\":2}"},{"stream":"feed","data":"{\"n\":3}"}]}`,
+		`publish {"publications":[{"stream":"feed","data":"{\"n\":4}","meta":{"exclude_socket":"sidA","broadcast_type":"custom","transient":true}}]}`,
+		`disconnect {"identifier":"{\"sid\":\"sidB\"}","reconnect":true}`,
+	}
+	drained(t, c, stream, "bx")
+	if g := sink.got(); !slices.Equal(g, want) {
+		t.Errorf("sink got\n%s\nwant\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"))
+	}
+	if l := log.String(); !strings.Contains(l, "malformed broadcast dropped") || !strings.Contains(l, "data must be a string") {
+		t.Errorf("the malformed entry is not logged:\n%s", l)
+	}
+
+	// The broker is down for the first two tries.
+	sink.fail(2, status.Error(codes.Unavailable, "publish: the broker or pub/sub (Redis, NATS) did not answer"))
+	xadd(t, c, stream, "payload", `{"stream":"feed","data":"retried"}`)
+	drained(t, c, stream, "bx")
+	tries := 0
+	for _, call := range sink.got() {
+		if strings.Contains(call, "retried") {
+			tries++
+		}
+	}
+	if tries != 3 {
+		t.Errorf("%d tries, want 3:\n%s", tries, strings.Join(sink.got(), "\n"))
+	}
+}
+
+// sinkCalls is a Sink recording what it is given, as compact protojson.
+type sinkCalls struct {
+	mu    sync.Mutex
+	calls []string
+	// failing calls left to fail with failErr.
+	failing int
+	failErr error
+}
+
+func (s *sinkCalls) fail(n int, err error) {
+	s.mu.Lock()
+	s.failing, s.failErr = n, err
+	s.mu.Unlock()
+}
+
+func (s *sinkCalls) record(kind string, m proto.Message) error {
+	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		panic(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, kind+" "+compact.String())
+	if s.failing > 0 {
+		s.failing--
+		return s.failErr
+	}
+	return nil
+}
+
+func (s *sinkCalls) Publish(_ context.Context, req *cablehubv1.PublishRequest) (*cablehubv1.PublishResponse, error) {
+	if err := s.record("publish", req); err != nil {
+		return nil, err
+	}
+	return &cablehubv1.PublishResponse{}, nil
+}
+
+func (s *sinkCalls) Disconnect(_ context.Context, req *cablehubv1.DisconnectRequest) (*cablehubv1.DisconnectResponse, error) {
+	if err := s.record("disconnect", req); err != nil {
+		return nil, err
+	}
+	return &cablehubv1.DisconnectResponse{}, nil
+}
+
+func (s *sinkCalls) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
 }
 
 func TestRedisXRetriesWhileTheBrokerIsUnavailable(t *testing.T) {
@@ -247,7 +367,7 @@ func TestRedisXRetriesWhileTheBrokerIsUnavailable(t *testing.T) {
 		return nil
 	}}
 	var log logBuffer
-	startRedisX(t, c, RedisXOptions{Stream: stream, Block: 100 * time.Millisecond, MaxDeliveries: 4}, got.handle, &log)
+	startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream, ReadBlock: 100 * time.Millisecond}, maxDeliveries: 4}, got.handle, &log)
 
 	// Delivered on the third try.
 	xadd(t, c, stream, "payload", "late")
@@ -276,8 +396,8 @@ func TestRedisXGroupHandlesEachEntryOnce(t *testing.T) {
 	c := redisxClient(t)
 	stream := redisxStream(t, c)
 	var a, b received
-	startRedisX(t, c, RedisXOptions{Stream: stream}, a.handle, nil)
-	startRedisX(t, c, RedisXOptions{Stream: stream}, b.handle, nil)
+	startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream}}, a.handle, nil)
+	startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream}}, b.handle, nil)
 	const n = 500
 	pipe := c.Pipeline()
 	for i := range n {
@@ -318,7 +438,7 @@ func TestRedisXReclaimsADeadConsumersEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got received
-	startRedisX(t, c, RedisXOptions{Stream: stream, Block: 200 * time.Millisecond}, got.handle, nil)
+	startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream, ReadBlock: 200 * time.Millisecond}}, got.handle, nil)
 	drained(t, c, stream, "bx")
 	if g := got.all(); !slices.Equal(g, []string{"orphan"}) {
 		t.Errorf("handled %q", g)
@@ -332,9 +452,9 @@ func TestRedisXShutdownLeavesPendingEntriesForOthers(t *testing.T) {
 	// The first node is stopped while an entry waits for an unavailable
 	// broker.
 	stuck := received{fail: func(string, int) error { return status.Error(codes.Unavailable, "broker down") }}
-	a, stopA := startRedisX(t, c, RedisXOptions{Stream: stream, MaxDeliveries: 100}, stuck.handle, nil)
+	a, stopA := startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream}, maxDeliveries: 100}, stuck.handle, nil)
 	xadd(t, c, stream, "payload", "pending")
-	waitFor(t, "the first try", func() bool { return len(stuck.all()) > 0 })
+	eventually(t, "the first try", func() bool { return len(stuck.all()) > 0 })
 	stopA()
 	p, err := c.XPending(ctx, stream, "bx").Result()
 	if err != nil || p.Count != 1 || p.Consumers[a.Consumer()] != 1 {
@@ -342,7 +462,7 @@ func TestRedisXShutdownLeavesPendingEntriesForOthers(t *testing.T) {
 	}
 	// Another node picks it up.
 	var got received
-	b, stopB := startRedisX(t, c, RedisXOptions{Stream: stream, Block: 200 * time.Millisecond}, got.handle, nil)
+	b, stopB := startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: stream, ReadBlock: 200 * time.Millisecond}}, got.handle, nil)
 	drained(t, c, stream, "bx")
 	if g := got.all(); !slices.Equal(g, []string{"pending"}) {
 		t.Errorf("handled %q", g)
@@ -370,19 +490,19 @@ func TestRedisXSurvivesRedisRestart(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	var got received
 	var log logBuffer
-	a, _ := startRedisX(t, c, RedisXOptions{Stream: "s", Block: 100 * time.Millisecond}, got.handle, &log)
+	a, _ := startRedisX(t, c, redisxConfig{RedisXOptions: RedisXOptions{Stream: "s", ReadBlock: 100 * time.Millisecond}}, got.handle, &log)
 	xadd(t, c, "s", "payload", "before")
-	waitFor(t, "the first entry", func() bool { return len(got.all()) == 1 })
+	eventually(t, "the first entry", func() bool { return len(got.all()) == 1 })
 
 	srv.Process.Kill()
 	srv.Wait()
-	waitFor(t, "Err to report the outage", func() bool { return a.Err() != nil })
+	eventually(t, "Err to report the outage", func() bool { return a.Err() != nil })
 	startRedisServer(t, port)
 	// The restarted Redis has neither the stream nor the group: the adapter
 	// creates them again and reads what was added meanwhile.
 	xadd(t, c, "s", "payload", "after")
-	waitFor(t, "the entry after the restart", func() bool { return len(got.all()) == 2 })
-	waitFor(t, "Err to clear", func() bool { return a.Err() == nil })
+	eventually(t, "the entry after the restart", func() bool { return len(got.all()) == 2 })
+	eventually(t, "Err to clear", func() bool { return a.Err() == nil })
 	if g := got.all(); !slices.Equal(g, []string{"before", "after"}) {
 		t.Errorf("handled %q", g)
 	}
@@ -415,6 +535,6 @@ func startRedisServer(t *testing.T, port int) *exec.Cmd {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 	defer c.Close()
-	waitFor(t, "redis-server to start", func() bool { return c.Ping(context.Background()).Err() == nil })
+	eventually(t, "redis-server to start", func() bool { return c.Ping(context.Background()).Err() == nil })
 	return cmd
 }
