@@ -110,7 +110,7 @@ func TestRedisAdapterUnreachable(t *testing.T) {
 	}
 	runAdapter(t, a)
 	waitFor(t, "Err", func() bool { return a.Err() != nil })
-	if msg := a.Err().Error(); !strings.Contains(msg, "Redis unavailable") || !strings.Contains(msg, "127.0.0.1:1") {
+	if msg := a.Err().Error(); !strings.Contains(msg, "subscribing to __anycable__ in Redis: dial tcp 127.0.0.1:1") || !strings.Contains(msg, "127.0.0.1:1") {
 		t.Errorf("Err %q", msg)
 	}
 }
