@@ -114,7 +114,7 @@ func (l *redisLease) keep(ctx context.Context, cancel context.CancelCauseFunc) {
 		case ctx.Err() != nil:
 			return
 		case err != nil && !l.valid():
-			cancel(fmt.Errorf("Redis broadcast lease not renewed: %w", err))
+			cancel(fmt.Errorf("broadcast lease not renewed in Redis: %w", err))
 			return
 		case err == nil && !held:
 			cancel(errLeaseLost)

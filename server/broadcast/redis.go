@@ -155,7 +155,7 @@ func (a *redisAdapter) failed(ctx context.Context, err error, wait time.Duration
 	if ctx.Err() != nil {
 		return wait
 	}
-	a.set(RoleConnecting, fmt.Errorf("Redis unavailable: %w", err))
+	a.set(RoleConnecting, fmt.Errorf("subscribing to %s in Redis: %w", a.channel, err))
 	// ±20% so that nodes that lost Redis together do not retry in step.
 	d := wait - wait/5 + rand.N(wait*2/5+1)
 	a.log.Warn(fmt.Sprintf("Redis broadcast channel unavailable, next attempt in %s", d.Round(10*time.Millisecond)), "channel", a.channel, "error", err)
@@ -185,10 +185,12 @@ func (a *redisAdapter) listen(ctx context.Context) (subscribed bool, err error) 
 	if _, err := ps.ReceiveTimeout(lctx, redisPingEvery); err != nil {
 		return false, err
 	}
+	// The startup line (Describe) already says where it listens; a
+	// subscription after an outage is news.
 	if a.Err() != nil {
 		a.log.Info("Redis broadcast channel restored", "channel", a.channel)
 	} else {
-		a.log.Info("subscribed to Redis channel", "channel", a.channel)
+		a.log.Debug("subscribed to Redis channel", "channel", a.channel)
 	}
 	a.set(RoleListening, nil)
 	if a.lease != nil {

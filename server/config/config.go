@@ -63,6 +63,8 @@ type Config struct {
 	// Broker: --history_limit, --history_ttl, --sessions_ttl,
 	// --presence_ttl.
 	Broker broker.MemoryOptions
+	// Broadcast: --broadcast_adapter and the adapters' settings.
+	Broadcast Broadcast
 }
 
 // Server is where the process listens and how it authenticates.
@@ -178,13 +180,14 @@ func Default() *Config {
 			NATSServers: pubsub.DefaultNATSURL,
 			Embedded:    pubsub.DefaultEmbeddedOptions(),
 		},
-		Log:     Log{Level: "info", Format: "text"},
-		WS:      ws.DefaultOptions(),
-		Node:    node.DefaultOptions(),
-		Streams: streams.DefaultConfig(),
-		JWT:     identity.DefaultJWTOptions(),
-		Gateway: gateway.DefaultOptions(),
-		Broker:  broker.DefaultMemoryOptions(),
+		Log:       Log{Level: "info", Format: "text"},
+		WS:        ws.DefaultOptions(),
+		Node:      node.DefaultOptions(),
+		Streams:   streams.DefaultConfig(),
+		JWT:       identity.DefaultJWTOptions(),
+		Gateway:   gateway.DefaultOptions(),
+		Broker:    broker.DefaultMemoryOptions(),
+		Broadcast: defaultBroadcast(),
 		RPC: RPC{
 			Host:           rpc.DefaultGRPCHost,
 			Concurrency:    rpc.DefaultConcurrency,
@@ -247,7 +250,10 @@ func (c *Config) finish() error {
 	if err := c.deriveRPC(); err != nil {
 		return err
 	}
-	return c.checkAPI()
+	if err := c.checkAPI(); err != nil {
+		return err
+	}
+	return c.checkBroadcast()
 }
 
 // deriveRPC settles which RPC implementation is in use: --norpc and

@@ -29,6 +29,7 @@ func (c *Config) bind(p *parser) {
 	c.bindRPC(p)
 	c.bindLimits(p)
 	c.bindAPI(p)
+	c.bindBroadcast(p)
 	c.bindBroker(p)
 	c.bindLogging(p)
 }
