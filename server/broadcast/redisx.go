@@ -410,11 +410,11 @@ func (r *RedisX) prune(ctx context.Context) {
 func (r *RedisX) leave(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	removed, err := pruneScript.Run(lctx, r.client, []string{r.cfg.Stream}, r.cfg.Group, 0, r.cfg.consumer).StringSlice()
-	switch {
-	case err != nil:
+	if _, err := pruneScript.Run(lctx, r.client, []string{r.cfg.Stream}, r.cfg.Group, 0, r.cfg.consumer).StringSlice(); err != nil {
 		r.log.Debug("Redis stream consumer not removed", "error", err)
-	case len(removed) == 0:
-		r.log.Info("Redis stream consumer kept in the group: it has pending entries, which another node reclaims")
+		return
+	}
+	if p, err := r.client.XPending(lctx, r.cfg.Stream, r.cfg.Group).Result(); err == nil && p.Consumers[r.cfg.consumer] > 0 {
+		r.log.Info("Redis stream consumer kept in the group with its pending entries, for another node to reclaim", "pending", p.Consumers[r.cfg.consumer])
 	}
 }
