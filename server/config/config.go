@@ -21,6 +21,7 @@ import (
 
 	"github.com/cablehub/cablehub/gateway"
 	"github.com/cablehub/cablehub/server/api"
+	"github.com/cablehub/cablehub/server/broadcast"
 	"github.com/cablehub/cablehub/server/broker"
 	"github.com/cablehub/cablehub/server/identity"
 	"github.com/cablehub/cablehub/server/node"
@@ -297,11 +298,18 @@ func (c *Config) deriveSecrets() {
 	}
 }
 
-// deriveCluster picks the pub/sub that goes with the broker when none is
-// set, points NATS clients at the embedded server, and gives the node the
-// broker's session lifetime (one flag, --sessions_ttl, for both).
+// deriveCluster picks the pub/sub that goes with the broker (or the
+// redisx adapter) when none is set, points NATS clients at the embedded
+// server, and gives the node the broker's session lifetime (one flag,
+// --sessions_ttl, for both).
 func (c *Config) deriveCluster() {
 	cl := &c.Cluster
+	// The redisx adapter hands each entry to one node; the other nodes'
+	// clients get it through the cluster pub/sub, which it therefore
+	// turns on, as in AnyCable (an explicit --pubsub none stays none).
+	if cl.PubSub == "" && c.HasBroadcastAdapter(broadcast.NameRedisX) {
+		cl.PubSub = "redis"
+	}
 	if cl.PubSub == "none" {
 		cl.PubSub = ""
 	}
