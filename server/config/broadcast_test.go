@@ -8,7 +8,7 @@ import (
 
 // TestBroadcastKeyAndPort is AnyCable's table (checked against its
 // --print-config): which key the http adapter requires and which port it
-// listens on.
+// listens on; public mode keeps the key (AnyCable drops it).
 func TestBroadcastKeyAndPort(t *testing.T) {
 	const derived = "83149057b2f956b5f862c0ef5ad6a24d3677dc076d77e8999c24f77ca17d7a20" // s3cr3t, "broadcast-cable"
 	cases := []struct {
@@ -21,8 +21,10 @@ func TestBroadcastKeyAndPort(t *testing.T) {
 		{[]string{"--broadcast_key=none"}, "", 8090, false},
 		{[]string{"--secret=s3cr3t"}, derived, 8080, true},
 		{[]string{"--public"}, "", 8090, false},
-		{[]string{"--public", "--secret=s3cr3t"}, "", 8080, true},
-		{[]string{"--public", "--broadcast_key=k"}, "", 8080, true},
+		// AnyCable drops the key in public mode; Cablehub keeps it, as it
+		// keeps the API's.
+		{[]string{"--public", "--secret=s3cr3t"}, derived, 8080, true},
+		{[]string{"--public", "--broadcast_key=k"}, "k", 8080, true},
 		{[]string{"--broadcast_key=k"}, "k", 8080, true},
 		{[]string{"--secret=s3cr3t", "--broadcast_key=k"}, "k", 8080, true},
 		{[]string{"--secret=s3cr3t", "--broadcast_key=none"}, "", 8090, false},
