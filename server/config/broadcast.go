@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cablehub/cablehub/server/broadcast"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // groupBroadcast is the help group of the broadcast adapters' flags.
@@ -154,6 +155,9 @@ func (c *Config) checkBroadcast() error {
 	}
 	if c.HasBroadcastAdapter(broadcast.NameRedis) && o.RedisChannel == "" {
 		return fmt.Errorf("invalid value \"\" for --redis_channel: the redis adapter needs a channel")
+	}
+	if c.HasBroadcastAdapter(broadcast.NameRedis) && o.RedisChannel == pubsub.InternalChannel {
+		return fmt.Errorf("invalid value %q for --redis_channel: the Redis pub/sub between nodes uses that channel", o.RedisChannel)
 	}
 	if c.HasBroadcastAdapter(broadcast.NameRedisX) {
 		if o.RedisX.Stream == "" || o.RedisX.Group == "" {

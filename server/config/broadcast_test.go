@@ -86,6 +86,7 @@ func TestBroadcastAdapters(t *testing.T) {
 		{nil, []string{"--http_broadcast_path=/health", "--http_broadcast_port=8080"}, `invalid value "/health" for --http_broadcast_path: the main listener serves something else there`},
 		{nil, []string{"--api_port=8090"}, `invalid value 8090 for --http_broadcast_port: must differ from --api_port, --grpc_port and --metrics_port (--port shares the main listener)`},
 		{nil, []string{"--redis_channel="}, `invalid value "" for --redis_channel: the redis adapter needs a channel`},
+		{nil, []string{"--redis_channel=__anycable_internal__"}, `invalid value "__anycable_internal__" for --redis_channel: the Redis pub/sub between nodes uses that channel`},
 	}
 	for _, e := range errs {
 		if _, err := parse(t, e.env, e.args...); err == nil || err.Error() != e.want {
