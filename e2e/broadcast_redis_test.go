@@ -326,3 +326,22 @@ func TestBroadcastRedisCluster(t *testing.T) {
 	c.expect(`{"identifier":` + q + `,"message":4` + stamp(4) + `}`)
 	c.barrier()
 }
+
+// TestBroadcastRedisNoFeedback: with Redis pub/sub a stream's publications
+// travel on the Redis channel named as the stream, in the broadcast
+// format; a stream named like --redis_channel would feed every publication
+// back to the redis adapter forever. The adapter drops those (with a
+// WARN), so such a publication is delivered once.
+func TestBroadcastRedisNoFeedback(t *testing.T) {
+	t.Parallel()
+	ch := uniqueChannel(t)
+	s := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "redis", "--redis_url", redisURL(t, 0), "--broadcast_adapter", "redis", "--redis_channel", ch)
+	waitSubscribers(t, 6379, ch, 1)
+	c := dialWS(t, s, dialOpts{})
+	c.welcome()
+	q := quoted(c.subscribe(ch))
+	publish(t, s, fmt.Sprintf(`{"stream":%q,"data":"once"}`, ch))
+	c.expect(`{"identifier":` + q + `,"message":"once"}`)
+	waitWarned(t, s, "malformed broadcast dropped", "the adapter's own channel")
+	c.barrier()
+}

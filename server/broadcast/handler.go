@@ -34,6 +34,9 @@ type Handler struct {
 	log  *slog.Logger
 	// drops and failures limit the log lines of Deliver.
 	drops, failures rateLog
+	// ownChannel, when set, is a stream name refused (see
+	// refuseOwnChannel).
+	ownChannel string
 }
 
 // logEvery is how often Deliver logs a kind of problem at most; the lines
@@ -64,9 +67,24 @@ func (h *Handler) Handle(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if h.ownChannel != "" {
+		for _, p := range pubs {
+			if p.GetStream() == h.ownChannel {
+				return status.Errorf(codes.InvalidArgument, "stream %q is the adapter's own channel: with Redis pub/sub, its publications come back here", p.GetStream())
+			}
+		}
+	}
 	_, err = h.sink.Publish(ctx, &cablehubv1.PublishRequest{Publications: pubs})
 	return err
 }
+
+// refuseOwnChannel makes Handle refuse publications to the stream named
+// channel. The redis adapter listens to channel, and Cablehub's Redis
+// pub/sub carries each stream's publications on the channel named as the
+// stream (as AnyCable's does): a publication to that stream, however it
+// was made, would come back to the adapter in the same format and be
+// published again, forever. Refusing it there delivers it once.
+func (h *Handler) refuseOwnChannel(channel string) { h.ownChannel = channel }
 
 // Deliver is Handle for the adapters nobody waits on (redis, redisx,
 // nats). A payload that is malformed, or that the sink refuses as invalid,

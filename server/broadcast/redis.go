@@ -61,6 +61,7 @@ type redisAdapter struct {
 }
 
 func newRedis(o Options, h *Handler, log *slog.Logger) *redisAdapter {
+	h.refuseOwnChannel(o.RedisChannel)
 	a := &redisAdapter{client: o.Redis, channel: o.RedisChannel, h: h, log: log, role: RoleConnecting}
 	if o.Clustered {
 		a.lease = newRedisLease(o.Redis, "cablehub:broadcast:redis:"+o.RedisChannel, o.NodeID)

@@ -61,7 +61,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // TestRedisAdapter: PUBLISHed payloads reach the sink in order; malformed
-// ones are dropped without stopping the adapter.
+// ones, and publications to the stream named like the channel (which the
+// Redis pub/sub would feed back), are dropped without stopping the
+// adapter.
 func TestRedisAdapter(t *testing.T) {
 	client := testRedis(t)
 	o := DefaultOptions()
@@ -80,7 +82,7 @@ func TestRedisAdapter(t *testing.T) {
 	if a.Err() != nil || a.(*redisAdapter).Role() != RoleListening {
 		t.Errorf("subscribed adapter: err %v, role %s", a.Err(), a.(*redisAdapter).Role())
 	}
-	for _, p := range []string{`{"stream":"s","data":"1"}`, `garbage`, `[{"stream":"s","data":"2"},{"stream":"t","data":"3"}]`,
+	for _, p := range []string{`{"stream":"s","data":"1"}`, `garbage`, `{"stream":"` + o.RedisChannel + `","data":"loop"}`, `[{"stream":"s","data":"2"},{"stream":"t","data":"3"}]`,
 		`{"command":"disconnect","payload":{"identifier":"u","reconnect":true}}`} {
 		client.Publish(ctx, o.RedisChannel, p)
 	}

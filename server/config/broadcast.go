@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cablehub/cablehub/server/broadcast"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // groupBroadcast is the help group of the broadcast adapters' flags.
@@ -49,7 +50,7 @@ const DefaultHTTPBroadcastPort = 8090
 func (c *Config) bindBroadcast(p *parser) {
 	b, o := &c.Broadcast, &c.Broadcast.Options
 	p.add(groupBroadcast, "broadcast_adapter", adapterListValue{&b.Adapters, &b.Explicit}, "broadcast adapters, comma-separated: http, redis, redisx, nats (empty: none)")
-	p.add(groupBroadcast, "broadcast_key", stringValue{&b.Key}, "bearer token of /_broadcast (default: derived from --secret; \"none\" or --public: no token)")
+	p.add(groupBroadcast, "broadcast_key", stringValue{&b.Key}, "bearer token of /_broadcast (default: derived from --secret; \"none\": no token)")
 	p.add(groupBroadcast, "http_broadcast_port", intValue{&b.HTTPPort, 0, 65535}, "port of the http adapter (0: the main port when a token is in force, else 8090; --port shares the main listener)")
 	p.add(groupBroadcast, "http_broadcast_path", stringValue{&o.HTTP.Path}, "path of the http adapter")
 	p.add(groupBroadcast, "redis_channel", stringValue{&o.RedisChannel}, "Redis channel the redis adapter subscribes to (on --redis_url)")
@@ -99,13 +100,17 @@ func (c *Config) HasBroadcastAdapter(name string) bool {
 	return slices.Contains(c.Broadcast.Adapters, name)
 }
 
-// BroadcastKey is the bearer token the http adapter requires: none in
-// public mode or with --broadcast_key none, else --broadcast_key, else
+// BroadcastKey is the bearer token the http adapter requires: none with
+// --broadcast_key none, else --broadcast_key, else
 // hex(HMAC-SHA256(--secret, "broadcast-cable")) (derived reports this
 // case, which is logged), else none ("").
+//
+// Unlike AnyCable, --public does not drop the key: with a secret, public
+// mode keeps the API closed to callers without the token, and /_broadcast
+// publishes as the API does, so it stays closed the same way.
 func (c *Config) BroadcastKey() (key string, derived bool) {
 	switch {
-	case c.Server.Public || c.Broadcast.Key == "none":
+	case c.Broadcast.Key == "none":
 		return "", false
 	case c.Broadcast.Key != "":
 		return c.Broadcast.Key, false
@@ -117,10 +122,9 @@ func (c *Config) BroadcastKey() (key string, derived bool) {
 
 // HTTPBroadcastPort is the http adapter's port by AnyCable's rule:
 // --http_broadcast_port when set; else the main port when a key is in
-// force before public mode is applied (--broadcast_key other than "none",
-// or one derived from --secret: so --public --secret serves it on the
-// main port without a key); else DefaultHTTPBroadcastPort. main reports
-// that it is the main listener (the port equals --port).
+// force (--broadcast_key other than "none", or one derived from
+// --secret); else DefaultHTTPBroadcastPort. main reports that it is the
+// main listener (the port equals --port).
 func (c *Config) HTTPBroadcastPort() (port int, main bool) {
 	b := &c.Broadcast
 	switch {
@@ -151,6 +155,9 @@ func (c *Config) checkBroadcast() error {
 	}
 	if c.HasBroadcastAdapter(broadcast.NameRedis) && o.RedisChannel == "" {
 		return fmt.Errorf("invalid value \"\" for --redis_channel: the redis adapter needs a channel")
+	}
+	if c.HasBroadcastAdapter(broadcast.NameRedis) && o.RedisChannel == pubsub.InternalChannel {
+		return fmt.Errorf("invalid value %q for --redis_channel: the Redis pub/sub between nodes uses that channel", o.RedisChannel)
 	}
 	if c.HasBroadcastAdapter(broadcast.NameRedisX) {
 		if o.RedisX.Stream == "" || o.RedisX.Group == "" {

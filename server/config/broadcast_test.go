@@ -8,7 +8,7 @@ import (
 
 // TestBroadcastKeyAndPort is AnyCable's table (checked against its
 // --print-config): which key the http adapter requires and which port it
-// listens on.
+// listens on; public mode keeps the key (AnyCable drops it).
 func TestBroadcastKeyAndPort(t *testing.T) {
 	const derived = "83149057b2f956b5f862c0ef5ad6a24d3677dc076d77e8999c24f77ca17d7a20" // s3cr3t, "broadcast-cable"
 	cases := []struct {
@@ -21,8 +21,10 @@ func TestBroadcastKeyAndPort(t *testing.T) {
 		{[]string{"--broadcast_key=none"}, "", 8090, false},
 		{[]string{"--secret=s3cr3t"}, derived, 8080, true},
 		{[]string{"--public"}, "", 8090, false},
-		{[]string{"--public", "--secret=s3cr3t"}, "", 8080, true},
-		{[]string{"--public", "--broadcast_key=k"}, "", 8080, true},
+		// AnyCable drops the key in public mode; Cablehub keeps it, as it
+		// keeps the API's.
+		{[]string{"--public", "--secret=s3cr3t"}, derived, 8080, true},
+		{[]string{"--public", "--broadcast_key=k"}, "k", 8080, true},
 		{[]string{"--broadcast_key=k"}, "k", 8080, true},
 		{[]string{"--secret=s3cr3t", "--broadcast_key=k"}, "k", 8080, true},
 		{[]string{"--secret=s3cr3t", "--broadcast_key=none"}, "", 8090, false},
@@ -84,6 +86,7 @@ func TestBroadcastAdapters(t *testing.T) {
 		{nil, []string{"--http_broadcast_path=/health", "--http_broadcast_port=8080"}, `invalid value "/health" for --http_broadcast_path: the main listener serves something else there`},
 		{nil, []string{"--api_port=8090"}, `invalid value 8090 for --http_broadcast_port: must differ from --api_port, --grpc_port and --metrics_port (--port shares the main listener)`},
 		{nil, []string{"--redis_channel="}, `invalid value "" for --redis_channel: the redis adapter needs a channel`},
+		{nil, []string{"--redis_channel=__anycable_internal__"}, `invalid value "__anycable_internal__" for --redis_channel: the Redis pub/sub between nodes uses that channel`},
 	}
 	for _, e := range errs {
 		if _, err := parse(t, e.env, e.args...); err == nil || err.Error() != e.want {

@@ -73,6 +73,7 @@ func TestStartupBanner(t *testing.T) {
 			"WARN Server is running in the public mode",
 			"INFO connection authentication is disabled",
 			"WARN signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set",
+			fmt.Sprintf("WARN the http broadcast adapter on port %d accepts broadcasts without a token (no --broadcast_key or --secret): anyone who can reach it can publish; set --secret or --broadcast_key, or --broadcast_adapter without http", bcast),
 			"WARN --public without --api_secret or --secret: the API on the main port accepts calls without a token",
 			"INFO Using in-memory broker (epoch: EPOCH, history limit: 100, history ttl: 300s, sessions ttl: 300s, presence ttl: 15s)",
 			"INFO Using local pub/sub (single node)",

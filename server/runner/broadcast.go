@@ -157,10 +157,9 @@ func (b *broadcasts) logStarting(cfg *config.Config, log *slog.Logger) {
 
 // broadcastWarnings names the http adapter accepting broadcasts without
 // a key. It is AnyCable's default (its gem posts to localhost:8090
-// without one), so it stays, but not silently. --public asks for it and
-// has its own warning.
+// without one), so it stays, but not silently.
 func broadcastWarnings(cfg *config.Config) []string {
-	if !cfg.HasBroadcastAdapter(broadcast.NameHTTP) || cfg.Server.Public {
+	if !cfg.HasBroadcastAdapter(broadcast.NameHTTP) {
 		return nil
 	}
 	if key, _ := cfg.BroadcastKey(); key != "" {

@@ -241,7 +241,7 @@ func (d *deps) health(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	body["rpc"] = <-rpcState
-	if adapters != nil {
+	if len(adapters) > 0 {
 		body["broadcast"] = adapters
 	}
 	data, _ := json.Marshal(body)
