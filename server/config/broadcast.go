@@ -170,5 +170,24 @@ func (c *Config) checkBroadcast() error {
 	if c.HasBroadcastAdapter(broadcast.NameNATS) && o.NATSChannel == "" {
 		return fmt.Errorf("invalid value \"\" for --nats_channel: the nats adapter needs a subject")
 	}
+	if c.HasBroadcastAdapter(broadcast.NameNATS) {
+		return checkNATSChannel(o.NATSChannel)
+	}
+	return nil
+}
+
+// checkNATSChannel refuses a --nats_channel the nats adapter would share
+// with the NATS pub/sub between nodes: its internal subject, or a wildcard
+// (which could match the pub/sub's stream subjects, so that every
+// publication it delivers came back to the adapter to be published again).
+func checkNATSChannel(subject string) error {
+	if subject == pubsub.InternalChannel {
+		return fmt.Errorf("invalid value %q for --nats_channel: the NATS pub/sub between nodes uses that subject", subject)
+	}
+	for _, token := range strings.Split(subject, ".") {
+		if token == "*" || token == ">" {
+			return fmt.Errorf("invalid value %q for --nats_channel: must be one subject, without wildcards", subject)
+		}
+	}
 	return nil
 }
