@@ -26,9 +26,23 @@ import (
 // that stays usable); larger ones are still cut.
 const drainMin = 1 << 20
 
-// bodyDeadline bounds receiving r's body to BodyTimeout from now with a
+// Body bounds and reads request bodies the way the REST API does; the
+// HTTP broadcast adapter reads its bodies with it too, so both answer an
+// oversized, slow or unreadable body alike.
+type Body struct {
+	// MaxSize is the largest accepted body in bytes (--api_max_body_size).
+	MaxSize int64
+	// Timeout bounds receiving a body; zero means no bound.
+	Timeout time.Duration
+}
+
+func (g *Gateway) body() Body {
+	return Body{MaxSize: g.opts.MaxBodySize, Timeout: g.opts.BodyTimeout}
+}
+
+// Deadline bounds receiving r's body to Timeout from now with a
 // read deadline on the request (http.ResponseController), so a client that
-// trickles or withholds a body is answered 408 (readBody) instead of holding
+// trickles or withholds a body is answered 408 (Read) instead of holding
 // a connection and a goroutine as long as it likes. It returns the function
 // that lifts the bound once the body is in: left set, the deadline would
 // also end net/http's background read on an HTTP/1 connection and cancel
@@ -39,41 +53,41 @@ const drainMin = 1 << 20
 // never passes here), on HTTP/2 it is the stream's own. Requests without a
 // body get none, nor do writers that cannot set deadlines (test recorders):
 // those are not bounded.
-func (g *Gateway) bodyDeadline(w http.ResponseWriter, r *http.Request) (lift func()) {
-	if g.opts.BodyTimeout <= 0 || r.ContentLength == 0 {
+func (b Body) Deadline(w http.ResponseWriter, r *http.Request) (lift func()) {
+	if b.Timeout <= 0 || r.ContentLength == 0 {
 		return func() {}
 	}
 	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Now().Add(g.opts.BodyTimeout)); err != nil {
+	if err := rc.SetReadDeadline(time.Now().Add(b.Timeout)); err != nil {
 		return func() {}
 	}
 	return func() { rc.SetReadDeadline(time.Time{}) }
 }
 
-// readBody buffers the request body within the size limit (the request
+// Read buffers the request body within the size limit (the request
 // then reads it from memory) and returns it, or answers the request itself
 // and returns false: 413 for a body over the limit, 408 when the body does
-// not arrive in time (bodyDeadline), 422 when it cannot be read otherwise.
+// not arrive in time (Deadline), 422 when it cannot be read otherwise.
 //
 // A body over the limit is read on and discarded for up to
 // max(limit, drainMin) more bytes before the 413 is written (see
 // drainMin). A body declared larger than that, or one whose sender waits
 // for "100 Continue" before sending it, is answered at once, unread.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	limit := g.opts.MaxBodySize
+func (b Body) Read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	limit := b.MaxSize
 	drain := max(limit, drainMin)
 	if r.ContentLength > limit && (r.ContentLength-limit > drain || expectsContinue(r)) {
-		g.tooLarge(w, r, false)
+		b.tooLarge(w, r, false)
 		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		g.readFailed(w, r, err)
+		b.readFailed(w, r, err)
 		return nil, false
 	}
 	if int64(len(body)) > limit {
 		_, err := io.CopyN(io.Discard, r.Body, drain)
-		g.tooLarge(w, r, errors.Is(err, io.EOF))
+		b.tooLarge(w, r, errors.Is(err, io.EOF))
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -84,21 +98,21 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 // tooLarge answers 413; consumed tells whether the whole body was read, so
 // that an HTTP/1 connection with body bytes still to come is closed after
 // the answer rather than read as the next request.
-func (g *Gateway) tooLarge(w http.ResponseWriter, r *http.Request, consumed bool) {
+func (b Body) tooLarge(w http.ResponseWriter, r *http.Request, consumed bool) {
 	if !consumed {
 		closeAfter(w, r)
 	}
 	writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
-		fmt.Sprintf("request body is larger than %d bytes (--api_max_body_size)", g.opts.MaxBodySize))
+		fmt.Sprintf("request body is larger than %d bytes (--api_max_body_size)", b.MaxSize))
 }
 
 // readFailed answers a body that could not be read: 408 when its read
 // deadline passed, else 422 (a client that went away sees neither).
-func (g *Gateway) readFailed(w http.ResponseWriter, r *http.Request, err error) {
+func (b Body) readFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		closeAfter(w, r)
 		writeError(w, http.StatusRequestTimeout, codes.DeadlineExceeded,
-			fmt.Sprintf("request body not received within %s", g.opts.BodyTimeout))
+			fmt.Sprintf("request body not received within %s", b.Timeout))
 		return
 	}
 	writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "cannot read request body: "+err.Error())

@@ -55,7 +55,7 @@ type Options struct {
 	MaxBodySize int64
 	// BodyTimeout bounds the time from the start of handling to the last
 	// byte of the request body (a read deadline on the request; see
-	// readBody). Zero means no bound.
+	// Body.Read). Zero means no bound.
 	BodyTimeout time.Duration
 	// CORS turns on CORS headers and preflight answers.
 	CORS bool
@@ -108,9 +108,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 
 // ServeHTTP answers requests whose path starts with the prefix.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Set first, so that whatever reads the body (readBody, or net/http
+	// Set first, so that whatever reads the body (Body.Read, or net/http
 	// discarding what an early answer left unread) is bounded.
-	liftBodyDeadline := g.bodyDeadline(w, r)
+	liftBodyDeadline := g.body().Deadline(w, r)
 	rel, ok := strings.CutPrefix(r.URL.Path, g.opts.Prefix)
 	var route routes.Route
 	if ok {
@@ -146,7 +146,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if route.Method == http.MethodPost {
-		body, ok := g.readBody(w, r)
+		body, ok := g.body().Read(w, r)
 		if ok {
 			liftBodyDeadline()
 		}
@@ -224,6 +224,12 @@ type errorBody struct {
 	Message string     `json:"message"`
 }
 
+// WriteError answers with the REST API's error body,
+// {"code":<gRPC code>,"message":"…"}, and httpStatus.
+func WriteError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
+	writeError(w, httpStatus, code, msg)
+}
+
 func writeError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -261,6 +267,13 @@ func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 		writeError(w, http.StatusNotFound, codes.NotFound, herr.Error())
 		return
 	}
+	WriteStatus(w, err)
+}
+
+// WriteStatus answers with a service error as the REST API does: the gRPC
+// status's code mapped onto the HTTP status (INVALID_ARGUMENT 422,
+// UNAVAILABLE 501, ...) and WriteError's body.
+func WriteStatus(w http.ResponseWriter, err error) {
 	st := status.Convert(err)
 	code := httpStatus(st.Code())
 	if code == http.StatusUnauthorized {

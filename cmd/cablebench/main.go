@@ -8,8 +8,8 @@
 // so every connect and subscribe is an RPC call the server makes to its
 // back end; nothing Cablehub-specific is then needed of the server (no
 // $pubsub, no API unless publishing), so AnyCable can be measured alike.
-// With --messages it then publishes through the REST API (--api) or gRPC
-// (--grpc), at --rate or back to back, optionally --batch'ed, and reports
+// With --messages it then publishes through the REST API (--api), gRPC
+// (--grpc) or one of AnyCable's broadcast adapters (--broadcast), at --rate or back to back, optionally --batch'ed, and reports
 // delivered/expected, publish→receive latency percentiles, fan-out
 // completion per message and deliveries/s; it exits non-zero when anything
 // is lost.
@@ -97,6 +97,8 @@ func run() error {
 	settle := flag.Duration("settle", 2*time.Second, "wait before reading RSS after connecting")
 	api := flag.String("api", "", "REST API base for publishing, e.g. http://127.0.0.1:8080/api (loopback only)")
 	grpcAddr := flag.String("grpc", "", "publish through gRPC at host:port instead of REST (loopback only)")
+	bcast := flag.String("broadcast", "", "publish as an application does through a broadcast adapter instead of the API: http=<URL of /_broadcast> (with --token), redis=<Redis URL>, redisx=<Redis URL> or nats=<NATS URL> (loopback only)")
+	bcastChannel := flag.String("broadcast_channel", "__anycable__", "with --broadcast redis, redisx or nats: the channel, stream or subject")
 	batch := flag.Int("batch", 1, "publications per publish request")
 	token := flag.String("token", "", "API bearer token")
 	messages := flag.Int("messages", 0, "publications to send (at most 1000000)")
@@ -139,6 +141,10 @@ func run() error {
 	if *messages > 0 {
 		var err error
 		switch {
+		case *bcast != "":
+			if pub, err = newBroadcastPublisher(*bcast, *bcastChannel, *token, *concurrency); err != nil {
+				return fmt.Errorf("--broadcast: %v", err)
+			}
 		case *grpcAddr != "":
 			if err := checkLoopback("grpc://" + *grpcAddr); err != nil {
 				return fmt.Errorf("--grpc: %v", err)
@@ -150,7 +156,7 @@ func run() error {
 			}
 			pub = newRESTPublisher(*api, *token, *concurrency)
 		default:
-			return errors.New("--messages needs --api or --grpc")
+			return errors.New("--messages needs --api, --grpc or --broadcast")
 		}
 		if err != nil {
 			return err

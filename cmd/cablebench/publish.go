@@ -35,21 +35,27 @@ func newRESTPublisher(api, token string, conns int) *restPublisher {
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}}}
 }
 
-func (p *restPublisher) publish(ctx context.Context, items []item) error {
+// encodeItems is the publish body of items in AnyCable's broadcast format:
+// one publication object, or an array of them.
+func encodeItems(items []item) []byte {
 	type pub struct {
 		Stream string `json:"stream"`
 		Data   string `json:"data"`
 	}
-	var body []byte
 	if len(items) == 1 {
-		body, _ = json.Marshal(pub{items[0].stream, items[0].data})
-	} else {
-		all := make([]pub, len(items))
-		for i, it := range items {
-			all[i] = pub{it.stream, it.data}
-		}
-		body, _ = json.Marshal(all)
+		body, _ := json.Marshal(pub{items[0].stream, items[0].data})
+		return body
 	}
+	all := make([]pub, len(items))
+	for i, it := range items {
+		all[i] = pub{it.stream, it.data}
+	}
+	body, _ := json.Marshal(all)
+	return body
+}
+
+func (p *restPublisher) publish(ctx context.Context, items []item) error {
+	body := encodeItems(items)
 	req, _ := http.NewRequestWithContext(ctx, "POST", p.url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if p.token != "" {

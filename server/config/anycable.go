@@ -44,8 +44,6 @@ func anycableSettings() []anycableSetting {
 		{"node_id", "node_id", nil, notYet},
 		// AnyCable's default adapters, http and redis, do ask for something:
 		// a listener and a subscription.
-		{"broadcast_adapter", "broadcast_adapters", nil, notYet},
-		{"broadcast_key", "broadcast_key", []string{"", "none"}, notYet},
 		{"presets", "presets", []string{"", "none"}, "there are no presets: set what a preset would change (broker, pub/sub, broadcast adapters, ports) yourself"},
 		{"max-conn", "server.max_conn", []string{"0"}, notYet},
 		{"ssl_cert", "server.ssl.cert_path", []string{""}, noTLS},
@@ -99,16 +97,9 @@ func anycableSettings() []anycableSetting {
 		{"nats_dont_randomize_servers", "nats.dont_randomize_servers", []string{"false"}, "the NATS client picks among --nats_servers at random"},
 		{"", "nats.max_reconnect_attempts", []string{"5"}, retryForever},
 		// Broadcast adapters.
-		{"http_broadcast_port", "http_broadcast.port", []string{"0", "8090"}, notYet},
-		{"http_broadcast_path", "http_broadcast.path", []string{"/_broadcast"}, notYet},
 		{"http_broadcast_secret", "http_broadcast.secret", []string{""}, notYet},
 		{"http_broadcast_cors", "http_broadcast.cors_headers", []string{"false"}, notYet},
 		{"", "http_broadcast.cors_hosts", []string{""}, notYet},
-		{"redisx_stream", "redis_stream_broadcast.stream", []string{"__anycable__"}, notYet},
-		{"redisx_group", "redis_stream_broadcast.group", []string{"bx"}, notYet},
-		{"redisx_read_block_milliseconds", "redis_stream_broadcast.stream_read_block_milliseconds", []string{"2000"}, notYet},
-		{"redis_channel", "redis_pubsub_broadcast.channel", []string{"__anycable__"}, notYet},
-		{"nats_channel", "nats_broadcast.channel", []string{"__anycable__"}, notYet},
 		{"", "redis_pubsub.channel", []string{"__anycable_internal__"}, "the channel between nodes is always __anycable_internal__"},
 		{"", "nats_pubsub.channel", []string{"__anycable_internal__"}, "the subject between nodes is always __anycable_internal__"},
 		// [metrics]

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cablehub/cablehub/gateway"
 	"github.com/cablehub/cablehub/server/api"
+	"github.com/cablehub/cablehub/server/broadcast"
 	"github.com/cablehub/cablehub/server/broker"
 	"github.com/cablehub/cablehub/server/identity"
 	"github.com/cablehub/cablehub/server/node"
@@ -65,6 +66,8 @@ type Config struct {
 	// Broker: --history_limit, --history_ttl, --sessions_ttl,
 	// --presence_ttl.
 	Broker broker.MemoryOptions
+	// Broadcast: --broadcast_adapter and the adapters' settings.
+	Broadcast Broadcast
 
 	// Loaded is where the settings came from and what was ignored.
 	Loaded Loaded
@@ -183,13 +186,14 @@ func Default() *Config {
 			NATSServers: pubsub.DefaultNATSURL,
 			Embedded:    pubsub.DefaultEmbeddedOptions(),
 		},
-		Log:     Log{Level: "info", Format: "text"},
-		WS:      ws.DefaultOptions(),
-		Node:    node.DefaultOptions(),
-		Streams: streams.DefaultConfig(),
-		JWT:     identity.DefaultJWTOptions(),
-		Gateway: gateway.DefaultOptions(),
-		Broker:  broker.DefaultMemoryOptions(),
+		Log:       Log{Level: "info", Format: "text"},
+		WS:        ws.DefaultOptions(),
+		Node:      node.DefaultOptions(),
+		Streams:   streams.DefaultConfig(),
+		JWT:       identity.DefaultJWTOptions(),
+		Gateway:   gateway.DefaultOptions(),
+		Broker:    broker.DefaultMemoryOptions(),
+		Broadcast: defaultBroadcast(),
 		RPC: RPC{
 			Host:           rpc.DefaultGRPCHost,
 			Concurrency:    rpc.DefaultConcurrency,
@@ -319,7 +323,10 @@ func (c *Config) finish() error {
 	if err := c.deriveRPC(); err != nil {
 		return err
 	}
-	return c.checkAPI()
+	if err := c.checkAPI(); err != nil {
+		return err
+	}
+	return c.checkBroadcast()
 }
 
 // deriveRPC settles which RPC implementation is in use: --norpc and
@@ -363,11 +370,18 @@ func (c *Config) deriveSecrets() {
 	}
 }
 
-// deriveCluster picks the pub/sub that goes with the broker when none is
-// set, points NATS clients at the embedded server, and gives the node the
-// broker's session lifetime (one flag, --sessions_ttl, for both).
+// deriveCluster picks the pub/sub that goes with the broker (or the
+// redisx adapter) when none is set, points NATS clients at the embedded
+// server, and gives the node the broker's session lifetime (one flag,
+// --sessions_ttl, for both).
 func (c *Config) deriveCluster() {
 	cl := &c.Cluster
+	// The redisx adapter hands each entry to one node; the other nodes'
+	// clients get it through the cluster pub/sub, which it therefore
+	// turns on, as in AnyCable (an explicit --pubsub none stays none).
+	if cl.PubSub == "" && c.HasBroadcastAdapter(broadcast.NameRedisX) {
+		cl.PubSub = "redis"
+	}
 	if cl.PubSub == "none" {
 		cl.PubSub = ""
 	}

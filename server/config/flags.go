@@ -29,6 +29,7 @@ func (c *Config) bind(p *parser) {
 	c.bindRPC(p)
 	c.bindLimits(p)
 	c.bindAPI(p)
+	c.bindBroadcast(p)
 	c.bindBroker(p)
 	c.bindLogging(p)
 }
@@ -122,7 +123,7 @@ func (c *Config) bindBroker(p *parser) {
 	cl, b := &c.Cluster, &c.Broker
 	// "none" keeps no presence or history, like AnyCable's legacy broker.
 	p.add(groupBroker, "broker", enumValue{&cl.Broker, []string{"memory", "redis", "nats", "none"}}, "broker for history, presence and sessions: memory, redis, nats (JetStream, no presence), none").file("broker.adapter")
-	p.add(groupBroker, "pubsub", enumValue{&cl.PubSub, []string{"", "none", "redis", "nats"}}, "pub/sub between nodes: redis, nats (default: none, or redis with --broker=redis, nats with --broker=nats)").file("pubsub_adapter")
+	p.add(groupBroker, "pubsub", enumValue{&cl.PubSub, []string{"", "none", "redis", "nats"}}, "pub/sub between nodes: redis, nats (default: none, or redis with --broker=redis or the redisx broadcast adapter, nats with --broker=nats)").file("pubsub_adapter")
 	p.add(groupBroker, "redis_url", stringValue{&cl.RedisURL}, "Redis URL", "REDIS_URL").file("redis.url").credentials()
 	p.add(groupBroker, "nats_servers", stringValue{&cl.NATSServers}, "NATS server URLs, comma-separated").file("nats.servers").credentials()
 	p.add(groupBroker, "embed_nats", boolValue{&cl.EmbedNATS}, "run a NATS server inside this process (and use it unless --nats_servers says otherwise)").file("embedded_nats.enabled")

@@ -116,9 +116,13 @@ func (p *parser) printOption(b *bytes.Buffer, o *option, key string, given setti
 	if err != nil {
 		return err
 	}
-	if masked {
+	switch {
+	case masked:
 		fmt.Fprintf(b, "# %s = %s (masked)\n", key, text)
-	} else {
+	case isImplicit(o.value):
+		// Setting it, even to its default, would mean something more.
+		fmt.Fprintf(b, "# %s = %s (default, not set)\n", key, text)
+	default:
 		fmt.Fprintf(b, "%s = %s\n", key, text)
 	}
 	if now := o.value.String(); now != given.text {
@@ -133,6 +137,16 @@ func (p *parser) printOption(b *bytes.Buffer, o *option, key string, given setti
 		fmt.Fprintf(b, "#   in effect: %s%s\n", text, note)
 	}
 	return nil
+}
+
+// implicit marks values whose being set matters beyond their value (the
+// broadcast adapter list: adapters listed on purpose must work, see
+// Broadcast.Explicit); implicit reports they were not set.
+type implicit interface{ implicit() bool }
+
+func isImplicit(v flag.Value) bool {
+	i, ok := v.(implicit)
+	return ok && i.implicit()
 }
 
 // shown is a value as TOML, or with its secret parts hidden (masked).

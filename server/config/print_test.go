@@ -72,6 +72,7 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 			"ANYCABLE_SECRET": want.Server.Secret, "ANYCABLE_STREAMS_SECRET": want.Streams.Secret,
 			"ANYCABLE_TURBO_STREAMS_SECRET": want.Streams.TurboSecret, "ANYCABLE_JWT_SECRET": want.JWT.Secret,
 			"ANYCABLE_HTTP_RPC_SECRET": want.RPC.HTTPSecret, "ANYCABLE_API_SECRET": want.API.Secret,
+			"ANYCABLE_BROADCAST_KEY": want.Broadcast.Key,
 		} {
 			if v != "" {
 				secretEnv = append(secretEnv, k+"="+v)

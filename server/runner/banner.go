@@ -38,6 +38,7 @@ func (r *Runner) logStarting() {
 	}
 	r.log.Info(r.describe)
 	r.log.Info(r.pubsub.Describe())
+	r.broadcasts.logStarting(cfg, r.log)
 	if r.deps.rpc.derivedKey {
 		r.log.Info("auto-generated authorization secret from the application secret", "context", "rpc")
 	}
@@ -47,8 +48,9 @@ func (r *Runner) logStarting() {
 // logServing logs where each part is served, once every listener is bound.
 // The health line comes last: tools waiting for startup may take it as
 // "ready".
-func (r *Runner) logServing(listeners []bound, auth *api.Auth) {
+func (r *Runner) logServing(listeners []bound, skipped []skippedListener, auth *api.Auth) {
 	cfg := r.cfg
+	r.broadcasts.logServing(listeners, skipped, r.log)
 	mode := "authorization required"
 	if !auth.Required() {
 		mode = "no authorization"

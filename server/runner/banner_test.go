@@ -64,7 +64,7 @@ var (
 // end-to-end and JavaScript suites, and tools waiting for a server, parse
 // them. Bound addresses are shown as {MAIN}, {API}, {GRPC} and {METRICS}.
 func TestStartupBanner(t *testing.T) {
-	api, grpcPort, metricsPort := freePort(t), freePort(t), freePort(t)
+	api, grpcPort, metricsPort, bcast := freePort(t), freePort(t), freePort(t), freePort(t)
 	// The file sets --noauth and misspells a key: the file is named, then
 	// the key.
 	file := filepath.Join(t.TempDir(), "anycable.toml")
@@ -76,15 +76,17 @@ func TestStartupBanner(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"public, shared", []string{"--public"}, []string{
+		{"public, shared", []string{"--public", "--broadcast_adapter", "http", "--http_broadcast_port", strconv.Itoa(bcast)}, []string{
 			"INFO Starting Cablehub VERSION (pid: PID)",
 			"WARN Server is running in the public mode",
 			"INFO connection authentication is disabled",
 			"WARN signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set",
+			fmt.Sprintf("WARN the http broadcast adapter on port %d accepts broadcasts without a token (no --broadcast_key or --secret): anyone who can reach it can publish; set --secret or --broadcast_key, or --broadcast_adapter without http", bcast),
 			"WARN --public without --api_secret or --secret: the API on the main port accepts calls without a token",
 			"INFO Using in-memory broker (epoch: EPOCH, history limit: 100, history ttl: 300s, sessions ttl: 300s, presence ttl: 15s)",
 			"INFO Using local pub/sub (single node)",
 			"INFO RPC controller initialized: localhost:50051 (concurrency: 28, impl: grpc, enable_tls: false, proto_versions: v1, proxy_headers: cookie, proxy_cookies: <all>) context=rpc",
+			"INFO Accept broadcast requests at http://{BCAST}/_broadcast (no authorization) context=broadcast provider=http",
 			"WARN API server is running without authentication",
 			"INFO Handle API requests at http://{MAIN}/api (no authorization) context=api",
 			"INFO Handle gRPC API requests at {MAIN} (no authorization, h2c, shared with the REST API) context=grpc",
@@ -92,7 +94,7 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Handle health requests at http://{MAIN}/health",
 		}},
 		{"dedicated ports", []string{"--secret", "s", "--broker", "none", "--api_port", strconv.Itoa(api), "--grpc_port", strconv.Itoa(grpcPort),
-			"--metrics_http", "/metrics", "--metrics_port", strconv.Itoa(metricsPort), "--api_cors_headers", "--path", "/cable,/ws"}, []string{
+			"--metrics_http", "/metrics", "--metrics_port", strconv.Itoa(metricsPort), "--api_cors_headers", "--path", "/cable,/ws", "--broadcast_adapter="}, []string{
 			"INFO Starting Cablehub VERSION (pid: PID)",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO Using no-op broker (no history, presence or session restore)",
@@ -106,14 +108,16 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Handle health requests at http://{MAIN}/health",
 		}},
 		{"no API, gRPC port, metrics on main", []string{"--jwt_secret", "j", "--enforce_jwt", "--broker", "none", "--grpc_port", strconv.Itoa(grpcPort),
-			"--metrics_http", "/m", "--pprof"}, []string{
+			"--metrics_http", "/m", "--pprof", "--broadcast_key", "k", "--redis_channel", "bc"}, []string{
 			"INFO Starting Cablehub VERSION (pid: PID)",
 			"INFO JWT authentication is enabled (param: jid, enforced: true)",
 			"WARN signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set",
 			"WARN the gRPC API on --grpc_port accepts calls without a token (no --api_secret or --secret): anyone who can reach that port can publish and disconnect clients",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
+			"INFO Starting Redis broadcaster at localhost:6379 (channel: bc) context=broadcast provider=redis",
 			"INFO RPC controller initialized: localhost:50051 (concurrency: 28, impl: grpc, enable_tls: false, proto_versions: v1, proxy_headers: cookie, proxy_cookies: <all>) context=rpc",
+			"INFO Accept broadcast requests at http://{MAIN}/_broadcast (authorization required) context=broadcast provider=http",
 			"INFO Handle gRPC API requests at {GRPC} (no authorization, dedicated listener) context=grpc",
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Serve metrics at http://{MAIN}/m",
@@ -125,20 +129,26 @@ func TestStartupBanner(t *testing.T) {
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
+			"INFO auto-generated authorization secret from the application secret context=broadcast provider=http",
+			"INFO Starting Redis broadcaster at localhost:6379 (channel: __anycable__) context=broadcast provider=redis",
 			"INFO auto-generated authorization secret from the application secret context=rpc",
 			"INFO RPC controller initialized: http://127.0.0.1:1/_anycable (concurrency: 5, impl: http, enable_tls: false, proto_versions: v1, proxy_headers: cookie,x-api-key, proxy_cookies: _session) context=rpc",
+			"INFO Accept broadcast requests at http://{MAIN}/_broadcast (authorization required) context=broadcast provider=http",
 			"INFO Handle API requests at http://{MAIN}/api (authorization required) context=api",
 			"INFO Handle gRPC API requests at {MAIN} (authorization required, h2c, shared with the REST API) context=grpc",
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Handle health requests at http://{MAIN}/health",
 		}},
-		{"no RPC", []string{"--secret", "s", "--broker", "none", "--norpc", "--noauth"}, []string{
+		{"no RPC", []string{"--secret", "s", "--broker", "none", "--norpc", "--noauth", "--broadcast_adapter", "http", "--broadcast_key", "none",
+			"--http_broadcast_port", strconv.Itoa(bcast)}, []string{
 			"INFO Starting Cablehub VERSION (pid: PID)",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO connection authentication is disabled",
+			fmt.Sprintf("WARN the http broadcast adapter on port %d accepts broadcasts without a token (--broadcast_key none): anyone who can reach it can publish; set --secret or --broadcast_key, or --broadcast_adapter without http", bcast),
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
 			"INFO no RPC configured context=rpc",
+			"INFO Accept broadcast requests at http://{BCAST}/_broadcast (no authorization) context=broadcast provider=http",
 			"INFO Handle API requests at http://{MAIN}/api (authorization required) context=api",
 			"INFO Handle gRPC API requests at {MAIN} (authorization required, h2c, shared with the REST API) context=grpc",
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
@@ -186,7 +196,7 @@ func TestStartupBanner(t *testing.T) {
 				t.Error(err)
 			}
 			scrub := strings.NewReplacer("Cablehub "+Version+" ", "Cablehub VERSION ")
-			addrs := map[string]string{"MAIN": r.MainAddr, "API": r.APIAddr, "GRPC": r.GRPCAddr, "METRICS": r.MetricsAddr}
+			addrs := map[string]string{"MAIN": r.MainAddr, "API": r.APIAddr, "GRPC": r.GRPCAddr, "METRICS": r.MetricsAddr, "BCAST": r.BroadcastAddr}
 			for i, l := range got {
 				l = pidLine.ReplaceAllString(scrub.Replace(l), "(pid: PID)")
 				l = epoch.ReplaceAllString(l, "epoch: EPOCH")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"sort"
@@ -45,6 +46,9 @@ type deps struct {
 	// rpc is the application's RPC back end: reported on /health but not
 	// one of its checks (see health), closed with the rest.
 	rpc rpcSetup
+	// broadcasts are the broadcast adapters, reported on /health (see
+	// broadcasts.health); nil until the runner starts.
+	broadcasts *broadcasts
 
 	// enatsDir is the embedded server's JetStream store, removed on close.
 	enatsDir string
@@ -198,8 +202,10 @@ func (d *deps) monitor(ctx context.Context, log *slog.Logger) {
 const healthTimeout = time.Second
 
 // health answers /health with JSON: 200 {"status":"ok", …} when every
-// dependency (Redis, NATS, JetStream) answers, else 503
-// {"status":"unavailable","down":[…],"errors":{…}, …}. Both carry "rpc":
+// dependency (Redis, NATS, JetStream) answers and every broadcast adapter
+// listed explicitly runs, else 503
+// {"status":"unavailable","down":[…],"errors":{…}, …}. "broadcast" holds
+// each adapter's state (broadcasts.health). Both carry "rpc":
 // the RPC back end's implementation and host, whether it can be reached
 // now (rpc.GRPC.Probe, rpc.HTTP.Probe; no call is made) and why not, or
 // {"impl":"none"} with --norpc. An unreachable back end does not make
@@ -217,6 +223,12 @@ func (d *deps) health(w http.ResponseWriter, r *http.Request) {
 		}
 		cancel()
 	}
+	var adapters map[string]any
+	if d.broadcasts != nil {
+		var adaptersDown map[string]string
+		adapters, adaptersDown = d.broadcasts.health()
+		maps.Copy(down, adaptersDown)
+	}
 	body := map[string]any{"status": "ok"}
 	code := http.StatusOK
 	if len(down) > 0 {
@@ -229,6 +241,9 @@ func (d *deps) health(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	body["rpc"] = <-rpcState
+	if len(adapters) > 0 {
+		body["broadcast"] = adapters
+	}
 	data, _ := json.Marshal(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

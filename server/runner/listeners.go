@@ -25,9 +25,11 @@ const (
 	partGRPC
 	partMetrics
 	partPprof
+	// partBroadcast is the http broadcast adapter at --http_broadcast_path.
+	partBroadcast
 )
 
-var partNames = [...]string{"health", "ws", "api", "grpc", "metrics", "pprof"}
+var partNames = [...]string{"health", "ws", "api", "grpc", "metrics", "pprof", "broadcast"}
 
 func (p part) String() string { return partNames[p] }
 
@@ -40,6 +42,9 @@ type listenerSpec struct {
 	// grpcOnly marks the dedicated --grpc_port, served by grpc-go alone;
 	// every other listener is served by net/http.
 	grpcOnly bool
+	// optional marks a listener the process runs without when its port
+	// cannot be bound (bind skips it; see planBroadcast).
+	optional bool
 	parts    []part
 }
 
@@ -105,24 +110,36 @@ type bound struct {
 	addr string
 }
 
+// skippedListener is an optional listener that could not be bound.
+type skippedListener struct {
+	spec listenerSpec
+	err  error
+}
+
 // bind binds every listener of specs, in order. When one cannot be bound,
 // every listener bound before it is closed, and the error names the
-// address and the flag of the one that failed.
-func bind(specs []listenerSpec) ([]bound, error) {
+// address and the flag of the one that failed; an optional one is skipped
+// instead, and returned with its error.
+func bind(specs []listenerSpec) ([]bound, []skippedListener, error) {
 	var done cleanup
 	defer done.run()
 	out := make([]bound, 0, len(specs))
+	var skipped []skippedListener
 	for _, s := range specs {
 		ln, err := listen(s)
+		if err != nil && s.optional {
+			skipped = append(skipped, skippedListener{s, err})
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		done.add(func() { ln.Close() })
 		port := ln.Addr().(*net.TCPAddr).Port
 		out = append(out, bound{spec: s, ln: ln, addr: net.JoinHostPort(s.host, strconv.Itoa(port))})
 	}
 	done.disarm()
-	return out, nil
+	return out, skipped, nil
 }
 
 func listen(s listenerSpec) (net.Listener, error) {

@@ -51,6 +51,10 @@ type Runner struct {
 	grpcServer *grpc.Server
 	gwConn     *api.InProcess
 	transport  *ws.Transport
+	// svc is the API service: behind gRPC and REST, and the sink of the
+	// broadcast adapters.
+	svc        *api.Service
+	broadcasts *broadcasts
 
 	limits  limits
 	servers []*http.Server
@@ -59,6 +63,9 @@ type Runner struct {
 
 	// Addresses actually bound, for logs and tests.
 	MainAddr, APIAddr, GRPCAddr, MetricsAddr string
+	// BroadcastAddr is where the http broadcast adapter is served, if it
+	// is.
+	BroadcastAddr string
 }
 
 // New builds the process's parts; nothing listens until Start.
@@ -141,6 +148,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Server.Noauth)),
 		errs:      make(chan error, 4),
 		limits:    defaultLimits(),
+		svc:       api.NewService(n, api.WithTimeout(cfg.API.PublishTimeout)),
 	}
 	return r, nil
 }
@@ -156,10 +164,15 @@ func (r *Runner) Errors() <-chan error { return r.errs }
 // cannot be bound; then no listener is left open.
 func (r *Runner) Start(ctx context.Context) error {
 	cfg := r.cfg
+	b, err := newBroadcasts(cfg, r.deps, r.svc, r.limits, r.log)
+	if err != nil {
+		return err
+	}
+	r.broadcasts, r.deps.broadcasts = b, b
 	r.logStarting()
-	specs := plan(cfg)
+	specs := planBroadcast(cfg, plan(cfg))
 	auth := api.NewAuth(cfg.EffectiveAPISecret())
-	h := handlers{health: r.deps.health, ws: r.ws, metrics: r.metrics.Handler()}
+	h := handlers{health: r.deps.health, ws: r.ws, metrics: r.metrics.Handler(), broadcast: b.handler()}
 	if served(specs, partGRPC) {
 		r.buildGRPC(auth)
 		h.grpc = r.grpcServer
@@ -173,13 +186,14 @@ func (r *Runner) Start(ctx context.Context) error {
 		}
 		h.api = instrument(gw, cfg.Gateway.Prefix, r.metrics)
 	}
-	listeners, err := bind(specs)
+	listeners, skipped, err := bind(specs)
 	if err != nil {
 		return err
 	}
 	r.setAddrs(listeners)
 	r.serve(listeners, h)
-	r.logServing(listeners, auth)
+	b.start()
+	r.logServing(listeners, skipped, auth)
 	return nil
 }
 
@@ -198,6 +212,9 @@ func (r *Runner) setAddrs(listeners []bound) {
 		if b.spec.serves(partMetrics) {
 			r.MetricsAddr = b.addr
 		}
+		if b.spec.serves(partBroadcast) {
+			r.BroadcastAddr = b.addr
+		}
 	}
 }
 
@@ -213,7 +230,7 @@ func (r *Runner) buildGRPC(auth *api.Auth) {
 		grpc.MaxRecvMsgSize(int(r.cfg.Gateway.MaxBodySize)),
 	)
 	r.grpcServer = grpc.NewServer(opts...)
-	svc := api.NewService(r.node, api.WithTimeout(r.cfg.API.PublishTimeout))
+	svc := r.svc
 	cablehubv1.RegisterCableServiceServer(r.grpcServer, svc)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -226,10 +243,16 @@ func (r *Runner) buildGRPC(auth *api.Auth) {
 	r.gwConn = api.NewInProcess(&cablehubv1.CableService_ServiceDesc, svc, rec.UnaryInterceptor(), auth.UnaryInterceptor())
 }
 
-// Shutdown stops accepting connections, tells every client to reconnect
-// (server_restart, close 1001), lets in-flight API calls finish, then
-// closes everything; ctx bounds the whole sequence.
+// Shutdown stops the broadcast adapters, stops accepting connections,
+// tells every client to reconnect (server_restart, close 1001), lets
+// in-flight API calls (and HTTP broadcasts) finish, then closes
+// everything; ctx bounds the whole sequence.
 func (r *Runner) Shutdown(ctx context.Context) error {
+	// The broadcast adapters stop first, while the broker and pub/sub
+	// still take what they are handing over.
+	if r.broadcasts != nil {
+		r.broadcasts.shutdown(ctx)
+	}
 	// Stop accepting and drain API requests, while clients are told to go.
 	errc := make(chan error, len(r.servers))
 	for _, srv := range r.servers {

@@ -22,6 +22,8 @@ type handlers struct {
 	api     http.Handler
 	grpc    *grpc.Server
 	metrics http.Handler
+	// broadcast is the http broadcast adapter, nil without one.
+	broadcast http.Handler
 }
 
 // serve starts the node, the pub/sub and the dependency monitor, then
@@ -79,6 +81,8 @@ func (r *Runner) routes(spec listenerSpec, h handlers) *routes {
 			rt.metricsPath, rt.metrics = cfg.Metrics.Path, h.metrics
 		case partPprof:
 			rt.pprof = true
+		case partBroadcast:
+			rt.broadcastPath, rt.broadcast = cfg.Broadcast.Options.HTTP.Path, h.broadcast
 		}
 	}
 	return rt
@@ -129,6 +133,9 @@ type routes struct {
 	metrics     http.Handler
 	grpc        *grpc.Server
 	pprof       bool
+	// broadcastPath is served by the http broadcast adapter, exactly.
+	broadcastPath string
+	broadcast     http.Handler
 }
 
 func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -142,6 +149,8 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rt.health(w, req)
 	case rt.ws != nil && slices.Contains(rt.wsPaths, path):
 		rt.ws.ServeHTTP(w, req)
+	case rt.broadcast != nil && path == rt.broadcastPath:
+		rt.broadcast.ServeHTTP(w, req)
 	case rt.api != nil && (path == rt.apiPath || strings.HasPrefix(path, rt.apiPath+"/")):
 		rt.api.ServeHTTP(w, req)
 	case rt.metrics != nil && path == rt.metricsPath:

@@ -24,6 +24,7 @@ func startupWarnings(cfg *config.Config) []string {
 		w = append(w, "--turbo_streams is on but Turbo streams cannot be used (every subscription is rejected): set --turbo_streams_secret, --streams_secret or --secret")
 	}
 	w = append(w, deliveryWarnings(cfg)...)
+	w = append(w, broadcastWarnings(cfg)...)
 	if cfg.EffectiveAPISecret() == "" {
 		switch {
 		case cfg.API.Port != 0 && cfg.API.GRPCPort != 0:

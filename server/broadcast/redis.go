@@ -1,0 +1,244 @@
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The redis adapter's timing.
+const (
+	// redisPingEvery is how long the subscription may stay silent before
+	// the adapter sends a PING; a PING unanswered for as long again means
+	// the connection is dead (a Redis that hangs, or a network that drops
+	// packets without a reset).
+	redisPingEvery = 10 * time.Second
+	// redisBackoffMin and redisBackoffMax bound the wait between attempts
+	// to reach Redis: doubled after each failure, reset once subscribed.
+	redisBackoffMin = time.Second
+	redisBackoffMax = 30 * time.Second
+)
+
+// The roles the redis adapter reports (Role).
+const (
+	RoleConnecting = "connecting"
+	RoleListening  = "listening"
+	RoleStandby    = "standby"
+)
+
+// redisAdapter is the redis adapter: AnyCable's legacy Redis pub/sub
+// broadcaster. It SUBSCRIBEs to one channel (--redis_channel, default
+// __anycable__) where publishers PUBLISH payloads, and hands each to the
+// sink, in the order Redis delivers them.
+//
+// Unlike AnyCable it sends them through the broker, so they get offsets
+// and history like every other broadcast, and it never gives up: it
+// retries Redis with backoff for as long as the process runs, logging a
+// WARN per attempt and reporting the outage through Err (AnyCable exits
+// after five failed attempts).
+//
+// With a cluster pub/sub (Options.Clustered) one node at a time listens:
+// the holder of a lease in Redis (redisLease); the others stand by and
+// take over when it lapses.
+type redisAdapter struct {
+	client  redis.UniversalClient
+	channel string
+	h       *Handler
+	log     *slog.Logger
+	lease   *redisLease // nil without a cluster pub/sub
+
+	mu   sync.Mutex
+	err  error
+	role string
+}
+
+func newRedis(o Options, h *Handler, log *slog.Logger) *redisAdapter {
+	h.refuseOwnChannel(o.RedisChannel)
+	a := &redisAdapter{client: o.Redis, channel: o.RedisChannel, h: h, log: log, role: RoleConnecting}
+	if o.Clustered {
+		a.lease = newRedisLease(o.Redis, "cablehub:broadcast:redis:"+o.RedisChannel, o.NodeID)
+	}
+	return a
+}
+
+// Name is "redis".
+func (a *redisAdapter) Name() string { return NameRedis }
+
+// Err is why the adapter cannot receive broadcasts now, or nil.
+func (a *redisAdapter) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// Role is RoleListening while subscribed, RoleStandby while another node
+// holds the cluster's lease, else RoleConnecting.
+func (a *redisAdapter) Role() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.role
+}
+
+func (a *redisAdapter) set(role string, err error) {
+	a.mu.Lock()
+	a.role, a.err = role, err
+	a.mu.Unlock()
+}
+
+// Describe is the adapter's startup line.
+func (a *redisAdapter) Describe() string {
+	s := fmt.Sprintf("Starting Redis broadcaster at %s (channel: %s)", redisAddr(a.client), a.channel)
+	if a.lease != nil {
+		s += "; one node of the cluster listens at a time"
+	}
+	return s
+}
+
+func redisAddr(c redis.UniversalClient) string {
+	if c, ok := c.(*redis.Client); ok {
+		return c.Options().Addr
+	}
+	return "Redis"
+}
+
+// errLeaseLost ends listening when another node holds the lease.
+var errLeaseLost = errors.New("another node holds the Redis broadcast lease")
+
+// Run listens until ctx is done, reconnecting forever.
+func (a *redisAdapter) Run(ctx context.Context) error {
+	wait := redisBackoffMin
+	standby := false
+	for ctx.Err() == nil {
+		if a.lease != nil {
+			held, err := a.lease.hold(ctx)
+			if err == nil && !held {
+				if !standby {
+					a.log.Info("another node listens to the Redis broadcast channel; standing by", "channel", a.channel)
+				}
+				standby = true
+				a.set(RoleStandby, nil)
+				sleep(ctx, redisLeaseRetry)
+				continue
+			}
+			if err != nil {
+				wait = a.failed(ctx, err, wait)
+				continue
+			}
+			standby = false
+		}
+		subscribed, err := a.listen(ctx)
+		a.releaseLease(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, errLeaseLost):
+			a.log.Info("another node took over the Redis broadcast channel", "channel", a.channel)
+			a.set(RoleConnecting, nil)
+		default:
+			if subscribed {
+				wait = redisBackoffMin
+			}
+			wait = a.failed(ctx, err, wait)
+		}
+	}
+	return nil
+}
+
+// failed reports an unreachable Redis, waits, and returns the next wait.
+func (a *redisAdapter) failed(ctx context.Context, err error, wait time.Duration) time.Duration {
+	if ctx.Err() != nil {
+		return wait
+	}
+	a.set(RoleConnecting, fmt.Errorf("subscribing to %s in Redis: %w", a.channel, err))
+	// ±20% so that nodes that lost Redis together do not retry in step.
+	d := wait - wait/5 + rand.N(wait*2/5+1)
+	a.log.Warn(fmt.Sprintf("Redis broadcast channel unavailable, next attempt in %s", d.Round(10*time.Millisecond)), "channel", a.channel, "error", err)
+	sleep(ctx, d)
+	return min(wait*2, redisBackoffMax)
+}
+
+func (a *redisAdapter) releaseLease(ctx context.Context) {
+	if a.lease == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	a.lease.release(rctx)
+}
+
+// listen subscribes and delivers messages until the connection fails, the
+// lease is lost or ctx is done; subscribed tells whether it got as far as
+// a confirmed subscription.
+func (a *redisAdapter) listen(ctx context.Context) (subscribed bool, err error) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ps := a.client.Subscribe(lctx, a.channel)
+	defer ps.Close()
+	// A blocked read ends when the connection is closed under it.
+	defer context.AfterFunc(lctx, func() { ps.Close() })()
+	if _, err := ps.ReceiveTimeout(lctx, redisPingEvery); err != nil {
+		return false, err
+	}
+	// The startup line (Describe) already says where it listens; a
+	// subscription after an outage is news.
+	if a.Err() != nil {
+		a.log.Info("Redis broadcast channel restored", "channel", a.channel)
+	} else {
+		a.log.Debug("subscribed to Redis channel", "channel", a.channel)
+	}
+	a.set(RoleListening, nil)
+	if a.lease != nil {
+		go a.lease.keep(lctx, cancel)
+	}
+	deliver := context.WithoutCancel(ctx)
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(lctx, redisPingEvery)
+		if lctx.Err() != nil {
+			return true, context.Cause(lctx)
+		}
+		switch {
+		case isTimeout(err) && !pinged:
+			pinged = true
+			if err := ps.Ping(lctx); err != nil {
+				return true, err
+			}
+			continue
+		case isTimeout(err):
+			return true, fmt.Errorf("no answer to PING within %s", redisPingEvery)
+		case err != nil:
+			return true, err
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			if a.lease != nil && !a.lease.valid() {
+				return true, errors.New("the Redis broadcast lease was not renewed in time")
+			}
+			a.h.Deliver(deliver, []byte(m.Payload))
+		case *redis.Pong:
+			pinged = false
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
