@@ -154,7 +154,7 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Handle health requests at http://{MAIN}/health",
 		}},
-		{"configuration file", []string{"--config-path", file, "--secret", "s", "--broker", "none", "--norpc"}, []string{
+		{"configuration file", []string{"--config-path", file, "--secret", "s", "--broker", "none", "--norpc", "--broadcast_adapter="}, []string{
 			"INFO Starting Cablehub VERSION (pid: PID)",
 			"INFO Using configuration from file: " + file,
 			"WARN unknown key [rpc] hots in " + file + ": no Cablehub or AnyCable setting reads it; ignored (did you mean [rpc] host?)",
