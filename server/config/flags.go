@@ -18,6 +18,8 @@ const (
 	groupBroker    = "Broker"
 	groupLogging   = "Logging and metrics"
 	groupLimits    = "Limits per connection"
+	groupRedis     = "Redis"
+	groupLater     = "Not supported yet"
 )
 
 // bind registers every flag on the field it sets, in the order --help
@@ -30,7 +32,9 @@ func (c *Config) bind(p *parser) {
 	c.bindLimits(p)
 	c.bindAPI(p)
 	c.bindBroker(p)
+	c.bindRedis(p)
 	c.bindLogging(p)
+	c.bindLater(p)
 }
 
 func (c *Config) bindServer(p *parser) {
@@ -44,6 +48,10 @@ func (c *Config) bindServer(p *parser) {
 	p.add(groupServer, "noauth", boolValue{&s.Noauth}, "accept connections without authentication")
 	p.add(groupServer, "shutdown_timeout", durationValue{&s.ShutdownTimeout}, "graceful shutdown limit, seconds")
 	p.add(groupServer, "allowed_origins", listValue{&c.WS.AllowedOrigins}, "accepted WebSocket Origin hosts, comma-separated, *.example.com allowed (default: any)")
+	p.add(groupServer, "max-conn", intValue{&c.Node.MaxConns, 0, 1 << 24}, "most WebSocket connections at once; more are refused with a reconnect disconnect and close 1013 (0 = unlimited)")
+	p.add(groupServer, "shutdown_delay", durationValue{&s.ShutdownDelay}, "on SIGTERM or SIGINT, keep serving this long before shutting down, seconds (lets a load balancer stop routing first)")
+	p.add(groupServer, "node_id", stringValue{&s.NodeID}, "this node's id in the startup line and /health (default: a random 6-character id)")
+	p.add(groupServer, "presets", presetsValue{&s.Presets}, "configuration presets, comma-separated: fly, heroku, broker, none (default: fly on Fly.io, heroku on Heroku, detected from their environment variables)")
 }
 
 func (c *Config) bindWebSocket(p *parser) {
@@ -137,13 +145,52 @@ func (c *Config) bindBroker(p *parser) {
 	p.add(groupBroker, "idempotency_window", durationValue{&c.Node.IdempotencyWindow}, "how long a publication's idempotency key makes a retry with the same stream and key a no-op, seconds (0 disables; cluster-wide with --broker=redis)")
 }
 
+// bindRedis binds AnyCable's Redis connection flags (--redis_url is a
+// Broker flag): Sentinel, TLS and the tuning flags, for the broker and the
+// pub/sub alike.
+func (c *Config) bindRedis(p *parser) {
+	r := &c.Cluster.Redis
+	p.add(groupRedis, "redis_sentinels", stringValue{&r.Sentinels}, "Redis Sentinel addresses, comma-separated host:port (a password as redis://:pass@host:port); --redis_url's host is then the master's name")
+	p.add(groupRedis, "redis_sentinel_discovery_interval", durationValue{&r.SentinelDiscoveryInterval}, "seconds; accepted for AnyCable compatibility and unused: Cablehub follows Sentinel's failover notifications instead of polling")
+	p.add(groupRedis, "redis_keepalive_interval", durationValue{&r.KeepaliveInterval}, "TCP keepalive period of Redis connections, seconds")
+	p.add(groupRedis, "redis_tls_verify", boolValue{&r.TLSVerify}, "verify the Redis server's certificate with rediss:// URLs (off by default, as in AnyCable: a WARN says so)")
+	p.add(groupRedis, "redis_tls_ca_cert_path", stringValue{&r.TLSCACertPath}, "CA certificate file (PEM) to verify the Redis server with; implies --redis_tls_verify")
+	p.add(groupRedis, "redis_tls_client_cert_path", stringValue{&r.TLSClientCertPath}, "client certificate file (PEM) for mutual TLS with Redis (with --redis_tls_client_key_path)")
+	p.add(groupRedis, "redis_tls_client_key_path", stringValue{&r.TLSClientKeyPath}, "client private key file (PEM) for mutual TLS with Redis")
+	p.add(groupRedis, "redis_disable_cache", boolValue{&r.DisableCache}, "accepted for AnyCable compatibility and unused: Cablehub keeps no client-side Redis cache")
+}
+
 func (c *Config) bindLogging(p *parser) {
 	p.add(groupLogging, "log_level", enumValue{&c.Log.Level, []string{"debug", "info", "warn", "error"}}, "log level: debug, info, warn, error")
 	p.add(groupLogging, "log_format", enumValue{&c.Log.Format, []string{"text", "json"}}, "log format: text, json")
+	p.add(groupLogging, "debug", boolValue{&c.Log.Debug}, "debug mode: log level debug, and the startup log says so")
 	p.add(groupLogging, "metrics_http", stringValue{&c.Metrics.Path}, "serve Prometheus metrics at this path, e.g. /metrics (default: off)")
 	p.add(groupLogging, "metrics_host", stringValue{&c.Metrics.Host}, "metrics host (default: --host)")
 	p.add(groupLogging, "metrics_port", intValue{&c.Metrics.Port, 0, 65535}, "metrics port (default: the main port)")
 	p.add(groupLogging, "pprof", boolValue{&c.Server.Pprof}, "serve Go profiles at /debug/pprof/ on the main port (for profiling; keep off in production)")
+	m := &c.Metrics
+	p.add(groupLogging, "metrics_tags", tagsValue{&m.Tags}, "tags added to every metric, comma-separated key:value pairs (Prometheus labels, StatsD tags)")
+	p.add(groupLogging, "metrics_rotate_interval", durationValue{&m.RotateInterval}, "how often metrics go to StatsD and the log, seconds")
+	p.add(groupLogging, "metrics_log", boolValue{&m.Log}, "log the metrics every --metrics_rotate_interval (counters as the interval's increase)")
+	p.add(groupLogging, "metrics_log_filter", listValue{&m.LogFilter}, "only these metrics in the log, comma-separated names such as clients_num (default: all)")
+	p.add(groupLogging, "statsd_host", stringValue{&m.Statsd.Host}, "send metrics to this StatsD server, host:port over UDP (default: off)")
+	p.add(groupLogging, "statsd_prefix", stringValue{&m.Statsd.Prefix}, "prefix of StatsD metric names")
+	p.add(groupLogging, "statsd_tags_format", enumValue{&m.Statsd.TagsFormat, []string{"datadog", "influxdb", "graphite"}}, "how StatsD packets carry --metrics_tags: datadog, influxdb, graphite")
+	p.add(groupLogging, "stats_refresh_interval", durationValue{&m.StatsRefreshInterval}, "seconds; accepted for AnyCable compatibility and unused: Cablehub's gauges are always current")
+}
+
+// bindLater binds AnyCable flags for features Cablehub does not have yet:
+// they are accepted so a deployment's configuration parses, and the
+// startup log says by name what is not served (see runner's warnings);
+// TLS is refused instead, because serving plain HTTP where TLS was asked
+// for would be worse than not starting.
+func (c *Config) bindLater(p *parser) {
+	l := &c.Later
+	p.add(groupLater, "sse", boolValue{&l.SSE}, "Server-Sent Events endpoint: not supported yet (a WARN says so; clients must use WebSocket)")
+	p.add(groupLater, "sse_path", stringValue{&l.SSEPath}, "Server-Sent Events path: not supported yet")
+	p.add(groupLater, "enable_ws_compression", boolValue{&l.WSCompression}, "WebSocket per-message compression: not supported yet (a WARN says so; frames go uncompressed)")
+	p.add(groupLater, "ssl_cert", stringValue{&l.SSLCert}, "TLS certificate: not supported yet, setting it is a startup error (terminate TLS in a proxy or load balancer)")
+	p.add(groupLater, "ssl_key", stringValue{&l.SSLKey}, "TLS private key: not supported yet, setting it is a startup error")
 }
 
 // option is one flag with its environment variables and help group.
