@@ -53,6 +53,7 @@ type Runner struct {
 	transport  *ws.Transport
 
 	limits  limits
+	deploy  deployParts
 	servers []*http.Server
 	wg      sync.WaitGroup
 	errs    chan error
@@ -63,7 +64,7 @@ type Runner struct {
 
 // New builds the process's parts; nothing listens until Start.
 func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
-	d := &deps{}
+	d := &deps{nodeID: cfg.Server.NodeID}
 	var err error
 	var b describedBroker
 	var jetstream *broker.NATS // also b, with --broker nats
@@ -80,7 +81,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		if cfg.Cluster.PubSub == "redis" {
 			channel = pubsub.RedisChannel
 		}
-		b = broker.NewRedis(d.redis, "cablehub:", cfg.Broker, channel)
+		b = broker.NewRedis(d.redis, d.redisPrefix(), cfg.Broker, channel)
 	case "nats":
 		if jetstream, err = d.newNATSBroker(cfg, log); err != nil {
 			d.close()
@@ -96,7 +97,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		d.close()
 		return nil, errors.New("--enforce_jwt needs a JWT secret: set --jwt_secret or --secret")
 	}
-	m := metrics.New()
+	m := metrics.NewWithTags(cfg.Metrics.Tags)
 	if d.rpc, err = newRPC(cfg, m.RPC, log); err != nil {
 		d.close()
 		return nil, err
@@ -141,6 +142,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Server.Noauth)),
 		errs:      make(chan error, 4),
 		limits:    defaultLimits(),
+	}
+	if r.deploy, err = newDeployParts(cfg, r); err != nil {
+		d.close()
+		return nil, err
 	}
 	return r, nil
 }
@@ -230,6 +235,7 @@ func (r *Runner) buildGRPC(auth *api.Auth) {
 // (server_restart, close 1001), lets in-flight API calls finish, then
 // closes everything; ctx bounds the whole sequence.
 func (r *Runner) Shutdown(ctx context.Context) error {
+	r.waitShutdownDelay(ctx)
 	// Stop accepting and drain API requests, while clients are told to go.
 	errc := make(chan error, len(r.servers))
 	for _, srv := range r.servers {
@@ -266,6 +272,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	}
 	r.wg.Wait()
 	r.transport.Close()
+	r.deploy.close()
 	r.deps.close()
 	return errors.Join(errs...)
 }
