@@ -136,6 +136,9 @@ func TestClusterEmbeddedNATSRoutes(t *testing.T) {
 func startRedis(t *testing.T, port int) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(serviceBinary(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	// Its own directory: redis-server loads any dump.rdb in its working
+	// directory at startup, which would bring back data a test means lost.
+	cmd.Dir = t.TempDir()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("redis-server: %v", err)
 	}

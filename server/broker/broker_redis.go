@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cablehub/cablehub/server/redisconn"
 )
 
 // Redis is the cluster broker: history, presence and the session cache live
@@ -31,7 +33,7 @@ import (
 // Joins, leaves and expiry run as Lua scripts, so exactly one node sees a
 // presence id appear or go, and only that node emits the event.
 type Redis struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 	opts   MemoryOptions
 	now    func() time.Time
@@ -51,7 +53,7 @@ type Redis struct {
 // the same Redis, is how that pub/sub names a stream's channel
 // (pubsub.RedisChannel): StampAndPublish then publishes there itself, in
 // the step that stamps. nil means the pub/sub is another.
-func NewRedis(client *redis.Client, prefix string, opts MemoryOptions, channel func(stream string) string) *Redis {
+func NewRedis(client redis.UniversalClient, prefix string, opts MemoryOptions, channel func(stream string) string) *Redis {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = DefaultHistoryLimit
 	}
@@ -72,7 +74,7 @@ func (r *Redis) key(parts ...string) string {
 // Describe names the broker and its settings for the startup log.
 func (r *Redis) Describe() string {
 	return fmt.Sprintf("Using Redis broker at %s (history limit: %d, history ttl: %s, sessions ttl: %s, presence ttl: %s)",
-		r.client.Options().Addr, r.opts.HistoryLimit, seconds(r.opts.HistoryTTL), seconds(r.opts.SessionsTTL), seconds(r.opts.PresenceTTL))
+		redisconn.Describe(r.client), r.opts.HistoryLimit, seconds(r.opts.HistoryTTL), seconds(r.opts.SessionsTTL), seconds(r.opts.PresenceTTL))
 }
 
 // Run refreshes this node's live presence entries and expires dropped ones

@@ -41,25 +41,18 @@ const (
 func anycableSettings() []anycableSetting {
 	return []anycableSetting{
 		// Top level and [server].
-		{"node_id", "node_id", nil, notYet},
 		// AnyCable's default adapters, http and redis, do ask for something:
 		// a listener and a subscription.
-		{"presets", "presets", []string{"", "none"}, "there are no presets: set what a preset would change (broker, pub/sub, broadcast adapters, ports) yourself"},
-		{"max-conn", "server.max_conn", []string{"0"}, notYet},
-		{"ssl_cert", "server.ssl.cert_path", []string{""}, noTLS},
-		{"ssl_key", "server.ssl.key_path", []string{""}, noTLS},
 		// [app]
-		{"shutdown_delay", "app.shutdown_delay", []string{"0"}, notYet},
+		{"", "server.ssl.cert_path", []string{""}, noTLS},
+		{"", "server.ssl.key_path", []string{""}, noTLS},
 		{"shutdown_pool_size", "app.shutdown_disconnect_gopool_size", []string{"16"}, "it sizes its shutdown work itself"},
 		{"hub_gopool_size", "app.broadcast_gopool_size", []string{"16"}, "its broadcast fan-out has no worker pool to size"},
-		{"stats_refresh_interval", "app.stats_refresh_interval", []string{"5"}, "its metrics are current when scraped; there is nothing to refresh"},
 		{"enable_native_pings", "app.enable_native_ping", []string{"false"}, "it sends Action Cable pings only"},
 		// [logging]
-		{"debug", "logging.debug", []string{"false"}, notYet + "; --log_level debug gives debug logs"},
 		// [ws]
 		{"read_buffer_size", "ws.read_buffer_size", []string{"1024"}, noBuffers},
 		{"write_buffer_size", "ws.write_buffer_size", []string{"1024"}, noBuffers},
-		{"enable_ws_compression", "ws.enable_compression", []string{"false"}, "WebSocket messages are not compressed"},
 		// [streams] and deprecated JWT and signed streams names.
 		{"cable_ready", "streams.cable_ready", []string{"false"}, noCableReady},
 		{"cable_ready_secret", "streams.cable_ready_secret", []string{""}, noCableReady},
@@ -72,8 +65,6 @@ func anycableSettings() []anycableSetting {
 		{"jwt_id_param", "", []string{"", "jid"}, deprecatedJWT},
 		{"jwt_id_enforce", "", []string{"false"}, deprecatedJWT},
 		// [sse], [pusher], [ds], [api]
-		{"sse", "sse.enabled", []string{"false"}, notYet},
-		{"sse_path", "sse.path", []string{"/events"}, notYet},
 		{"pusher_app_id", "pusher.app_id", []string{""}, noPusher},
 		{"pusher_app_key", "pusher.app_key", []string{""}, noPusher},
 		{"pusher_secret", "pusher.secret", []string{""}, noPusher},
@@ -85,14 +76,6 @@ func anycableSettings() []anycableSetting {
 		{"ds_sse_ttl", "ds.sse_ttl", []string{"60"}, noDS},
 		{"", "api.host", []string{"", "localhost"}, "a dedicated --api_port listens on --host"},
 		// [redis], [nats]
-		{"redis_sentinels", "redis.sentinels", []string{""}, notYet},
-		{"redis_sentinel_discovery_interval", "redis.sentinel_discovery_interval", []string{"30"}, notYet},
-		{"redis_keepalive_interval", "redis.keepalive_ping_interval", []string{"30"}, "Redis keepalives are go-redis's defaults"},
-		{"redis_tls_verify", "redis.tls_verify", []string{"false"}, notYet},
-		{"redis_tls_ca_cert_path", "redis.tls_ca_cert_path", []string{""}, notYet},
-		{"redis_tls_client_cert_path", "redis.tls_client_cert_path", []string{""}, notYet},
-		{"redis_tls_client_key_path", "redis.tls_client_key_path", []string{""}, notYet},
-		{"redis_disable_cache", "redis.disable_cache", []string{"false"}, "Redis client-side caching is not used"},
 		{"", "redis.max_reconnect_attempts", []string{"5"}, retryForever},
 		{"nats_dont_randomize_servers", "nats.dont_randomize_servers", []string{"false"}, "the NATS client picks among --nats_servers at random"},
 		{"", "nats.max_reconnect_attempts", []string{"5"}, retryForever},
@@ -103,15 +86,8 @@ func anycableSettings() []anycableSetting {
 		{"", "redis_pubsub.channel", []string{"__anycable_internal__"}, "the channel between nodes is always __anycable_internal__"},
 		{"", "nats_pubsub.channel", []string{"__anycable_internal__"}, "the subject between nodes is always __anycable_internal__"},
 		// [metrics]
-		{"metrics_log", "metrics.log", []string{"false"}, noLogMetrics},
-		{"metrics_rotate_interval", "metrics.rotate_interval", []string{"15"}, noLogMetrics},
 		{"metrics_log_interval", "", []string{"0", "-1"}, noLogMetrics},
-		{"metrics_log_filter", "metrics.log_filter", []string{""}, noLogMetrics},
 		{"metrics_log_formatter", "", []string{""}, noLogMetrics},
-		{"metrics_tags", "metrics.tags", []string{""}, notYet},
-		{"statsd_host", "metrics.statsd.host", []string{""}, notYet},
-		{"statsd_prefix", "metrics.statsd.prefix", []string{"anycable_go."}, notYet},
-		{"statsd_tags_format", "metrics.statsd.tags_format", []string{"datadog"}, notYet},
 		{"statsd_max_packet_size", "metrics.statsd.max_packet_size", []string{"1400"}, notYet},
 		// [disconnector] and deprecated disconnect names.
 		{"disconnect_timeout", "", []string{"0"}, "a deprecated AnyCable name; --shutdown_timeout bounds shutdown"},

@@ -47,6 +47,8 @@ type Config struct {
 	// node uses it (--headers, --proxy-cookies, --disconnect_*) is
 	// Node.AppOptions.
 	RPC RPC
+	// Later: AnyCable features Cablehub does not have yet (see deploy.go).
+	Later Later
 
 	// WS: --allowed_origins, --max_message_size, --ws_max_pending_size,
 	// --ws_write_timeout.
@@ -88,6 +90,12 @@ type Server struct {
 	ShutdownTimeout time.Duration
 	// Pprof serves Go's profiles at /debug/pprof/ on the main port.
 	Pprof bool
+	// ShutdownDelay is --shutdown_delay; see deploy.go for this group.
+	ShutdownDelay time.Duration
+	NodeID        string
+	// Presets is --presets as given; nil detects them (see applyPresets).
+	// After Parse it lists the presets applied.
+	Presets []string
 }
 
 // API is where the REST and gRPC APIs listen and how they are guarded; the
@@ -117,6 +125,8 @@ type Cluster struct {
 	EmbedNATS   bool
 	// Embedded configures the embedded NATS server (--enats_*).
 	Embedded pubsub.EmbeddedOptions
+	// Redis is how to reach RedisURL: Sentinel, TLS (see deploy.go).
+	Redis Redis
 }
 
 // Metrics is where Prometheus metrics are served: at Path (off when
@@ -125,6 +135,14 @@ type Metrics struct {
 	Path string
 	Host string
 	Port int
+	// Tags (--metrics_tags) label every metric; see deploy.go for the
+	// periodic writers' settings.
+	Tags                 map[string]string
+	RotateInterval       time.Duration
+	Log                  bool
+	LogFilter            []string
+	Statsd               Statsd
+	StatsRefreshInterval time.Duration
 }
 
 // The RPC implementations after finish (RPC.Impl).
@@ -162,10 +180,12 @@ type RPC struct {
 	MaxSendSize int
 }
 
-// Log is --log_level and --log_format.
+// Log is --log_level, --log_format and --debug (which sets Level to
+// "debug").
 type Log struct {
 	Level  string
 	Format string
+	Debug  bool
 }
 
 // Default is the configuration without flags or environment: each
@@ -185,8 +205,11 @@ func Default() *Config {
 			RedisURL:    "redis://localhost:6379",
 			NATSServers: pubsub.DefaultNATSURL,
 			Embedded:    pubsub.DefaultEmbeddedOptions(),
+			Redis:       defaultRedis(),
 		},
 		Log:       Log{Level: "info", Format: "text"},
+		Metrics:   defaultMetrics(),
+		Later:     Later{SSEPath: "/events"},
 		WS:        ws.DefaultOptions(),
 		Node:      node.DefaultOptions(),
 		Streams:   streams.DefaultConfig(),
@@ -279,6 +302,9 @@ func load(in Input, getenv func(string) string) (*Config, error) {
 	}
 	c.Loaded.Notices = append(p.fileNotices(file), p.envNotices(in.Environ)...)
 	given := p.snapshot()
+	if err := c.applyPresets(getenv); err != nil {
+		return nil, err
+	}
 	if err := c.finish(); err != nil {
 		return nil, err
 	}
@@ -321,6 +347,9 @@ func (c *Config) finish() error {
 		return fmt.Errorf("invalid value %q for --health-path: must start with /", c.Server.HealthPath)
 	}
 	if err := c.deriveRPC(); err != nil {
+		return err
+	}
+	if err := c.finishDeploy(); err != nil {
 		return err
 	}
 	if err := c.checkAPI(); err != nil {

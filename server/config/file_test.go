@@ -98,6 +98,30 @@ var fileCases = []struct{ key, value, flag string }{
 	{"noauth", `true`, "--noauth"},
 	{"pubsub_adapter", `"redis"`, "--pubsub=redis"},
 	{"broadcast_adapters", `["http", "redisx", "nats"]`, "--broadcast_adapter=http,redisx,nats"},
+	{"server.max_conn", `500`, "--max-conn=500"},
+	{"app.shutdown_delay", `3`, "--shutdown_delay=3"},
+	{"node_id", `"n1"`, "--node_id=n1"},
+	{"presets", `"none"`, "--presets=none"},
+	{"redis.sentinels", `"s1:26379,s2:26379"`, "--redis_sentinels=s1:26379,s2:26379"},
+	{"redis.sentinel_discovery_interval", `10`, "--redis_sentinel_discovery_interval=10"},
+	{"redis.keepalive_ping_interval", `20`, "--redis_keepalive_interval=20"},
+	{"redis.tls_verify", `true`, "--redis_tls_verify"},
+	{"redis.tls_ca_cert_path", `"/etc/redis-ca.pem"`, "--redis_tls_ca_cert_path=/etc/redis-ca.pem"},
+	{"redis.tls_client_cert_path", `"/etc/rc.pem"`, "--redis_tls_client_cert_path=/etc/rc.pem"},
+	{"redis.tls_client_key_path", `"/etc/rk.pem"`, "--redis_tls_client_key_path=/etc/rk.pem"},
+	{"redis.disable_cache", `true`, "--redis_disable_cache"},
+	{"logging.debug", `true`, "--debug"},
+	{"metrics.tags", `{ env = "prod", region = "eu" }`, "--metrics_tags=env:prod,region:eu"},
+	{"metrics.rotate_interval", `30`, "--metrics_rotate_interval=30"},
+	{"metrics.log", `true`, "--metrics_log"},
+	{"metrics.log_filter", `["clients_num"]`, "--metrics_log_filter=clients_num"},
+	{"metrics.statsd.host", `"127.0.0.1:8125"`, "--statsd_host=127.0.0.1:8125"},
+	{"metrics.statsd.prefix", `"app."`, "--statsd_prefix=app."},
+	{"metrics.statsd.tags_format", `"influxdb"`, "--statsd_tags_format=influxdb"},
+	{"app.stats_refresh_interval", `7`, "--stats_refresh_interval=7"},
+	{"sse.enabled", `true`, "--sse"},
+	{"sse.path", `"/sse"`, "--sse_path=/sse"},
+	{"ws.enable_compression", `true`, "--enable_ws_compression"},
 	{"broadcast_key", `"bk"`, "--broadcast_key=bk"},
 	{"http_broadcast.port", `9104`, "--http_broadcast_port=9104"},
 	{"http_broadcast.path", `"/pub/broadcast"`, "--http_broadcast_path=/pub/broadcast"},
@@ -202,6 +226,13 @@ func tomlFile(pairs [][2]string) string {
 	return top.String()
 }
 
+// pairedKeys are keys that cannot be set alone, with the partner set
+// beside them when they are read on their own.
+var pairedKeys = map[string][2]string{
+	"redis.tls_client_cert_path": {"redis.tls_client_key_path", `"/etc/rk.pem"`},
+	"redis.tls_client_key_path":  {"redis.tls_client_cert_path", `"/etc/rc.pem"`},
+}
+
 // TestFileReadsEverySetting asserts each file key is read, alone, and
 // that a file with every key gives the configuration the same flags give.
 func TestFileReadsEverySetting(t *testing.T) {
@@ -222,7 +253,11 @@ func TestFileReadsEverySetting(t *testing.T) {
 	for _, fc := range fileCases {
 		pairs = append(pairs, [2]string{fc.key, fc.value})
 		flags = append(flags, fc.flag)
-		c := mustLoad(t, writeFile(t, "one.toml", tomlFile([][2]string{{fc.key, fc.value}})), nil)
+		one := [][2]string{{fc.key, fc.value}}
+		if partner, ok := pairedKeys[fc.key]; ok {
+			one = append(one, partner)
+		}
+		c := mustLoad(t, writeFile(t, "one.toml", tomlFile(one)), nil)
 		if c.Loaded = defaults.Loaded; reflect.DeepEqual(c, defaults) {
 			t.Errorf("%s = %s changed nothing", displayKey(fc.key), fc.value)
 		}

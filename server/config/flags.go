@@ -10,6 +10,8 @@ const (
 	groupBroker    = "Broker"
 	groupLogging   = "Logging and metrics"
 	groupLimits    = "Limits per connection"
+	groupRedis     = "Redis"
+	groupLater     = "Not supported yet"
 )
 
 // bind registers every setting on the field it sets, in the order --help
@@ -31,7 +33,9 @@ func (c *Config) bind(p *parser) {
 	c.bindAPI(p)
 	c.bindBroadcast(p)
 	c.bindBroker(p)
+	c.bindRedis(p)
 	c.bindLogging(p)
+	c.bindLater(p)
 }
 
 func (c *Config) bindServer(p *parser) {
@@ -45,6 +49,10 @@ func (c *Config) bindServer(p *parser) {
 	p.add(groupServer, "noauth", boolValue{&s.Noauth}, "accept connections without authentication").file("noauth")
 	p.add(groupServer, "shutdown_timeout", durationValue{&s.ShutdownTimeout}, "graceful shutdown limit, seconds").file("app.shutdown_timeout")
 	p.add(groupServer, "allowed_origins", csvValue{listValue{&c.WS.AllowedOrigins}}, "accepted WebSocket Origin hosts, comma-separated, *.example.com allowed (default: any)").file("server.allowed_origins")
+	p.add(groupServer, "max-conn", intValue{&c.Node.MaxConns, 0, 1 << 24}, "most WebSocket connections at once; more are refused with a reconnect disconnect and close 1013 (0 = unlimited)").file("server.max_conn")
+	p.add(groupServer, "shutdown_delay", durationValue{&s.ShutdownDelay}, "on SIGTERM or SIGINT, keep serving this long before shutting down, seconds (lets a load balancer stop routing first)").file("app.shutdown_delay")
+	p.add(groupServer, "node_id", stringValue{&s.NodeID}, "this node's id in the startup line and /health (default: a random 6-character id)").file("node_id")
+	p.add(groupServer, "presets", presetsValue{&s.Presets}, "configuration presets, comma-separated: fly, heroku, broker, none (default: fly on Fly.io, heroku on Heroku, detected from their environment variables)").file("presets")
 }
 
 func (c *Config) bindWebSocket(p *parser) {
@@ -138,11 +146,50 @@ func (c *Config) bindBroker(p *parser) {
 	p.add(groupBroker, "idempotency_window", durationValue{&c.Node.IdempotencyWindow}, "how long a publication's idempotency key makes a retry with the same stream and key a no-op, seconds (0 disables; cluster-wide with --broker=redis)").file("broker.idempotency_window")
 }
 
+// bindRedis binds AnyCable's Redis connection flags (--redis_url is a
+// Broker flag): Sentinel, TLS and the tuning flags, for the broker and the
+// pub/sub alike.
+func (c *Config) bindRedis(p *parser) {
+	r := &c.Cluster.Redis
+	p.add(groupRedis, "redis_sentinels", stringValue{&r.Sentinels}, "Redis Sentinel addresses, comma-separated host:port (a password as redis://:pass@host:port); --redis_url's host is then the master's name").file("redis.sentinels")
+	p.add(groupRedis, "redis_sentinel_discovery_interval", durationValue{&r.SentinelDiscoveryInterval}, "seconds; accepted for AnyCable compatibility and unused: Cablehub follows Sentinel's failover notifications instead of polling").file("redis.sentinel_discovery_interval")
+	p.add(groupRedis, "redis_keepalive_interval", durationValue{&r.KeepaliveInterval}, "TCP keepalive period of Redis connections, seconds").file("redis.keepalive_ping_interval")
+	p.add(groupRedis, "redis_tls_verify", boolValue{&r.TLSVerify}, "verify the Redis server's certificate with rediss:// URLs (off by default, as in AnyCable: a WARN says so)").file("redis.tls_verify")
+	p.add(groupRedis, "redis_tls_ca_cert_path", stringValue{&r.TLSCACertPath}, "CA certificate file (PEM) to verify the Redis server with; implies --redis_tls_verify").file("redis.tls_ca_cert_path")
+	p.add(groupRedis, "redis_tls_client_cert_path", stringValue{&r.TLSClientCertPath}, "client certificate file (PEM) for mutual TLS with Redis (with --redis_tls_client_key_path)").file("redis.tls_client_cert_path")
+	p.add(groupRedis, "redis_tls_client_key_path", stringValue{&r.TLSClientKeyPath}, "client private key file (PEM) for mutual TLS with Redis").file("redis.tls_client_key_path")
+	p.add(groupRedis, "redis_disable_cache", boolValue{&r.DisableCache}, "accepted for AnyCable compatibility and unused: Cablehub keeps no client-side Redis cache").file("redis.disable_cache")
+}
+
 func (c *Config) bindLogging(p *parser) {
 	p.add(groupLogging, "log_level", enumValue{&c.Log.Level, []string{"debug", "info", "warn", "error"}}, "log level: debug, info, warn, error").file("logging.level")
 	p.add(groupLogging, "log_format", enumValue{&c.Log.Format, []string{"text", "json"}}, "log format: text, json").file("logging.format")
+	p.add(groupLogging, "debug", boolValue{&c.Log.Debug}, "debug mode: log level debug, and the startup log says so").file("logging.debug")
 	p.add(groupLogging, "metrics_http", stringValue{&c.Metrics.Path}, "serve Prometheus metrics at this path, e.g. /metrics (default: off)").file("metrics.http_path", "metrics.http")
 	p.add(groupLogging, "metrics_host", stringValue{&c.Metrics.Host}, "metrics host (default: --host)").file("metrics.host")
 	p.add(groupLogging, "metrics_port", intValue{&c.Metrics.Port, 0, 65535}, "metrics port (default: the main port)").file("metrics.port")
 	p.add(groupLogging, "pprof", boolValue{&c.Server.Pprof}, "serve Go profiles at /debug/pprof/ on the main port (for profiling; keep off in production)").file("server.pprof")
+	m := &c.Metrics
+	p.add(groupLogging, "metrics_tags", tagsValue{&m.Tags}, "tags added to every metric, comma-separated key:value pairs (Prometheus labels, StatsD tags)").file("metrics.tags")
+	p.add(groupLogging, "metrics_rotate_interval", durationValue{&m.RotateInterval}, "how often metrics go to StatsD and the log, seconds").file("metrics.rotate_interval")
+	p.add(groupLogging, "metrics_log", boolValue{&m.Log}, "log the metrics every --metrics_rotate_interval (counters as the interval's increase)").file("metrics.log")
+	p.add(groupLogging, "metrics_log_filter", listValue{&m.LogFilter}, "only these metrics in the log, comma-separated names such as clients_num (default: all)").file("metrics.log_filter")
+	p.add(groupLogging, "statsd_host", stringValue{&m.Statsd.Host}, "send metrics to this StatsD server, host:port over UDP (default: off)").file("metrics.statsd.host")
+	p.add(groupLogging, "statsd_prefix", stringValue{&m.Statsd.Prefix}, "prefix of StatsD metric names").file("metrics.statsd.prefix")
+	p.add(groupLogging, "statsd_tags_format", enumValue{&m.Statsd.TagsFormat, []string{"datadog", "influxdb", "graphite"}}, "how StatsD packets carry --metrics_tags: datadog, influxdb, graphite").file("metrics.statsd.tags_format")
+	p.add(groupLogging, "stats_refresh_interval", durationValue{&m.StatsRefreshInterval}, "seconds; accepted for AnyCable compatibility and unused: Cablehub's gauges are always current").file("app.stats_refresh_interval")
+}
+
+// bindLater binds AnyCable flags for features Cablehub does not have yet:
+// they are accepted so a deployment's configuration parses, and the
+// startup log says by name what is not served (see runner's warnings);
+// TLS is refused instead, because serving plain HTTP where TLS was asked
+// for would be worse than not starting.
+func (c *Config) bindLater(p *parser) {
+	l := &c.Later
+	p.add(groupLater, "sse", boolValue{&l.SSE}, "Server-Sent Events endpoint: not supported yet (a WARN says so; clients must use WebSocket)").file("sse.enabled")
+	p.add(groupLater, "sse_path", stringValue{&l.SSEPath}, "Server-Sent Events path: not supported yet").file("sse.path")
+	p.add(groupLater, "enable_ws_compression", boolValue{&l.WSCompression}, "WebSocket per-message compression: not supported yet (a WARN says so; frames go uncompressed)").file("ws.enable_compression")
+	p.add(groupLater, "ssl_cert", stringValue{&l.SSLCert}, "TLS certificate: not supported yet, setting it is a startup error (terminate TLS in a proxy or load balancer)").noFile()
+	p.add(groupLater, "ssl_key", stringValue{&l.SSLKey}, "TLS private key: not supported yet, setting it is a startup error").noFile()
 }

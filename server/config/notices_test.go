@@ -39,12 +39,9 @@ tags.env = "prod"
 		{slog.LevelWarn, []string{"unknown key [rpc] hots in " + file, "did you mean [rpc] host?"}},
 		{slog.LevelWarn, []string{"[pusher] app_id in " + file + " is AnyCable's --pusher_app_id setting; Cablehub does not support it: the Pusher protocol is not implemented"}},
 		{slog.LevelWarn, []string{"unknown table [bogus] in " + file}},
-		{slog.LevelWarn, []string{"[metrics] tags in " + file + " is AnyCable's --metrics_tags setting; Cablehub does not support it"}},
 		{slog.LevelInfo, []string{file + ": ignored AnyCable settings that Cablehub does not have, each at a value that asks for nothing: [ws] read_buffer_size"}},
 		{slog.LevelInfo, []string{"ANYCABLE_DISABLE_TELEMETRY is ignored: Cablehub sends no telemetry"}},
 		{slog.LevelWarn, []string{"unknown variable ANYCABLE_RPC_HOTS", "did you mean ANYCABLE_RPC_HOST?"}},
-		{slog.LevelWarn, []string{"ANYCABLE_SSE is AnyCable's --sse setting; Cablehub does not support it"}},
-		{slog.LevelInfo, []string{"ignored AnyCable settings that Cablehub does not have, each at a value that asks for nothing: ANYCABLE_SSE_PATH"}},
 		{slog.LevelInfo, []string{"ignored ANYCABLE_HTTP_BROADCAST_URL, ANYCABLE_WEBSOCKET_URL: settings of the anycable gem"}},
 	}
 	if len(c.Loaded.Notices) != len(want) {

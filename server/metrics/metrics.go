@@ -17,6 +17,8 @@ const namespace = "anycable_go"
 // process builds its own registry: nothing is registered globally.
 type Metrics struct {
 	registry *prometheus.Registry
+	// tags are the constant labels every metric carries (--metrics_tags).
+	tags map[string]string
 
 	ClientsNum          prometheus.Gauge
 	ClientsUniqNum      prometheus.Gauge
@@ -36,6 +38,8 @@ type Metrics struct {
 	DataRcvdTotal         prometheus.Counter
 	GapFillsTotal         prometheus.Counter
 	GapResyncsTotal       prometheus.Counter
+	// ConnLimitRefusedTotal counts connections refused at --max-conn.
+	ConnLimitRefusedTotal prometheus.Counter
 
 	APIRequests *prometheus.CounterVec
 	APILatency  *prometheus.HistogramVec
@@ -45,8 +49,16 @@ type Metrics struct {
 }
 
 // New creates the metrics and their registry.
-func New() *Metrics {
-	r := prometheus.NewRegistry()
+func New() *Metrics { return NewWithTags(nil) }
+
+// NewWithTags creates the metrics with tags (--metrics_tags) as constant
+// labels on every one of them, as AnyCable adds its global tags.
+func NewWithTags(tags map[string]string) *Metrics {
+	registry := prometheus.NewRegistry()
+	var r prometheus.Registerer = registry
+	if len(tags) > 0 {
+		r = prometheus.WrapRegistererWith(prometheus.Labels(tags), registry)
+	}
 	gauge := func(name, help string) prometheus.Gauge {
 		g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
 		r.MustRegister(g)
@@ -58,7 +70,8 @@ func New() *Metrics {
 		return c
 	}
 	m := &Metrics{
-		registry:              r,
+		registry:              registry,
+		tags:                  tags,
 		ClientsNum:            gauge("clients_num", "The number of active clients"),
 		ClientsUniqNum:        gauge("clients_uniq_num", "The number of unique clients (by connection identifiers)"),
 		BroadcastStreamsNum:   gauge("broadcast_streams_num", "The number of active broadcasting streams"),
@@ -75,6 +88,9 @@ func New() *Metrics {
 		DataRcvdTotal:         counter("data_rcvd_total", "The total amount of bytes received from clients"),
 		GapFillsTotal:         counter("gap_fills_total", "The total number of gaps in a subscription's offsets read from history"),
 		GapResyncsTotal:       counter("gap_resyncs_total", "The total number of clients told to reconnect because a gap could not be filled"),
+		ConnLimitRefusedTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cablehub", Name: "conn_limit_refused_total", Help: "WebSocket connections refused because --max-conn connections were open",
+		}),
 		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cablehub", Name: "api_requests_total", Help: "API requests by route and response code",
 		}, []string{"route", "code"}),
@@ -83,7 +99,7 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route", "code"}),
 	}
-	r.MustRegister(m.APIRequests, m.APILatency)
+	r.MustRegister(m.APIRequests, m.APILatency, m.ConnLimitRefusedTotal)
 	m.RPC = newRPC(r)
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "goroutines_num", Help: "The number of goroutines"},
 		func() float64 { return float64(runtime.NumGoroutine()) }))

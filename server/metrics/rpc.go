@@ -41,7 +41,7 @@ type RPC struct {
 var rpcBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
 // newRPC creates the RPC metrics, registered on r.
-func newRPC(r *prometheus.Registry) *RPC {
+func newRPC(r prometheus.Registerer) *RPC {
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
 		r.MustRegister(c)

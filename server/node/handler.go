@@ -41,7 +41,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered (400, 403, 426)
 	}
-	h.serve(conn, r)
+	if h.node.conns.max <= 0 {
+		h.serve(conn, r)
+		return
+	}
+	if !h.node.conns.acquire() {
+		h.refuseOverLimit(conn)
+		return
+	}
+	h.serve(countedConn{conn, h.node.conns.release}, r)
 }
 
 // serve runs the session of an upgraded connection: restore or

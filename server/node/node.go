@@ -71,6 +71,9 @@ type Options struct {
 	// GapWait is how long messages past an offset gap wait for the missing
 	// ones to arrive live before history is read; zero is DefaultGapWait.
 	GapWait time.Duration
+	// MaxConns bounds the WebSocket connections open at once (--max-conn);
+	// one more is refused (see Handler). 0 is unlimited.
+	MaxConns int
 	// IdempotencyWindow is how long a publication's idempotency key makes
 	// publications with the same stream and key no-ops; 0 turns keys off
 	// (see IdempotencyStore).
@@ -152,6 +155,8 @@ type Node struct {
 	noAppWarned sync.Map
 	// disconnects makes the App's Disconnect calls; nil without an App.
 	disconnects *disconnectQueue
+	// conns counts WebSocket connections for MaxConns.
+	conns connLimit
 }
 
 // New returns a node that fans out through h, publishes and keeps history,
@@ -174,6 +179,7 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 		byIdentifier: map[string]map[*Session]struct{}{},
 	}
 	n.pubsub = pubsub.NewLocal(n)
+	n.conns.max = int64(opts.MaxConns)
 	if opts.App != nil {
 		n.disconnects = newDisconnectQueue(opts.App, opts.AppOptions, log, func(size int) {
 			m.DisconnectQueueSize.Set(float64(size))

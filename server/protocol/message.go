@@ -96,6 +96,9 @@ const (
 	// cannot give back; the client reconnects and learns which by its
 	// history request's reject_history.
 	ReasonStreamGap = "stream_gap"
+	// ReasonTooManyConnections: the node had --max-conn connections open;
+	// the client reconnects later, through the load balancer to any node.
+	ReasonTooManyConnections = "too_many_connections"
 )
 
 // Disconnect is {"type":"disconnect","reason":..,"reconnect":..}; reconnect

@@ -24,6 +24,11 @@ type EmbeddedOptions struct {
 	// JetStreamDir, when set, enables JetStream with its store there (the
 	// NATS JetStream broker needs it).
 	JetStreamDir string
+	// ServerName names the server among its routes, which must be unique
+	// in a cluster; empty derives it from Addr, which is not unique when
+	// every machine listens on the same address (the runner passes the
+	// node's id).
+	ServerName string
 }
 
 // DefaultNATSURL is nats.go's default server URL, AnyCable's default for
@@ -43,7 +48,11 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--enats_addr: %w", err)
 	}
-	opts := &server.Options{Host: host, Port: port, NoSigs: true, NoLog: true, ServerName: fmt.Sprintf("cablehub-%s-%d", host, port)}
+	name := o.ServerName
+	if name == "" {
+		name = fmt.Sprintf("cablehub-%s-%d", host, port)
+	}
+	opts := &server.Options{Host: host, Port: port, NoSigs: true, NoLog: true, ServerName: name}
 	if o.ClusterAddr != "" {
 		ch, cp, err := hostPort(o.ClusterAddr)
 		if err != nil {

@@ -8,13 +8,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/redisconn"
 )
 
 // Redis is the pub/sub over Redis PUBLISH/SUBSCRIBE: one channel per stream
 // (RedisChannel), plus InternalChannel for commands. go-redis reconnects and
 // re-subscribes by itself after Redis comes back.
 type Redis struct {
-	client   *redis.Client
+	client   redis.UniversalClient
 	ps       *redis.PubSub
 	h        Handler
 	log      *slog.Logger
@@ -31,13 +32,13 @@ func RedisChannel(stream string) string { return stream }
 // NewRedis returns a Redis pub/sub on client delivering to h. It subscribes
 // to the internal channel at once; a Redis that is down is retried in the
 // background.
-func NewRedis(ctx context.Context, client *redis.Client, h Handler, log *slog.Logger) *Redis {
+func NewRedis(ctx context.Context, client redis.UniversalClient, h Handler, log *slog.Logger) *Redis {
 	return &Redis{client: client, ps: client.Subscribe(ctx, InternalChannel), h: h, log: log}
 }
 
 // Describe names the pub/sub for the startup log.
 func (r *Redis) Describe() string {
-	return "Using Redis pub/sub at " + r.client.Options().Addr
+	return "Using Redis pub/sub at " + redisconn.Describe(r.client)
 }
 
 // Run receives messages until ctx is done. go-redis subscribes every

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/cablehub/cablehub/server/api"
 )
@@ -17,13 +18,14 @@ import (
 // warnings, before any listener is bound.
 func (r *Runner) logStarting() {
 	cfg := r.cfg
-	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)))
+	r.log.Info(fmt.Sprintf("Starting Cablehub %s (pid: %d, gomaxprocs: %d)", Version, os.Getpid(), runtime.GOMAXPROCS(0)), "nodeid", cfg.Server.NodeID)
 	if cfg.Loaded.File != "" {
 		r.log.Info("Using configuration from file: " + cfg.Loaded.File)
 	}
 	for _, n := range cfg.Loaded.Notices {
 		r.log.Log(context.Background(), n.Level, n.Msg)
 	}
+	r.logDeployment()
 	if cfg.Server.Public {
 		r.log.Warn("Server is running in the public mode")
 	}
@@ -33,12 +35,18 @@ func (r *Runner) logStarting() {
 	if cfg.Server.Noauth {
 		r.log.Info("connection authentication is disabled")
 	}
-	for _, w := range startupWarnings(cfg) {
+	for _, w := range append(startupWarnings(cfg), r.deployWarnings()...) {
 		r.log.Warn(w)
 	}
 	r.log.Info(r.describe)
+	if note := r.clusterBrokerNote(); note != "" {
+		r.log.Info(note)
+	}
 	r.log.Info(r.pubsub.Describe())
 	r.broadcasts.logStarting(cfg, r.log)
+	for _, line := range r.deploy.describe {
+		r.log.Info(line)
+	}
 	if r.deps.rpc.derivedKey {
 		r.log.Info("auto-generated authorization secret from the application secret", "context", "rpc")
 	}
@@ -82,4 +90,19 @@ func (r *Runner) logServing(listeners []bound, skipped []skippedListener, auth *
 		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.Metrics.Path))
 	}
 	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.Server.HealthPath))
+}
+
+// logDeployment logs, right after the first line, what the deployment
+// flags changed: debug mode, the presets applied, the Redis topology.
+func (r *Runner) logDeployment() {
+	cfg := r.cfg
+	if cfg.Log.Debug {
+		r.log.Debug("Debug mode is on (--debug)")
+	}
+	if len(cfg.Server.Presets) > 0 {
+		r.log.Info("Loaded presets: "+strings.Join(cfg.Server.Presets, ","), "context", "config")
+	}
+	if r.deps.redis != nil {
+		r.log.Info("Connecting to "+r.deps.redisInfo.Describe(), "context", "redis")
+	}
 }

@@ -77,7 +77,7 @@ func TestStartupBanner(t *testing.T) {
 		want []string
 	}{
 		{"public, shared", []string{"--public", "--broadcast_adapter", "http", "--http_broadcast_port", strconv.Itoa(bcast)}, []string{
-			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
 			"WARN Server is running in the public mode",
 			"INFO connection authentication is disabled",
 			"WARN signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set",
@@ -95,7 +95,7 @@ func TestStartupBanner(t *testing.T) {
 		}},
 		{"dedicated ports", []string{"--secret", "s", "--broker", "none", "--api_port", strconv.Itoa(api), "--grpc_port", strconv.Itoa(grpcPort),
 			"--metrics_http", "/metrics", "--metrics_port", strconv.Itoa(metricsPort), "--api_cors_headers", "--path", "/cable,/ws", "--broadcast_adapter="}, []string{
-			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
@@ -109,7 +109,8 @@ func TestStartupBanner(t *testing.T) {
 		}},
 		{"no API, gRPC port, metrics on main", []string{"--jwt_secret", "j", "--enforce_jwt", "--broker", "none", "--grpc_port", strconv.Itoa(grpcPort),
 			"--metrics_http", "/m", "--pprof", "--broadcast_key", "k", "--redis_channel", "bc"}, []string{
-			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
+			"INFO Connecting to Redis server localhost:6379 (TLS: off) context=redis",
 			"INFO JWT authentication is enabled (param: jid, enforced: true)",
 			"WARN signed streams cannot be used (every signed_stream_name is rejected): no --streams_secret or --secret is set",
 			"WARN the gRPC API on --grpc_port accepts calls without a token (no --api_secret or --secret): anyone who can reach that port can publish and disconnect clients",
@@ -125,7 +126,7 @@ func TestStartupBanner(t *testing.T) {
 		}},
 		{"HTTP RPC with a derived key", []string{"--secret", "s", "--broker", "none", "--rpc_host", "http://127.0.0.1:1/_anycable",
 			"--rpc_concurrency", "5", "--headers", "Cookie,X-Api-Key", "--proxy-cookies", "_session"}, []string{
-			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
@@ -141,7 +142,7 @@ func TestStartupBanner(t *testing.T) {
 		}},
 		{"no RPC", []string{"--secret", "s", "--broker", "none", "--norpc", "--noauth", "--broadcast_adapter", "http", "--broadcast_key", "none",
 			"--http_broadcast_port", strconv.Itoa(bcast)}, []string{
-			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO connection authentication is disabled",
 			fmt.Sprintf("WARN the http broadcast adapter on port %d accepts broadcasts without a token (--broadcast_key none): anyone who can reach it can publish; set --secret or --broadcast_key, or --broadcast_adapter without http", bcast),
@@ -155,7 +156,7 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Handle health requests at http://{MAIN}/health",
 		}},
 		{"configuration file", []string{"--config-path", file, "--secret", "s", "--broker", "none", "--norpc", "--broadcast_adapter="}, []string{
-			"INFO Starting Cablehub VERSION (pid: PID)",
+			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
 			"INFO Using configuration from file: " + file,
 			"WARN unknown key [rpc] hots in " + file + ": no Cablehub or AnyCable setting reads it; ignored (did you mean [rpc] host?)",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
@@ -168,10 +169,29 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Handle health requests at http://{MAIN}/health",
 		}},
+		{"deployment flags", []string{"--secret", "s", "--broker", "none", "--norpc", "--noauth", "--presets", "heroku,broker",
+			"--sse", "--enable_ws_compression", "--statsd_host", "127.0.0.1:1", "--metrics_tags", "env:prod,app:x",
+			"--metrics_log", "--metrics_log_filter", "clients_num", "--metrics_rotate_interval", "1m"}, []string{
+			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
+			"INFO Loaded presets: heroku,broker context=config",
+			"INFO JWT authentication is enabled (param: jid, enforced: false)",
+			"INFO connection authentication is disabled",
+			"WARN --sse is not supported yet: no Server-Sent Events endpoint is served at /events (--sse_path); clients must connect over WebSocket",
+			"WARN --enable_ws_compression is not supported yet: WebSocket frames are sent uncompressed (clients are not offered permessage-deflate)",
+			"INFO Using no-op broker (no history, presence or session restore)",
+			"INFO Using local pub/sub (single node)",
+			"INFO Send StatsD metrics to 127.0.0.1:1 every 60s (prefix: anycable_go., tags format: datadog, tags: app:x,env:prod)",
+			"INFO Log metrics every 60s (fields: clients_num)",
+			"INFO no RPC configured context=rpc",
+			"INFO Handle API requests at http://{MAIN}/api (authorization required) context=api",
+			"INFO Handle gRPC API requests at {MAIN} (authorization required, h2c, shared with the REST API) context=grpc",
+			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
+			"INFO Handle health requests at http://{MAIN}/health",
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, err := config.Parse(append([]string{"--host", "127.0.0.1", "--port", "0"}, c.args...), func(string) string { return "" }, io.Discard)
+			cfg, err := config.Parse(append([]string{"--host", "127.0.0.1", "--port", "0", "--node_id", "n1"}, c.args...), func(string) string { return "" }, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}

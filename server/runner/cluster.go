@@ -20,6 +20,7 @@ import (
 	"github.com/cablehub/cablehub/server/config"
 	"github.com/cablehub/cablehub/server/node"
 	"github.com/cablehub/cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/redisconn"
 )
 
 // describedBroker is a broker the runner can describe at startup.
@@ -39,7 +40,7 @@ type clusterPubSub interface {
 // deps holds the connections to external services and the checks that
 // report them on /health.
 type deps struct {
-	redis  *redis.Client
+	redis  redis.UniversalClient
 	nats   *nats.Conn
 	enats  *server.Server
 	checks map[string]func(context.Context) error
@@ -52,27 +53,53 @@ type deps struct {
 
 	// enatsDir is the embedded server's JetStream store, removed on close.
 	enatsDir string
+
+	// redisInfo describes the Redis connection for the startup log.
+	redisInfo redisconn.Info
+	// nodeID is --node_id, reported on /health.
+	nodeID string
 }
 
 // newRedis connects lazily: a Redis that is down at start is retried by
-// go-redis, the node starts anyway. Contexts' deadlines bound socket reads
-// and writes (ContextTimeoutEnabled; go-redis ignores them otherwise and
-// waits out its own 3 s read timeout), so --publish_timeout and the
-// node's broker timeout hold against a Redis that accepts connections but
-// does not answer.
+// go-redis, the node starts anyway. The client is a single server's, a
+// Sentinel master's or a Redis Cluster's, as --redis_url and
+// --redis_sentinels say (redisconn); contexts' deadlines bound its socket
+// reads and writes, so --publish_timeout and the node's broker timeout
+// hold against a Redis that accepts connections but does not answer.
 func (d *deps) newRedis(cfg *config.Config) error {
 	if d.redis != nil {
 		return nil
 	}
-	opts, err := redis.ParseURL(cfg.Cluster.RedisURL)
+	r := cfg.Cluster.Redis
+	client, info, err := redisconn.Connect(context.Background(), redisconn.Options{
+		URL: cfg.Cluster.RedisURL, Sentinels: r.Sentinels, KeepAlive: r.KeepaliveInterval, DialTimeout: 2 * time.Second,
+		TLSVerify: r.TLSVerify, CACertPath: r.TLSCACertPath, ClientCertPath: r.TLSClientCertPath, ClientKeyPath: r.TLSClientKeyPath,
+	}, time.Second)
 	if err != nil {
-		return fmt.Errorf("invalid value %q for --redis_url: %v", cfg.Cluster.RedisURL, err)
+		return err
 	}
-	opts.DialTimeout = 2 * time.Second
-	opts.ContextTimeoutEnabled = true
-	d.redis = redis.NewClient(opts)
-	d.check("redis", func(ctx context.Context) error { return d.redis.Ping(ctx).Err() })
+	d.redis, d.redisInfo = client, info
+	d.check("redis", func(ctx context.Context) error { return redisPing(ctx, d.redis) })
 	return nil
+}
+
+// redisPing asks every master of a cluster, else the one server.
+func redisPing(ctx context.Context, client redis.UniversalClient) error {
+	if c, ok := client.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return node.Ping(ctx).Err() })
+	}
+	return client.Ping(ctx).Err()
+}
+
+// redisPrefix is the prefix of the Redis broker's keys. Its scripts and
+// transactions touch one stream's keys together with the shared epoch
+// key, so in a Redis Cluster every key carries the hash tag {cablehub}:
+// all of them live in one slot (on one shard), the price of atomic stamps.
+func (d *deps) redisPrefix() string {
+	if redisconn.IsCluster(d.redis) {
+		return "{cablehub}:"
+	}
+	return "cablehub:"
 }
 
 func (d *deps) check(name string, f func(context.Context) error) {
@@ -92,6 +119,7 @@ func (d *deps) newNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, error)
 	log = log.With("context", "pubsub")
 	if cfg.Cluster.EmbedNATS {
 		o := cfg.Cluster.Embedded
+		o.ServerName = "cablehub-" + cfg.Server.NodeID
 		if cfg.Cluster.Broker == "nats" {
 			dir, err := os.MkdirTemp("", "cablehub-jetstream-")
 			if err != nil {
@@ -229,7 +257,7 @@ func (d *deps) health(w http.ResponseWriter, r *http.Request) {
 		adapters, adaptersDown = d.broadcasts.health()
 		maps.Copy(down, adaptersDown)
 	}
-	body := map[string]any{"status": "ok"}
+	body := map[string]any{"status": "ok", "node_id": d.nodeID}
 	code := http.StatusOK
 	if len(down) > 0 {
 		names := make([]string, 0, len(down))
@@ -237,7 +265,7 @@ func (d *deps) health(w http.ResponseWriter, r *http.Request) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		body = map[string]any{"status": "unavailable", "down": names, "errors": down}
+		body = map[string]any{"status": "unavailable", "down": names, "errors": down, "node_id": d.nodeID}
 		code = http.StatusServiceUnavailable
 	}
 	body["rpc"] = <-rpcState

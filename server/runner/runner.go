@@ -57,6 +57,7 @@ type Runner struct {
 	broadcasts *broadcasts
 
 	limits  limits
+	deploy  deployParts
 	servers []*http.Server
 	wg      sync.WaitGroup
 	errs    chan error
@@ -70,7 +71,7 @@ type Runner struct {
 
 // New builds the process's parts; nothing listens until Start.
 func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
-	d := &deps{}
+	d := &deps{nodeID: cfg.Server.NodeID}
 	var err error
 	var b describedBroker
 	var jetstream *broker.NATS // also b, with --broker nats
@@ -87,7 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		if cfg.Cluster.PubSub == "redis" {
 			channel = pubsub.RedisChannel
 		}
-		b = broker.NewRedis(d.redis, "cablehub:", cfg.Broker, channel)
+		b = broker.NewRedis(d.redis, d.redisPrefix(), cfg.Broker, channel)
 	case "nats":
 		if jetstream, err = d.newNATSBroker(cfg, log); err != nil {
 			d.close()
@@ -103,7 +104,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		d.close()
 		return nil, errors.New("--enforce_jwt needs a JWT secret: set --jwt_secret or --secret")
 	}
-	m := metrics.New()
+	m := metrics.NewWithTags(cfg.Metrics.Tags)
 	if d.rpc, err = newRPC(cfg, m.RPC, log); err != nil {
 		d.close()
 		return nil, err
@@ -149,6 +150,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		errs:      make(chan error, 4),
 		limits:    defaultLimits(),
 		svc:       api.NewService(n, api.WithTimeout(cfg.API.PublishTimeout)),
+	}
+	if r.deploy, err = newDeployParts(cfg, r); err != nil {
+		d.close()
+		return nil, err
 	}
 	return r, nil
 }
@@ -248,6 +253,7 @@ func (r *Runner) buildGRPC(auth *api.Auth) {
 // in-flight API calls (and HTTP broadcasts) finish, then closes
 // everything; ctx bounds the whole sequence.
 func (r *Runner) Shutdown(ctx context.Context) error {
+	r.waitShutdownDelay(ctx)
 	// The broadcast adapters stop first, while the broker and pub/sub
 	// still take what they are handing over.
 	if r.broadcasts != nil {
@@ -289,6 +295,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	}
 	r.wg.Wait()
 	r.transport.Close()
+	r.deploy.close()
 	r.deps.close()
 	return errors.Join(errs...)
 }

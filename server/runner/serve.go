@@ -43,6 +43,11 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 		r.pubsub.Run(nodeCtx)
 	}()
 	r.deps.monitor(nodeCtx, r.log)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.deploy.run(nodeCtx, r.metrics, r.cfg.Metrics.RotateInterval)
+	}()
 
 	for _, b := range listeners {
 		if b.spec.grpcOnly {
