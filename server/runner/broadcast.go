@@ -41,6 +41,7 @@ func newBroadcasts(cfg *config.Config, d *deps, sink broadcast.Sink, l limits, l
 	o.HTTP.Key, _ = cfg.BroadcastKey()
 	o.HTTP.MaxBodySize, o.HTTP.BodyTimeout = cfg.Gateway.MaxBodySize, l.apiBody
 	o.Clustered = cfg.Cluster.PubSub == "redis" || cfg.Cluster.PubSub == "nats"
+	o.NodeID = cfg.Server.NodeID
 	for _, name := range cfg.Broadcast.Adapters {
 		var err error
 		switch name {
