@@ -22,16 +22,6 @@ import (
 // Sentinel (redis-server --sentinel) and a three-master Redis Cluster,
 // with two Cablehub nodes sharing the Redis broker and pub/sub.
 
-// redisCLI runs redis-cli against port and returns its trimmed output.
-func redisCLI(t *testing.T, port int, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port)}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli -p %d %v: %v %s", port, args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // startRedisProcess runs redis-server (or, with --sentinel, a Sentinel)
 // with args and waits until it answers PING on port. It runs in a
 // directory of its own: a replica writes the RDB it receives there, and
