@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -38,6 +40,7 @@ func TestDeadlineRedisStopped(t *testing.T) {
 	if err := redis.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, redis.Process.Pid)
 	// Each answer must come near the deadline: 2.5 s leaves 2 s of slack,
 	// and is below go-redis's own 3 s read timeout, which is what a call
 	// that ignored the deadline would wait for.
@@ -110,6 +113,7 @@ func TestDeadlineNATSStopped(t *testing.T) {
 	if err := nats.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, nats.Process.Pid)
 	assertJSONError(t, pub(), 501, "did not answer within 500ms")
 	if err := nats.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -120,5 +124,27 @@ func TestDeadlineNATSStopped(t *testing.T) {
 			t.Fatalf("publishes did not recover once NATS ran again: %d %s", r.Status, r.Body)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStopped waits until the kernel has stopped process pid (state T in
+// /proc/<pid>/stat): a signal is delivered asynchronously, and a busy
+// machine could let the process answer one more request before it stops.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not stop: %s", pid, b)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

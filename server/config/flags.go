@@ -51,7 +51,7 @@ func (c *Config) bindServer(p *parser) {
 	p.add(groupServer, "allowed_origins", csvValue{listValue{&c.WS.AllowedOrigins}}, "accepted WebSocket Origin hosts, comma-separated, *.example.com allowed (default: any)").file("server.allowed_origins")
 	p.add(groupServer, "max-conn", intValue{&c.Node.MaxConns, 0, 1 << 24}, "most WebSocket connections at once; more are refused with a reconnect disconnect and close 1013 (0 = unlimited)").file("server.max_conn")
 	p.add(groupServer, "shutdown_delay", durationValue{&s.ShutdownDelay}, "on SIGTERM or SIGINT, keep serving this long before shutting down, seconds (lets a load balancer stop routing first)").file("app.shutdown_delay")
-	p.add(groupServer, "node_id", stringValue{&s.NodeID}, "this node's id in the startup line and /health (default: a random 6-character id)").file("node_id")
+	p.add(groupServer, "node_id", stringValue{&s.NodeID}, "this node's id in the startup line and /health (default: a random 6-character id)").file("node_id").drawnDefault()
 	p.add(groupServer, "presets", presetsValue{&s.Presets}, "configuration presets, comma-separated: fly, heroku, broker, none (default: fly on Fly.io, heroku on Heroku, detected from their environment variables)").file("presets")
 }
 

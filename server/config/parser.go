@@ -23,8 +23,12 @@ type option struct {
 	// fileless marks a flag that is only a shorthand for another
 	// setting's value (--norpc for [rpc] implementation = "none").
 	fileless bool
-	mask     maskKind
-	value    flag.Value
+	// drawn marks a setting whose default is drawn at each start (the node
+	// id): --print-config shows no value in effect for it, so printing
+	// twice gives the same file.
+	drawn bool
+	mask  maskKind
+	value flag.Value
 }
 
 // maskKind says what --print-config hides of a value; the zero value
@@ -45,6 +49,9 @@ func (o *option) file(keys ...string) *option { o.keys = keys; return o }
 // noFile marks a flag without a key of its own: the file sets the value
 // it stands for through another setting's key.
 func (o *option) noFile() *option { o.fileless = true; return o }
+
+// drawnDefault marks a setting whose default is drawn at each start.
+func (o *option) drawnDefault() *option { o.drawn = true; return o }
 
 // secret makes --print-config mask the value.
 func (o *option) secret() *option { o.mask = maskAll; return o }

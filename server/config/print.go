@@ -125,7 +125,7 @@ func (p *parser) printOption(b *bytes.Buffer, o *option, key string, given setti
 	default:
 		fmt.Fprintf(b, "%s = %s\n", key, text)
 	}
-	if now := o.value.String(); now != given.text {
+	if now := o.value.String(); now != given.text && !o.drawn {
 		text, masked, err := p.shown(o, setting{form: fileForm(o.value), text: now})
 		if err != nil {
 			return err
