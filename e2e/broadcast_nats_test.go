@@ -121,12 +121,7 @@ func TestBroadcastNATSCluster(t *testing.T) {
 	}
 	pub := natsPublisher(t, url)
 	feed := uniqueStream(t, "feed")
-	ca := dialWS(t, a, dialOpts{})
-	oldSID := ca.welcome()
-	cb := dialWS(t, b, dialOpts{})
-	cb.welcome()
-	id := ca.subscribe(feed)
-	cb.subscribe(feed)
+	ca, cb, oldSID, id := subscribeOnBoth(t, a, b, feed)
 	q := quoted(id)
 
 	const n = 60
@@ -146,11 +141,34 @@ func TestBroadcastNATSCluster(t *testing.T) {
 	ca.conn.UnderlyingConn().Close()
 	pub("__anycable__", fmt.Sprintf(`{"stream":%q,"data":"%d"}`, feed, n+1))
 	cb.expect(`{"identifier":` + q + `,"message":61,"stream_id":` + quoted(feed) + `,"epoch":` + quoted(lastA.Epoch) + `,"offset":61}`)
-	restored := dialWS(t, b, dialOpts{query: "?sid=" + oldSID})
-	if w := restored.next(5 * time.Second); !strings.Contains(w, `"restored":true`) {
-		t.Fatalf("restore on node B: %s", w)
-	}
-	restored.send(historyCmd(id, fmt.Sprintf(`{"streams":{%q:{"epoch":%q,"offset":%d}}}`, feed, lastA.Epoch, lastA.Offset)))
+	restored := restoreWithHistory(t, b, oldSID, id, feed, lastA)
 	restored.expect(`{"identifier":` + q + `,"message":61,"stream_id":` + quoted(feed) + `,"epoch":` + quoted(lastA.Epoch) + `,"offset":61}`)
 	restored.expect(`{"type":"confirm_history","identifier":` + q + `}`)
+}
+
+// subscribeOnBoth connects a client to each node and subscribes both to
+// feed; it returns them, the first client's sid (to restore it later) and
+// the subscription's identifier.
+func subscribeOnBoth(t *testing.T, a, b *server, feed string) (ca, cb *wsClient, sidA, id string) {
+	t.Helper()
+	ca = dialWS(t, a, dialOpts{})
+	sidA = ca.welcome()
+	cb = dialWS(t, b, dialOpts{})
+	cb.welcome()
+	id = ca.subscribe(feed)
+	cb.subscribe(feed)
+	return ca, cb, sidA, id
+}
+
+// restoreWithHistory restores session sid on s and asks the history of
+// feed for subscription id after the position last; it returns the
+// restored client, its history on its way.
+func restoreWithHistory(t *testing.T, s *server, sid, id, feed string, last broadcast) *wsClient {
+	t.Helper()
+	restored := dialWS(t, s, dialOpts{query: "?sid=" + sid})
+	if w := restored.next(5 * time.Second); !strings.Contains(w, `"restored":true`) {
+		t.Fatalf("restore on %s: %s", s.Main, w)
+	}
+	restored.send(historyCmd(id, fmt.Sprintf(`{"streams":{%q:{"epoch":%q,"offset":%d}}}`, feed, last.Epoch, last.Offset)))
+	return restored
 }

@@ -142,12 +142,7 @@ func TestBroadcastRedisXCluster(t *testing.T) {
 	waitGroup(t, rc, stream)
 
 	feed := uniqueStream(t, "feed")
-	ca := dialWS(t, a, dialOpts{})
-	oldSID := ca.welcome()
-	cb := dialWS(t, b, dialOpts{})
-	cb.welcome()
-	id := ca.subscribe(feed)
-	cb.subscribe(feed)
+	ca, cb, oldSID, id := subscribeOnBoth(t, a, b, feed)
 	q := quoted(id)
 
 	const n = 60
@@ -178,11 +173,7 @@ func TestBroadcastRedisXCluster(t *testing.T) {
 		gemXAdd(t, rc, stream, "payload", fmt.Sprintf(`{"stream":%q,"data":"%d"}`, feed, i))
 	}
 	receiveAll(t, "node B, live", cb, missed)
-	restored := dialWS(t, b, dialOpts{query: "?sid=" + oldSID})
-	if w := restored.next(5 * time.Second); !strings.Contains(w, `"restored":true`) {
-		t.Fatalf("restore on node B: %s", w)
-	}
-	restored.send(historyCmd(id, fmt.Sprintf(`{"streams":{%q:{"epoch":%q,"offset":%d}}}`, feed, lastA.Epoch, lastA.Offset)))
+	restored := restoreWithHistory(t, b, oldSID, id, feed, lastA)
 	_, last := receiveAll(t, "restored client", restored, missed)
 	if last.Offset != n+5 {
 		t.Errorf("history ended at offset %d, want %d", last.Offset, n+5)
