@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -41,6 +42,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered (400, 403, 426)
 	}
+	h.admit(conn, r)
+}
+
+// ServeRaw serves r, an upgrade request the listener read off nc itself
+// (ws.ParseRequest), as ServeHTTP would, without net/http. It reports false
+// when the request is not one to upgrade (ws.Transport.UpgradeRaw); then
+// nothing has been written and the caller gives the request to net/http,
+// whose answer is the refusal.
+func (h *Handler) ServeRaw(nc net.Conn, r *http.Request) bool {
+	conn, ok := h.transport.UpgradeRaw(nc, r)
+	if !ok {
+		return false
+	}
+	h.admit(conn, r)
+	return true
+}
+
+// admit serves an upgraded connection, or refuses it over --max-conn.
+func (h *Handler) admit(conn *ws.Conn, r *http.Request) {
 	if h.node.conns.max <= 0 {
 		h.serve(conn, r)
 		return

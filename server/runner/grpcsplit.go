@@ -17,10 +17,20 @@ type prefaceKind int
 const (
 	prefaceUnknown prefaceKind = iota // too few bytes yet
 	prefaceHTTP2
+	// prefaceGET opens an HTTP/1 GET request, which may be a WebSocket
+	// upgrade.
+	prefaceGET
 	prefaceOther
 )
 
 func classify(first []byte) prefaceKind {
+	const get = "GET "
+	if n := min(len(first), len(get)); string(first[:n]) == get[:n] {
+		if n == len(get) {
+			return prefaceGET
+		}
+		return prefaceUnknown
+	}
 	n := min(len(first), len(h2Preface))
 	switch {
 	case string(first[:n]) != h2Preface[:n]:
@@ -31,32 +41,42 @@ func classify(first []byte) prefaceKind {
 	return prefaceUnknown
 }
 
-// splitListener serves gRPC and HTTP/1.1 on one port with each protocol's
-// own server: connections that open with the HTTP/2 preface go to the gRPC
-// server's native transport, all others to net/http. gRPC through
+// splitListener is the front of a listener that serves gRPC or WebSocket
+// beside net/http. Connections that open with the HTTP/2 preface go to the
+// gRPC server's native transport; WebSocket upgrades are answered on the
+// raw connection (wsFront); all others go to net/http. gRPC through
 // net/http's HTTP/2 server (grpc.Server.ServeHTTP) costs about twice as
 // much per call, which made gRPC on the shared port slower than REST.
 //
 // The first bytes are peeked (MSG_PEEK), not read, so each server gets its
-// connection untouched, as a *net.TCPConn. Where peeking is not supported
-// every connection goes to net/http, which still serves gRPC through
-// ServeHTTP.
+// connection untouched, as a *net.TCPConn; only GET requests, when
+// WebSocket is served, are read by the front and replayed to net/http if
+// they are not upgrades it answers. Where peeking is not supported every
+// connection goes to net/http, which still serves gRPC through ServeHTTP
+// and WebSocket through the handler.
 type splitListener struct {
 	inner net.Listener
 	http  *chanListener
-	grpc  *chanListener
-	// routeTimeout bounds the wait for a connection's first bytes.
+	grpc  *chanListener // nil: the listener serves no gRPC
+	ws    *wsFront      // nil: upgrades go to net/http
+	// routeTimeout bounds the wait for a connection's first bytes, and for
+	// a GET's whole head.
 	routeTimeout time.Duration
 }
 
 // newSplitListener starts routing inner's connections and returns the
-// listeners the two servers accept from. Closing either closes inner.
-func newSplitListener(inner net.Listener, routeTimeout time.Duration) (httpLn, grpcLn net.Listener) {
-	s := &splitListener{inner: inner, routeTimeout: routeTimeout}
+// listeners net/http and (withGRPC) the gRPC server accept from; grpcLn is
+// nil without gRPC. ws, if not nil, answers WebSocket upgrades. Closing
+// either listener closes inner.
+func newSplitListener(inner net.Listener, routeTimeout time.Duration, withGRPC bool, ws *wsFront) (httpLn, grpcLn net.Listener) {
+	s := &splitListener{inner: inner, routeTimeout: routeTimeout, ws: ws}
 	s.http = newChanListener(inner)
-	s.grpc = newChanListener(inner)
+	if withGRPC {
+		s.grpc = newChanListener(inner)
+		grpcLn = s.grpc
+	}
 	go s.run()
-	return s.http, s.grpc
+	return s.http, grpcLn
 }
 
 func (s *splitListener) run() {
@@ -77,13 +97,17 @@ func (s *splitListener) run() {
 			return
 		}
 		delay = 0
-		switch peekPreface(c, false) {
-		case prefaceHTTP2:
-			s.grpc.push(c)
-		case prefaceOther:
+		switch kind := peekPreface(c, false); kind {
+		case prefaceUnknown:
+			go s.route(c)
+		case prefaceGET:
+			if s.ws != nil {
+				go s.ws.serve(c, s.http, s.routeTimeout)
+				continue
+			}
 			s.http.push(c)
 		default:
-			go s.route(c)
+			s.hand(c, kind)
 		}
 	}
 }
@@ -93,14 +117,23 @@ func (s *splitListener) route(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(s.routeTimeout))
 	kind := peekPreface(c, true)
 	c.SetReadDeadline(time.Time{})
-	switch kind {
-	case prefaceHTTP2:
-		s.grpc.push(c)
-	case prefaceOther:
-		s.http.push(c)
-	default:
+	switch {
+	case kind == prefaceUnknown:
 		c.Close()
+	case kind == prefaceGET && s.ws != nil:
+		s.ws.serve(c, s.http, s.routeTimeout)
+	default:
+		s.hand(c, kind)
 	}
+}
+
+// hand gives c to the server its first bytes call for.
+func (s *splitListener) hand(c net.Conn, kind prefaceKind) {
+	if kind == prefaceHTTP2 && s.grpc != nil {
+		s.grpc.push(c)
+		return
+	}
+	s.http.push(c)
 }
 
 // chanListener is a listener fed by splitListener.

@@ -14,7 +14,10 @@ func TestClassify(t *testing.T) {
 		"PRI * HT":             prefaceUnknown,
 		h2Preface:              prefaceHTTP2,
 		h2Preface + "\x00\x00": prefaceHTTP2,
-		"GET /cable HTTP/1.1":  prefaceOther,
+		"GET /cable HTTP/1.1":  prefaceGET,
+		"GE":                   prefaceUnknown,
+		"POST /api/publish":    prefaceOther,
+		"GEX":                  prefaceOther,
 		"PRX":                  prefaceOther,
 	} {
 		if got := classify([]byte(in)); got != want {
@@ -34,7 +37,7 @@ func TestSplitListenerRoutesByPreface(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpLn, grpcLn := newSplitListener(inner, 300*time.Millisecond)
+	httpLn, grpcLn := newSplitListener(inner, 300*time.Millisecond, true, nil)
 	defer httpLn.Close()
 	defer grpcLn.Close()
 

@@ -38,6 +38,13 @@ type limits struct {
 	// GOAWAY (too_many_pings). It is below grpc-go's smallest client
 	// keepalive time (10 s), so no well-behaved client trips it.
 	grpcMinPing time.Duration
+
+	// upgradeViaNetHTTP sends WebSocket upgrades through net/http as before
+	// the listener's front answered them (wsFront), for tests comparing the
+	// two paths' answers.
+	upgradeViaNetHTTP bool
+	// onRawUpgrade, if set, is called for each upgrade the front answers.
+	onRawUpgrade func()
 }
 
 func defaultLimits() limits {

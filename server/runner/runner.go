@@ -45,7 +45,7 @@ type Runner struct {
 	log      *slog.Logger
 	node     *node.Node
 	metrics  *metrics.Metrics
-	ws       http.Handler
+	ws       *node.Handler
 	stop     context.CancelFunc
 
 	grpcServer *grpc.Server

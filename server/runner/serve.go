@@ -18,12 +18,19 @@ import (
 // is bound; api and grpc are nil when no listener serves them.
 type handlers struct {
 	health  http.HandlerFunc
-	ws      http.Handler
+	ws      wsHandler
 	api     http.Handler
 	grpc    *grpc.Server
 	metrics http.Handler
 	// broadcast is the http broadcast adapter, nil without one.
 	broadcast http.Handler
+}
+
+// wsHandler serves WebSocket upgrades through net/http and, on the raw
+// connection, through the listener's front (wsFront); *node.Handler is one.
+type wsHandler interface {
+	http.Handler
+	rawUpgrader
 }
 
 // serve starts the node, the pub/sub and the dependency monitor, then
@@ -55,14 +62,21 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 			continue
 		}
 		ln := b.ln
-		if b.spec.serves(partGRPC) {
+		var ws *wsFront
+		if b.spec.serves(partWS) && !r.limits.upgradeViaNetHTTP {
+			ws = newWSFront(r.cfg.Server.Paths, h.ws)
+			ws.onRaw = r.limits.onRawUpgrade
+		}
+		if grpcShared := b.spec.serves(partGRPC); grpcShared || ws != nil {
 			// gRPC clients get the gRPC server's own transport on the
-			// shared port; net/http keeps serving everything else (and
-			// gRPC over h2c where connections cannot be told apart before
-			// reading).
+			// shared port, WebSocket upgrades are answered before net/http;
+			// net/http keeps serving everything else (and gRPC over h2c
+			// where connections cannot be told apart before reading).
 			var grpcLn net.Listener
-			ln, grpcLn = newSplitListener(ln, 10*time.Second)
-			r.serveGRPC(grpcLn, "gRPC on the shared listener")
+			ln, grpcLn = newSplitListener(ln, 10*time.Second, grpcShared, ws)
+			if grpcShared {
+				r.serveGRPC(grpcLn, "gRPC on the shared listener")
+			}
 		}
 		r.serveHTTP(ln, r.routes(b.spec, h))
 	}

@@ -211,12 +211,13 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 	}
 	// Gorilla refuses clients that send before the handshake completes, so
 	// nothing is buffered in it: the socket is all there is.
-	c := &Conn{
-		t:           t,
-		nc:          captured.Conn,
-		subprotocol: wsConn.Subprotocol(),
-		prefix:      captured.buf,
-	}
+	return t.newConn(unwrapConn(captured.Conn), wsConn.Subprotocol(), captured.buf), nil
+}
+
+// newConn is an upgraded connection on nc whose handshake response, not
+// sent yet, is prefix.
+func (t *Transport) newConn(nc net.Conn, subprotocol string, prefix []byte) *Conn {
+	c := &Conn{t: t, nc: nc, subprotocol: subprotocol, prefix: prefix}
 	c.fr.limit = t.opts.MaxMessageSize
 	if t.poller != nil {
 		c.raw = rawConn(c.nc)
@@ -227,7 +228,19 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 		// with the first frames (welcome or refusal) at Serve.
 		c.writer = writerDeferred
 	}
-	return c, nil
+	return c
+}
+
+// unwrapConn returns the connection under a listener's replaying wrapper
+// once the wrapper has given back all it held (Drained), so the connection
+// can be read by the poller; otherwise nc itself.
+func unwrapConn(nc net.Conn) net.Conn {
+	if w, ok := nc.(interface{ Drained() (net.Conn, bool) }); ok {
+		if inner, ok := w.Drained(); ok {
+			return inner
+		}
+	}
+	return nc
 }
 
 var errVersion = errors.New("websocket: unsupported version")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,4 +71,53 @@ func (s *testServer) request(t *testing.T, headers string) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// TestUpgradeRawWritesGorillasHandshake asserts the 101 response of the
+// raw path is, byte for byte, what the net/http path (gorilla) writes for
+// the same request, with and without a subprotocol, with Options.Header
+// (control bytes in values become spaces in both; with several headers
+// gorilla's order is the map's, random, and the raw path's sorted).
+func TestUpgradeRawWritesGorillasHandshake(t *testing.T) {
+	tr := NewTransport(Options{Header: http.Header{"X-Cablehub-Version": {"1.2\x01b", "2"}}})
+	defer tr.Close()
+	for _, protocols := range []string{"", "Sec-WebSocket-Protocol: x, actioncable-v1-ext-json\r\n"} {
+		head := strings.Replace(upgradeHead, "Sec-WebSocket-Protocol: actioncable-v1-json, actioncable-unsupported\r\n", protocols, 1)
+		req, ok := ParseRequest([]byte(head))
+		if !ok {
+			t.Fatalf("not taken: %q", head)
+		}
+		server, client := net.Pipe()
+		defer client.Close()
+		raw, ok := tr.UpgradeRaw(server, req)
+		if !ok {
+			t.Fatal("a valid upgrade was refused")
+		}
+		rec := &hijackRecorder{}
+		gorilla, err := tr.Upgrade(rec, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(raw.prefix) != string(gorilla.prefix) || raw.subprotocol != gorilla.subprotocol {
+			t.Fatalf("raw path wrote\n%q\ngorilla\n%q", raw.prefix, gorilla.prefix)
+		}
+		server.Close()
+	}
+}
+
+// hijackRecorder is a ResponseWriter whose connection can be hijacked.
+type hijackRecorder struct {
+	httptest.ResponseRecorder
+}
+
+func (h *hijackRecorder) Header() http.Header {
+	if h.HeaderMap == nil {
+		h.HeaderMap = http.Header{}
+	}
+	return h.HeaderMap
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, _ := net.Pipe()
+	return c, bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c)), nil
 }

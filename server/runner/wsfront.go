@@ -1,0 +1,106 @@
+package runner
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cablehub/cablehub/server/ws"
+)
+
+// rawUpgrader serves an upgrade request read off the raw connection;
+// *node.Handler is one. It reports false, having written nothing, for a
+// request it does not upgrade.
+type rawUpgrader interface {
+	ServeRaw(nc net.Conn, r *http.Request) bool
+}
+
+// wsFront answers WebSocket upgrade requests for the listener's WebSocket
+// paths on the raw connection, before net/http: the request head is read
+// into a pooled buffer, parsed (ws.ParseRequest) and upgraded (the
+// handler's ServeRaw), so an upgrade costs no net/http connection state and
+// none of the 8 KiB of bufio buffers net/http allocates per connection and
+// cannot reuse after a hijack. Everything else it reads — other paths,
+// requests ParseRequest does not take, upgrades the handler refuses, heads
+// longer than ws.MaxRequestHead — is replayed to net/http unchanged, so
+// those requests get exactly the answers they got before.
+type wsFront struct {
+	paths   []string
+	handler rawUpgrader
+	bufs    sync.Pool // *[]byte of ws.MaxRequestHead
+	onRaw   func()    // tests: told of each upgrade answered here
+}
+
+func newWSFront(paths []string, h rawUpgrader) *wsFront {
+	f := &wsFront{paths: paths, handler: h}
+	f.bufs.New = func() any { b := make([]byte, ws.MaxRequestHead); return &b }
+	return f
+}
+
+// serve reads c's request head (within timeout) and upgrades it, or hands
+// c to httpLn with what was read.
+func (f *wsFront) serve(c net.Conn, httpLn *chanListener, timeout time.Duration) {
+	bp := f.bufs.Get().(*[]byte)
+	defer f.bufs.Put(bp)
+	n, complete, err := readHead(c, *bp, timeout)
+	head := (*bp)[:n]
+	if complete {
+		if r, ok := ws.ParseRequest(head); ok && slices.Contains(f.paths, r.URL.Path) {
+			r.RemoteAddr = c.RemoteAddr().String()
+			if f.handler.ServeRaw(c, r) {
+				if f.onRaw != nil {
+					f.onRaw()
+				}
+				return
+			}
+		}
+	}
+	if n == 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		// As net/http does with a request that does not arrive in time.
+		c.Close()
+		return
+	}
+	httpLn.push(&replayConn{Conn: c, pending: append([]byte(nil), head...)})
+}
+
+// readHead reads into buf until it holds a whole request head and nothing
+// after it (complete), buf is full, the connection fails or timeout passes.
+func readHead(c net.Conn, buf []byte, timeout time.Duration) (n int, complete bool, err error) {
+	c.SetReadDeadline(time.Now().Add(timeout))
+	defer c.SetReadDeadline(time.Time{})
+	end := -1
+	for end < 0 && n < len(buf) && err == nil {
+		var m int
+		m, err = c.Read(buf[n:])
+		end = ws.HeadEnd(buf[:n+m], n)
+		n += m
+	}
+	return n, end == n, err
+}
+
+// replayConn gives net/http the bytes the front read before the
+// connection's own.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// Drained returns the connection under c once everything replayed has been
+// read, so that a WebSocket upgraded through net/http after all is read by
+// the transport's poller directly (ws.Transport.Upgrade asks).
+func (c *replayConn) Drained() (net.Conn, bool) {
+	return c.Conn, len(c.pending) == 0
+}

@@ -1,0 +1,140 @@
+package ws
+
+import (
+	"bytes"
+	"net/http"
+	"net/textproto"
+	"net/url"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// MaxRequestHead is the longest request head ParseRequest is given by the
+// listener's upgrade path; longer heads (large cookies) go through net/http.
+const MaxRequestHead = 8192
+
+// maxRequestFields bounds the header fields ParseRequest takes.
+const maxRequestFields = 100
+
+// HeadEnd returns the length of the request head at the start of b (up to
+// and including the blank line that ends it), or -1 while it is
+// incomplete. from is how much of b was searched before, so that a head
+// read in several pieces is scanned once.
+func HeadEnd(b []byte, from int) int {
+	from = max(from-3, 0)
+	if i := bytes.Index(b[from:], []byte("\r\n\r\n")); i >= 0 {
+		return from + i + 4
+	}
+	return -1
+}
+
+// ParseRequest reads head, a complete HTTP/1.1 request head ending with its
+// blank line, into the request net/http would have handed the WebSocket
+// handler, as the server's listener sees it (Host taken out of Header,
+// Pragma: no-cache implying Cache-Control, RemoteAddr left to the caller).
+//
+// It is made for the listener's upgrade path, which answers upgrade
+// requests without net/http, and is strict on purpose: it accepts only
+// what it can read exactly as net/http does (a GET in origin form, CRLF
+// line ends, no folded or malformed fields, one valid Host, no body) and
+// reports false for everything else, which the caller then hands to
+// net/http, so unusual and malformed requests get net/http's own answers.
+// A fuzz test holds it to that: whatever it accepts, net/http reads the same.
+func ParseRequest(head []byte) (*http.Request, bool) {
+	line, rest, ok := cutLine(head)
+	if !ok {
+		return nil, false
+	}
+	target, ok := requestTarget(line)
+	if !ok {
+		return nil, false
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, false
+	}
+	header, ok := parseFields(rest)
+	if !ok {
+		return nil, false
+	}
+	hosts := header["Host"]
+	if len(hosts) != 1 || !httpguts.ValidHostHeader(hosts[0]) {
+		return nil, false
+	}
+	if _, ok := header["Content-Length"]; ok {
+		return nil, false
+	}
+	if _, ok := header["Transfer-Encoding"]; ok {
+		return nil, false
+	}
+	delete(header, "Host")
+	if p := header["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
+		if _, ok := header["Cache-Control"]; !ok {
+			header["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+	return &http.Request{
+		Method:     http.MethodGet,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     header,
+		Body:       http.NoBody,
+		Host:       hosts[0],
+		RequestURI: target,
+	}, true
+}
+
+// requestTarget returns the target of a request line "GET <target>
+// HTTP/1.1" whose target is in origin form.
+func requestTarget(line []byte) (string, bool) {
+	const method, proto = "GET ", " HTTP/1.1"
+	if len(line) < len(method)+len(proto) || !bytes.HasPrefix(line, []byte(method)) || !bytes.HasSuffix(line, []byte(proto)) {
+		return "", false
+	}
+	target := line[len(method) : len(line)-len(proto)]
+	if len(target) == 0 || target[0] != '/' || bytes.IndexByte(target, ' ') >= 0 {
+		return "", false
+	}
+	return string(target), true
+}
+
+// parseFields reads header fields up to the blank line that ends b.
+func parseFields(b []byte) (http.Header, bool) {
+	header := make(http.Header, 12)
+	for n := 0; ; n++ {
+		line, rest, ok := cutLine(b)
+		if !ok || n > maxRequestFields {
+			return nil, false
+		}
+		if len(line) == 0 {
+			return header, len(rest) == 0
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !httpguts.ValidHeaderFieldName(string(name)) {
+			return nil, false
+		}
+		v := string(bytes.Trim(value, " \t"))
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return nil, false
+		}
+		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		header[key] = append(header[key], v)
+		b = rest
+	}
+}
+
+// cutLine splits b after its first CRLF. A bare CR or LF before it (which
+// net/http reads differently, or refuses) is not a line.
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 1 || b[i-1] != '\r' {
+		return nil, nil, false
+	}
+	line = b[:i-1]
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, nil, false
+	}
+	return line, b[i+1:], true
+}
