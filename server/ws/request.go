@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -40,8 +41,12 @@ func HeadEnd(b []byte, from int) int {
 // reports false for everything else, which the caller then hands to
 // net/http, so unusual and malformed requests get net/http's own answers.
 // A fuzz test holds it to that: whatever it accepts, net/http reads the same.
+//
+// The request's strings are slices of one copy of head, and common field
+// names are interned, so a request costs a handful of allocations.
 func ParseRequest(head []byte) (*http.Request, bool) {
-	line, rest, ok := cutLine(head)
+	text := string(head)
+	line, rest, ok := cutLine(text)
 	if !ok {
 		return nil, false
 	}
@@ -88,53 +93,100 @@ func ParseRequest(head []byte) (*http.Request, bool) {
 
 // requestTarget returns the target of a request line "GET <target>
 // HTTP/1.1" whose target is in origin form.
-func requestTarget(line []byte) (string, bool) {
+func requestTarget(line string) (string, bool) {
 	const method, proto = "GET ", " HTTP/1.1"
-	if len(line) < len(method)+len(proto) || !bytes.HasPrefix(line, []byte(method)) || !bytes.HasSuffix(line, []byte(proto)) {
+	if len(line) < len(method)+len(proto) || !strings.HasPrefix(line, method) || !strings.HasSuffix(line, proto) {
 		return "", false
 	}
 	target := line[len(method) : len(line)-len(proto)]
-	if len(target) == 0 || target[0] != '/' || bytes.IndexByte(target, ' ') >= 0 {
+	if len(target) == 0 || target[0] != '/' || strings.IndexByte(target, ' ') >= 0 {
 		return "", false
 	}
-	return string(target), true
+	return target, true
 }
 
 // parseFields reads header fields up to the blank line that ends b.
-func parseFields(b []byte) (http.Header, bool) {
-	header := make(http.Header, 12)
-	for n := 0; ; n++ {
+func parseFields(b string) (http.Header, bool) {
+	n := strings.Count(b, "\n")
+	if n > maxRequestFields+1 {
+		return nil, false
+	}
+	header := make(http.Header, n)
+	values := make([]string, n) // one backing array for single values
+	for i := 0; ; i++ {
 		line, rest, ok := cutLine(b)
-		if !ok || n > maxRequestFields {
+		if !ok {
 			return nil, false
 		}
 		if len(line) == 0 {
 			return header, len(rest) == 0
 		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !httpguts.ValidHeaderFieldName(string(name)) {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !httpguts.ValidHeaderFieldName(name) {
 			return nil, false
 		}
-		v := string(bytes.Trim(value, " \t"))
+		v := strings.Trim(value, " \t")
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return nil, false
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(name))
-		header[key] = append(header[key], v)
+		key := canonicalKey(name)
+		if vs, ok := header[key]; ok {
+			header[key] = append(vs, v)
+		} else {
+			values[i] = v
+			header[key] = values[i : i+1 : i+1]
+		}
 		b = rest
 	}
 }
 
+// commonKeys interns the canonical names of fields upgrade requests carry.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Cache-Control", "Connection",
+		"Cookie", "Host", "Origin", "Pragma", "Sec-Websocket-Extensions", "Sec-Websocket-Key",
+		"Sec-Websocket-Protocol", "Sec-Websocket-Version", "Upgrade", "User-Agent", "X-Forwarded-For",
+		"X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "Authorization", "Referer"} {
+		m[k] = k
+	}
+	return m
+}()
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey of a valid field name,
+// without allocating for common names.
+func canonicalKey(name string) string {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return textproto.CanonicalMIMEHeaderKey(name)
+	}
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+		upper = c == '-'
+	}
+	if k, ok := commonKeys[string(buf[:len(name)])]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
 // cutLine splits b after its first CRLF. A bare CR or LF before it (which
 // net/http reads differently, or refuses) is not a line.
-func cutLine(b []byte) (line, rest []byte, ok bool) {
-	i := bytes.IndexByte(b, '\n')
+func cutLine(b string) (line, rest string, ok bool) {
+	i := strings.IndexByte(b, '\n')
 	if i < 1 || b[i-1] != '\r' {
-		return nil, nil, false
+		return "", "", false
 	}
 	line = b[:i-1]
-	if bytes.IndexByte(line, '\r') >= 0 {
-		return nil, nil, false
+	if strings.IndexByte(line, '\r') >= 0 {
+		return "", "", false
 	}
 	return line, b[i+1:], true
 }
