@@ -14,6 +14,16 @@
 // completion per message and deliveries/s; it exits non-zero when anything
 // is lost.
 //
+// `cablebench storm` is a reconnect storm (storm.go): --clients clients
+// (10,000 by default) dial and subscribe all at once, with --signed stream
+// names and/or a --jwt token each; a refused client (connection refused or
+// reset, a non-101 answer, a timeout, a disconnect or reject_subscription)
+// retries with jittered exponential backoff as @anycable/core does. It
+// reports the time until all are subscribed, connect and handshake time
+// percentiles, refusals by kind, and the server's CPU seconds during the
+// storm and RSS (--pid); it exits non-zero when not all are subscribed
+// within --timeout.
+//
 // `cablebench rpc-backend` instead serves a minimal AnyCable RPC
 // application over gRPC and HTTP (rpcbackend.go), for measuring a server's
 // RPC hop.
@@ -43,13 +53,29 @@ import (
 
 func main() {
 	run := run
-	if len(os.Args) > 1 && os.Args[1] == "rpc-backend" {
-		run = func() error { return runRPCBackend(os.Args[2:]) }
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "rpc-backend":
+			run = func() error { return runRPCBackend(os.Args[2:]) }
+		case "storm":
+			run = func() error { return runStorm(os.Args[2:], os.Stdout, os.Stderr) }
+		}
 	}
+	flag.Usage = usage
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cablebench:", err)
 		os.Exit(1)
 	}
+}
+
+func usage() {
+	fmt.Fprint(flag.CommandLine.Output(), `usage: cablebench [flags]              connect, subscribe, publish and measure
+       cablebench storm [flags]        a reconnect storm (cablebench storm --help)
+       cablebench rpc-backend [flags]  a minimal AnyCable RPC back end (cablebench rpc-backend --help)
+
+Flags:
+`)
+	flag.PrintDefaults()
 }
 
 type result struct {

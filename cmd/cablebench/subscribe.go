@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"strconv"
 	"time"
@@ -71,27 +70,40 @@ func identify(target string, i int, via string) (string, string, error) {
 }
 
 // connect opens one client, sending the extra request header lines, and
-// waits for its welcome and its subscription's confirmation.
+// waits for its welcome and its subscription's confirmation, within 10 s
+// of the handshake or by ctx's deadline, whichever is sooner.
 func connect(ctx context.Context, target, header, subprotocol string, sub subscription) (*benchConn, error) {
 	c, err := dial(ctx, target, header, subprotocol)
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	if err := c.readUntil(deadline, sub.welcome); err != nil {
-		c.nc.Close()
-		return nil, err
-	}
-	if err := c.send(sub.command); err != nil {
-		c.nc.Close()
-		return nil, err
-	}
-	if err := c.readUntil(deadline, sub.confirm); err != nil {
+	if err := c.subscribe(deadlineWithin(ctx, 10*time.Second), sub); err != nil {
 		c.nc.Close()
 		return nil, err
 	}
 	return c, nil
 }
+
+// subscribe waits for the welcome on an open connection, sends the
+// subscribe command and waits for its confirmation, all by deadline.
+func (c *benchConn) subscribe(deadline time.Time, sub subscription) error {
+	if err := c.readUntil(deadline, sub.welcome); err != nil {
+		return err
+	}
+	if err := c.send(sub.command); err != nil {
+		return err
+	}
+	return c.readUntil(deadline, sub.confirm)
+}
+
+// refusalError is a disconnect or reject_subscription message: the server
+// refused the connection or the subscription.
+type refusalError struct {
+	typ   string // "disconnect" or "reject_subscription"
+	frame string
+}
+
+func (e *refusalError) Error() string { return "server answered " + e.frame }
 
 // expect matches a message starting with prefix, and fails on a refusal.
 func expect(prefix string) func([]byte) (bool, error) {
@@ -99,8 +111,11 @@ func expect(prefix string) func([]byte) (bool, error) {
 		if bytes.HasPrefix(data, []byte(prefix)) {
 			return true, nil
 		}
-		if bytes.HasPrefix(data, []byte(`{"type":"disconnect"`)) || bytes.HasPrefix(data, []byte(`{"type":"reject`)) {
-			return false, fmt.Errorf("server answered %s", data)
+		if bytes.HasPrefix(data, []byte(`{"type":"disconnect"`)) {
+			return false, &refusalError{"disconnect", string(data)}
+		}
+		if bytes.HasPrefix(data, []byte(`{"type":"reject`)) {
+			return false, &refusalError{"reject_subscription", string(data)}
 		}
 		return false, nil
 	}
@@ -122,7 +137,7 @@ func expectJSON(typ, identifier string) func([]byte) (bool, error) {
 		case f.Type == typ && (identifier == "" || f.Identifier == identifier):
 			return true, nil
 		case f.Type == "disconnect" || f.Type == "reject_subscription":
-			return false, fmt.Errorf("server answered %s", data)
+			return false, &refusalError{f.Type, string(data)}
 		}
 		return false, nil
 	}

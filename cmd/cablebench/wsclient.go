@@ -42,7 +42,7 @@ func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, 
 	if err != nil {
 		return nil, err
 	}
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc.SetDeadline(deadlineWithin(ctx, 10*time.Second))
 	var keyBytes [16]byte
 	rand.Read(keyBytes[:])
 	key := base64.StdEncoding.EncodeToString(keyBytes[:])
@@ -82,7 +82,7 @@ func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, 
 	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101 ")) || !hasHeader(head, "sec-websocket-accept", accept) {
 		nc.Close()
 		status, _, _ := bytes.Cut(head, []byte("\r\n"))
-		return nil, fmt.Errorf("handshake answered %s", status)
+		return nil, &statusError{status: string(status)}
 	}
 	c := &benchConn{nc: nc}
 	if len(buf) > 0 {
@@ -91,6 +91,21 @@ func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, 
 	nc.SetDeadline(time.Time{})
 	return c, nil
 }
+
+// deadlineWithin is d from now, or ctx's deadline if that is sooner.
+func deadlineWithin(ctx context.Context, d time.Duration) time.Time {
+	deadline := time.Now().Add(d)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(deadline) {
+		return cd
+	}
+	return deadline
+}
+
+// statusError is a handshake the server answered with something other
+// than a valid 101 Switching Protocols.
+type statusError struct{ status string } // the response's status line
+
+func (e *statusError) Error() string { return "handshake answered " + e.status }
 
 // hasHeader reports whether a response head has the header name (lower
 // case) with exactly value.
