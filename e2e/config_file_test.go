@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -142,6 +143,9 @@ func TestAnyCableTomlInEffect(t *testing.T) {
 		t.Error("--print-config shows the secret")
 	}
 
+	// The http broadcaster's default port (8090) may be taken on a busy
+	// machine; which port it is does not matter here.
+	env = append(env, fmt.Sprintf("ANYCABLE_HTTP_BROADCAST_PORT=%d", freePort(t)))
 	s := startServerIn(t, dir, env)
 	logs := s.Logs()
 	for _, want := range []string{
