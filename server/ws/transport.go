@@ -1,6 +1,12 @@
-// Package ws is Cablehub's WebSocket transport: the upgrade (gorilla/
-// websocket), then connections whose frames Cablehub reads and writes
-// itself, so that an idle connection costs no goroutine and no buffer.
+// Package ws is Cablehub's WebSocket transport: the upgrade, then
+// connections whose frames Cablehub reads and writes itself, so that an
+// idle connection costs no goroutine and no buffer.
+//
+// Upgrades arrive two ways. The listener reads most of them itself and
+// hands them over with the raw connection (ParseRequest, UpgradeRaw),
+// which costs no net/http connection state; requests that path declines,
+// and every refusal, go through net/http and gorilla/websocket (Upgrade),
+// so their answers are net/http's.
 //
 // On Linux, plain TCP connections are read through one epoll instance
 // (itself parked in Go's netpoller): a goroutine runs only while a
