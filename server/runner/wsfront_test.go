@@ -123,6 +123,8 @@ func TestFrontAnswersAsNetHTTP(t *testing.T) {
 	}{
 		{"JWT in the query, subprotocol", []string{withJWT}, "101 Switching Protocols", true},
 		{"JWT in a header, extended protocol", []string{upgrade("/cable", "X-Jid: "+token+"\r\nSec-WebSocket-Protocol: actioncable-v1-ext-json\r\n")}, "101 Switching Protocols", true},
+		{"JWT in a subprotocol", []string{upgrade("/cable", "Sec-WebSocket-Protocol: actioncable-v1-json, anycable-token."+token+"\r\n")}, "101 Switching Protocols", true},
+		{"cookie and forwarded headers", []string{upgrade("/cable?jid="+token, "Cookie: _app_session=abc; other=1\r\nX-Forwarded-For: 10.0.0.1\r\n")}, "101 Switching Protocols", true},
 		{"no JWT", []string{upgrade("/cable", "")}, "101 Switching Protocols", true},
 		{"head in two pieces", []string{withJWT[:40], withJWT[40:]}, "101 Switching Protocols", true},
 		{"head over 8 KiB", []string{upgrade("/cable?jid="+token, "Cookie: c="+strings.Repeat("x", 9000)+"\r\n")}, "101 Switching Protocols", false},
