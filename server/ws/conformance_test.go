@@ -209,8 +209,8 @@ func conformanceCases() []conformanceCase {
 // TestConformance runs the conformance table on both read paths.
 func TestConformance(t *testing.T) {
 	cases := conformanceCases()
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{MaxMessageSize: conformanceLimit}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{MaxMessageSize: conformanceLimit}})
 		for _, tc := range cases {
 			t.Run(tc.id+" "+tc.name, func(t *testing.T) { runConformance(t, s, tc) })
 		}

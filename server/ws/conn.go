@@ -260,33 +260,62 @@ func (c *Conn) flushInline() {
 // into scratch (returned for reuse), unless another goroutine is writing.
 // What the socket does not take goes to a writer goroutine.
 func (c *Conn) flushRaw(w *rawWriter, scratch []byte) []byte {
-	c.mu.Lock()
-	if c.phase == phaseEnded || c.writer != writerIdle {
-		c.mu.Unlock()
-		return scratch
-	}
-	buf, frames, bytes, closed := c.encode(scratch[:0])
-	if len(buf) == 0 {
-		c.mu.Unlock()
+	buf, out, ok := c.beginFlush(scratch[:0])
+	if !ok {
 		return buf
 	}
-	c.writer = writerFlushing
-	c.mu.Unlock()
 	n, err := w.write(c.raw, buf)
+	w.frames += out.frames
+	w.writes++
+	c.endFlush(buf, n, err, out)
+	return keepScratch(buf)
+}
+
+// flushOut is what beginFlush took from the queue, for endFlush.
+type flushOut struct {
+	frames, bytes int
+	closed        bool
+}
+
+// beginFlush appends everything queued, encoded, to dst and makes the
+// caller the connection's writer (writerFlushing), unless another
+// goroutine is writing, the connection ended or nothing is queued (ok is
+// false, dst returned as it was). The caller then writes the appended
+// bytes without blocking and reports the result to endFlush.
+func (c *Conn) beginFlush(dst []byte) (buf []byte, out flushOut, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.phase == phaseEnded || c.writer != writerIdle {
+		return dst, out, false
+	}
+	from := len(dst)
+	buf, out.frames, out.bytes, out.closed = c.encode(dst)
+	if len(buf) == from {
+		return buf, out, false
+	}
+	c.writer = writerFlushing
+	return buf, out, true
+}
+
+// endFlush takes the result of a non-blocking write of buf (beginFlush's
+// bytes): n bytes were written, err is nil when all were, errWouldBlock
+// when the socket was full, another error when the connection is broken.
+// A full socket's rest goes to a writer goroutine.
+func (c *Conn) endFlush(buf []byte, n int, err error, out flushOut) {
 	switch {
 	case err == nil:
-		c.sent(frames, bytes)
+		c.sent(out.frames, out.bytes)
 		c.mu.Lock()
 		c.writer = writerIdle
 		if c.hasOutput() {
 			c.kick()
 		}
 		c.mu.Unlock()
-		if closed {
+		if out.closed {
 			c.afterClose()
 		}
 	case err == errWouldBlock:
-		c.sent(frames, bytes)
+		c.sent(out.frames, out.bytes)
 		c.mu.Lock()
 		if c.phase == phaseEnded {
 			c.writer = writerIdle
@@ -296,14 +325,13 @@ func (c *Conn) flushRaw(w *rawWriter, scratch []byte) []byte {
 		c.backlog = append([]byte(nil), buf[n:]...)
 		c.writer = writerBlocking
 		c.mu.Unlock()
-		go c.writeLoop(closed) // it owns writing until the queue is empty
+		go c.writeLoop(out.closed) // it owns writing until the queue is empty
 	default:
 		c.finish()
 		c.mu.Lock()
 		c.writer = writerIdle
 		c.mu.Unlock()
 	}
-	return keepScratch(buf)
 }
 
 // keepScratch returns buf emptied for reuse, or nil when it grew large.

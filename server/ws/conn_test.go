@@ -21,16 +21,45 @@ import (
 // testTimeout bounds every wait in these tests.
 const testTimeout = 5 * time.Second
 
-// bothPaths runs f against the poller path (epoll reads, flusher writes;
-// Linux only) and the goroutine path (Transport.noPoller).
-func bothPaths(t *testing.T, f func(t *testing.T, poll bool)) {
-	for _, poll := range []bool{true, false} {
+// path is how a test server serves its connections.
+type path struct {
+	// poll: the poller path (epoll reads, flusher writes; Linux only),
+	// else the goroutine path (Transport.noPoller).
+	poll bool
+	// uring: on the poller path, flushers send through io_uring
+	// (Options.IOURing).
+	uring bool
+}
+
+// bothPaths runs f against the poller path, the poller path with io_uring
+// sends (Linux, where io_uring can be set up) and the goroutine path.
+func bothPaths(t *testing.T, f func(t *testing.T, p path)) {
+	for _, p := range []path{{poll: true}, {poll: true, uring: true}, {}} {
 		name := "poller"
-		if !poll {
+		switch {
+		case p.uring:
+			name = "poller+io_uring"
+		case !p.poll:
 			name = "goroutines"
 		}
-		t.Run(name, func(t *testing.T) { f(t, poll) })
+		t.Run(name, func(t *testing.T) {
+			if p.uring {
+				skipWithoutRing(t)
+			}
+			f(t, p)
+		})
 	}
+}
+
+// skipWithoutRing skips a test of the io_uring path where io_uring cannot
+// be set up (not Linux, an old kernel, io_uring disabled).
+func skipWithoutRing(t *testing.T) {
+	t.Helper()
+	r, err := newRingSender()
+	if err != nil {
+		t.Skipf("io_uring unavailable: %v", err)
+	}
+	r.close()
 }
 
 // eventually polls cond until it holds, failing the test after d.
@@ -59,7 +88,7 @@ type serverConfig struct {
 // connections, recording each.
 type testServer struct {
 	cfg   serverConfig
-	poll  bool
+	path  path
 	tr    *Transport
 	hs    *httptest.Server
 	url   string
@@ -88,16 +117,17 @@ type serverConn struct {
 // cleanup (after the test's clients are closed) it checks every connection
 // ended exactly once and never during a handler, that Transport.Close
 // returns, and that the goroutine count is back to what it was before.
-func newTestServer(t *testing.T, poll bool, cfg serverConfig) *testServer {
+func newTestServer(t *testing.T, p path, cfg serverConfig) *testServer {
 	t.Helper()
+	cfg.opts.IOURing = p.uring
 	s := &testServer{
 		cfg:      cfg,
-		poll:     poll,
+		path:     p,
 		tr:       NewTransport(cfg.opts),
 		conns:    make(chan *serverConn, 64),
 		baseline: runtime.NumGoroutine(),
 	}
-	s.tr.noPoller = !poll
+	s.tr.noPoller = !p.poll
 	s.hs = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.url = "ws" + strings.TrimPrefix(s.hs.URL, "http")
 	t.Cleanup(func() { s.shutdown(t) })
@@ -143,8 +173,11 @@ func (s *testServer) accept(t *testing.T) *serverConn {
 	t.Helper()
 	select {
 	case sc := <-s.conns:
-		if onPoller := sc.raw != nil; onPoller != (s.poll && runtime.GOOS == "linux") {
-			t.Fatalf("connection on the poller: %v, want %v", onPoller, s.poll)
+		if onPoller := sc.raw != nil; onPoller != (s.path.poll && runtime.GOOS == "linux") {
+			t.Fatalf("connection on the poller: %v, want %v", onPoller, s.path.poll)
+		}
+		if onRing := sc.flusher != nil && sc.flusher.ring != nil; onRing != (s.path.uring && !s.tr.noRing) {
+			t.Fatalf("connection's flusher sends through io_uring: %v, want %v", onRing, s.path.uring)
 		}
 		return sc
 	case <-time.After(testTimeout):
@@ -409,8 +442,8 @@ func nextMsg(t *testing.T, sc *serverConn) []byte {
 // TestUpgradeSubprotocol asserts the client's first offered protocol the
 // server speaks is chosen, on both sides, and Options.Header is sent.
 func TestUpgradeSubprotocol(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{Header: http.Header{"X-Test": {"yes"}}}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{Header: http.Header{"X-Test": {"yes"}}}})
 		for _, tt := range []struct {
 			offered []string
 			want    string
@@ -441,8 +474,8 @@ func TestUpgradeSubprotocol(t *testing.T) {
 // TestUpgradeRefused asserts a rejected origin gets 403 and a plain GET
 // 400, with no connection made.
 func TestUpgradeRefused(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{AllowedOrigins: []string{"example.com"}}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{AllowedOrigins: []string{"example.com"}}})
 		d := &websocket.Dialer{HandshakeTimeout: testTimeout}
 		if _, resp, err := d.Dial(s.url, http.Header{"Origin": {"http://evil.com"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("evil origin: %v, %v", resp, err)
@@ -480,8 +513,8 @@ func clientBinary(i int) bool { return i%7 == 3 }
 // fragmented (gorilla/websocket splits messages larger than its write
 // buffer).
 func TestReceiveMessages(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		c, sc := s.dial(t, &websocket.Dialer{WriteBufferSize: 1000}, nil)
 		sizes := []int{0, 1, 6, 100, 999, 1000, 1001, 4095, 4096, 4097, 10_000, 65_536, 100_000}
 		const n = 200
@@ -510,8 +543,8 @@ func TestReceiveMessages(t *testing.T) {
 // fragments, written one byte per TCP write, reaches handle whole, and the
 // ping is answered with a pong of the same payload.
 func TestReceiveDribbled(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		rc, sc := s.dialRaw(t)
 		big := textOf(3000, 9)
 		stream := cat(
@@ -551,9 +584,9 @@ func serverFrameOf(i int) []byte {
 // TestSendOrder asserts 10,000 frames passed to Send reach the client in
 // order and intact, and that OnSent counts all of them and their bytes.
 func TestSendOrder(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
+	bothPaths(t, func(t *testing.T, p path) {
 		var sentFrames, sentBytes atomic.Int64
-		s := newTestServer(t, poll, serverConfig{opts: Options{OnSent: func(frames, bytes int) {
+		s := newTestServer(t, p, serverConfig{opts: Options{OnSent: func(frames, bytes int) {
 			sentFrames.Add(int64(frames))
 			sentBytes.Add(int64(bytes))
 		}}})
@@ -589,8 +622,8 @@ func TestSendOrder(t *testing.T) {
 // TestSendConcurrent asserts frames sent from several goroutines at once
 // all arrive, each goroutine's in its order.
 func TestSendConcurrent(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		c, sc := s.dial(t, nil, nil)
 		const senders, each = 4, 2000
 		for g := range senders {
@@ -622,8 +655,8 @@ func TestSendConcurrent(t *testing.T) {
 // TestPing asserts a client ping gets a pong with the same payload (up to
 // the 125-byte maximum) and does not reach handle.
 func TestPing(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		c, sc := s.dial(t, nil, nil)
 		pongs := make(chan string, 4)
 		c.SetPongHandler(func(p string) error { pongs <- p; return nil })
@@ -658,8 +691,8 @@ func TestPing(t *testing.T) {
 // §5.5.2): the pong must come before a frame the server sends after the
 // ping was read.
 func TestPingEmpty(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		rc, sc := s.dialRaw(t)
 		rc.write(cframe(opPing, ""), cframe(opText, "sync"))
 		if got := nextMsg(t, sc); string(got) != "sync" { // the ping was read
@@ -678,8 +711,8 @@ func TestPingEmpty(t *testing.T) {
 // close frame echoing 4001 (nothing else), after which the server closes
 // the socket and end runs once; Send then reports false.
 func TestClientClose(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		c, sc := s.dial(t, nil, nil)
 		err := c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "client done"), time.Now().Add(testTimeout))
 		if err != nil {
@@ -699,8 +732,8 @@ func TestClientClose(t *testing.T) {
 // back: the code alone for a close with a code and reason, an empty
 // payload for an empty close, and that frames queued before are dropped.
 func TestClientCloseWire(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		for _, tt := range []struct {
 			payload string
 			reply   string
@@ -725,8 +758,8 @@ func TestClientCloseWire(t *testing.T) {
 // client's answer ends the connection at once (before the grace period)
 // and the socket is closed.
 func TestServerClose(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		c, sc := s.dial(t, nil, nil)
 		start := time.Now()
 		sc.Close(4000, "bye", []byte("last"))
@@ -753,8 +786,8 @@ func TestServerClose(t *testing.T) {
 // nothing sent after the close frame, and end runs once.
 func TestServerCloseNoAnswer(t *testing.T) {
 	const grace = 300 * time.Millisecond
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{CloseGrace: grace}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{CloseGrace: grace}})
 		rc, sc := s.dialRaw(t)
 		sc.Close(4000, "bye", []byte("last"))
 		rc.expectText("last")
@@ -771,8 +804,8 @@ func TestServerCloseNoAnswer(t *testing.T) {
 // frame or in fragments, is not handled and gets a close with 1009, after
 // which the socket closes; a message of exactly the limit is handled.
 func TestMessageTooBig(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{MaxMessageSize: 1000}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{MaxMessageSize: 1000}})
 		for _, bufSize := range []int{4096, 300} { // one frame; fragments
 			c, sc := s.dial(t, &websocket.Dialer{WriteBufferSize: bufSize}, nil)
 			c.WriteMessage(websocket.TextMessage, clientMessage(1, 1000))
@@ -815,8 +848,8 @@ func TestProtocolViolations(t *testing.T) {
 		{"text not UTF-8", cframe(opText, "a\xffb"), 1007},
 		{"fragmented text not UTF-8", cat(cfrag(opText, "\xe2\x82"), cframe(opContinuation, "!")), 1007},
 	}
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		for _, tt := range tests {
 			rc, sc := s.dialRaw(t)
 			rc.write(cframe(opText, "valid"), tt.frame)
@@ -839,8 +872,8 @@ func TestProtocolViolations(t *testing.T) {
 // TestAbort asserts Abort closes the socket without a close frame, end
 // runs once, and Send then reports false.
 func TestAbort(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		rc, sc := s.dialRaw(t)
 		sc.Abort()
 		rc.expectEOF(testTimeout)
@@ -856,8 +889,8 @@ func TestAbort(t *testing.T) {
 // TestAbortWithQueuedFrames asserts frames queued before Abort may be cut
 // short but are never followed by a close frame.
 func TestAbortWithQueuedFrames(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		rc, sc := s.dialRaw(t)
 		for i := range 1000 {
 			sc.Send(serverFrameOf(i), nil)
@@ -885,8 +918,8 @@ func TestAbortWithQueuedFrames(t *testing.T) {
 // closed with no frame sent (the handshake response, which leaves with
 // the first frames, may be missing too).
 func TestAbortBeforeServe(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{beforeServe: func(sc *serverConn) { sc.Abort() }})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{beforeServe: func(sc *serverConn) { sc.Abort() }})
 		rc, sc := s.openRaw(t)
 		rc.nc.SetReadDeadline(time.Now().Add(testTimeout))
 		if _, err := rc.br.Peek(1); err == nil {
@@ -900,8 +933,8 @@ func TestAbortBeforeServe(t *testing.T) {
 // TestSendBeforeServe asserts frames sent between Upgrade and Serve (a
 // welcome) reach the client right after the upgrade response.
 func TestSendBeforeServe(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{beforeServe: func(sc *serverConn) {
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{beforeServe: func(sc *serverConn) {
 			sc.Send([]byte("welcome"), nil)
 			sc.Send([]byte("second"), nil)
 		}})
@@ -920,8 +953,8 @@ func TestSendBeforeServe(t *testing.T) {
 // the upgrade response, the last frame and the close frame, and ends when
 // the client answers.
 func TestCloseBeforeServe(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{beforeServe: func(sc *serverConn) {
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{beforeServe: func(sc *serverConn) {
 			sc.Close(1000, "Auth Failed", []byte(`{"type":"disconnect","reason":"unauthorized"}`))
 		}})
 		rc, sc := s.dialRaw(t)
@@ -941,8 +974,8 @@ func TestCloseBeforeServe(t *testing.T) {
 // commands) reach the client in order, each after the message that caused
 // it.
 func TestHandleReplies(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{handle: func(sc *serverConn, m []byte) {
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{handle: func(sc *serverConn, m []byte) {
 			sc.Send(append([]byte("re:"), m...), nil)
 			sc.Send(append([]byte("re2:"), m...), nil)
 		}})
@@ -969,9 +1002,9 @@ func TestHandleReplies(t *testing.T) {
 // broadcast) while handle is busy reaches the client without waiting for
 // handle to return.
 func TestSendWhileHandling(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
+	bothPaths(t, func(t *testing.T, p path) {
 		entered, release := make(chan struct{}), make(chan struct{})
-		s := newTestServer(t, poll, serverConfig{handle: func(sc *serverConn, m []byte) {
+		s := newTestServer(t, p, serverConfig{handle: func(sc *serverConn, m []byte) {
 			close(entered)
 			<-release
 		}})
@@ -1001,8 +1034,8 @@ func TestSendWhileHandling(t *testing.T) {
 // TestClientDisconnect asserts a client that drops the TCP connection
 // without a close frame ends the connection once.
 func TestClientDisconnect(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		c, sc := s.dial(t, nil, nil)
 		c.WriteMessage(websocket.TextMessage, []byte("hi"))
 		nextMsg(t, sc)
@@ -1016,9 +1049,9 @@ var slowFrame = []byte("too slow")
 
 // slowServer starts a server with MaxPending 64 KiB and writeTimeout, that
 // counts OnSlow calls and written frames (from OnSent).
-func slowServer(t *testing.T, poll bool, writeTimeout time.Duration) (s *testServer, slow, written *atomic.Int64) {
+func slowServer(t *testing.T, p path, writeTimeout time.Duration) (s *testServer, slow, written *atomic.Int64) {
 	slow, written = new(atomic.Int64), new(atomic.Int64)
-	s = newTestServer(t, poll, serverConfig{
+	s = newTestServer(t, p, serverConfig{
 		opts: Options{
 			MaxPending:   64 << 10,
 			WriteTimeout: writeTimeout,
@@ -1080,8 +1113,8 @@ func sendUntilCut(t *testing.T, sc *serverConn, sent int) int {
 // MaxPending bytes are queued: Send reports false from then on, OnSlow
 // runs once, and the connection ends (its blocked write times out).
 func TestSlowClientCut(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s, slow, written := slowServer(t, poll, 200*time.Millisecond)
+	bothPaths(t, func(t *testing.T, p path) {
+		s, slow, written := slowServer(t, p, 200*time.Millisecond)
 		_, sc := s.dialRaw(t) // never reads
 		sendUntilCut(t, sc, fillSocket(t, sc, written))
 		if slow.Load() != 1 {
@@ -1104,8 +1137,8 @@ func TestSlowClientCut(t *testing.T) {
 // queued at the cut are dropped), then slowFrame, then a close with 1000;
 // its answer ends the connection.
 func TestSlowClientGetsSlowFrame(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s, slow, written := slowServer(t, poll, testTimeout)
+	bothPaths(t, func(t *testing.T, p path) {
+		s, slow, written := slowServer(t, p, testTimeout)
 		rc, sc := s.dialRaw(t)
 		accepted := sendUntilCut(t, sc, fillSocket(t, sc, written))
 		got := 0
@@ -1139,10 +1172,10 @@ func TestSlowClientGetsSlowFrame(t *testing.T) {
 // backed up (a write blocked until the client read) keeps working: a frame
 // sent after the write timeout has passed still reaches the client.
 func TestSendAfterBlockedWrite(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
+	bothPaths(t, func(t *testing.T, p path) {
 		const writeTimeout = time.Second
 		written := new(atomic.Int64)
-		s := newTestServer(t, poll, serverConfig{opts: Options{
+		s := newTestServer(t, p, serverConfig{opts: Options{
 			WriteTimeout: writeTimeout,
 			OnSent:       func(frames, _ int) { written.Add(int64(frames)) },
 		}})
@@ -1177,10 +1210,10 @@ func TestSendAfterBlockedWrite(t *testing.T) {
 func TestEndWaitsForHandle(t *testing.T) {
 	for _, fromHandler := range []bool{false, true} {
 		t.Run(fmt.Sprintf("abort from handler %v", fromHandler), func(t *testing.T) {
-			bothPaths(t, func(t *testing.T, poll bool) {
+			bothPaths(t, func(t *testing.T, p path) {
 				entered, release := make(chan struct{}), make(chan struct{})
 				var handled []string
-				s := newTestServer(t, poll, serverConfig{handle: func(sc *serverConn, m []byte) {
+				s := newTestServer(t, p, serverConfig{handle: func(sc *serverConn, m []byte) {
 					handled = append(handled, string(m))
 					if string(m) != "block" {
 						return
@@ -1226,10 +1259,10 @@ func TestEndWaitsForHandle(t *testing.T) {
 // TestTransportClose asserts Close returns for a transport never used, and
 // (at every test server's cleanup) for one whose connections have ended.
 func TestTransportClose(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
+	bothPaths(t, func(t *testing.T, p path) {
 		baseline := runtime.NumGoroutine()
-		tr := NewTransport(Options{})
-		tr.noPoller = !poll
+		tr := NewTransport(Options{IOURing: p.uring})
+		tr.noPoller = !p.poll
 		done := make(chan struct{})
 		go func() { tr.Close(); close(done) }()
 		select {
@@ -1245,9 +1278,9 @@ func TestTransportClose(t *testing.T) {
 // there is and the transport is closed, the goroutine count is back to
 // what it was before.
 func TestNoGoroutineLeak(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
+	bothPaths(t, func(t *testing.T, p path) {
 		baseline := runtime.NumGoroutine()
-		s := newTestServer(t, poll, serverConfig{opts: Options{MaxMessageSize: 100, MaxPending: 1 << 20, WriteTimeout: time.Second}})
+		s := newTestServer(t, p, serverConfig{opts: Options{MaxMessageSize: 100, MaxPending: 1 << 20, WriteTimeout: time.Second}})
 
 		c1, sc1 := s.dial(t, nil, nil) // client close handshake
 		c1.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(testTimeout))

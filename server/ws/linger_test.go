@@ -38,8 +38,8 @@ func TestCloseWithUnreadInput(t *testing.T) {
 		{"invalid UTF-8", cat(cframe(opText, "\xff"), junk), 1007},
 		{"message over the limit", cat(encodeFrame(0x80|opText, textOf(100<<10, 0), true, testMask)[:32<<10]), 1009},
 	}
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{MaxMessageSize: 1000}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{MaxMessageSize: 1000}})
 		for _, tt := range tests {
 			rc, sc := s.dialRaw(t)
 			rc.write(tt.input)
@@ -57,8 +57,8 @@ func TestCloseWithUnreadInput(t *testing.T) {
 // TestCloseHandshakeFIN asserts that after a complete close handshake,
 // started by either side, the server shuts the socket in order.
 func TestCloseHandshakeFIN(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		rc, sc := s.dialRaw(t)
 		rc.write(cframe(opClose, closeBody(1000, "")))
 		rc.expectClose(1000, "")
@@ -79,8 +79,8 @@ func TestCloseHandshakeFIN(t *testing.T) {
 // stream, and its writes then fail (the server closed the socket after
 // draining a bounded amount).
 func TestDrainBounded(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		rc, sc := s.dialRaw(t)
 		rc.write(cframe(0x3, ""))
 		writeErr := make(chan error, 1)

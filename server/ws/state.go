@@ -22,7 +22,9 @@ const (
 	// with the first frames; until then queued output waits.
 	writerDeferred
 	// writerFlushing: a goroutine (a flusher, or one handling the
-	// connection's input) makes one non-blocking write (flushRaw).
+	// connection's input) makes one non-blocking write (flushRaw), or a
+	// flusher one send in an io_uring batch (flushChunk): beginFlush
+	// takes the output, endFlush the result.
 	writerFlushing
 	// writerBlocking: a writer goroutine (writeLoop) owns the output
 	// until nothing is queued, with blocking writes bounded by the write
@@ -35,10 +37,10 @@ const (
 //	idle     -> deferred   Upgrade, poller path
 //	deferred -> idle       flushInline (Serve), or end
 //	idle     -> blocking   kick, goroutine path: go writeLoop
-//	idle     -> flushing   flushRaw took output to write
-//	flushing -> idle       flushRaw wrote it all, failed and ended the connection, or
+//	idle     -> flushing   beginFlush took output to write
+//	flushing -> idle       endFlush: it was all written, failed and ended the connection, or
 //	                       found it ended when the socket was full
-//	flushing -> blocking   flushRaw: the socket took part; go writeLoop with the rest
+//	flushing -> blocking   endFlush: the socket took part; go writeLoop with the rest
 //	blocking -> idle       writeLoop: nothing left, the connection ended, or a write failed or timed out
 //
 // A writer that finds the connection ended goes back to idle itself, so

@@ -14,7 +14,9 @@
 // it goes. Other output (broadcasts, pings) is queued per connection and
 // written by a few flusher goroutines with non-blocking writes, all frames
 // queued by then in one syscall, so the busier the server the more frames
-// per write. Only a connection whose socket is full gets a writer goroutine
+// per write; while nothing coalesces (a publication at a time reaching idle
+// connections), a flusher submits a batch of connections' writes with one
+// io_uring_enter instead, where the kernel allows it. Only a connection whose socket is full gets a writer goroutine
 // of its own, which blocks (bounded by the write timeout) until the client
 // reads. Elsewhere, and for connections without a descriptor, each
 // connection has a reading goroutine, and a writer goroutine while it has
@@ -84,6 +86,11 @@ type Options struct {
 	// bytes of them were handed to the socket (or, when it was full, to the
 	// connection's writer), for metrics.
 	OnSent func(frames, bytes int)
+	// IOURing lets the flushers submit their writes through io_uring, a
+	// batch of connections per system call, while their writes do not
+	// coalesce (see flusher), where the kernel allows it; else, and
+	// without it, they write with write(2).
+	IOURing bool
 }
 
 func (o *Options) closeGrace() time.Duration {
@@ -94,13 +101,15 @@ func (o *Options) closeGrace() time.Duration {
 }
 
 // DefaultOptions are the transport's settings without flags: AnyCable's
-// --max_message_size, and Cablehub's --ws_max_pending_size and
-// --ws_write_timeout. Callers start from these and add Header and OnSent.
+// --max_message_size, Cablehub's --ws_max_pending_size and
+// --ws_write_timeout, and io_uring where the kernel allows it. Callers
+// start from these and add Header and OnSent.
 func DefaultOptions() Options {
 	return Options{
 		MaxMessageSize: 65536,
 		MaxPending:     1 << 20,
 		WriteTimeout:   2 * time.Second,
+		IOURing:        true,
 	}
 }
 
@@ -114,6 +123,7 @@ type Transport struct {
 	start    sync.Once
 	stop     sync.Once
 	noPoller bool    // tests: read and write on goroutines, as without epoll
+	noRing   bool    // tests: as if io_uring could not be set up
 	poller   *poller // nil: connections read on goroutines of their own
 	flushers []*flusher
 	watcher  *watcher // nil: no frame limits
@@ -156,7 +166,7 @@ func (t *Transport) init() {
 		}
 		t.flushers = make([]*flusher, runtime.GOMAXPROCS(0))
 		for i := range t.flushers {
-			t.flushers[i] = newFlusher()
+			t.flushers[i] = newFlusher(t.opts.IOURing && !t.noRing)
 			go t.flushers[i].run()
 		}
 		if t.watcher != nil {

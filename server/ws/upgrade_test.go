@@ -16,8 +16,8 @@ import (
 // connection; a request that is no upgrade at all still gets 400, and one
 // that offers 13 among others is upgraded.
 func TestUpgradeVersion(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		for _, tt := range []struct {
 			name, headers string
 			status        int

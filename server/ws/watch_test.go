@@ -18,8 +18,8 @@ func watchedConns(tr *Transport) int {
 // upgrade gets a ping at half of FirstFrameTimeout and, when it does not
 // answer, a close with 1008, then end of stream.
 func TestFirstFrameTimeout(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{FirstFrameTimeout: 400 * time.Millisecond}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{FirstFrameTimeout: 400 * time.Millisecond}})
 		rc, sc := s.dialRaw(t)
 		if f := rc.read(); f.op != opPing || len(f.payload) != 0 {
 			t.Fatalf("got %v, want an empty ping", f)
@@ -36,8 +36,8 @@ func TestFirstFrameTimeout(t *testing.T) {
 // and receives.
 func TestFirstFramePingAnswered(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{FirstFrameTimeout: timeout}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{FirstFrameTimeout: timeout}})
 		rc, sc := s.dialRaw(t)
 		start := time.Now()
 		f := rc.read()
@@ -62,8 +62,8 @@ func TestFirstFramePingAnswered(t *testing.T) {
 // connections stay out: many clients that each sent a message leave the
 // watcher empty.
 func TestFirstFrameHeard(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{})
 		var clients []*rawClient
 		for i := range 20 {
 			rc, _ := s.dialRaw(t)
@@ -102,8 +102,8 @@ func TestFrameTimeout(t *testing.T) {
 		{"fragments, the last missing", cat(cfrag(opText, "one"), cfrag(opContinuation, "two"), cframe(opPing, ""))},
 		{"fragment, then half a frame", cat(cfrag(opBinary, "one"), cframe(opContinuation, "two")[:4])},
 	}
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{FrameTimeout: 300 * time.Millisecond, FirstFrameTimeout: -1}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{FrameTimeout: 300 * time.Millisecond, FirstFrameTimeout: -1}})
 		clients := make([]*rawClient, len(tests))
 		conns := make([]*serverConn, len(tests))
 		for i, tt := range tests { // all at once: they time out together
@@ -132,8 +132,8 @@ func TestFrameTimeout(t *testing.T) {
 // FrameTimeout even when its fragments keep coming: a client cannot hold
 // a message open by sending it a byte at a time.
 func TestFrameTimeoutTrickle(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{FrameTimeout: 300 * time.Millisecond, FirstFrameTimeout: -1}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{FrameTimeout: 300 * time.Millisecond, FirstFrameTimeout: -1}})
 		rc, sc := s.dialRaw(t)
 		rc.write(cfrag(opText, "start"))
 		closed := make(chan serverFrame, 1)
@@ -171,8 +171,8 @@ func TestFrameTimeoutTrickle(t *testing.T) {
 // something is unfinished.
 func TestFrameTimeoutProgress(t *testing.T) {
 	const frameTimeout = 400 * time.Millisecond
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{opts: Options{FrameTimeout: frameTimeout, FirstFrameTimeout: -1}})
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{opts: Options{FrameTimeout: frameTimeout, FirstFrameTimeout: -1}})
 		rc, sc := s.dialRaw(t)
 		var stream []byte
 		const n = 100
@@ -201,8 +201,8 @@ func TestFrameTimeoutProgress(t *testing.T) {
 // arrived in parts.
 func TestSlowHandlerNotStuck(t *testing.T) {
 	const frameTimeout = 200 * time.Millisecond
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s := newTestServer(t, poll, serverConfig{
+	bothPaths(t, func(t *testing.T, p path) {
+		s := newTestServer(t, p, serverConfig{
 			opts: Options{FrameTimeout: frameTimeout, FirstFrameTimeout: -1},
 			handle: func(sc *serverConn, m []byte) {
 				if string(m) == "slow" {

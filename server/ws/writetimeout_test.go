@@ -13,9 +13,9 @@ import (
 // timeoutServer starts a server whose writes time out after writeTimeout,
 // with no pending limit (only the write timeout cuts), counting OnSlow
 // calls and written frames; onSlow, if set, runs in OnSlow too.
-func timeoutServer(t *testing.T, poll bool, writeTimeout time.Duration, onSlow func()) (s *testServer, slow, written *atomic.Int64) {
+func timeoutServer(t *testing.T, p path, writeTimeout time.Duration, onSlow func()) (s *testServer, slow, written *atomic.Int64) {
 	slow, written = new(atomic.Int64), new(atomic.Int64)
-	s = newTestServer(t, poll, serverConfig{
+	s = newTestServer(t, p, serverConfig{
 		opts: Options{
 			WriteTimeout: writeTimeout,
 			OnSent:       func(frames, _ int) { written.Add(int64(frames)) },
@@ -37,8 +37,8 @@ func timeoutServer(t *testing.T, poll bool, writeTimeout time.Duration, onSlow f
 // slow: OnSlow runs once (the node counts and logs it), Send reports false
 // from then on, and the connection ends with its socket closed.
 func TestWriteTimeoutCountsAsSlow(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
-		s, slow, written := timeoutServer(t, poll, 200*time.Millisecond, nil)
+	bothPaths(t, func(t *testing.T, p path) {
+		s, slow, written := timeoutServer(t, p, 200*time.Millisecond, nil)
 		rc, sc := s.dialRaw(t) // never reads, until the end
 		fillSocket(t, sc, written)
 		waitEnded(t, sc)
@@ -65,9 +65,9 @@ func TestWriteTimeoutCountsAsSlow(t *testing.T) {
 // the too_slow frame (Send's slowFrame) and a close with 1000; its answer
 // ends the connection.
 func TestWriteTimeoutTellsClient(t *testing.T) {
-	bothPaths(t, func(t *testing.T, poll bool) {
+	bothPaths(t, func(t *testing.T, p path) {
 		cut := make(chan struct{})
-		s, slow, written := timeoutServer(t, poll, time.Second, func() { close(cut) })
+		s, slow, written := timeoutServer(t, p, time.Second, func() { close(cut) })
 		rc, sc := s.dialRaw(t)
 		sent := fillSocket(t, sc, written)
 		select {
