@@ -51,7 +51,7 @@ type Config struct {
 	Later Later
 
 	// WS: --allowed_origins, --max_message_size, --ws_max_pending_size,
-	// --ws_write_timeout.
+	// --ws_write_timeout, --ws_io_uring.
 	WS ws.Options
 	// Node: pings, per-connection limits, --idempotency_window, the RPC
 	// back end's AppOptions; SessionsTTL is --sessions_ttl, shared with

@@ -62,6 +62,7 @@ func (c *Config) bindWebSocket(p *parser) {
 	p.add(groupWebSocket, "pong_timeout", durationValue{&c.Node.PongTimeout}, "disconnect extended-protocol clients silent this long after a ping, seconds (0 disables)").file("app.pong_timeout")
 	p.add(groupWebSocket, "ws_max_pending_size", sizeValue[int]{&c.WS.MaxPending, 0}, "most bytes queued for one client before it is cut as too slow (0 = unlimited)").file("ws.max_pending_size")
 	p.add(groupWebSocket, "ws_write_timeout", durationValue{&c.WS.WriteTimeout}, "limit for one socket write, seconds").file("ws.write_timeout")
+	p.add(groupWebSocket, "ws_io_uring", boolValue{&c.WS.IOURing}, "send broadcasts that do not coalesce through io_uring, many clients per system call, where the kernel allows it (false: write(2) only)").file("ws.io_uring")
 }
 
 func (c *Config) bindStreams(p *parser) {

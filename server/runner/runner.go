@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -136,11 +135,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	wsOpts.OnSent = func(frames, bytes int) {
 		m.ServerMsgTotal.Add(float64(frames))
 		m.DataSentTotal.Add(float64(bytes))
-	}
-	// An internal switch, not a flag: CABLEHUB_WS_IOURING=0 writes with
-	// write(2) only, to measure both write paths from one build.
-	if os.Getenv("CABLEHUB_WS_IOURING") == "0" {
-		wsOpts.IOURing = false
 	}
 	transport := ws.NewTransport(wsOpts)
 	r := &Runner{

@@ -16,11 +16,11 @@
 // queued by then in one syscall, so the busier the server the more frames
 // per write; while nothing coalesces (a publication at a time reaching idle
 // connections), a flusher submits a batch of connections' writes with one
-// io_uring_enter instead, where the kernel allows it. Only a connection whose socket is full gets a writer goroutine
-// of its own, which blocks (bounded by the write timeout) until the client
-// reads. Elsewhere, and for connections without a descriptor, each
-// connection has a reading goroutine, and a writer goroutine while it has
-// output.
+// io_uring_enter instead, where the kernel allows it. Only a connection
+// whose socket is full gets a writer goroutine of its own, which blocks
+// (bounded by the write timeout) until the client reads. Elsewhere, and
+// for connections without a descriptor, each connection has a reading
+// goroutine, and a writer goroutine while it has output.
 //
 // Connections that owe the server a frame (not heard from since the
 // upgrade, or with a frame or fragmented message unfinished) are listed
