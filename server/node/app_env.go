@@ -34,7 +34,8 @@ func captureEnv(r *http.Request, o *AppOptions) *requestEnv {
 			v = filterCookies(v, o.Cookies)
 		}
 		if v != "" {
-			e.headers = append(e.headers, name, v)
+			// A copy: v may be a slice of the whole request head.
+			e.headers = append(e.headers, name, strings.Clone(v))
 		}
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cablehub/cablehub/server/identity"
@@ -169,7 +170,9 @@ func requestSID(v string) string {
 			return ""
 		}
 	}
-	return v
+	// A copy: v may be a slice of the whole request head, which the
+	// session would otherwise keep alive.
+	return strings.Clone(v)
 }
 
 // cachedSession takes the state of the session the request asks to
@@ -183,6 +186,7 @@ func (h *Handler) cachedSession(r *http.Request) (string, *cachedState) {
 	if prev == "" || len(prev) > maxRequestSID {
 		return "", nil
 	}
+	prev = strings.Clone(prev) // may be kept; not a slice of the request head
 	ctx, cancel := context.WithTimeout(r.Context(), brokerTimeout)
 	defer cancel()
 	data, err := h.node.broker.RestoreSession(ctx, prev)

@@ -287,11 +287,16 @@ func hasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// selectSubprotocol returns the first offered protocol the server speaks.
+// selectSubprotocol returns the first offered protocol the server speaks,
+// as the package's constant: the offered string may be a slice of the
+// whole request head (ParseRequest), which a connection must not keep.
 func selectSubprotocol(offered []string) string {
 	for _, p := range offered {
-		if p == ProtocolActionCable || p == ProtocolExtended {
-			return p
+		switch p {
+		case ProtocolActionCable:
+			return ProtocolActionCable
+		case ProtocolExtended:
+			return ProtocolExtended
 		}
 	}
 	return ""
