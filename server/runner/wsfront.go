@@ -45,9 +45,11 @@ func newWSFront(paths []string, h rawUpgrader) *wsFront {
 // c to httpLn with what was read.
 func (f *wsFront) serve(c net.Conn, httpLn *chanListener, timeout time.Duration) {
 	bp := f.bufs.Get().(*[]byte)
-	defer f.bufs.Put(bp)
 	n, complete, err := readHead(c, *bp, timeout)
-	head := (*bp)[:n]
+	// The buffer goes back before the upgrade, which may wait on the
+	// application's Connect: a storm must not hold one per handshake.
+	head := string((*bp)[:n])
+	f.bufs.Put(bp)
 	if complete {
 		if r, ok := ws.ParseRequest(head); ok && slices.Contains(f.paths, r.URL.Path) {
 			r.RemoteAddr = c.RemoteAddr().String()
@@ -64,7 +66,7 @@ func (f *wsFront) serve(c net.Conn, httpLn *chanListener, timeout time.Duration)
 		c.Close()
 		return
 	}
-	httpLn.push(&replayConn{Conn: c, pending: append([]byte(nil), head...)})
+	httpLn.push(&replayConn{Conn: c, pending: []byte(head)})
 }
 
 // readHead reads into buf until it holds a whole request head and nothing

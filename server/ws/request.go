@@ -42,11 +42,10 @@ func HeadEnd(b []byte, from int) int {
 // net/http, so unusual and malformed requests get net/http's own answers.
 // A fuzz test holds it to that: whatever it accepts, net/http reads the same.
 //
-// The request's strings are slices of one copy of head, and common field
-// names are interned, so a request costs a handful of allocations.
-func ParseRequest(head []byte) (*http.Request, bool) {
-	text := string(head)
-	line, rest, ok := cutLine(text)
+// The request's strings are slices of head, and common field names are
+// interned, so a request costs a handful of allocations.
+func ParseRequest(head string) (*http.Request, bool) {
+	line, rest, ok := cutLine(head)
 	if !ok {
 		return nil, false
 	}

@@ -74,7 +74,7 @@ func sameRequest(got, want *http.Request) string {
 }
 
 func TestParseRequestReadsAsNetHTTP(t *testing.T) {
-	got, ok := ParseRequest([]byte(upgradeHead))
+	got, ok := ParseRequest(upgradeHead)
 	if !ok {
 		t.Fatal("a browser's upgrade request was not taken")
 	}
@@ -110,7 +110,7 @@ func TestParseRequestLeavesTheUnusualToNetHTTP(t *testing.T) {
 		"bytes after the head": base + "\r\nX",
 		"unfinished":           base,
 	} {
-		if _, ok := ParseRequest([]byte(head)); ok {
+		if _, ok := ParseRequest(head); ok {
 			t.Errorf("%s: taken: %q", name, head)
 		}
 	}
@@ -139,7 +139,7 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, head []byte) {
-		got, ok := ParseRequest(head)
+		got, ok := ParseRequest(string(head))
 		if !ok {
 			return
 		}

@@ -83,7 +83,7 @@ func TestUpgradeRawWritesGorillasHandshake(t *testing.T) {
 	defer tr.Close()
 	for _, protocols := range []string{"", "Sec-WebSocket-Protocol: x, actioncable-v1-ext-json\r\n"} {
 		head := strings.Replace(upgradeHead, "Sec-WebSocket-Protocol: actioncable-v1-json, actioncable-unsupported\r\n", protocols, 1)
-		req, ok := ParseRequest([]byte(head))
+		req, ok := ParseRequest(head)
 		if !ok {
 			t.Fatalf("not taken: %q", head)
 		}
