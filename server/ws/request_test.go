@@ -171,3 +171,14 @@ func TestFuzzParseRequestCorpus(t *testing.T) {
 		t.Fatal("the FuzzParseRequest corpus has no request heads")
 	}
 }
+
+// BenchmarkParseRequest: a browser's upgrade head, as the listener reads it
+// (BENCHMARKS.md compares it with gobwas/ws and net/http).
+func BenchmarkParseRequest(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ParseRequest(upgradeHead); !ok {
+			b.Fatal("not taken")
+		}
+	}
+}
