@@ -140,6 +140,7 @@ func TestBroadcastNATSCluster(t *testing.T) {
 	ca.conn.UnderlyingConn().Close()
 	pub("__anycable__", fmt.Sprintf(`{"stream":%q,"data":"%d"}`, feed, n+1))
 	cb.expect(`{"identifier":` + q + `,"message":61,"stream_id":` + quoted(feed) + `,"epoch":` + quoted(lastA.Epoch) + `,"offset":61}`)
+	waitSubscriptionCached(t, redisxDB, oldSID)
 	restored := restoreWithHistory(t, b, oldSID, id, feed, lastA)
 	restored.expect(`{"identifier":` + q + `,"message":61,"stream_id":` + quoted(feed) + `,"epoch":` + quoted(lastA.Epoch) + `,"offset":61}`)
 	restored.expect(`{"type":"confirm_history","identifier":` + q + `}`)
@@ -157,6 +158,27 @@ func subscribeOnBoth(t *testing.T, a, b *server, feed string) (ca, cb *wsClient,
 	id = ca.subscribe(feed)
 	cb.subscribe(feed)
 	return ca, cb, sidA, id
+}
+
+// waitSubscriptionCached waits until the restore state kept in Redis (db)
+// for session sid lists a subscription. A node writes it within 200 ms of
+// a change, so a restore on another node sooner finds the state from
+// before the subscription, and its history request names an identifier
+// the restored session does not have.
+func waitSubscriptionCached(t *testing.T, db int, sid string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, key := range strings.Fields(redisCLI(t, 6379, "-n", fmt.Sprint(db), "--scan", "--pattern", "*"+sid+"*")) {
+			if strings.Contains(redisCLI(t, 6379, "-n", fmt.Sprint(db), "GET", key), `"subs":["`) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s: no cached state with a subscription in Redis db %d", sid, db)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // restoreWithHistory restores session sid on s and asks the history of

@@ -171,6 +171,7 @@ func TestBroadcastRedisXCluster(t *testing.T) {
 		gemXAdd(t, rc, stream, "payload", fmt.Sprintf(`{"stream":%q,"data":"%d"}`, feed, i))
 	}
 	receiveAll(t, "node B, live", cb, missed)
+	waitSubscriptionCached(t, redisxDB, oldSID)
 	restored := restoreWithHistory(t, b, oldSID, id, feed, lastA)
 	_, last := receiveAll(t, "restored client", restored, missed)
 	if last.Offset != n+5 {
