@@ -57,9 +57,11 @@ test-unit:
 
 # The whole test suite: Go tests with the race detector (the Go end-to-end
 # tests build their own binary), then the real JavaScript clients in e2e/js
-# (@anycable/core, @rails/actioncable) against bin/cablehub.
+# (@anycable/core, @rails/actioncable) against bin/cablehub. The e2e
+# package alone takes about ten minutes on two busy cores: past go test's
+# default timeout, so it gets 30.
 test: build
-	go test -race -count=1 $(GO_PACKAGES)
+	go test -race -count=1 -timeout 30m $(GO_PACKAGES)
 	cd e2e/js && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
 	$(MAKE) test-python
 	$(MAKE) test-ruby

@@ -59,8 +59,12 @@ func (c *Client) PublishBatch(ctx context.Context, pubs []Publication) error {
 type Presence struct {
 	// Total is the number of unique presence ids.
 	Total int
-	// Records holds one record per presence id, sorted by id.
+	// Records holds one record per presence id, sorted by id: all of
+	// them, or when Truncated the first ones, as many as fit in the
+	// server's 1 MiB answer.
 	Records []PresenceRecord
+	// Truncated says Records holds only the first of Total ids.
+	Truncated bool
 }
 
 // PresenceRecord is one presence id and the info it joined with.
@@ -81,7 +85,7 @@ func (c *Client) Presence(ctx context.Context, stream string) (*Presence, error)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	p := &Presence{Total: int(resp.GetTotal()), Records: make([]PresenceRecord, 0, len(resp.GetRecords()))}
+	p := &Presence{Total: int(resp.GetTotal()), Records: make([]PresenceRecord, 0, len(resp.GetRecords())), Truncated: resp.GetTruncated()}
 	for _, r := range resp.GetRecords() {
 		rec := PresenceRecord{ID: r.GetId()}
 		if r.Info != nil {

@@ -89,7 +89,7 @@ func TestCablebenchRefuses(t *testing.T) {
 	}{
 		{[]string{"--url", "ws://10.1.2.3:8080/cable"}, "not a loopback address"},
 		{[]string{"--clients", "30000"}, "--clients must be"},
-		{[]string{"--messages", "5"}, "--messages needs --api, --grpc or --broadcast"},
+		{[]string{"--messages", "5"}, "--messages needs --api, --grpc, --broadcast or --publish pusher"},
 		{[]string{"--rpc_channel", "BenchRPCChannel", "--rpc_user", "header"}, "--rpc_user must be cookie or query"},
 		{[]string{"--rpc_channel", "BenchRPCChannel", "--signed", "sekret"}, "--signed is for $pubsub streams"},
 		{[]string{"--url", "ws://" + s.Main + "/cable", "--clients", "3", "--signed", "wrong"}, "reject_subscription"},

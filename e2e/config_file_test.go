@@ -172,16 +172,16 @@ func TestAnyCableTomlInEffect(t *testing.T) {
 // variables are named at startup, and known ones are not.
 func TestUnknownSettingsWarnByName(t *testing.T) {
 	t.Parallel()
-	dir := writeTOML(t, "rpc_host = \"x:1\"\n[rpc]\nhots = \"x:1\"\n[pusher]\napp_id = \"a\"\n[bogus]\nkey = 1\n")
-	s := startServerIn(t, dir, []string{"ANYCABLE_RPC_HOTS=x", "ANYCABLE_PUSHER_APP_KEY=k", "ANYCABLE_HISTORY_LIMIT=5"}, "--norpc", "--public")
+	dir := writeTOML(t, "rpc_host = \"x:1\"\n[rpc]\nhots = \"x:1\"\n[streams]\ncable_ready = true\n[bogus]\nkey = 1\n")
+	s := startServerIn(t, dir, []string{"ANYCABLE_RPC_HOTS=x", "ANYCABLE_CABLE_READY_SECRET=k", "ANYCABLE_HISTORY_LIMIT=5"}, "--norpc", "--public")
 	logs := s.Logs()
 	for _, want := range []string{
 		`unknown key rpc_host in ./anycable.toml: no Cablehub or AnyCable setting reads it; ignored (did you mean [rpc] host, the key of --rpc_host?)`,
 		`unknown key [rpc] hots in ./anycable.toml: no Cablehub or AnyCable setting reads it; ignored (did you mean [rpc] host?)`,
-		`[pusher] app_id in ./anycable.toml is AnyCable's --pusher_app_id setting; Cablehub does not support it: the Pusher protocol is not implemented`,
+		`[streams] cable_ready in ./anycable.toml is AnyCable's --cable_ready setting; Cablehub does not support it: CableReady streams are not implemented`,
 		`unknown table [bogus] in ./anycable.toml`,
 		`unknown variable ANYCABLE_RPC_HOTS`,
-		`ANYCABLE_PUSHER_APP_KEY is AnyCable's --pusher_app_key setting; Cablehub does not support it`,
+		`ANYCABLE_CABLE_READY_SECRET is AnyCable's --cable_ready_secret setting; Cablehub does not support it`,
 	} {
 		if !strings.Contains(logs, "level=WARN msg=\""+want) {
 			t.Errorf("no WARN %q:\n%s", want, logs)

@@ -175,13 +175,13 @@ func TestStatsdSendsMetrics(t *testing.T) {
 }
 
 // AnyCable settings for what Cablehub lacks are accepted and named in a
-// WARN (TLS stops the server instead); --debug turns debug logging on.
+// WARN (TLS stops the server instead); --debug turns debug logging on;
+// ANYCABLE_SSE and ANYCABLE_SSE_PATH serve Server-Sent Events there.
 func TestNotSupportedSettingsWarn(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, []string{"ANYCABLE_SSE=true", "ANYCABLE_SSE_PATH=/sse"}, "--public", "--enable_ws_compression", "--debug")
 	logs := s.Logs()
 	for _, want := range []string{
-		`level=WARN msg="--sse is not supported yet: no Server-Sent Events endpoint is served at /sse (--sse_path); clients must connect over WebSocket"`,
 		`level=WARN msg="--enable_ws_compression is not supported yet: WebSocket frames are sent uncompressed`,
 		`level=DEBUG msg="Debug mode is on (--debug)"`,
 	} {
@@ -189,8 +189,12 @@ func TestNotSupportedSettingsWarn(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}
 	}
-	if r := do(t, "GET", "http://"+s.Main+"/sse", ""); r.Status != 404 {
-		t.Errorf("/sse: %d", r.Status)
+	if strings.Contains(logs, "--sse is not supported") {
+		t.Errorf("--sse is served, yet a WARN says otherwise:\n%s", logs)
+	}
+	// Served: a request naming no subscription is refused as AnyCable does.
+	if r := do(t, "GET", "http://"+s.Main+"/sse", ""); r.Status != 400 || r.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Errorf("/sse: %d %v", r.Status, r.Header)
 	}
 	code, _, stderr := runCLI(t, []string{"ANYCABLE_SSL_CERT=/etc/cert.pem", "ANYCABLE_SSL_KEY=/etc/key.pem"}, "--port", "0")
 	if code != 1 || !strings.Contains(stderr, "--ssl_cert and --ssl_key are not supported yet") {

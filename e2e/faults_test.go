@@ -41,9 +41,11 @@ type tracker struct {
 	sid      string
 	disorder int // offsets that went back within one epoch
 	epochs   int // epoch changes seen after a first position: the broker lost its data
-	rejects  int // reject_history answers and stream_gap disconnects: the client was told
-	conn     *websocket.Conn
-	done     bool
+	// firstEpoch is the epoch of the first stamped publication seen.
+	firstEpoch string
+	rejects    int // reject_history answers and stream_gap disconnects: the client was told
+	conn       *websocket.Conn
+	done       bool
 }
 
 func newTracker(t *testing.T, name, stream string, nodes []*server, proto string, recover bool) *tracker {
@@ -124,20 +126,29 @@ func (tr *tracker) read(conn *websocket.Conn, i int) {
 		}
 		tr.handle(&f)
 	}
-	tr.mu.Lock()
-	done := tr.done
-	tr.mu.Unlock()
-	if done || !tr.recover {
+	if tr.stopped() || !tr.recover {
 		return
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for next := i + 1; time.Now().Before(deadline); next++ {
+		if tr.stopped() {
+			return // the test ended (its servers may stop first)
+		}
 		if tr.connect(next) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond) // between reconnect attempts, as clients back off
 	}
-	tr.t.Errorf("%s: could not reconnect", tr.name)
+	if !tr.stopped() {
+		tr.t.Errorf("%s: could not reconnect", tr.name)
+	}
+}
+
+// stopped reports whether the tracker was stopped (its test ended).
+func (tr *tracker) stopped() bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.done
 }
 
 func (tr *tracker) handle(f *frame) {
@@ -159,6 +170,9 @@ func (tr *tracker) handle(f *frame) {
 			}
 			if tr.epoch != "" && f.Epoch != tr.epoch {
 				tr.epochs++
+			}
+			if tr.firstEpoch == "" {
+				tr.firstEpoch = f.Epoch
 			}
 			tr.epoch, tr.offset = f.Epoch, f.Offset
 		}

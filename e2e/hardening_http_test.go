@@ -144,6 +144,34 @@ func TestHardeningOversizedBodyGets413(t *testing.T) {
 	}
 }
 
+// A client that writes a whole 2 MiB body (the default limit is 1 MiB)
+// before it reads gets the 413 and its JSON body, run after run, from the
+// REST API and from /_broadcast: the body is past what the server reads
+// before answering, so it answers, then reads on what is still coming
+// before closing (bounded), instead of resetting a client still writing.
+// The client's send buffer is kept to 256 KiB, as on a busy link: a roomy
+// loopback would otherwise take the whole body unread.
+func TestHardeningTwoMiBBodyGets413(t *testing.T) {
+	s := startServer(t, nil, "--public", "--broadcast_adapter", "http", "--broadcast_key", "bkey")
+	payload := `{"stream":"chat","data":"` + strings.Repeat("x", 2<<20) + `"}`
+	for _, path := range []string{"/api/publish", "/_broadcast"} {
+		t.Run(path, func(t *testing.T) {
+			t.Parallel()
+			req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bkey\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(payload), payload)
+			for i := range 50 {
+				c := dialRawHTTP(t, s.Main)
+				c.Conn.(*net.TCPConn).SetWriteBuffer(256 << 10)
+				if _, err := io.WriteString(c, req); err != nil {
+					t.Fatalf("run %d: writing the body: %v", i, err)
+				}
+				r := c.readResponse(t)
+				assertJSONError(t, r, http.StatusRequestEntityTooLarge, "larger than 1048576 bytes")
+				c.Close()
+			}
+		})
+	}
+}
+
 // writeBody writes req all at once, or paced: 64 KiB every 100 ms, about
 // 1.6 s for a 1 MiB body, well within the server's 10 s body bound.
 func writeBody(w io.Writer, req string, paced bool) error {
@@ -182,4 +210,67 @@ func TestHardeningGRPCHandshakeIsBounded(t *testing.T) {
 			conn.wantClosed(t)
 		})
 	}
+}
+
+// Clients that announce a body and send none (Content-Length: 100, then
+// nothing) are answered and disconnected within the 10 s body bound, on
+// every HTTP listener, whether the path reads bodies or not: each such
+// connection would otherwise hold a connection and a goroutine for good.
+func TestHardeningWithheldBodyOnEveryListener(t *testing.T) {
+	apiPort, metricsPort, broadcastPort := freePort(t), freePort(t), freePort(t)
+	s := startServer(t, nil, "--public", "--pprof", "--broadcast_adapter", "http",
+		"--api_port", strconv.Itoa(apiPort), "--metrics_http", "/metrics", "--metrics_port", strconv.Itoa(metricsPort),
+		"--http_broadcast_port", strconv.Itoa(broadcastPort))
+	local := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+	for _, c := range []struct{ name, addr, path string }{
+		{"main, health", s.Main, "/health"},
+		{"main, WebSocket path", s.Main, "/cable"},
+		{"main, pprof", s.Main, "/debug/pprof/"},
+		{"main, unknown path", s.Main, "/nope"},
+		{"API port, publish", local(apiPort), "/api/publish"},
+		{"API port, health", local(apiPort), "/health"},
+		{"metrics port", local(metricsPort), "/metrics"},
+		{"broadcast port, broadcast", local(broadcastPort), "/_broadcast"},
+		{"broadcast port, health", local(broadcastPort), "/health"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			const clients = 20
+			done := make(chan error, clients)
+			for range clients {
+				go func() { done <- withholdBody(c.addr, c.path) }()
+			}
+			for range clients {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// withholdBody announces a 100-byte body to path and sends none; it
+// returns nil once the server has answered and closed the connection,
+// which must happen within the 10 s body bound (waited for with a wide
+// margin).
+func withholdBody(addr, path string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(25 * time.Second))
+	if _, err := fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", path); err != nil {
+		return err
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return fmt.Errorf("POST %s with a withheld body: no answer: %v", path, err)
+	}
+	resp.Body.Close()
+	if _, err := io.Copy(io.Discard, br); errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("POST %s with a withheld body: answered %d, then the connection was held open", path, resp.StatusCode)
+	}
+	return nil
 }

@@ -18,8 +18,10 @@ type wsClient struct {
 	resp   *http.Response
 	frames chan string
 	closed chan *websocket.CloseError
-	// keepPings makes next return ping frames too.
-	keepPings bool
+	// keepPings makes next return ping frames too; pingPrefix is how a
+	// server ping starts ("" for Action Cable's).
+	keepPings  bool
+	pingPrefix string
 }
 
 type dialOpts struct {
@@ -91,7 +93,11 @@ func (c *wsClient) next(timeout time.Duration) string {
 			if !ok {
 				c.t.Fatalf("connection closed while waiting for a frame")
 			}
-			if !c.keepPings && strings.HasPrefix(f, `{"type":"ping"`) {
+			ping := c.pingPrefix
+			if ping == "" {
+				ping = `{"type":"ping"`
+			}
+			if !c.keepPings && strings.HasPrefix(f, ping) {
 				continue
 			}
 			return f

@@ -21,18 +21,18 @@ import (
 	"github.com/cablehub/cablehub/server/publication"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cablehub/cablehub/gateway/routes"
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/httpbody"
+	"github.com/cablehub/cablehub/server/jsonerr"
 	"github.com/cablehub/cablehub/server/origins"
 )
 
@@ -55,7 +55,7 @@ type Options struct {
 	MaxBodySize int64
 	// BodyTimeout bounds the time from the start of handling to the last
 	// byte of the request body (a read deadline on the request; see
-	// Body.Read). Zero means no bound.
+	// httpbody.Limit.Read). Zero means no bound.
 	BodyTimeout time.Duration
 	// CORS turns on CORS headers and preflight answers.
 	CORS bool
@@ -106,10 +106,14 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	return &Gateway{opts: opts, mux: mux, routes: routes.New(), openAPI: doc}, nil
 }
 
+func (g *Gateway) body() httpbody.Limit {
+	return httpbody.Limit{MaxSize: g.opts.MaxBodySize, Timeout: g.opts.BodyTimeout}
+}
+
 // ServeHTTP answers requests whose path starts with the prefix.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Set first, so that whatever reads the body (Body.Read, or net/http
-	// discarding what an early answer left unread) is bounded.
+	// Set first, so that whatever reads the body (httpbody.Limit.Read, or
+	// net/http discarding what an early answer left unread) is bounded.
 	liftBodyDeadline := g.body().Deadline(w, r)
 	rel, ok := strings.CutPrefix(r.URL.Path, g.opts.Prefix)
 	var route routes.Route
@@ -117,7 +121,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route, ok = g.routes.Lookup(rel)
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: "+r.URL.Path)
+		jsonerr.Write(w, http.StatusNotFound, codes.NotFound, "no such API endpoint: "+r.URL.Path)
 		return
 	}
 	if g.opts.CORS {
@@ -132,17 +136,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != route.Method {
-		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
+		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
 			fmt.Sprintf("method %s is not allowed here, use %s", r.Method, route.Method))
 		return
 	}
 	if route.Auth && !g.opts.Auth.Allowed(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeError(w, http.StatusUnauthorized, codes.Unauthenticated, "missing or invalid API token: send Authorization: Bearer <api secret>")
+		jsonerr.Write(w, http.StatusUnauthorized, codes.Unauthenticated, "missing or invalid API token: send Authorization: Bearer <api secret>")
 		return
 	}
 	if !route.Fits(r.URL.EscapedPath()) {
-		writeError(w, http.StatusNotFound, codes.NotFound, g.misfit(route))
+		jsonerr.Write(w, http.StatusNotFound, codes.NotFound, g.misfit(route))
 		return
 	}
 	if route.Method == http.MethodPost {
@@ -185,7 +189,7 @@ func (g *Gateway) routeCommand(w http.ResponseWriter, r *http.Request, body []by
 		return true
 	}
 	if *cmd.Command != "disconnect" {
-		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, fmt.Sprintf("unknown command %q: only \"disconnect\" is supported", *cmd.Command))
+		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument, fmt.Sprintf("unknown command %q: only \"disconnect\" is supported", *cmd.Command))
 		return false
 	}
 	payload := cmd.Payload
@@ -217,77 +221,22 @@ func (g *Gateway) corsHeaders(w http.ResponseWriter, r *http.Request, method str
 	h.Set("Access-Control-Max-Age", "600")
 }
 
-// errorBody is the JSON body of every REST error: the gRPC status code and a
-// message, like google.rpc.Status without details.
-type errorBody struct {
-	Code    codes.Code `json:"code"`
-	Message string     `json:"message"`
-}
-
-// WriteError answers with the REST API's error body,
-// {"code":<gRPC code>,"message":"…"}, and httpStatus.
-func WriteError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
-	writeError(w, httpStatus, code, msg)
-}
-
-func writeError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(errorBody{Code: code, Message: msg}) // cannot fail for this type
-	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(httpStatus)
-	w.Write(body)
-}
-
-// httpStatus maps the service's gRPC codes onto the REST contract.
-func httpStatus(c codes.Code) int {
-	switch c {
-	case codes.InvalidArgument:
-		return http.StatusUnprocessableEntity
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.Unimplemented, codes.Unavailable:
-		return http.StatusNotImplemented
-	case codes.ResourceExhausted:
-		return http.StatusRequestEntityTooLarge
-	}
-	return runtime.HTTPStatusFromCode(c)
-}
-
 func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 	var herr *runtime.HTTPStatusError
 	if errors.As(err, &herr) {
 		// A malformed percent-escape in the path: no such resource.
-		writeError(w, http.StatusNotFound, codes.NotFound, herr.Error())
+		jsonerr.Write(w, http.StatusNotFound, codes.NotFound, herr.Error())
 		return
 	}
-	WriteStatus(w, err)
-}
-
-// WriteStatus answers with a service error as the REST API does: the gRPC
-// status's code mapped onto the HTTP status (INVALID_ARGUMENT 422,
-// UNAVAILABLE 501, ...) and WriteError's body.
-func WriteStatus(w http.ResponseWriter, err error) {
-	st := status.Convert(err)
-	code := httpStatus(st.Code())
-	if code == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-	}
-	writeError(w, code, st.Code(), st.Message())
+	jsonerr.WriteStatus(w, err)
 }
 
 func handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 	if httpStatus == http.StatusMethodNotAllowed {
-		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "method "+r.Method+" is not allowed here")
+		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "method "+r.Method+" is not allowed here")
 		return
 	}
-	writeError(w, http.StatusNotFound, codes.NotFound, "no such API endpoint")
+	jsonerr.Write(w, http.StatusNotFound, codes.NotFound, "no such API endpoint")
 }
 
 // setStatus gives publish and disconnect 201 Created, as AnyCable's publish

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -121,5 +123,92 @@ func TestInterceptorGuardsRESTEvenIfGatewayCheckIsSkipped(t *testing.T) {
 	}
 	if code, _ := get(t, ts.URL+"/api/presence/a/users"); code != 401 {
 		t.Errorf("presence: %d", code)
+	}
+}
+
+// stubService accepts every publish, and panics on stream "boom".
+type stubService struct {
+	cablehubv1.UnimplementedCableServiceServer
+}
+
+func (stubService) Publish(_ context.Context, req *cablehubv1.PublishRequest) (*cablehubv1.PublishResponse, error) {
+	if req.GetPublications()[0].GetStream() == "boom" {
+		panic("boom")
+	}
+	return &cablehubv1.PublishResponse{}, nil
+}
+
+// newStubAPI serves the gateway over stubService in process, with the
+// server's recovery interceptor, a 1 KiB body limit and bodyTimeout.
+func newStubAPI(t *testing.T, bodyTimeout time.Duration) *httptest.Server {
+	t.Helper()
+	rec := api.NewRecovery(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	conn := api.NewInProcess(&cablehubv1.CableService_ServiceDesc, stubService{}, rec.UnaryInterceptor())
+	gw, err := gateway.New(context.Background(), gateway.Options{
+		Prefix: "/api", Conn: conn, Auth: api.NewAuth(""), MaxBodySize: 1024, BodyTimeout: bodyTimeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(gw)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// The gateway reads bodies within its limits (Options.MaxBodySize,
+// Options.BodyTimeout); how each refusal is answered is httpbody's to
+// test.
+func TestBodyLimitsApply(t *testing.T) {
+	ts := newStubAPI(t, 200*time.Millisecond)
+	resp, err := http.Post(ts.URL+"/api/publish", "application/json", strings.NewReader(strings.Repeat("x", 1025)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge ||
+		string(body) != `{"code":8,"message":"request body is larger than 1024 bytes (--api_max_body_size)"}` {
+		t.Fatalf("oversized body: %d %s", resp.StatusCode, body)
+	}
+
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	io.WriteString(c, "POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"str")
+	resp, err = http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout ||
+		string(body) != `{"code":4,"message":"request body not received within 200ms"}` {
+		t.Fatalf("withheld body: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A panic in the service reaches a REST client as 500 with the contract's
+// JSON error body, and the server goes on serving.
+func TestServicePanicAnswers500(t *testing.T) {
+	ts := newStubAPI(t, 0)
+	resp, err := http.Post(ts.URL+"/api/publish", "application/json", strings.NewReader(`{"stream":"boom","data":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || string(body) != `{"code":13,"message":"internal error"}` {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Post(ts.URL+"/api/publish", "application/json", strings.NewReader(`{"stream":"a","data":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("after the panic: %d", resp.StatusCode)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/cablehub/cablehub/gen/openapi"
+	"github.com/cablehub/cablehub/server/jsonerr"
 )
 
 // servedDocument is the generated description with servers naming prefix,
@@ -51,7 +52,7 @@ type server struct {
 // get 422 like on the other routes.
 func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		writeError(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
+		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
 			fmt.Sprintf("method %s is not allowed here, use GET", r.Method))
 		return
 	}

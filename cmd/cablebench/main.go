@@ -2,17 +2,38 @@
 // against servers on loopback (spread over the --url list), each waiting
 // for its welcome and subscribing to one of --streams public or --signed
 // streams, and reports the connect+welcome+subscribe rate and the server's
-// resident memory per idle subscribed connection (read from /proc/<pid>).
+// resident memory per idle subscribed connection and its CPU time while
+// the clients connected and while publishing (read from /proc/<pid>).
 // With --rpc_channel the clients instead identify themselves by a user
 // cookie (or query parameter) and subscribe to that application channel,
 // so every connect and subscribe is an RPC call the server makes to its
 // back end; nothing Cablehub-specific is then needed of the server (no
 // $pubsub, no API unless publishing), so AnyCable can be measured alike.
+// With --sse (--transport sse) the clients open Server-Sent Events streams
+// instead (sseclient.go): a GET of the events endpoint (--url, e.g.
+// http://127.0.0.1:8080/events) with ?signed_stream=, ?stream= or
+// ?identifier= (--rpc_channel), subscribed at their confirm_subscription
+// event and receiving the publications as unnamed events, from Cablehub
+// and AnyCable alike.
+// With --pusher (--transport pusher) the clients are Pusher Channels
+// clients (pusherclient.go) of the app --pusher_key/--pusher_secret/
+// --pusher_app_id: --url is the app's WebSocket URL, e.g.
+// ws://127.0.0.1:8080/app/key-1 (one without a path gets /app/<key>),
+// and client i waits for pusher:connection_established, subscribes to the
+// channel of stream i%--streams (<stream>, private-<stream> or
+// presence-<stream> by --pusher_channel_type, signed with the secret,
+// as presence member "<i>") and is subscribed at
+// pusher_internal:subscription_succeeded. Until the publish phase, and
+// during --hold, the clients are read on (answering the server's
+// pusher:ping, counting presence member events), as live clients would.
 // With --messages it then publishes through the REST API (--api), gRPC
-// (--grpc) or one of AnyCable's broadcast adapters (--broadcast), at --rate or back to back, optionally --batch'ed, and reports
+// (--grpc) or one of AnyCable's broadcast adapters (--broadcast), at
+// --rate or back to back, optionally --batch'ed, and reports
 // delivered/expected, publish→receive latency percentiles, fan-out
 // completion per message and deliveries/s; it exits non-zero when anything
-// is lost.
+// is lost. To Pusher clients it publishes {"event":"bench","data":...}
+// through those, or the event "bench" through the Pusher HTTP API
+// (--publish pusher: a signed POST /apps/<id>/events at --pusher_api).
 //
 // `cablebench storm` is a reconnect storm (storm.go): --clients clients
 // (10,000 by default) dial and subscribe all at once, with --signed stream
@@ -36,14 +57,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,31 +92,15 @@ func usage() {
        cablebench storm [flags]        a reconnect storm (cablebench storm --help)
        cablebench rpc-backend [flags]  a minimal AnyCable RPC back end (cablebench rpc-backend --help)
 
+Transports: Action Cable over WebSocket (default), Server-Sent Events
+(--sse) or Pusher Channels (--pusher), e.g.
+  cablebench --pusher --url ws://127.0.0.1:8080/app/key-1 --pusher_channel_type presence \
+    --clients 2000 --messages 100 --api http://127.0.0.1:8080/api --token <API token>
+  cablebench --pusher --pusher_channel_type private --messages 100 --publish pusher
+
 Flags:
 `)
 	flag.PrintDefaults()
-}
-
-type result struct {
-	Clients         int     `json:"clients"`
-	RPCChannel      string  `json:"rpc_channel,omitempty"`
-	Connected       int     `json:"connected"`
-	ConnectSeconds  float64 `json:"connect_seconds"`
-	ConnectsPerSec  float64 `json:"connects_per_sec"`
-	RSSBeforeKiB    int64   `json:"rss_before_kib,omitempty"`
-	RSSAfterKiB     int64   `json:"rss_after_kib,omitempty"`
-	RSSPerConnBytes float64 `json:"rss_per_conn_bytes,omitempty"`
-
-	Messages        int     `json:"messages,omitempty"`
-	PublishSeconds  float64 `json:"publish_seconds,omitempty"`
-	PublishesPerSec float64 `json:"publishes_per_sec,omitempty"`
-	Expected        int64   `json:"expected,omitempty"`
-	Delivered       int64   `json:"delivered,omitempty"`
-	DeliveriesPerS  float64 `json:"deliveries_per_sec,omitempty"`
-	// LatencyMs is publish→receive per delivery; FanoutMs is, per message,
-	// publish→receive by the last subscriber (fan-out completion).
-	LatencyMs map[string]float64 `json:"latency_ms,omitempty"`
-	FanoutMs  map[string]float64 `json:"fanout_ms,omitempty"`
 }
 
 func checkLoopback(raw string) error {
@@ -111,147 +114,253 @@ func checkLoopback(raw string) error {
 	return nil
 }
 
-func run() error {
+// benchOptions are the settings of cablebench's main mode, from its flags.
+type benchOptions struct {
+	urls        []string
+	clients     int
+	concurrency int // connections opened, and publish requests sent, at once
+	stream      string
+	streams     int
+	signSecret  string
+	protocol    string
+	pid         int // server process, 0: not measured
+	settle      time.Duration
+	api         string
+	grpcAddr    string
+	broadcast   string
+	bcChannel   string
+	batch       int
+	token       string
+	messages    int
+	rate        float64
+	timeout     time.Duration
+	asJSON      bool
+	hold        time.Duration
+	rpcChannel  string
+	rpcUser     string
+	sse         bool           // clients open event streams (GET with the subscription in the query) instead of WebSockets
+	pusher      *pusherOptions // Pusher clients (--pusher), nil otherwise
+	publishVia  string         // --publish: "" (by the flags given), api, grpc, broadcast or pusher
+}
+
+// parseFlags reads the main mode's flags from the command line (exiting
+// on --help or an unknown flag, as flag.Parse does) and checks them,
+// failing on the first that is out of bounds, not on loopback, or
+// contradicts another. The publish flags are checked by o.publisher.
+func parseFlags() (benchOptions, error) {
+	var o benchOptions
 	targets := flag.String("url", "ws://127.0.0.1:8080/cable", "WebSocket URLs, comma-separated; clients are spread over them (loopback only)")
-	clients := flag.Int("clients", 1000, "number of clients (0..20000)")
-	concurrency := flag.Int("concurrency", 64, "connections opened (and publishes sent) at once")
-	stream := flag.String("stream", "bench", "stream the clients subscribe to (with --streams N: <stream>-0 .. <stream>-N-1, client i on i%N)")
-	nStreams := flag.Int("streams", 1, "number of streams, 1..1000; publications go round-robin over them")
-	signSecret := flag.String("signed", "", "subscribe with signed stream names made with this secret (--streams_secret) instead of public ones")
-	protocol := flag.String("protocol", "actioncable-v1-json", "subprotocol")
-	pid := flag.Int("pid", 0, "server process id, for RSS (0: not measured)")
-	settle := flag.Duration("settle", 2*time.Second, "wait before reading RSS after connecting")
-	api := flag.String("api", "", "REST API base for publishing, e.g. http://127.0.0.1:8080/api (loopback only)")
-	grpcAddr := flag.String("grpc", "", "publish through gRPC at host:port instead of REST (loopback only)")
-	bcast := flag.String("broadcast", "", "publish as an application does through a broadcast adapter instead of the API: http=<URL of /_broadcast> (with --token), redis=<Redis URL>, redisx=<Redis URL> or nats=<NATS URL> (loopback only)")
-	bcastChannel := flag.String("broadcast_channel", "__anycable__", "with --broadcast redis, redisx or nats: the channel, stream or subject")
-	batch := flag.Int("batch", 1, "publications per publish request")
-	token := flag.String("token", "", "API bearer token")
-	messages := flag.Int("messages", 0, "publications to send (at most 1000000)")
-	rate := flag.Float64("rate", 0, "publications per second (0: back to back)")
-	timeout := flag.Duration("timeout", 2*time.Minute, "overall time limit")
-	asJSON := flag.Bool("json", false, "print the result as JSON")
-	hold := flag.Duration("hold", 0, "keep the clients connected this long after measuring, for profiling the server (at most 10m)")
-	rpcChannel := flag.String("rpc_channel", "", "subscribe to this application channel through the server's RPC back end (BenchRPCChannel with `cablebench rpc-backend`) instead of a $pubsub stream; client i is user bench-<i>")
-	rpcUser := flag.String("rpc_user", "cookie", "with --rpc_channel, how a client names its user: cookie (Cookie: user=…) or query (?user=…)")
+	flag.IntVar(&o.clients, "clients", 1000, "number of clients (0..20000)")
+	flag.IntVar(&o.concurrency, "concurrency", 64, "connections opened (and publishes sent) at once")
+	flag.StringVar(&o.stream, "stream", "bench", "stream the clients subscribe to (with --streams N: <stream>-0 .. <stream>-N-1, client i on i%N)")
+	flag.IntVar(&o.streams, "streams", 1, "number of streams, 1..1000; publications go round-robin over them")
+	flag.StringVar(&o.signSecret, "signed", "", "subscribe with signed stream names made with this secret (--streams_secret) instead of public ones")
+	flag.StringVar(&o.protocol, "protocol", "actioncable-v1-json", "subprotocol")
+	flag.IntVar(&o.pid, "pid", 0, "server process id, for its RSS per connection and its CPU while connecting and while publishing (0: not measured)")
+	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait before reading RSS after connecting")
+	flag.StringVar(&o.api, "api", "", "REST API base for publishing, e.g. http://127.0.0.1:8080/api (loopback only)")
+	flag.StringVar(&o.grpcAddr, "grpc", "", "publish through gRPC at host:port instead of REST (loopback only)")
+	flag.StringVar(&o.broadcast, "broadcast", "", "publish as an application does through a broadcast adapter instead of the API: http=<URL of /_broadcast> (with --token), redis=<Redis URL>, redisx=<Redis URL> or nats=<NATS URL> (loopback only)")
+	flag.StringVar(&o.bcChannel, "broadcast_channel", "__anycable__", "with --broadcast redis, redisx or nats: the channel, stream or subject")
+	flag.IntVar(&o.batch, "batch", 1, "publications per publish request")
+	flag.StringVar(&o.token, "token", "", "API bearer token")
+	flag.IntVar(&o.messages, "messages", 0, "publications to send (at most 1000000)")
+	flag.Float64Var(&o.rate, "rate", 0, "publications per second (0: back to back)")
+	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "overall time limit")
+	flag.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	flag.DurationVar(&o.hold, "hold", 0, "keep the clients connected this long after measuring, for profiling the server (at most 10m)")
+	flag.StringVar(&o.rpcChannel, "rpc_channel", "", "subscribe to this application channel through the server's RPC back end (BenchRPCChannel with `cablebench rpc-backend`) instead of a $pubsub stream; client i is user bench-<i>")
+	flag.StringVar(&o.rpcUser, "rpc_user", "cookie", "with --rpc_channel, how a client names its user: cookie (Cookie: user=…) or query (?user=…)")
+	flag.BoolVar(&o.sse, "sse", false, "open Server-Sent Events streams instead of WebSockets: GET <url>?signed_stream=… (or ?stream=…, ?identifier=… with --rpc_channel), --url being the events endpoint, e.g. http://127.0.0.1:8080/events")
+	usePusher := flag.Bool("pusher", false, "connect as Pusher Channels clients (protocol 7) to the --pusher_* app: --url is the app's WebSocket URL, e.g. ws://127.0.0.1:8080/app/key-1 (a URL without a path gets /app/<--pusher_key>; default ws://127.0.0.1:8080/app/<--pusher_key>); client i subscribes to the channel of stream i%--streams, named <stream> (public), private-<stream> or presence-<stream>")
+	transport := flag.String("transport", "ws", "ws, sse (the same as --sse) or pusher (the same as --pusher)")
+	flag.StringVar(&o.publishVia, "publish", "", "how to publish: api (--api), grpc (--grpc), broadcast (--broadcast) or pusher (the Pusher HTTP API at --pusher_api, signed with --pusher_key/--pusher_secret); default: --broadcast, else --grpc, else --api, whichever is given")
+	po := pusherFlags()
 	flag.Parse()
 
-	urls := strings.Split(*targets, ",")
-	for _, u := range urls {
+	switch *transport {
+	case "ws":
+	case "sse":
+		o.sse = true
+	case "pusher":
+		*usePusher = true
+	default:
+		return o, errors.New("--transport must be ws, sse or pusher")
+	}
+	o.urls = strings.Split(*targets, ",")
+	if *usePusher {
+		o.pusher = po
+		if err := o.pusherSetup(flagSet("url"), flagSet("pusher_api")); err != nil {
+			return o, err
+		}
+	}
+	for _, u := range o.urls {
 		if err := checkLoopback(u); err != nil {
-			return fmt.Errorf("--url: %v", err)
+			return o, fmt.Errorf("--url: %v", err)
 		}
 	}
-	if *clients < 0 || *clients > 20000 {
+	return o, o.check()
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// check fails on the first setting out of bounds or contradicting another.
+func (o *benchOptions) check() error {
+	switch {
+	case o.clients < 0 || o.clients > 20000:
 		return errors.New("--clients must be 0..20000")
-	}
-	if *messages < 0 || *messages > 1_000_000 {
+	case o.messages < 0 || o.messages > 1_000_000:
 		return errors.New("--messages must be 0..1000000")
-	}
-	if *hold < 0 || *hold > 10*time.Minute {
+	case o.hold < 0 || o.hold > 10*time.Minute:
 		return errors.New("--hold must be 0..10m")
-	}
-	if *nStreams < 1 || *nStreams > 1000 {
+	case o.streams < 1 || o.streams > 1000:
 		return errors.New("--streams must be 1..1000")
-	}
-	if *batch < 1 || *batch > 1000 {
+	case o.batch < 1 || o.batch > 1000:
 		return errors.New("--batch must be 1..1000")
-	}
-	if *rpcChannel != "" && *signSecret != "" {
+	case o.rpcChannel != "" && o.signSecret != "":
 		return errors.New("--signed is for $pubsub streams, not --rpc_channel")
-	}
-	if *rpcUser != "cookie" && *rpcUser != "query" {
+	case o.rpcUser != "cookie" && o.rpcUser != "query":
 		return errors.New("--rpc_user must be cookie or query")
+	case o.pusher != nil && (o.sse || o.rpcChannel != "" || o.signSecret != ""):
+		return errors.New("--pusher does not go with --sse, --rpc_channel or --signed")
+	case o.publishVia == "pusher" && o.pusher == nil:
+		return errors.New("--publish pusher needs --pusher (for the app's key, secret and id)")
 	}
-	var pub publisher
-	if *messages > 0 {
-		var err error
-		switch {
-		case *bcast != "":
-			if pub, err = newBroadcastPublisher(*bcast, *bcastChannel, *token, *concurrency); err != nil {
-				return fmt.Errorf("--broadcast: %v", err)
-			}
-		case *grpcAddr != "":
-			if err := checkLoopback("grpc://" + *grpcAddr); err != nil {
-				return fmt.Errorf("--grpc: %v", err)
-			}
-			pub, err = newGRPCPublisher(*grpcAddr, *token)
-		case *api != "":
-			if err := checkLoopback(*api); err != nil {
-				return fmt.Errorf("--api: %v", err)
-			}
-			pub = newRESTPublisher(*api, *token, *concurrency)
-		default:
-			return errors.New("--messages needs --api, --grpc or --broadcast")
+	return nil
+}
+
+// publisher is what publishes the --messages: the one --publish names,
+// or else a broadcast adapter (--broadcast) before gRPC (--grpc) before
+// the REST API (--api), on loopback only. It is nil when there is nothing
+// to publish, and fails when there is and the one to use is not given.
+// For Pusher clients, what goes through the first three is made a Pusher
+// event (pusherEventPublisher).
+func (o *benchOptions) publisher() (publisher, error) {
+	if o.messages == 0 {
+		return nil, nil
+	}
+	pub, err := o.basePublisher()
+	if err != nil || o.pusher == nil || o.publishVia == "pusher" {
+		return pub, err
+	}
+	return pusherEventPublisher{pub}, nil
+}
+
+// basePublisher is the publisher --publish names, or the first given of
+// --broadcast, --grpc and --api.
+func (o *benchOptions) basePublisher() (publisher, error) {
+	via := o.publishVia
+	switch {
+	case via != "":
+	case o.broadcast != "":
+		via = "broadcast"
+	case o.grpcAddr != "":
+		via = "grpc"
+	case o.api != "":
+		via = "api"
+	default:
+		return nil, errors.New("--messages needs --api, --grpc, --broadcast or --publish pusher")
+	}
+	switch via {
+	case "pusher":
+		if err := checkLoopback(o.pusher.api); err != nil {
+			return nil, fmt.Errorf("--pusher_api: %v", err)
 		}
+		return newPusherAPIPublisher(o.pusher.api, o.pusher, o.concurrency), nil
+	case "broadcast":
+		if o.broadcast == "" {
+			return nil, errors.New("--publish broadcast needs --broadcast")
+		}
+		pub, err := newBroadcastPublisher(o.broadcast, o.bcChannel, o.token, o.concurrency)
 		if err != nil {
+			return nil, fmt.Errorf("--broadcast: %v", err)
+		}
+		return pub, nil
+	case "grpc":
+		if o.grpcAddr == "" {
+			return nil, errors.New("--publish grpc needs --grpc")
+		}
+		if err := checkLoopback("grpc://" + o.grpcAddr); err != nil {
+			return nil, fmt.Errorf("--grpc: %v", err)
+		}
+		return newGRPCPublisher(o.grpcAddr, o.token)
+	case "api":
+		if o.api == "" {
+			return nil, errors.New("--publish api needs --api")
+		}
+		if err := checkLoopback(o.api); err != nil {
+			return nil, fmt.Errorf("--api: %v", err)
+		}
+		return newRESTPublisher(o.api, o.token, o.concurrency), nil
+	}
+	return nil, fmt.Errorf("--publish %q: use api, grpc, broadcast or pusher", via)
+}
+
+// subscriptions are the --streams stream names (--stream alone, or
+// <stream>-<i> for more than one) and, index for index, what a client
+// sends to subscribe to each: the $pubsub stream, signed with
+// --signed's secret if given, or with --rpc_channel that channel with the
+// stream as a parameter. With --pusher the streams are the Pusher
+// channels' names (private-<stream>, presence-<stream> or <stream>) and
+// subs unused: a Pusher client's subscription depends on its socket_id.
+func (o *benchOptions) subscriptions() (streams []string, subs []subscription) {
+	streams = make([]string, o.streams)
+	subs = make([]subscription, o.streams)
+	for i := range streams {
+		streams[i] = o.stream
+		if o.streams > 1 {
+			streams[i] = fmt.Sprintf("%s-%d", o.stream, i)
+		}
+		switch {
+		case o.pusher != nil:
+			streams[i] = o.pusher.channel(streams[i])
+		case o.rpcChannel != "":
+			subs[i] = newRPCSubscription(o.rpcChannel, streams[i])
+		default:
+			subs[i] = newSubscription(streams[i], o.signSecret)
+		}
+	}
+	return streams, subs
+}
+
+// run is cablebench's main mode: connect, measure memory, publish. It
+// fails when a client cannot connect and subscribe, a publish request
+// fails, or a delivery is lost; the report is printed when the clients
+// connected, even if publishing then failed.
+func run() error {
+	o, err := parseFlags()
+	if err != nil {
+		return err
+	}
+	pub, err := o.publisher()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+
+	res := result{Clients: o.clients, RPCChannel: o.rpcChannel}
+	if o.pusher != nil {
+		res.Pusher = o.pusher.channelType
+	}
+	if o.pid > 0 {
+		res.RSSBeforeKiB = rssKiB(o.pid)
+	}
+	streams, subs := o.subscriptions()
+	var keep *keeper // reads the Pusher clients until the publish phase
+	if o.pusher != nil {
+		if keep, err = newKeeper(o.clients); err != nil {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-
-	res := result{Clients: *clients, RPCChannel: *rpcChannel}
-	if *pid > 0 {
-		res.RSSBeforeKiB = rssKiB(*pid)
-	}
-	streams := make([]string, *nStreams)
-	subs := make([]subscription, *nStreams)
-	for i := range streams {
-		streams[i] = *stream
-		if *nStreams > 1 {
-			streams[i] = fmt.Sprintf("%s-%d", *stream, i)
-		}
-		subs[i] = newSubscription(streams[i], *signSecret)
-		if *rpcChannel != "" {
-			subs[i] = newRPCSubscription(*rpcChannel, streams[i])
-		}
-	}
-
-	conns := make([]*benchConn, *clients)
-	var next, done atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range *concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= *clients || ctx.Err() != nil {
-					return
-				}
-				target, header := urls[i%len(urls)], ""
-				var err error
-				if *rpcChannel != "" {
-					if target, header, err = identify(target, i, *rpcUser); err != nil {
-						errOnce.Do(func() { firstErr = err })
-						return
-					}
-				}
-				c, err := connect(ctx, target, header, *protocol, subs[i%len(subs)])
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-				conns[i] = c
-				if n := done.Add(1); n%1000 == 0 && !*asJSON {
-					fmt.Fprintf(os.Stderr, "\r%d/%d connected", n, *clients)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	res.ConnectSeconds = time.Since(start).Seconds()
-	res.Connected = int(done.Load())
-	if res.ConnectSeconds > 0 {
-		res.ConnectsPerSec = float64(res.Connected) / res.ConnectSeconds
-	}
-	if !*asJSON && *clients >= 1000 {
-		fmt.Fprintln(os.Stderr)
-	}
+	cpu := serverCPU(o.pid)
+	conns, err := o.connectAll(ctx, streams, subs, keep, &res)
+	res.ServerCPUConnectS = cpu()
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -259,25 +368,46 @@ func run() error {
 			}
 		}
 	}()
-	if firstErr != nil {
-		return fmt.Errorf("after %d connections: %v", res.Connected, firstErr)
+	if err != nil {
+		if keep != nil {
+			keep.close()
+		}
+		return fmt.Errorf("after %d connections: %v", res.Connected, err)
 	}
-	if *pid > 0 {
-		time.Sleep(*settle)
-		res.RSSAfterKiB = rssKiB(*pid)
+	if o.pid > 0 {
+		time.Sleep(o.settle)
+		res.RSSAfterKiB = rssKiB(o.pid)
 		if res.Connected > 0 {
 			res.RSSPerConnBytes = float64(res.RSSAfterKiB-res.RSSBeforeKiB) * 1024 / float64(res.Connected)
 		}
 	}
-	if *messages > 0 {
-		if err := publishPhase(ctx, &res, conns, pub, streams, *messages, *batch, *rate, *concurrency, *asJSON); err != nil {
-			report(res, *asJSON, *pid > 0)
+	if keep != nil {
+		if err := keep.close(); err != nil {
+			o.pusher.fill(&res)
+			report(res, o.asJSON, o.pid > 0)
+			return fmt.Errorf("while idle: %v%s", err, o.pusher.firstErrorNote())
+		}
+	}
+	if o.messages > 0 {
+		cpu = serverCPU(o.pid)
+		err := publishPhase(ctx, &res, conns, pub, streams, o.messages, o.batch, o.rate, o.concurrency, o.asJSON)
+		res.ServerCPUPublishS = cpu()
+		if err != nil {
+			o.pusher.fill(&res)
+			report(res, o.asJSON, o.pid > 0)
 			return err
 		}
 	}
-	report(res, *asJSON, *pid > 0)
-	if *hold > 0 {
-		time.Sleep(*hold)
+	o.pusher.fill(&res)
+	report(res, o.asJSON, o.pid > 0)
+	switch {
+	case o.hold > 0 && o.pusher != nil:
+		// Read on, answering the server's pusher:ping.
+		if err := holdConns(conns, o.hold); err != nil {
+			return fmt.Errorf("while holding: %v%s", err, o.pusher.firstErrorNote())
+		}
+	case o.hold > 0:
+		time.Sleep(o.hold)
 	}
 	if res.Delivered < res.Expected {
 		return fmt.Errorf("lost %d of %d deliveries", res.Expected-res.Delivered, res.Expected)
@@ -285,131 +415,98 @@ func run() error {
 	return nil
 }
 
-// publishPhase publishes messages carrying their index and send time,
-// round-robin over streams, and collects, from every client, how long each
-// took to arrive.
-func publishPhase(ctx context.Context, res *result, conns []*benchConn, pub publisher, streams []string, messages, batch int, rate float64, concurrency int, quiet bool) error {
-	res.Messages = messages
-	// Client i listens to stream i%len(streams); message n goes to stream
-	// n%len(streams).
-	perStream := make([]int64, len(streams))
-	for i := range conns {
-		perStream[i%len(streams)]++
-	}
-	for n := range messages {
-		res.Expected += perStream[n%len(streams)]
-	}
-	var delivered atomic.Int64
-	sentAt := make([]int64, messages)
-	lastArrival := make([]atomic.Int64, messages)
-	latencies := make([][]time.Duration, len(conns))
-	onText := func(i int, data []byte) {
-		now := time.Now().UnixNano()
-		n, sent, ok := parseMessage(data)
-		if !ok || n < 0 || n >= messages {
-			return // pings and other frames
-		}
-		latencies[i] = append(latencies[i], time.Duration(now-sent))
-		for {
-			prev := lastArrival[n].Load()
-			if prev >= now || lastArrival[n].CompareAndSwap(prev, now) {
-				break
-			}
-		}
-		delivered.Add(1)
-	}
-	var recvErr error
-	received := make(chan struct{})
-	go func() {
-		defer close(received)
-		recvErr = receive(ctx, conns, onText, func() bool { return delivered.Load() >= res.Expected }, 15*time.Second)
-	}()
-
-	var next atomic.Int64
-	var pubErr error
+// connectAll connects the clients, o.concurrency at a time: client i dials
+// o.urls[i%len(o.urls)] (as user bench-<i> with --rpc_channel), waits for
+// its welcome and subscribes with subs[i%len(subs)] (a Pusher client to
+// channel streams[i%len(streams)], then handed to keep). It records in res
+// how many connected and how fast, and shows progress on stderr every
+// thousand clients unless --json. conns[i] is client i, nil if it did not
+// connect. The first failure stops the connecting and is returned, with
+// the connections made until then, for the caller to close.
+func (o *benchOptions) connectAll(ctx context.Context, streams []string, subs []subscription, keep *keeper, res *result) (conns []*benchConn, err error) {
+	conns = make([]*benchConn, o.clients)
+	var next, done atomic.Int64
 	var errOnce sync.Once
 	start := time.Now()
-	stopProgress := make(chan struct{})
-	if !quiet {
-		go func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
+	var wg sync.WaitGroup
+	for range o.concurrency {
+		wg.Go(func() {
 			for {
-				select {
-				case <-stopProgress:
+				i := int(next.Add(1) - 1)
+				if i >= o.clients || ctx.Err() != nil {
 					return
-				case <-t.C:
-					fmt.Fprintf(os.Stderr, "\rpublished %d/%d, delivered %d/%d", min(next.Load(), int64(messages)), messages, delivered.Load(), res.Expected)
+				}
+				c, cerr := o.connectOne(ctx, i, streams[i%len(streams)], subs[i%len(subs)])
+				if cerr == nil && keep != nil {
+					conns[i] = c // closed by the caller
+					cerr = keep.add(i, c)
+				}
+				if cerr != nil {
+					errOnce.Do(func() { err = cerr })
+					return
+				}
+				conns[i] = c
+				if n := done.Add(1); n%1000 == 0 && !o.asJSON {
+					fmt.Fprintf(os.Stderr, "\r%d/%d connected", n, o.clients)
 				}
 			}
-		}()
+		})
 	}
-	var pubs sync.WaitGroup
-	for range concurrency {
-		pubs.Add(1)
-		go func() {
-			defer pubs.Done()
-			for {
-				first := int(next.Add(int64(batch)) - int64(batch))
-				if first >= messages || ctx.Err() != nil {
-					return
-				}
-				if rate > 0 {
-					due := start.Add(time.Duration(float64(first) / rate * float64(time.Second)))
-					time.Sleep(time.Until(due))
-				}
-				items := make([]item, 0, batch)
-				for n := first; n < min(first+batch, messages); n++ {
-					t := time.Now().UnixNano()
-					sentAt[n] = t
-					items = append(items, item{stream: streams[n%len(streams)], data: fmt.Sprintf(`{"n":%d,"t":%d}`, n, t)})
-				}
-				if err := pub.publish(ctx, items); err != nil {
-					errOnce.Do(func() { pubErr = err })
-					return
-				}
-			}
-		}()
+	wg.Wait()
+	res.ConnectSeconds = time.Since(start).Seconds()
+	res.Connected = int(done.Load())
+	if res.ConnectSeconds > 0 {
+		res.ConnectsPerSec = float64(res.Connected) / res.ConnectSeconds
 	}
-	pubs.Wait()
-	res.PublishSeconds = time.Since(start).Seconds()
-	res.PublishesPerSec = float64(messages) / res.PublishSeconds
-	<-received
-	close(stopProgress)
-	total := time.Since(start).Seconds()
-	res.Delivered = delivered.Load()
-	res.DeliveriesPerS = float64(res.Delivered) / total
-	var all []time.Duration
-	for _, l := range latencies {
-		all = append(all, l...)
-	}
-	res.LatencyMs = percentiles(all)
-	var fanout []time.Duration
-	for n := range messages {
-		if last := lastArrival[n].Load(); last > 0 {
-			fanout = append(fanout, time.Duration(last-sentAt[n]))
-		}
-	}
-	res.FanoutMs = percentiles(fanout)
-	if !quiet {
+	if !o.asJSON && o.clients >= 1000 {
 		fmt.Fprintln(os.Stderr)
 	}
-	if pubErr != nil {
-		return pubErr
-	}
-	if recvErr != nil && res.Delivered < res.Expected {
-		return recvErr
-	}
-	return nil
+	return conns, err
 }
 
-// parseMessage finds {"n":..,"t":..} in a broadcast frame.
-func parseMessage(data []byte) (n int, sent int64, ok bool) {
-	i := bytes.Index(data, []byte(`"message":{"n":`))
-	if i < 0 {
-		return 0, 0, false
+// connectOne dials client i's URL and subscribes it with sub (a Pusher
+// client to stream, its channel); with --rpc_channel the client names its
+// user bench-<i> as --rpc_user says.
+func (o *benchOptions) connectOne(ctx context.Context, i int, stream string, sub subscription) (*benchConn, error) {
+	target, header := o.urls[i%len(o.urls)], ""
+	if o.pusher != nil {
+		return connectPusher(ctx, target, stream, i, o.pusher)
 	}
-	rest := data[i+len(`"message":{"n":`):]
+	if o.rpcChannel != "" {
+		var err error
+		if target, header, err = identify(target, i, o.rpcUser); err != nil {
+			return nil, err
+		}
+	}
+	if o.sse {
+		return connectSSE(ctx, target, header, sub)
+	}
+	return connect(ctx, target, header, o.protocol, sub)
+}
+
+// parseMessage finds {"n":..,"t":..} in a broadcast frame, or is it: an
+// event stream's data is the publication's payload alone. In an Action
+// Cable frame it is the "message"; in a Pusher event the "data", as an
+// object (published through a server's API) or as a JSON string
+// (published through the Pusher HTTP API, whose data is a string).
+func parseMessage(data []byte) (n int, sent int64, ok bool) {
+	if rest, ok := bytes.CutPrefix(data, []byte(`{"n":`)); ok {
+		return parseNT(rest, `"t":`, `}`)
+	}
+	for _, key := range [...]string{`"message":{"n":`, `"data":{"n":`} {
+		if i := bytes.Index(data, []byte(key)); i >= 0 {
+			return parseNT(data[i+len(key):], `"t":`, `}`)
+		}
+	}
+	const quoted = `"data":"{\"n\":`
+	if i := bytes.Index(data, []byte(quoted)); i >= 0 {
+		return parseNT(data[i+len(quoted):], `\"t\":`, `}"`)
+	}
+	return 0, 0, false
+}
+
+// parseNT reads `<n>,<tKey><t><end>` at the start of rest.
+func parseNT(rest []byte, tKey, end string) (n int, sent int64, ok bool) {
 	j := bytes.IndexByte(rest, ',')
 	if j < 0 {
 		return 0, 0, false
@@ -418,70 +515,14 @@ func parseMessage(data []byte) (n int, sent int64, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	rest = rest[j+1:]
-	if !bytes.HasPrefix(rest, []byte(`"t":`)) {
+	rest, ok = bytes.CutPrefix(rest[j+1:], []byte(tKey))
+	if !ok {
 		return 0, 0, false
 	}
-	rest = rest[4:]
-	k := bytes.IndexByte(rest, '}')
+	k := bytes.Index(rest, []byte(end))
 	if k < 0 {
 		return 0, 0, false
 	}
 	sent, err = strconv.ParseInt(string(rest[:k]), 10, 64)
 	return n, sent, err == nil
-}
-
-func percentiles(ds []time.Duration) map[string]float64 {
-	if len(ds) == 0 {
-		return nil
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	pct := func(p float64) float64 {
-		return float64(ds[min(len(ds)-1, int(p*float64(len(ds))))].Microseconds()) / 1000
-	}
-	return map[string]float64{"p50": pct(.5), "p90": pct(.9), "p99": pct(.99), "p99.9": pct(.999), "max": pct(1)}
-}
-
-func report(res result, asJSON, rss bool) {
-	if asJSON {
-		json.NewEncoder(os.Stdout).Encode(res)
-		return
-	}
-	through := ""
-	if res.RPCChannel != "" {
-		through = " (Connect and subscribe to " + res.RPCChannel + " through RPC)"
-	}
-	fmt.Printf("connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s%s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec, through)
-	if rss {
-		fmt.Printf("server RSS %d KiB -> %d KiB: %.1f KiB per connection\n", res.RSSBeforeKiB, res.RSSAfterKiB, res.RSSPerConnBytes/1024)
-	}
-	if res.Messages > 0 {
-		fmt.Printf("published %d in %.2fs (%.0f/s); delivered %d/%d (%.0f deliveries/s)\n",
-			res.Messages, res.PublishSeconds, res.PublishesPerSec, res.Delivered, res.Expected, res.DeliveriesPerS)
-		for _, row := range []struct {
-			name string
-			l    map[string]float64
-		}{{"latency", res.LatencyMs}, {"fan-out completion", res.FanoutMs}} {
-			l := row.l
-			if l == nil {
-				continue
-			}
-			fmt.Printf("%s ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n", row.name, l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
-		}
-	}
-}
-
-// rssKiB reads VmRSS of a process, 0 when unknown.
-func rssKiB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }

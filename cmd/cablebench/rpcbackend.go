@@ -3,8 +3,9 @@ package main
 // The rpc-backend subcommand: a minimal AnyCable RPC application for
 // measuring a server's RPC hop (Connect on every WebSocket, Command on every
 // subscribe) without an application framework's cost in the numbers. It
-// answers over gRPC (anycable.RPC, spec part A) and over HTTP (POST
-// <path>/connect|command|disconnect, spec part B) with the same logic.
+// answers over gRPC (AnyCable's anycable.RPC service) and over HTTP (POST
+// <path>/connect|command|disconnect, AnyCable's HTTP RPC) with the same
+// logic.
 
 import (
 	"cmp"
@@ -130,7 +131,7 @@ func channelFrame(identifier, typ string) string {
 }
 
 // grpcBackend serves the logic as anycable.RPC; the sid is the call's
-// `sid` metadata (A.3).
+// `sid` metadata, which AnyCable sends with every call.
 type grpcBackend struct {
 	anycablepb.UnimplementedRPCServer
 }
@@ -154,9 +155,9 @@ func (grpcBackend) Disconnect(context.Context, *anycablepb.DisconnectRequest) (*
 }
 
 // httpBackend serves the logic as HTTP RPC under path: the anycablepb
-// structs through encoding/json are AnyCable's bodies (B.2: snake_case
-// names, zero values omitted, status a number); the sid is the
-// X-Anycable-Meta-Sid header (B.1).
+// structs through encoding/json are AnyCable's bodies (snake_case names,
+// zero values omitted, status a number); the sid is the
+// X-Anycable-Meta-Sid header.
 type httpBackend struct {
 	path string // the base path, without a trailing slash
 }

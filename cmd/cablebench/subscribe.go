@@ -12,10 +12,12 @@ import (
 )
 
 // subscription is how a client subscribes to one stream, and how it
-// recognises the welcome and the confirmation.
+// recognises the welcome and the confirmation; over Server-Sent Events
+// (--sse) it names the subscription in the request's query instead.
 type subscription struct {
 	command          []byte // the subscribe command
 	welcome, confirm func([]byte) (bool, error)
+	query            string // the events request's query parameters, encoded
 }
 
 func newSubscription(stream, secret string) subscription {
@@ -25,10 +27,15 @@ func newSubscription(stream, secret string) subscription {
 	}
 	ident, _ := json.Marshal(id)
 	cmd, _ := json.Marshal(map[string]string{"command": "subscribe", "identifier": string(ident)})
+	query := url.Values{"stream": {stream}}
+	if secret != "" {
+		query = url.Values{"signed_stream": {id["signed_stream_name"]}}
+	}
 	return subscription{
 		command: cmd,
 		welcome: expect(`{"type":"welcome"`),
 		confirm: expect(`{"type":"confirm_subscription","identifier":` + strconv.Quote(string(ident)) + `}`),
+		query:   query.Encode(),
 	}
 }
 
@@ -46,6 +53,7 @@ func newRPCSubscription(channel, stream string) subscription {
 		command: cmd,
 		welcome: expectJSON("welcome", ""),
 		confirm: expectJSON("confirm_subscription", string(ident)),
+		query:   url.Values{"identifier": {string(ident)}}.Encode(),
 	}
 }
 

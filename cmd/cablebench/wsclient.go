@@ -21,15 +21,27 @@ import (
 // measures is the server: a general-purpose client (a goroutine, a read
 // deadline, an allocation and two read syscalls per message) spent more
 // CPU per delivery than the server did, on the same two cores.
+//
+// With sse set it is instead an event stream's reader (sseclient.go):
+// feed then passes on the data of its messages, and it sends nothing.
+// With pusher set it is a Pusher client (pusherclient.go): feed answers
+// the server's pusher:ping and counts presence member events itself.
 type benchConn struct {
 	nc      net.Conn
 	pending []byte // received bytes not yet parsed into frames
+	// message gathers a text message sent in fragments (AnyCable
+	// fragments large ones, such as a big presence roster).
+	message    []byte
+	fragmented bool
+	sse        *sseStream
+	pusher     *pusherStats
 }
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// dial opens a WebSocket connection offering subprotocol, adding header
-// (complete request header lines, each ending in CRLF) to the request.
+// dial opens a WebSocket connection offering subprotocol (none if empty),
+// adding header (complete request header lines, each ending in CRLF) to
+// the request.
 func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, error) {
 	u, err := url.Parse(target)
 	if err != nil {
@@ -46,36 +58,21 @@ func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, 
 	var keyBytes [16]byte
 	rand.Read(keyBytes[:])
 	key := base64.StdEncoding.EncodeToString(keyBytes[:])
+	if subprotocol != "" {
+		header = "Sec-WebSocket-Protocol: " + subprotocol + "\r\n" + header
+	}
 	path := u.RequestURI()
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Protocol: " + subprotocol + "\r\n" + header + "\r\n"
+		"\r\n" + header + "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	// The response head is read by hand (no http.Response, no bufio
-	// reader per connection); bytes after it are the first frames.
-	buf := make([]byte, 0, 512)
-	var head []byte
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := nc.Read(buf[len(buf):cap(buf)])
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("reading the handshake response: %w", err)
-		}
-		buf = buf[:len(buf)+n]
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			head, buf = buf[:i+2], buf[i+4:]
-			break
-		}
-		if len(buf) > 16<<10 {
-			nc.Close()
-			return nil, errors.New("handshake response head too large")
-		}
+	head, rest, err := readHead(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
 	}
 	sum := sha1.Sum([]byte(key + websocketGUID))
 	accept := base64.StdEncoding.EncodeToString(sum[:])
@@ -85,11 +82,36 @@ func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, 
 		return nil, &statusError{status: string(status)}
 	}
 	c := &benchConn{nc: nc}
-	if len(buf) > 0 {
-		c.pending = bytes.Clone(buf)
+	if len(rest) > 0 {
+		c.pending = bytes.Clone(rest)
 	}
 	nc.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// readHead reads an HTTP response head from nc by hand (no http.Response,
+// no bufio reader per connection): head is the status line and header
+// lines, each ending in CRLF, without the blank line; rest is what came
+// after it in the same reads (the first frames or chunks), sharing head's
+// array. It fails on a read error or a head over 16 KiB.
+func readHead(nc net.Conn) (head, rest []byte, err error) {
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := nc.Read(buf[len(buf):cap(buf)])
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the response head: %w", err)
+		}
+		buf = buf[:len(buf)+n]
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return buf[:i+2], buf[i+4:], nil
+		}
+		if len(buf) > 16<<10 {
+			return nil, nil, errors.New("response head too large")
+		}
+	}
 }
 
 // deadlineWithin is d from now, or ctx's deadline if that is sooner.
@@ -150,58 +172,75 @@ func (c *benchConn) writeFrame(op byte, payload []byte) error {
 var errClosed = errors.New("server closed the connection")
 
 // nextFrame parses one complete frame from data, returning its payload and
-// the bytes after it; ok is false when data holds no complete frame.
-func nextFrame(data []byte) (op byte, payload, rest []byte, ok bool, err error) {
+// the bytes after it; ok is false when data holds no complete frame. fin
+// is false for a fragment other than a message's last.
+func nextFrame(data []byte) (op byte, fin bool, payload, rest []byte, ok bool, err error) {
 	if len(data) < 2 {
-		return 0, nil, data, false, nil
+		return 0, false, nil, data, false, nil
 	}
-	op = data[0] & 0x0f
-	if data[0]&0x80 == 0 {
-		return 0, nil, nil, false, errors.New("fragmented frames are not expected from the server")
-	}
+	op, fin = data[0]&0x0f, data[0]&0x80 != 0
 	header, n := 2, uint64(data[1]&0x7f)
 	switch n {
 	case 126:
 		if len(data) < 4 {
-			return 0, nil, data, false, nil
+			return 0, false, nil, data, false, nil
 		}
 		header, n = 4, uint64(binary.BigEndian.Uint16(data[2:]))
 	case 127:
 		if len(data) < 10 {
-			return 0, nil, data, false, nil
+			return 0, false, nil, data, false, nil
 		}
 		header, n = 10, binary.BigEndian.Uint64(data[2:])
 	}
 	if uint64(len(data)-header) < n {
-		return 0, nil, data, false, nil
+		return 0, false, nil, data, false, nil
 	}
 	end := header + int(n)
 	if op == 0x8 {
-		return op, data[header:end], data[end:], true, errClosed
+		return op, fin, data[header:end], data[end:], true, errClosed
 	}
-	return op, data[header:end], data[end:], true, nil
+	return op, fin, data[header:end], data[end:], true, nil
 }
 
 // feed appends received bytes and calls onText for each complete text
 // frame's payload (valid during the call only). A ping is answered with a
 // pong, as any WebSocket client does: the server pings a client that has
-// not sent anything yet and closes it if no answer comes.
+// not sent anything yet and closes it if no answer comes. A Pusher
+// client's pusher:ping is answered as well, and it and presence member
+// events are not passed on (see pusherStats.intercept). On an event
+// stream it calls onText for each unnamed event's data (a publication)
+// and drops named events (pings, confirmations).
 func (c *benchConn) feed(data []byte, onText func([]byte)) error {
+	if c.sse != nil {
+		return c.feedSSE(data, onText, nil)
+	}
 	if len(c.pending) > 0 {
 		c.pending = append(c.pending, data...)
 		data = c.pending
 	}
 	for {
-		op, payload, rest, ok, err := nextFrame(data)
+		op, fin, payload, rest, ok, err := nextFrame(data)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			break
 		}
+		if op, payload, ok = c.assemble(op, fin, payload); !ok {
+			data = rest
+			continue
+		}
 		switch op {
 		case 0x1:
-			onText(payload)
+			handled := false
+			if c.pusher != nil {
+				if handled, err = c.pusher.intercept(c, payload); err != nil {
+					return err
+				}
+			}
+			if !handled {
+				onText(payload)
+			}
 		case 0x9:
 			if err := c.writeFrame(0xA, payload); err != nil {
 				return err
@@ -220,12 +259,29 @@ func (c *benchConn) feed(data []byte, onText func([]byte)) error {
 	return nil
 }
 
+// assemble gathers a fragmented text message: it returns the whole
+// message (as a text frame) once its last fragment is in, ok false for
+// the fragments before; other frames pass through.
+func (c *benchConn) assemble(op byte, fin bool, payload []byte) (byte, []byte, bool) {
+	switch {
+	case op == 0x1 && !fin:
+		c.message, c.fragmented = append(c.message[:0], payload...), true
+		return 0, nil, false
+	case op == 0x0 && c.fragmented:
+		c.message = append(c.message, payload...)
+		if !fin {
+			return 0, nil, false
+		}
+		c.fragmented = false
+		return 0x1, c.message, true
+	}
+	return op, payload, true
+}
+
 // readUntil reads with blocking reads until match accepts a message (or
 // fails), or the deadline passes. Messages after the accepted one in the
 // same read are dropped: callers wait for replies that nothing follows.
 func (c *benchConn) readUntil(deadline time.Time, match func([]byte) (bool, error)) error {
-	c.nc.SetReadDeadline(deadline)
-	defer c.nc.SetReadDeadline(time.Time{})
 	found := false
 	var merr error
 	check := func(p []byte) {
@@ -233,18 +289,30 @@ func (c *benchConn) readUntil(deadline time.Time, match func([]byte) (bool, erro
 			found, merr = match(p)
 		}
 	}
-	buf := make([]byte, 4096)
-	for data := []byte(nil); ; {
+	return c.readFor(deadline, func(data []byte) (bool, error) {
 		if err := c.feed(data, check); err != nil {
 			// A refusal is usually followed by the close in the same
 			// read: report the refusal, which says why.
 			if merr != nil {
-				return merr
+				return false, merr
 			}
-			return err
+			return false, err
 		}
-		if merr != nil || found {
-			return merr
+		return found || merr != nil, merr
+	})
+}
+
+// readFor gives step the bytes of each blocking read (nil first, for
+// those already pending) until step reports done or fails, a read fails,
+// or the deadline passes; it returns step's error or the read's.
+func (c *benchConn) readFor(deadline time.Time, step func(data []byte) (done bool, err error)) error {
+	c.nc.SetReadDeadline(deadline)
+	defer c.nc.SetReadDeadline(time.Time{})
+	buf := make([]byte, 4096)
+	for data := []byte(nil); ; {
+		done, err := step(data)
+		if done || err != nil {
+			return err
 		}
 		n, err := c.nc.Read(buf)
 		if err != nil && n == 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/redact"
 	"github.com/cablehub/cablehub/server/runner"
 )
 
@@ -52,6 +53,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	// outages itself, once per backoff step, so its messages go to debug.
 	redis.SetLogger(redisLogger{log.With("context", "redis")})
 
+	// Signals are caught from here on: one arriving while the server
+	// starts (it is logged as ready before Start returns) shuts it down
+	// once started, instead of killing it unannounced.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r, err := runner.New(cfg, log)
@@ -64,8 +72,6 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case <-signals:
 	case err := <-r.Errors():
@@ -116,12 +122,14 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
 
+// newLogger is the process's logger: every line, the libraries' included,
+// has the credentials of the URLs it quotes masked (redact.Handler).
 func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(out, opts))
+		return slog.New(redact.Handler(slog.NewJSONHandler(out, opts)))
 	}
-	return slog.New(slog.NewTextHandler(out, opts))
+	return slog.New(redact.Handler(slog.NewTextHandler(out, opts)))
 }

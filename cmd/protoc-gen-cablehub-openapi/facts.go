@@ -114,7 +114,7 @@ var operationFacts = map[string]struct {
 		errUnauthorized, errBodyTimeout, errTooLarge, errInvalidDisconnect, errDisconnectUnavailable}},
 }
 
-// errorSchema is the body of every REST error, gateway.writeError's.
+// errorSchema is the body of every REST error, jsonerr.Write's.
 var errorSchema = &schema{
 	Type: "object",
 	Description: "The body of every REST error: the gRPC status code of the failure and a message " +

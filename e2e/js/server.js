@@ -34,7 +34,10 @@ export function startServer(args) {
     }
     proc.stdout.on('data', onData)
     proc.stderr.on('data', onData)
-    proc.once('exit', code => reject(new Error(`cablehub exited (${code}):\n${logs}`)))
+    proc.once('exit', code => {
+      clearTimeout(timer)
+      reject(new Error(`cablehub exited (${code}):\n${logs}`))
+    })
   })
 }
 

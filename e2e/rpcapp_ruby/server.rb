@@ -146,7 +146,8 @@ class App < Anycable::RPC::Service
     end
   end
 
-  # meta logs the call and returns its sid and protov metadata (A.3).
+  # meta logs the call and returns its sid and protov metadata, which
+  # the server sends with every call.
   def meta(call, method)
     sid = call.metadata["sid"]
     puts "CALL #{method} #{sid}"

@@ -125,8 +125,10 @@ func (s *Service) Publish(ctx context.Context, req *cablehubv1.PublishRequest) (
 	return &cablehubv1.PublishResponse{}, nil
 }
 
-// GetPresence returns the records of a stream sorted by id. UNIMPLEMENTED
-// means the broker keeps no presence.
+// GetPresence returns the records of a stream sorted by id, within
+// MaxPresenceAnswer: when they do not all fit, the first ones that do and
+// Truncated, Total staying the number of all. UNIMPLEMENTED means the
+// broker keeps no presence.
 func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRequest) (*cablehubv1.GetPresenceResponse, error) {
 	if req.GetStream() == "" {
 		return nil, status.Error(codes.InvalidArgument, "stream is required")
@@ -143,6 +145,7 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 		return nil, err
 	}
 	resp := &cablehubv1.GetPresenceResponse{Type: "info", Total: proto.Int32(int32(info.Total))}
+	budget := newPresenceBudget(resp)
 	for _, r := range info.Records {
 		rec := &cablehubv1.PresenceRecord{Id: r.ID}
 		if len(r.Info) > 0 {
@@ -159,6 +162,10 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 				}
 				rec.Info = v
 			}
+		}
+		if !budget.add(rec) {
+			resp.Truncated = true
+			break
 		}
 		resp.Records = append(resp.Records, rec)
 	}

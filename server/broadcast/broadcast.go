@@ -11,6 +11,7 @@ import (
 	"context"
 
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/connwatch"
 )
 
 // Sink takes decoded broadcasts; the API service (api.Service) is the one
@@ -34,4 +35,22 @@ type Adapter interface {
 	// Err is nil while the adapter can receive broadcasts, else why not
 	// (for /health).
 	Err() error
+	// Role is what the adapter does at the moment, for /health's "role":
+	// the redis adapter, one node of a cluster listening at a time, says
+	// RoleListening, RoleStandby or RoleConnecting. It is "" for an
+	// adapter that has no role to report, and /health then shows none.
+	Role() string
+	// Describe is the adapter's startup line, logged once before it
+	// runs: what it reads from. It is "" when there is nothing to say
+	// before a listener is bound (the http adapter's line, DescribeAt,
+	// needs the address), and nothing is logged then.
+	Describe() string
+}
+
+// Metrics counts what the adapters drop for its size and the outages of
+// what they read from (components "broadcast:redis", "broadcast:redisx",
+// "broadcast:nats"); the server's metrics.Metrics implements it.
+type Metrics interface {
+	connwatch.Counters
+	BroadcastTooLarge(adapter string)
 }

@@ -34,9 +34,10 @@ type Handler struct {
 	log  *slog.Logger
 	// drops and failures limit the log lines of Deliver.
 	drops, failures rateLog
-	// ownChannel, when set, is a stream name refused (see
-	// refuseOwnChannel).
-	ownChannel string
+	// maxSize, when positive, is the largest payload Deliver takes
+	// (Options.MaxPayloadSize); tooLarge, when set, counts the others.
+	maxSize  int64
+	tooLarge func()
 }
 
 // logEvery is how often Deliver logs a kind of problem at most; the lines
@@ -67,27 +68,14 @@ func (h *Handler) Handle(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	if h.ownChannel != "" {
-		for _, p := range pubs {
-			if p.GetStream() == h.ownChannel {
-				return status.Errorf(codes.InvalidArgument, "stream %q is the adapter's own channel: with Redis pub/sub, its publications come back here", p.GetStream())
-			}
-		}
-	}
 	_, err = h.sink.Publish(ctx, &cablehubv1.PublishRequest{Publications: pubs})
 	return err
 }
 
-// refuseOwnChannel makes Handle refuse publications to the stream named
-// channel. The redis adapter listens to channel, and Cablehub's Redis
-// pub/sub carries each stream's publications on the channel named as the
-// stream (as AnyCable's does): a publication to that stream, however it
-// was made, would come back to the adapter in the same format and be
-// published again, forever. Refusing it there delivers it once.
-func (h *Handler) refuseOwnChannel(channel string) { h.ownChannel = channel }
-
 // Deliver is Handle for the adapters nobody waits on (redis, redisx,
-// nats). A payload that is malformed, or that the sink refuses as invalid,
+// nats). A payload larger than the handler's limit (Options.MaxPayloadSize)
+// is dropped unread, with a WARN giving its size, one per payload. A
+// payload that is malformed, or that the sink refuses as invalid,
 // is logged (a WARN at most every logEvery, with the count dropped
 // meanwhile) and dropped: Deliver returns nil, since trying it again
 // cannot succeed. Any other failure (the broker or pub/sub did not take
@@ -98,6 +86,13 @@ func (h *Handler) refuseOwnChannel(channel string) { h.ownChannel = channel }
 // delivered when the adapter stops is worth finishing (the sink bounds it
 // by --publish_timeout); context.WithoutCancel of it will do.
 func (h *Handler) Deliver(ctx context.Context, payload []byte) error {
+	if h.maxSize > 0 && int64(len(payload)) > h.maxSize {
+		h.log.Warn("broadcast dropped: larger than --api_max_body_size", "size", len(payload), "limit", h.maxSize)
+		if h.tooLarge != nil {
+			h.tooLarge()
+		}
+		return nil
+	}
 	err := h.Handle(ctx, payload)
 	if err == nil {
 		return nil

@@ -11,7 +11,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/cablehub/cablehub/gateway"
+	"github.com/cablehub/cablehub/server/httpbody"
+	"github.com/cablehub/cablehub/server/jsonerr"
 )
 
 // HTTP is the http adapter: AnyCable's POST /_broadcast. It is an
@@ -29,7 +30,7 @@ import (
 type HTTP struct {
 	opts HTTPOptions
 	key  []byte
-	body gateway.Body
+	body httpbody.Limit
 	h    *Handler
 	log  *slog.Logger
 
@@ -40,7 +41,7 @@ type HTTP struct {
 var _ http.Handler = (*HTTP)(nil)
 
 func newHTTP(o HTTPOptions, h *Handler, log *slog.Logger) *HTTP {
-	a := &HTTP{opts: o, body: gateway.Body{MaxSize: o.MaxBodySize, Timeout: o.BodyTimeout}, h: h, log: log}
+	a := &HTTP{opts: o, body: httpbody.Limit{MaxSize: o.MaxBodySize, Timeout: o.BodyTimeout}, h: h, log: log}
 	if o.Key != "" {
 		a.key = []byte(o.Key)
 	}
@@ -78,8 +79,16 @@ func (a *HTTP) Path() string { return a.opts.Path }
 // AuthRequired reports whether requests must carry the key.
 func (a *HTTP) AuthRequired() bool { return a.key != nil }
 
-// Describe is the startup line for the adapter served at addr (host:port).
-func (a *HTTP) Describe(addr string) string {
+// Role is "": every node serves the http adapter alike.
+func (a *HTTP) Role() string { return "" }
+
+// Describe is "": the adapter's startup line names the address it is
+// served at, which only the runner knows once it is bound (DescribeAt).
+func (a *HTTP) Describe() string { return "" }
+
+// DescribeAt is the startup line for the adapter served at addr
+// (host:port).
+func (a *HTTP) DescribeAt(addr string) string {
 	mode := "no authorization"
 	if a.AuthRequired() {
 		mode = "authorization required"
@@ -99,13 +108,13 @@ func (a *HTTP) allowed(authorization string) bool {
 func (a *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lift := a.body.Deadline(w, r)
 	if r.Method != http.MethodPost {
-		gateway.WriteError(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
+		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
 			fmt.Sprintf("method %s is not allowed here, use POST", r.Method))
 		return
 	}
 	if !a.allowed(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		gateway.WriteError(w, http.StatusUnauthorized, codes.Unauthenticated,
+		jsonerr.Write(w, http.StatusUnauthorized, codes.Unauthenticated,
 			"missing or invalid broadcast key: send Authorization: Bearer <key> (--broadcast_key, or derived from --secret)")
 		return
 	}
@@ -116,7 +125,7 @@ func (a *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lift()
 	if err := a.h.Handle(r.Context(), body); err != nil {
 		a.log.Debug("broadcast refused", "error", err)
-		gateway.WriteStatus(w, err)
+		jsonerr.WriteStatus(w, err)
 		return
 	}
 	w.Header().Set("Content-Length", "0")

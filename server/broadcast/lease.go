@@ -124,12 +124,15 @@ func (l *redisLease) keep(ctx context.Context, cancel context.CancelCauseFunc) {
 }
 
 // release gives the lease up if this node holds it, so another node takes
-// over without waiting for it to expire.
-func (l *redisLease) release(ctx context.Context) {
+// over without waiting for it to expire. This node stops counting it
+// valid either way; an error means Redis did not confirm the release, so
+// the key may stand until it expires (redisLeaseTTL), and with it the
+// channel goes unheard.
+func (l *redisLease) release(ctx context.Context) error {
 	l.mu.Lock()
 	l.validUntil = time.Time{}
 	l.mu.Unlock()
-	releaseScript.Run(ctx, l.client, []string{l.key}, l.id)
+	return releaseScript.Run(ctx, l.client, []string{l.key}, l.id).Err()
 }
 
 // randomID is a node id for Options.NodeID when none is given.

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/cablehub/cablehub/server/backoff"
+	"github.com/cablehub/cablehub/server/connwatch"
 )
 
 // natsConfig is what one nats adapter runs with.
@@ -23,11 +26,22 @@ type natsConfig struct {
 	// the others. Without a cluster pub/sub it is empty and each node
 	// delivers every broadcast to its own clients.
 	queue string
+	// counters count the subscription's outages (Options.Metrics); nil
+	// counts nothing.
+	counters connwatch.Counters
 }
 
 // NATSQueue is the queue group the nodes of a cluster share (see
 // Options.Clustered).
 const NATSQueue = "cablehub-broadcast"
+
+// natsBackoffMin and natsBackoffMax bound the wait between attempts to
+// subscribe while NATS refuses (backoff.New): it grows after each refusal
+// and starts over once subscribed.
+const (
+	natsBackoffMin = 250 * time.Millisecond
+	natsBackoffMax = 5 * time.Second
+)
 
 // errNotSubscribed is Err's answer until the subscription is in place.
 var errNotSubscribed = errors.New("NATS broadcast subscription not made yet")
@@ -43,6 +57,9 @@ type NATS struct {
 	cfg    natsConfig
 	handle func(ctx context.Context, payload []byte) error
 	log    *slog.Logger
+	// watch follows the subscription (the connection's own outages are
+	// logged and counted where it is made).
+	watch *connwatch.Watch
 
 	mu  sync.Mutex
 	err error
@@ -57,6 +74,7 @@ func newNATS(o Options, h *Handler, log *slog.Logger) (Adapter, error) {
 	if o.Clustered {
 		cfg.queue = NATSQueue
 	}
+	cfg.counters = o.Metrics
 	return newNATSAdapter(o.NATS, cfg, h.Deliver, log), nil
 }
 
@@ -69,11 +87,16 @@ func newNATSAdapter(conn *nats.Conn, cfg natsConfig, handle func(ctx context.Con
 		cfg.subject = DefaultOptions().NATSChannel
 	}
 	log = log.With("channel", cfg.subject)
-	return &NATS{conn: conn, cfg: cfg, handle: handle, log: log, err: errNotSubscribed}
+	return &NATS{conn: conn, cfg: cfg, handle: handle, log: log, err: errNotSubscribed,
+		watch: connwatch.New("broadcast:"+NameNATS, cfg.counters)}
 }
 
 // Name is "nats".
 func (n *NATS) Name() string { return NameNATS }
+
+// Role is "": every node subscribes alike (in a cluster NATS hands each
+// message to one member of the queue group), so none has a role to tell.
+func (n *NATS) Role() string { return "" }
 
 // Describe is the adapter's startup line.
 func (n *NATS) Describe() string {
@@ -103,17 +126,21 @@ func (n *NATS) setErr(err error) {
 // Run subscribes and handles messages until ctx ends, then unsubscribes.
 // A subscription that fails (NATS refused it) is tried again with backoff.
 func (n *NATS) Run(ctx context.Context) error {
-	var delay time.Duration
+	wait := backoff.New(natsBackoffMin, natsBackoffMax, nil)
 	for ctx.Err() == nil {
 		sub, err := n.subscribe()
 		if err != nil {
+			n.watch.Lost()
 			n.setErr(fmt.Errorf("NATS broadcast subscription: %w", err))
 			n.log.Warn("NATS broadcast subscription failed; retrying", "error", err)
-			delay = min(max(2*delay, 250*time.Millisecond), redisxMaxBackoff)
-			sleep(ctx, delay)
+			sleep(ctx, wait.Next())
 			continue
 		}
+		wait.Reset()
 		n.setErr(nil)
+		if ended, _ := n.watch.Restored(); ended {
+			n.log.Info("NATS broadcast subscription restored")
+		}
 		n.consume(ctx, sub)
 		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			n.log.Debug("NATS broadcast unsubscribe", "error", err)
@@ -163,6 +190,7 @@ func (n *NATS) consume(ctx context.Context, sub *nats.Subscription) {
 			dropped, _ := sub.Dropped()
 			n.log.Warn("NATS broadcasts dropped: they arrived faster than they could be delivered", "dropped_total", dropped)
 		default:
+			n.watch.Lost()
 			n.setErr(fmt.Errorf("NATS broadcast subscription: %w", err))
 			n.log.Warn("NATS broadcast subscription ended", "error", err)
 			sleep(ctx, time.Second)

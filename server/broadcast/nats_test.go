@@ -181,7 +181,7 @@ func TestNATSThroughTheHandler(t *testing.T) {
 			if clustered {
 				want += "; in queue group cablehub-broadcast, so one node of the cluster takes each message"
 			}
-			if d := a.(*NATS).Describe(); d != want {
+			if d := a.Describe(); d != want {
 				t.Errorf("Describe: %s\nwant %s", d, want)
 			}
 			runUntilStopped(t, a)

@@ -52,6 +52,15 @@ type Options struct {
 	// between nodes (the redis lease holder, the redisx consumer). Empty
 	// gets a random one.
 	NodeID string
+	// MaxPayloadSize is the largest payload the redis, redisx and nats
+	// adapters hand on, bytes (--api_max_body_size, the http adapter's
+	// and the API's limit, so a broadcast too large for POST /api/publish
+	// is too large whichever way it comes); 0 means no limit. A larger
+	// one is dropped before it is decoded, with a WARN giving its size
+	// (not its content), and counted (Metrics.BroadcastTooLarge).
+	MaxPayloadSize int64
+	// Metrics counts drops and outages; nil counts nothing.
+	Metrics Metrics
 }
 
 // HTTPOptions configure the http adapter.
@@ -87,6 +96,8 @@ func DefaultOptions() Options {
 		RedisChannel: "__anycable__",
 		RedisX:       RedisXOptions{Stream: "__anycable__", Group: "bx", ReadBlock: 2 * time.Second},
 		NATSChannel:  "__anycable__",
+
+		MaxPayloadSize: 1 << 20,
 	}
 }
 
@@ -97,6 +108,10 @@ func DefaultOptions() Options {
 func New(name string, o Options, sink Sink, log *slog.Logger) (Adapter, error) {
 	log = log.With("context", "broadcast", "provider", name)
 	h := NewHandler(sink, log)
+	h.maxSize = o.MaxPayloadSize
+	if o.Metrics != nil {
+		h.tooLarge = func() { o.Metrics.BroadcastTooLarge(name) }
+	}
 	if o.NodeID == "" {
 		o.NodeID = randomID()
 	}

@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cablehub/cablehub/server/backoff"
+	"github.com/cablehub/cablehub/server/connwatch"
 )
 
 // The redis adapter's timing.
@@ -22,7 +24,8 @@ const (
 	// packets without a reset).
 	redisPingEvery = 10 * time.Second
 	// redisBackoffMin and redisBackoffMax bound the wait between attempts
-	// to reach Redis: doubled after each failure, reset once subscribed.
+	// to reach Redis (backoff.New): it grows after each failure and starts
+	// over once subscribed.
 	redisBackoffMin = time.Second
 	redisBackoffMax = 30 * time.Second
 )
@@ -45,6 +48,16 @@ const (
 // WARN per attempt and reporting the outage through Err (AnyCable exits
 // after five failed attempts).
 //
+// When Redis closes the subscribed connection under it, it subscribes
+// again at once, before any backoff: what is published until then
+// reaches no one (Redis pub/sub keeps nothing), so every millisecond
+// counts. Redis does that to a subscriber whose output buffer passes
+// client-output-buffer-limit pubsub (32 MB by default): one message that
+// large does it, and then the following ones are lost only while the
+// adapter resubscribes, milliseconds instead of the first backoff step.
+// Each such loss is logged (a WARN) and counted, as is the return (an
+// INFO), once each (watch).
+//
 // With a cluster pub/sub (Options.Clustered) one node at a time listens:
 // the holder of a lease in Redis (redisLease); the others stand by and
 // take over when it lapses.
@@ -54,6 +67,8 @@ type redisAdapter struct {
 	h       *Handler
 	log     *slog.Logger
 	lease   *redisLease // nil without a cluster pub/sub
+	// watch follows Redis's reachability as the adapter sees it.
+	watch *connwatch.Watch
 
 	mu   sync.Mutex
 	err  error
@@ -61,8 +76,8 @@ type redisAdapter struct {
 }
 
 func newRedis(o Options, h *Handler, log *slog.Logger) *redisAdapter {
-	h.refuseOwnChannel(o.RedisChannel)
-	a := &redisAdapter{client: o.Redis, channel: o.RedisChannel, h: h, log: log, role: RoleConnecting}
+	a := &redisAdapter{client: o.Redis, channel: o.RedisChannel, h: h, log: log, role: RoleConnecting,
+		watch: connwatch.New("broadcast:"+NameRedis, o.Metrics)}
 	if o.Clustered {
 		a.lease = newRedisLease(o.Redis, "cablehub:broadcast:redis:"+o.RedisChannel, o.NodeID)
 	}
@@ -114,11 +129,14 @@ var errLeaseLost = errors.New("another node holds the Redis broadcast lease")
 
 // Run listens until ctx is done, reconnecting forever.
 func (a *redisAdapter) Run(ctx context.Context) error {
-	wait := redisBackoffMin
+	wait := backoff.New(redisBackoffMin, redisBackoffMax, nil)
 	standby := false
 	for ctx.Err() == nil {
 		if a.lease != nil {
 			held, err := a.lease.hold(ctx)
+			if err == nil {
+				a.reachable()
+			}
 			if err == nil && !held {
 				if !standby {
 					a.log.Info("another node listens to the Redis broadcast channel; standing by", "channel", a.channel)
@@ -129,7 +147,7 @@ func (a *redisAdapter) Run(ctx context.Context) error {
 				continue
 			}
 			if err != nil {
-				wait = a.failed(ctx, err, wait)
+				a.failed(ctx, err, wait)
 				continue
 			}
 			standby = false
@@ -143,25 +161,24 @@ func (a *redisAdapter) Run(ctx context.Context) error {
 			a.set(RoleConnecting, nil)
 		default:
 			if subscribed {
-				wait = redisBackoffMin
+				wait.Reset()
 			}
-			wait = a.failed(ctx, err, wait)
+			a.failed(ctx, err, wait)
 		}
 	}
 	return nil
 }
 
-// failed reports an unreachable Redis, waits, and returns the next wait.
-func (a *redisAdapter) failed(ctx context.Context, err error, wait time.Duration) time.Duration {
+// failed reports an unreachable Redis and waits wait's next delay.
+func (a *redisAdapter) failed(ctx context.Context, err error, wait *backoff.Backoff) {
 	if ctx.Err() != nil {
-		return wait
+		return
 	}
+	a.watch.Lost()
 	a.set(RoleConnecting, fmt.Errorf("subscribing to %s in Redis: %w", a.channel, err))
-	// ±20% so that nodes that lost Redis together do not retry in step.
-	d := wait - wait/5 + rand.N(wait*2/5+1)
+	d := wait.Next()
 	a.log.Warn(fmt.Sprintf("Redis broadcast channel unavailable, next attempt in %s", d.Round(10*time.Millisecond)), "channel", a.channel, "error", err)
 	sleep(ctx, d)
-	return min(wait*2, redisBackoffMax)
 }
 
 func (a *redisAdapter) releaseLease(ctx context.Context) {
@@ -170,7 +187,18 @@ func (a *redisAdapter) releaseLease(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	a.lease.release(rctx)
+	if err := a.lease.release(rctx); err != nil {
+		a.log.Warn(fmt.Sprintf("Redis broadcast lease not released: another node takes the channel over when it expires, within %s", redisLeaseTTL),
+			"channel", a.channel, "error", err)
+	}
+}
+
+// reachable notes Redis answering; the first time after an outage it
+// logs that the channel is back.
+func (a *redisAdapter) reachable() {
+	if ended, outage := a.watch.Restored(); ended {
+		a.log.Info("Redis broadcast channel restored", "channel", a.channel, "outage", outage.Round(time.Millisecond).String())
+	}
 }
 
 // listen subscribes and delivers messages until the connection fails, the
@@ -187,39 +215,63 @@ func (a *redisAdapter) listen(ctx context.Context) (subscribed bool, err error) 
 		return false, err
 	}
 	// The startup line (Describe) already says where it listens; a
-	// subscription after an outage is news.
-	if a.Err() != nil {
-		a.log.Info("Redis broadcast channel restored", "channel", a.channel)
-	} else {
-		a.log.Debug("subscribed to Redis channel", "channel", a.channel)
-	}
+	// subscription after an outage is news (reachable).
+	a.reachable()
+	a.log.Debug("subscribed to Redis channel", "channel", a.channel)
 	a.set(RoleListening, nil)
 	if a.lease != nil {
 		go a.lease.keep(lctx, cancel)
 	}
-	deliver := context.WithoutCancel(ctx)
-	pinged := false
+	return true, a.receive(lctx, ps)
+}
+
+// receive delivers the subscription's messages until its connection fails
+// twice in a row (it was dropped and could not be made again at once),
+// the lease is lost or ctx is done.
+//
+// When a read fails, go-redis has already closed the connection and, in
+// the same call, dialled a new one and sent SUBSCRIBE for the channel on
+// it (or dials at the next read, if that failed): reading on is what
+// resubscribes soonest. The new subscription's confirmation ends the
+// outage; a second failure before it returns the error, for Run's
+// backoff.
+func (a *redisAdapter) receive(lctx context.Context, ps *redis.PubSub) error {
+	deliver := context.WithoutCancel(lctx)
+	pinged, resubscribing := false, false
 	for {
 		msg, err := ps.ReceiveTimeout(lctx, redisPingEvery)
 		if lctx.Err() != nil {
-			return true, context.Cause(lctx)
+			return context.Cause(lctx)
 		}
 		switch {
 		case isTimeout(err) && !pinged:
 			pinged = true
 			if err := ps.Ping(lctx); err != nil {
-				return true, err
+				return err
 			}
 			continue
 		case isTimeout(err):
-			return true, fmt.Errorf("no answer to PING within %s", redisPingEvery)
+			return fmt.Errorf("no answer to PING within %s", redisPingEvery)
+		case err != nil && resubscribing:
+			return err
 		case err != nil:
-			return true, err
+			a.watch.Lost()
+			// The error does not tell a restart from Redis cutting a
+			// subscriber over its output buffer limit; the line names both.
+			a.log.Warn("Redis broadcast subscription lost, subscribing again at once (Redis restarted or closed the connection, e.g. for a message over client-output-buffer-limit pubsub, 32 MB by default)",
+				"channel", a.channel, "error", err)
+			pinged, resubscribing = false, true
+			continue
 		}
 		switch m := msg.(type) {
+		case *redis.Subscription:
+			if resubscribing && m.Kind == "subscribe" {
+				resubscribing = false
+				a.reachable()
+			}
 		case *redis.Message:
 			if a.lease != nil && !a.lease.valid() {
-				return true, errors.New("the Redis broadcast lease was not renewed in time")
+				return errors.New("the Redis broadcast lease was not renewed in time")
 			}
 			a.h.Deliver(deliver, []byte(m.Payload))
 		case *redis.Pong:

@@ -12,6 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/cablehub/cablehub/server/backoff"
+	"github.com/cablehub/cablehub/server/connwatch"
 )
 
 // redisxMaxDeliveries is how many times an entry is tried while the broker
@@ -33,9 +36,11 @@ const (
 	redisxPruneIdle = time.Hour
 	// redisxPruneEvery is how often such consumers are looked for.
 	redisxPruneEvery = time.Minute
-	// redisxMaxBackoff caps the wait between attempts while Redis (or the
-	// broker) is down.
-	redisxMaxBackoff = 5 * time.Second
+	// redisxBackoffMin and redisxBackoffMax bound the wait between attempts
+	// while Redis (or the broker) is down (backoff.New): it grows after
+	// each failed step and starts over after one that succeeds.
+	redisxBackoffMin = 250 * time.Millisecond
+	redisxBackoffMax = 5 * time.Second
 )
 
 // errSinkUnavailable says a batch stopped at an entry the broker or
@@ -49,6 +54,9 @@ type redisxConfig struct {
 	consumer string
 	// maxDeliveries: see redisxMaxDeliveries.
 	maxDeliveries int64
+	// counters count Redis's outages (Options.Metrics); nil counts
+	// nothing.
+	counters connwatch.Counters
 }
 
 // RedisX is the redisx adapter: AnyCable's Redis Streams broadcaster.
@@ -59,7 +67,8 @@ type redisxConfig struct {
 // dies before acknowledging it is handled again by another.
 //
 // Handled entries are acknowledged and deleted (the stream stays empty).
-// An entry without a payload field, or whose payload is malformed, is
+// An entry without a payload field, or whose payload is malformed or over
+// the size limit (Options.MaxPayloadSize, checked before decoding), is
 // logged and dropped at once (AnyCable retries it forever). An entry that
 // cannot be delivered because the broker or pub/sub is down stays pending
 // and is reclaimed and tried again, up to redisxMaxDeliveries times.
@@ -70,6 +79,8 @@ type RedisX struct {
 	cfg    redisxConfig
 	handle func(ctx context.Context, payload []byte) error
 	log    *slog.Logger
+	// watch counts the outages setErr logs.
+	watch *connwatch.Watch
 
 	// Run's own state.
 	grouped   bool
@@ -86,7 +97,8 @@ func newRedisX(o Options, h *Handler, log *slog.Logger) (Adapter, error) {
 	if o.Redis == nil {
 		return nil, fmt.Errorf("the %s broadcast adapter needs a Redis client", NameRedisX)
 	}
-	return newRedisXAdapter(o.Redis, redisxConfig{RedisXOptions: o.RedisX, consumer: o.NodeID}, h.Deliver, log), nil
+	cfg := redisxConfig{RedisXOptions: o.RedisX, consumer: o.NodeID, counters: o.Metrics}
+	return newRedisXAdapter(o.Redis, cfg, h.Deliver, log), nil
 }
 
 // newRedisXAdapter returns the redisx adapter reading with client and
@@ -111,7 +123,8 @@ func newRedisXAdapter(client redis.UniversalClient, cfg redisxConfig, handle fun
 		cfg.consumer = randomID()
 	}
 	log = log.With("stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.consumer)
-	return &RedisX{client: client, cfg: cfg, handle: handle, log: log, groupFrom: "$"}
+	return &RedisX{client: client, cfg: cfg, handle: handle, log: log, groupFrom: "$",
+		watch: connwatch.New("broadcast:"+NameRedisX, cfg.counters)}
 }
 
 // Name is "redisx".
@@ -119,6 +132,10 @@ func (r *RedisX) Name() string { return NameRedisX }
 
 // Consumer is this process's consumer name in the group.
 func (r *RedisX) Consumer() string { return r.cfg.consumer }
+
+// Role is "": every node reads the stream alike, as one consumer of the
+// group among others, so none has a role to tell.
+func (r *RedisX) Role() string { return "" }
 
 // Describe is the adapter's startup line.
 func (r *RedisX) Describe() string {
@@ -139,9 +156,11 @@ func (r *RedisX) setErr(err error) {
 	r.mu.Unlock()
 	switch {
 	case err != nil && was == nil:
+		r.watch.Lost()
 		r.log.Warn("Redis stream broadcasts paused: Redis is unavailable; retrying", "error", err)
 	case err == nil && was != nil:
-		r.log.Info("Redis stream broadcasts resumed")
+		_, outage := r.watch.Restored()
+		r.log.Info("Redis stream broadcasts resumed", "outage", outage.Round(time.Millisecond).String())
 	}
 }
 
@@ -153,11 +172,11 @@ func (r *RedisX) setErr(err error) {
 // only when it holds none.
 func (r *RedisX) Run(ctx context.Context) error {
 	defer r.leave(ctx)
-	var delay time.Duration
+	wait := backoff.New(redisxBackoffMin, redisxBackoffMax, nil)
 	for ctx.Err() == nil {
 		err := r.step(ctx)
 		if err == nil {
-			delay = 0
+			wait.Reset()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -166,8 +185,7 @@ func (r *RedisX) Run(ctx context.Context) error {
 		if !errors.Is(err, errSinkUnavailable) {
 			r.setErr(err)
 		}
-		delay = min(max(2*delay, 250*time.Millisecond), redisxMaxBackoff)
-		sleep(ctx, delay)
+		sleep(ctx, wait.Next())
 	}
 	return nil
 }

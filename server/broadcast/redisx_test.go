@@ -259,7 +259,7 @@ func TestRedisXThroughTheHandler(t *testing.T) {
 	if a.Name() != "redisx" || a.(*RedisX).Consumer() != "node-a" {
 		t.Errorf("name %q, consumer %q", a.Name(), a.(*RedisX).Consumer())
 	}
-	if d := a.(*RedisX).Describe(); d != "Starting Redis broadcaster at 127.0.0.1:6379 (stream: "+stream+", group: bx, consumer: node-a)" {
+	if d := a.Describe(); d != "Starting Redis broadcaster at 127.0.0.1:6379 (stream: "+stream+", group: bx, consumer: node-a)" {
 		t.Errorf("Describe: %s", d)
 	}
 	runUntilStopped(t, a)

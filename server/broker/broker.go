@@ -23,6 +23,9 @@ var (
 	// ErrPresenceMismatch: a session that joined a stream under one
 	// presence id tried to join it under another.
 	ErrPresenceMismatch = errors.New("presence ID mismatch")
+	// ErrPresenceFull: the stream already has MemoryOptions.PresenceMaxMembers
+	// presence ids and the join would add one more.
+	ErrPresenceFull = errors.New("presence stream is full")
 	// ErrHistoryUnsupported: the broker keeps no history.
 	ErrHistoryUnsupported = errors.New("broker does not keep history")
 	// ErrHistoryUnavailable: the requested position cannot be served (wrong

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,11 @@ type MemoryOptions struct {
 	SessionsTTL time.Duration
 	// PresenceTTL is how long presence outlives a session's connection.
 	PresenceTTL time.Duration
+	// PresenceMaxMembers bounds the presence ids of one stream, on every
+	// node together: a join that would add one more fails with
+	// ErrPresenceFull (joins of an id already present always succeed).
+	// 0 means unlimited (tests only: the configuration always sets it).
+	PresenceMaxMembers int
 	// SessionsMaxSize bounds the bytes of all cached sessions the memory
 	// broker keeps; the oldest go first. 0 means DefaultSessionsMaxSize.
 	SessionsMaxSize int
@@ -43,8 +50,17 @@ func DefaultMemoryOptions() MemoryOptions {
 		HistoryTTL:   300 * time.Second,
 		SessionsTTL:  300 * time.Second,
 		PresenceTTL:  15 * time.Second,
+
+		// Cablehub's own (--presence_max_members).
+		PresenceMaxMembers: DefaultPresenceMaxMembers,
 	}
 }
+
+// DefaultPresenceMaxMembers is --presence_max_members' default: room for
+// the largest rooms whose members are listed, while a stream's records
+// (with --max_presence_info_size's 4 KiB each, at most 40 MiB) stay a
+// bounded share of a broker.
+const DefaultPresenceMaxMembers = 10000
 
 // DefaultSessionsMaxSize is the memory broker's default bound on cached
 // sessions: room for about a million typical sessions, and a ceiling on
@@ -60,6 +76,9 @@ type Memory struct {
 
 	hmu     sync.Mutex
 	streams map[string]*history
+	// forgets counts the expiry passes that forgot streams: records made
+	// after one count in another epoch (see Stamp).
+	forgets uint64
 	seq     sequencer
 
 	pmu       sync.Mutex
@@ -93,20 +112,43 @@ func NewMemory(opts MemoryOptions) *Memory {
 	return m
 }
 
-// newEpoch returns 4 random characters, like AnyCable's memory broker: a new
-// epoch per process tells clients that older offsets mean nothing here.
-func newEpoch() string {
+// newEpoch returns 4 random characters, like AnyCable's memory broker's
+// epoch: the part of every epoch that differs per process, telling clients
+// that offsets of an earlier process mean nothing here.
+func newEpoch() string { return randomEpoch(4) }
+
+// newStreamEpoch returns an epoch for one stream of a cluster broker:
+// 8 random characters, so that a stream's new epoch is practically never
+// one it had before (a client still holding that one would take the new
+// offsets for old ones).
+func newStreamEpoch() string { return randomEpoch(8) }
+
+func randomEpoch(n int) string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-	var b [4]byte
-	rand.Read(b[:])
+	b := make([]byte, n)
+	rand.Read(b)
 	for i := range b {
 		b[i] = alphabet[b[i]&63]
 	}
-	return string(b[:])
+	return string(b)
 }
 
-// Epoch is this broker's epoch.
-func (m *Memory) Epoch() string { return m.epoch }
+// Epoch is the epoch of the streams whose records are made now: the
+// process's epoch (shown in the startup log), followed by the number of
+// expiry passes that forgot streams, once there were any (see Stamp).
+func (m *Memory) Epoch() string {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	return m.currentEpoch()
+}
+
+// currentEpoch is Epoch; m.hmu is held.
+func (m *Memory) currentEpoch() string {
+	if m.forgets == 0 {
+		return m.epoch
+	}
+	return m.epoch + strconv.FormatUint(m.forgets, 36)
+}
 
 // Describe names the broker and its settings for the startup log.
 func (m *Memory) Describe() string {
@@ -147,8 +189,10 @@ func (m *Memory) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
 
 // --- history ---
 
-// history is one stream's retained publications in a ring buffer.
+// history is one stream's retained publications in a ring buffer, and the
+// epoch its offsets count in.
 type history struct {
+	epoch     string
 	last      uint64 // offset of the latest publication
 	ring      []historyEntry
 	start     int // index of the oldest entry once the ring is full
@@ -180,18 +224,27 @@ func (m *Memory) StampAndPublish(ctx context.Context, pubs []protocol.Publicatio
 }
 
 // Stamp gives a non-transient publication the next offset of its stream and
-// this broker's epoch, and keeps it in history.
+// the stream's epoch, and keeps it in history.
+//
+// A stream's record is made by its first publication and forgotten ten
+// history TTLs after its last (expireHistory); offsets then start again at
+// 1. So the epoch belongs to the record, not to the process: a record
+// counts in the epoch current when it was made, which changes with every
+// expiry pass that forgets streams. A forgotten stream's new record thus
+// counts in another epoch than its old one, and a client still holding a
+// position of the old record is refused history (reject_history) and sees
+// the new offsets as new, never as ones it already has.
 func (m *Memory) Stamp(_ context.Context, p *protocol.Publication) error {
 	now := m.now()
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
 	h, ok := m.streams[p.Stream]
 	if !ok {
-		h = &history{}
+		h = &history{epoch: m.currentEpoch()}
 		m.streams[p.Stream] = h
 	}
 	h.last++
-	p.Epoch, p.Offset = m.epoch, h.last
+	p.Epoch, p.Offset = h.epoch, h.last
 	e := historyEntry{at: now, pub: *p}
 	if len(h.ring) < m.opts.HistoryLimit {
 		h.ring = append(h.ring, e)
@@ -221,14 +274,14 @@ func (m *Memory) retained(h *history, now time.Time) []historyEntry {
 // differs, the stream is unknown, the offset is beyond the latest, or it is
 // below the oldest retained offset (some publications after it are gone).
 func (m *Memory) HistoryFrom(_ context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
-	if epoch != m.epoch {
-		return nil, fmt.Errorf("%w: unknown epoch %s, current %s", ErrHistoryUnavailable, epoch, m.epoch)
-	}
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
 	h, ok := m.streams[stream]
 	if !ok {
 		return nil, fmt.Errorf("%w: stream %q has no history", ErrHistoryUnavailable, stream)
+	}
+	if epoch != h.epoch {
+		return nil, fmt.Errorf("%w: unknown epoch %s, current %s", ErrHistoryUnavailable, epoch, h.epoch)
 	}
 	if offset > h.last {
 		return nil, fmt.Errorf("%w: offset %d is beyond the latest %d", ErrHistoryUnavailable, offset, h.last)
@@ -255,6 +308,19 @@ func after(kept []historyEntry, offset uint64) ([]protocol.Publication, error) {
 	return out, nil
 }
 
+// Tail returns the stream's epoch and the offset of its latest
+// publication, kept or expired since; "" and 0 for a stream it does not
+// know (never published, or forgotten after ten TTLs unwritten).
+func (m *Memory) Tail(_ context.Context, stream string) (string, uint64, error) {
+	m.hmu.Lock()
+	defer m.hmu.Unlock()
+	h, ok := m.streams[stream]
+	if !ok {
+		return "", 0, nil
+	}
+	return h.epoch, h.last, nil
+}
+
 // HistorySince returns the publications of stream made at or after since
 // (unix seconds); an unknown stream has none.
 func (m *Memory) HistorySince(_ context.Context, stream string, since int64) ([]protocol.Publication, error) {
@@ -274,16 +340,24 @@ func (m *Memory) HistorySince(_ context.Context, stream string, since int64) ([]
 }
 
 // expireHistory drops entries past the TTL and forgets streams unwritten
-// for ten TTLs (until then their offsets carry on).
+// for ten TTLs (until then their offsets carry on; a stream written again
+// later starts a new epoch, see Stamp).
 func (m *Memory) expireHistory(now time.Time) {
 	if m.opts.HistoryTTL <= 0 {
 		return
 	}
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
+	forgot := false
+	defer func() {
+		if forgot {
+			m.forgets++
+		}
+	}()
 	for name, h := range m.streams {
 		if now.Sub(h.lastWrite) > 10*m.opts.HistoryTTL {
 			delete(m.streams, name)
+			forgot = true
 			continue
 		}
 		kept := m.retained(h, now)
@@ -316,7 +390,8 @@ func (m *Memory) SupportsPresence() bool { return true }
 // given info (nil for none). joined is true only when id was not present on
 // the stream before: that is when subscribers get a join event. A later join
 // of the same id from any session replaces the info. A session that joined
-// under another id gets ErrPresenceMismatch.
+// under another id gets ErrPresenceMismatch; a new id on a stream that has
+// PresenceMaxMembers ids gets ErrPresenceFull.
 func (m *Memory) PresenceJoin(_ context.Context, stream, sid, id string, info json.RawMessage) (joined bool, err error) {
 	m.pmu.Lock()
 	defer m.pmu.Unlock()
@@ -329,6 +404,9 @@ func (m *Memory) PresenceJoin(_ context.Context, stream, sid, id string, info js
 		return false, ErrPresenceMismatch
 	}
 	e, existed := sp.byID[id]
+	if !existed && m.opts.PresenceMaxMembers > 0 && len(sp.byID) >= m.opts.PresenceMaxMembers {
+		return false, ErrPresenceFull
+	}
 	if !existed {
 		e = &presenceEntry{sessions: map[string]struct{}{}}
 		sp.byID[id] = e
@@ -444,7 +522,7 @@ func (m *Memory) Void(_ context.Context, p *protocol.Publication) error {
 	m.hmu.Lock()
 	defer m.hmu.Unlock()
 	h, ok := m.streams[p.Stream]
-	if !ok || p.Epoch != m.epoch {
+	if !ok || p.Epoch != h.epoch {
 		return nil
 	}
 	for i := range h.ring {
@@ -453,4 +531,21 @@ func (m *Memory) Void(_ context.Context, p *protocol.Publication) error {
 		}
 	}
 	return nil
+}
+
+// PresenceStreams lists the streams whose names start with prefix that
+// have presence, in no particular order, at most limit of them.
+func (m *Memory) PresenceStreams(_ context.Context, prefix string, limit int) ([]string, error) {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	var out []string
+	for stream, sp := range m.presence {
+		if len(out) >= limit {
+			break
+		}
+		if strings.HasPrefix(stream, prefix) && len(sp.byID) > 0 {
+			out = append(out, stream)
+		}
+	}
+	return out, nil
 }

@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // NATS is the cluster broker on NATS JetStream (--broker nats): history and
@@ -23,50 +22,58 @@ import (
 // JetStream itself orders each stream's publications. Semantics match
 // Memory, except that it keeps no presence.
 //
-// Streams. Each AnyCable stream S has one JetStream stream per epoch E:
+// One JetStream stream, whatever the number of streams. Every stream's
+// history is a subject of the JetStream stream cablehub_history:
 //
-//	name     cablehub_<E>_<enc(S)>
-//	subject  cablehub.js.<E>.<enc(S)>
+//	subject    cablehub.h.<token(S)>
+//	limits     MaxMsgsPerSubject = history_limit, MaxAge = 10 × history_ttl
+//	republish  cablehub.h.* → cablehub.stream.* (the NATS pub/sub's subjects)
 //
-// enc(S) is "s" + base64url(S), or "h" + base64url(sha256(S)) when that
-// would be longer than maxEncodedStream: stream names may hold characters
-// JetStream names and subjects cannot (spaces, dots, wildcards), and a
-// JetStream name is a directory name, so it must stay short. The stream
-// keeps MaxMsgs = history_limit and MaxAge = history_ttl; the JetStream
-// sequence is the offset, contiguous per stream. The epoch is in the name
-// so that a node still holding an old epoch cannot append to a stream of
-// the new one: its publish finds no stream, it rereads the epoch and moves
-// on (see Stamp).
+// token(S) is the NATS pub/sub's (pubsub.NATSStreamToken). So a client
+// subscribing to any number of streams creates nothing in JetStream (the
+// node listens to core subjects, see Delivery), and what expires is
+// deleted by JetStream itself. A subject keeps its messages ten TTLs, as
+// the memory and Redis brokers keep a stream's counter: the newest message
+// is the stream's position; reads drop messages older than the TTL.
 //
-// Publish path. A non-transient publication is one JetStream publish to its
-// stream's subject; the ack's sequence is its offset. Stamping and
-// publishing are one step, so two nodes publishing to one stream cannot
-// deliver offsets out of order (see StampAndPublish). Transient
-// publications (whispers, presence events) and remote commands go over the
-// core NATS pub/sub, which --broker nats implies.
+// Offsets are contiguous per stream, as the node requires (a session tells
+// a lost publication from a late one by the next offset). JetStream's
+// sequence counts the whole JetStream stream, so offsets are the broker's:
+// each message carries its epoch and offset (in its body, the pub/sub's
+// stream message), and a publisher writes offset n+1 only on top of the
+// message holding n: its publish expects the subject's last sequence to be
+// that message's (Nats-Expected-Last-Subject-Sequence). When another node
+// published in between, JetStream refuses, and the publisher rereads the
+// subject's last message and tries again. Stamping and publishing are one
+// step: JetStream republishes each stored message on the pub/sub subject,
+// in storage order, so every node gets each stream in offset order
+// whichever node published.
 //
-// Delivery path. While the node has local subscribers of a stream (the
-// NATS pub/sub's interest count calls Follow and Unfollow), it reads the
-// stream with an ordered consumer starting after the stream's last
-// sequence at the time of the subscription: every node gets each stream's
-// publications in sequence order, and after a NATS reconnect the consumer
-// resumes after the last sequence it delivered, so no publication is
-// skipped. The JSON body carries data, broadcast type, exclude_socket and
-// the publishing node's time (for HistorySince and the TTL filter, as the
-// Redis broker's "at").
+// Epochs are per stream, and change whenever offsets could go back:
 //
-// Epoch. The KV bucket cablehub_epoch holds the key "epoch", created with
-// KV Create by the first node (so all agree). Run rereads it every second:
-// when JetStream lost its state (the key or bucket is gone) a new epoch is
-// created, followed streams move to it, and history asked for in the old
-// epoch is refused with ErrHistoryUnavailable, so clients resync.
+//   - the subject has no message (first publication, its messages expired
+//     after ten TTLs, JetStream lost its store): a new epoch starts at 1;
+//   - on a NATS server that is not part of a cluster, the last message was
+//     stored by another server process (each message names the server it
+//     was published through): the server restarted, maybe from an older
+//     copy of its store, so its offsets may be behind what clients have;
+//   - this node published or read a later message of the same epoch than
+//     the subject's last one now (the store went back).
+//
+// A JetStream cluster keeps streams through server restarts and failovers
+// (Raft): on a NATS cluster of three servers or more the history stream
+// gets three replicas, and only the first and last rules apply.
+//
+// Delivery. JetStream republishes stored messages on core NATS, which is
+// at most once: a node that lost its connection, or fell behind (a slow
+// consumer), catches up from history (pubsub.Handler.HandleResubscribed),
+// and sessions fill any other gap from history.
+//
+// Transient publications (whispers, presence events) and remote commands go
+// over the core NATS pub/sub, which --broker nats implies.
 //
 // Sessions: see broker_nats_sessions.go. Presence: not kept
-// (ErrPresenceUnsupported, as AnyCable's NATS broker). Presence needs
-// per-session expiry with a node refreshing live sessions and exactly one
-// node reporting each leave; JetStream KV can do it (per-key TTLs and
-// revision-checked updates) but not as one atomic step over a stream's
-// records like the Redis scripts, and that design is left for later.
+// (ErrPresenceUnsupported, as AnyCable's NATS broker).
 type NATS struct {
 	conn *nats.Conn
 	js   jetstream.JetStream
@@ -74,37 +81,46 @@ type NATS struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	deliver func(*protocol.Publication)
+	mu          sync.Mutex
+	sessions    kvBucket
+	idempotency kvBucket
+	history     jetstream.Stream // nil until looked up or created
 
-	mu       sync.Mutex
-	epoch    string // "" until first read
-	sessions jetstream.KeyValue
-
-	// kick wakes Run when the epoch changed, to move followed streams.
-	kick chan struct{}
-
-	fmu     sync.Mutex
-	follows map[string]*follow // AnyCable stream -> its consumer
+	// queues hold the publications waiting for their stream's next
+	// JetStream publish, by stream (see Stamp).
+	qmu    sync.Mutex
+	queues map[string]*stampQueue
+	// positions is what this node last wrote or read of each stream.
+	positions positions
 }
 
 const (
-	natsEpochBucket    = "cablehub_epoch"
-	natsEpochKey       = "epoch"
+	natsHistoryStream  = "cablehub_history"
+	natsHistoryPrefix  = "cablehub.h."
 	natsSessionsBucket = "cablehub_sessions"
-	// maxEncodedStream bounds enc(S) so stream names stay far below
-	// JetStream's 255 characters.
-	maxEncodedStream = 200
+	// natsServerHeader names the NATS server a message was published
+	// through (its server id, new for every server process).
+	natsServerHeader = "Cablehub-Server"
+	// natsTimeHeader is when the publishing node stamped the message (unix
+	// ms), for HistorySince and the TTL, as the Redis broker's "at".
+	natsTimeHeader = "Cablehub-Time"
 	// natsOpTimeout bounds a JetStream call made without a deadline of
-	// the caller's (subscriptions, background work).
+	// the caller's (background work).
 	natsOpTimeout = 2 * time.Second
+	// natsOffsetWindow is how long JetStream remembers the message ids
+	// that name offsets (see publish).
+	natsOffsetWindow = 10 * time.Second
+	// natsStampRetries bounds the publishes of one publication that lose
+	// the race for the next offset to another node's (the caller's
+	// deadline bounds them too).
+	natsStampRetries = 64
 )
 
 // errNATSDown is returned at once while the connection is down, rather
 // than waiting for a timeout.
 var errNATSDown = errors.New("NATS is not connected")
 
-// NewNATS returns a JetStream broker on conn. Attach must be called before
-// publications flow.
+// NewNATS returns a JetStream broker on conn.
 func NewNATS(conn *nats.Conn, opts MemoryOptions, log *slog.Logger) (*NATS, error) {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = DefaultHistoryLimit
@@ -113,15 +129,8 @@ func NewNATS(conn *nats.Conn, opts MemoryOptions, log *slog.Logger) (*NATS, erro
 	if err != nil {
 		return nil, err
 	}
-	return &NATS{conn: conn, js: js, opts: opts, now: time.Now, log: log,
-		kick: make(chan struct{}, 1), follows: map[string]*follow{},
-		deliver: func(*protocol.Publication) {}}, nil
-}
-
-// Attach sets where the publications JetStream delivers go: the node's
-// pub/sub handler (node.HandlePublication).
-func (b *NATS) Attach(deliver func(*protocol.Publication)) {
-	b.deliver = deliver
+	return &NATS{conn: conn, js: js, opts: opts, now: time.Now, log: log, positions: newPositions(maxPositions),
+		queues: map[string]*stampQueue{}}, nil
 }
 
 // Describe names the broker and its settings for the startup log.
@@ -130,20 +139,7 @@ func (b *NATS) Describe() string {
 		strings.Join(b.conn.Servers(), ","), b.opts.HistoryLimit, seconds(b.opts.HistoryTTL), seconds(b.opts.SessionsTTL))
 }
 
-func encodeStream(stream string) string {
-	if base64.RawURLEncoding.EncodedLen(len(stream)) <= maxEncodedStream {
-		return "s" + base64.RawURLEncoding.EncodeToString([]byte(stream))
-	}
-	sum := sha256.Sum256([]byte(stream))
-	return "h" + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func jsStreamName(epoch, stream string) string {
-	return "cablehub_" + epoch + "_" + encodeStream(stream)
-}
-func jsSubject(epoch, stream string) string {
-	return "cablehub.js." + epoch + "." + encodeStream(stream)
-}
+func historySubject(stream string) string { return natsHistoryPrefix + pubsub.NATSStreamToken(stream) }
 
 // Healthy reports whether JetStream answers.
 func (b *NATS) Healthy(ctx context.Context) error {
@@ -154,106 +150,110 @@ func (b *NATS) Healthy(ctx context.Context) error {
 	return err
 }
 
-// Epoch returns the cluster's epoch, reading (or creating) it on first
-// use. An error means JetStream could not be reached; the next call
-// retries.
-func (b *NATS) Epoch(ctx context.Context) (string, error) {
-	b.mu.Lock()
-	e := b.epoch
-	b.mu.Unlock()
-	if e != "" {
-		return e, nil
-	}
-	return b.loadEpoch(ctx)
-}
-
-// loadEpoch reads the epoch from its KV bucket, creating the bucket and
-// the key when they are gone (first use, or JetStream lost its state). Of
-// nodes racing to create the key, KV Create lets one win and the others
-// read its value.
-func (b *NATS) loadEpoch(ctx context.Context) (string, error) {
-	if !b.conn.IsConnected() {
-		return "", errNATSDown
-	}
-	kv, err := b.js.KeyValue(ctx, natsEpochBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: natsEpochBucket, Storage: jetstream.FileStorage})
-		if err != nil { // another node may have just created it
-			kv, err = b.js.KeyValue(ctx, natsEpochBucket)
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	entry, err := kv.Get(ctx, natsEpochKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		if _, err = kv.Create(ctx, natsEpochKey, []byte(newEpoch())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-			return "", err
-		}
-		entry, err = kv.Get(ctx, natsEpochKey)
-	}
-	if err != nil {
-		return "", err
-	}
-	e := string(entry.Value())
-	b.mu.Lock()
-	changed := b.epoch != "" && b.epoch != e
-	if changed {
-		b.log.Warn("JetStream epoch changed: JetStream lost its state; history before it is gone", "old", b.epoch, "new", e)
-	}
-	b.epoch = e
-	b.mu.Unlock()
-	if changed {
-		select {
-		case b.kick <- struct{}{}:
-		default:
-		}
-	}
-	return e, nil
-}
-
-// Run keeps the epoch current and followed streams consuming until ctx is
-// done: every second it rereads the epoch (see loadEpoch) and (re)starts
-// the consumers of followed streams that have none or follow an old epoch.
-// There is no presence to expire.
+// Run makes sure the history stream exists, retrying every second until it
+// does or ctx is done, so that the first publication does not pay for it.
+// There is no presence to expire, and JetStream expires history itself.
 func (b *NATS) Run(ctx context.Context, _ func([]PresenceLeft)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		if b.conn.IsConnected() {
+			cctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
+			_, err := b.historyStream(cctx)
+			cancel()
+			if err == nil {
+				return
+			}
+			b.log.Debug("JetStream history stream not ready; retried", "error", err)
+		}
 		select {
 		case <-ctx.Done():
-			b.stopFollows()
 			return
 		case <-t.C:
-		case <-b.kick:
 		}
-		if !b.conn.IsConnected() {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
-		if _, err := b.loadEpoch(cctx); err != nil {
-			b.log.Debug("JetStream epoch check failed", "error", err)
-		}
-		cancel()
-		b.refollow(ctx)
 	}
 }
 
-// natsStored is a publication's body in JetStream.
-type natsStored struct {
-	Data          string `json:"d"`
-	BroadcastType string `json:"t,omitempty"`
-	ExcludeSocket string `json:"x,omitempty"`
-	// At is when the publishing node stamped it (unix ms).
-	At int64 `json:"at"`
+// historyStream returns the history stream, creating it when missing. A
+// stream that exists already (another node made it, maybe with other
+// limits) is used as it is.
+func (b *NATS) historyStream(ctx context.Context) (jetstream.Stream, error) {
+	b.mu.Lock()
+	s := b.history
+	b.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	if !b.conn.IsConnected() {
+		return nil, errNATSDown
+	}
+	cfg := jetstream.StreamConfig{
+		Name:              natsHistoryStream,
+		Subjects:          []string{natsHistoryPrefix + "*"},
+		MaxMsgsPerSubject: int64(b.opts.HistoryLimit),
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		RePublish: &jetstream.RePublish{
+			Source:      natsHistoryPrefix + "*",
+			Destination: pubsub.NATSStreamSubjectPrefix + "{{wildcard(1)}}",
+		},
+	}
+	// Message ids only keep two claims of one offset apart, which happen
+	// within a round trip of each other.
+	cfg.Duplicates = natsOffsetWindow
+	if b.opts.HistoryTTL > 0 {
+		cfg.MaxAge = 10 * b.opts.HistoryTTL
+		// The duplicate window may not exceed MaxAge.
+		cfg.Duplicates = min(natsOffsetWindow, cfg.MaxAge)
+	}
+	cfg.Replicas = b.replicas()
+	s, err := b.js.CreateStream(ctx, cfg)
+	if err != nil && cfg.Replicas > 1 && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// A NATS cluster whose JetStream is not clustered.
+		b.log.Warn("JetStream history stream not replicated", "replicas", cfg.Replicas, "error", err)
+		cfg.Replicas = 1
+		s, err = b.js.CreateStream(ctx, cfg)
+	}
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = b.js.Stream(ctx, natsHistoryStream)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.history = s
+	b.mu.Unlock()
+	return s, nil
+}
+
+// replicas is how many copies of the history stream a new one gets: three
+// on a NATS cluster of three servers or more, so that JetStream keeps
+// history through a server's loss (a failover loses nothing it
+// acknowledged), else one.
+func (b *NATS) replicas() int {
+	if b.standalone() {
+		return 1
+	}
+	return min(3, len(b.conn.Servers()))
+}
+
+// forgetStream drops the history stream's handle after an error that says
+// it is gone (JetStream lost its store), so the next call creates it.
+func (b *NATS) forgetStream(err error) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		b.mu.Lock()
+		b.history = nil
+		b.mu.Unlock()
+	}
 }
 
 // StampAndPublish publishes pubs in order; see node.Broker.StampAndPublish.
-// A non-transient publication goes to JetStream (Stamp), which stamps and
-// delivers it to every following node in one step, in sequence order,
-// whichever node published it; a transient one goes through ps. Nothing
-// is stamped but unpublished, so nothing is voided; taken is exact, as
-// each publication is confirmed before the next is sent.
+// A non-transient publication goes to JetStream (Stamp), which stores and
+// delivers it to every node in one step, in storage order, whichever node
+// published it; a transient one goes through ps. Nothing is stamped but
+// unpublished, so nothing is voided; taken is exact, as each publication is
+// confirmed before the next is sent.
 func (b *NATS) StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
 	for i := range pubs {
 		if pubs[i].Transient {
@@ -268,72 +268,9 @@ func (b *NATS) StampAndPublish(ctx context.Context, pubs []protocol.Publication,
 	return len(pubs), nil
 }
 
-// Stamp appends p to its stream in JetStream and gives it the sequence as
-// offset and the epoch. Since every node follows JetStream, this also
-// delivers p: a node must not publish it again over the pub/sub. When no
-// stream takes the subject (first publication, or JetStream lost its
-// state, or this node's epoch is old) it rereads the epoch, creates the
-// stream and publishes once more.
-func (b *NATS) Stamp(ctx context.Context, p *protocol.Publication) error {
-	if !b.conn.IsConnected() {
-		return errNATSDown
-	}
-	epoch, err := b.Epoch(ctx)
-	if err != nil {
-		return err
-	}
-	body, _ := json.Marshal(natsStored{Data: p.Data, BroadcastType: p.BroadcastType, ExcludeSocket: p.ExcludeSocket, At: b.now().UnixMilli()})
-	// An idempotency key is also JetStream's message id: within the
-	// stream's duplicate window a retry through any node is not stored
-	// again (the node's own claim store only sees its own retries).
-	opts := []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
-	if p.IdempotencyKey != "" {
-		opts = append(opts, jetstream.WithMsgID(p.IdempotencyKey))
-	}
-	ack, err := b.js.Publish(ctx, jsSubject(epoch, p.Stream), body, opts...)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) {
-		if epoch, _, err = b.ensureStream(ctx, p.Stream); err != nil {
-			return err
-		}
-		ack, err = b.js.Publish(ctx, jsSubject(epoch, p.Stream), body, opts[1:]...)
-	}
-	if err != nil {
-		return err
-	}
-	p.Epoch, p.Offset = epoch, ack.Sequence
-	return nil
-}
-
-// ensureStream creates stream's JetStream stream in the current epoch,
-// reread from KV first, and returns that epoch and the stream's last
-// sequence. A stream that exists already (another node made it, maybe
-// with other limits) is used as it is.
-func (b *NATS) ensureStream(ctx context.Context, stream string) (epoch string, last uint64, err error) {
-	if epoch, err = b.loadEpoch(ctx); err != nil {
-		return "", 0, err
-	}
-	cfg := jetstream.StreamConfig{
-		Name:      jsStreamName(epoch, stream),
-		Subjects:  []string{jsSubject(epoch, stream)},
-		MaxMsgs:   int64(b.opts.HistoryLimit),
-		MaxAge:    b.opts.HistoryTTL,
-		Discard:   jetstream.DiscardOld,
-		Storage:   jetstream.FileStorage,
-		Retention: jetstream.LimitsPolicy,
-	}
-	if b.opts.HistoryTTL > 0 {
-		// The duplicate window may not exceed MaxAge.
-		cfg.Duplicates = min(b.opts.HistoryTTL, 2*time.Minute)
-	}
-	s, err := b.js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = b.js.Stream(ctx, cfg.Name)
-	}
-	if err != nil {
-		return "", 0, err
-	}
-	return epoch, s.CachedInfo().State.LastSeq, nil
-}
+// standalone reports whether the NATS server is not part of a cluster:
+// then a new server process means the store may have gone back.
+func (b *NATS) standalone() bool { return b.conn.ConnectedClusterName() == "" }
 
 // --- presence: not kept ---
 

@@ -2,138 +2,273 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// --- history ---
+// position is a stream's last message in JetStream as a node knows it: its
+// JetStream sequence (0: the subject has none), epoch and offset, and the
+// NATS server it was published through.
+type position struct {
+	seq    uint64
+	epoch  string
+	offset uint64
+	server string
+	// behind marks a position found older than one this node had seen in
+	// the same epoch: the store went back, and the epoch must end.
+	behind bool
+}
 
-// streamState returns the state of stream's JetStream stream in epoch, or
-// nil when it does not exist.
-func (b *NATS) streamState(ctx context.Context, epoch, stream string) (*jetstream.StreamState, error) {
+// valid reports whether the position's epoch may still be continued and
+// served when server is the NATS server this node is connected to: see
+// NATS for the rules.
+func (p position) valid(server string, standalone bool) bool {
+	return p.seq != 0 && p.epoch != "" && !p.behind && (!standalone || p.server == server)
+}
+
+// next is the epoch and offset of a publication written on top of p.
+func (p position) next(server string, standalone bool) (string, uint64) {
+	if p.valid(server, standalone) {
+		return p.epoch, p.offset + 1
+	}
+	e := newStreamEpoch()
+	for e == p.epoch {
+		e = newStreamEpoch()
+	}
+	return e, 1
+}
+
+// maxPositions bounds the streams whose positions a node remembers; past
+// it, one is forgotten for each new one (it is read again when needed).
+const maxPositions = 100_000
+
+// positions remembers the last message this node wrote or read of each
+// stream: the expected last sequence of its next publish, and the witness
+// that tells when the store went back. Safe for concurrent use.
+type positions struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]position
+}
+
+func newPositions(max int) positions { return positions{max: max, m: map[string]position{}} }
+
+func (ps *positions) get(stream string) (position, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p, ok := ps.m[stream]
+	return p, ok
+}
+
+// put records p, what this node just wrote (or read) as the stream's last
+// message.
+func (ps *positions) put(stream string, p position) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.set(stream, p)
+}
+
+// set stores p, making room when the bound is reached; ps.mu is held.
+func (ps *positions) set(stream string, p position) {
+	if _, ok := ps.m[stream]; !ok && len(ps.m) >= ps.max {
+		for k := range ps.m {
+			delete(ps.m, k)
+			break
+		}
+	}
+	ps.m[stream] = p
+}
+
+func (ps *positions) forget(stream string) {
+	ps.mu.Lock()
+	delete(ps.m, stream)
+	ps.mu.Unlock()
+}
+
+// witness takes p, the stream's last message as just read from JetStream,
+// given before, what this node knew before the read began. A store that
+// never goes back returns a message at least as late as before's, so an
+// earlier one of the same epoch means it went back: p is marked behind,
+// which ends the epoch at the next publication. The node then remembers p
+// unless it meanwhile recorded a later message itself (its own publish
+// racing with this read).
+func (ps *positions) witness(stream string, before position, known bool, p position) position {
+	if known && before.epoch == p.epoch && (before.behind || before.seq > p.seq) {
+		p.behind = true
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if cur, ok := ps.m[stream]; !ok || cur.epoch != p.epoch || p.seq > cur.seq || (p.behind && !cur.behind) {
+		ps.set(stream, p)
+	}
+	return p
+}
+
+// last reads the stream's last message from JetStream; a subject without
+// one has the zero position. The history stream is created when missing.
+func (b *NATS) last(ctx context.Context, stream string) (position, error) {
 	if !b.conn.IsConnected() {
-		return nil, errNATSDown
+		return position{}, errNATSDown
 	}
-	s, err := b.js.Stream(ctx, jsStreamName(epoch, stream))
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, nil
+	s, err := b.historyStream(ctx)
+	if err != nil {
+		return position{}, err
 	}
+	before, known := b.positions.get(stream)
+	m, err := s.GetLastMsgForSubject(ctx, historySubject(stream))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return b.positions.witness(stream, before, known, position{}), nil
+	}
+	if err != nil {
+		b.forgetStream(err)
+		return position{}, err
+	}
+	pubs, err := protocol.DecodeStreamMessages(m.Data)
+	if err != nil || len(pubs) == 0 {
+		return position{}, fmt.Errorf("malformed message %d in JetStream: %v", m.Sequence, err)
+	}
+	p := pubs[len(pubs)-1]
+	return b.positions.witness(stream, before, known, position{seq: m.Sequence, epoch: p.Epoch, offset: p.Offset, server: m.Header.Get(natsServerHeader)}), nil
+}
+
+// current reads the stream's last message and reports whether its epoch
+// can be served: none when the subject is empty or the epoch ends at the
+// next publication (see NATS).
+func (b *NATS) current(ctx context.Context, stream string) (position, bool, error) {
+	pos, err := b.last(ctx, stream)
+	if err != nil {
+		return position{}, false, err
+	}
+	return pos, pos.valid(b.conn.ConnectedServerId(), b.standalone()), nil
+}
+
+// read returns the stream's retained publications of epoch (its last
+// history_limit), oldest first, up to the message at sequence to, within
+// the TTL, through a short-lived ordered consumer filtered on the
+// stream's subject (a few requests, whatever the count).
+func (b *NATS) read(ctx context.Context, stream, epoch string, to uint64) ([]historyEntry, error) {
+	s, err := b.historyStream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	st := s.CachedInfo().State
-	return &st, nil
-}
-
-// read returns stream's retained entries with sequences from..to within
-// the TTL, oldest first, through a short-lived ordered consumer (a few
-// requests, whatever the count). Sequences aged out meanwhile are skipped.
-func (b *NATS) read(ctx context.Context, epoch, stream string, from, to uint64) ([]historyEntry, error) {
-	if from > to {
-		return nil, nil
-	}
-	cons, err := b.js.OrderedConsumer(ctx, jsStreamName(epoch, stream), jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{historySubject(stream)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		// Left alone, the server drops it soon after this read.
 		InactiveThreshold: 5 * time.Second,
 	})
 	if err != nil {
+		b.forgetStream(err)
 		return nil, err
 	}
-	cutoff := int64(0)
+	cutoff := time.Time{}
 	if b.opts.HistoryTTL > 0 {
-		cutoff = b.now().Add(-b.opts.HistoryTTL).UnixMilli()
+		cutoff = b.now().Add(-b.opts.HistoryTTL)
 	}
-	out := make([]historyEntry, 0, to-from+1)
-	for next := from; next <= to; {
-		batch, err := cons.FetchNoWait(int(to - next + 1))
+	var out []historyEntry
+	for {
+		batch, err := cons.FetchNoWait(b.opts.HistoryLimit)
 		if err != nil {
 			return nil, err
 		}
-		got := 0
+		got, done := 0, false
 		for m := range batch.Messages() {
 			got++
 			md, err := m.Metadata()
 			if err != nil {
 				continue
 			}
-			next = md.Sequence.Stream + 1
-			var sp natsStored
-			if json.Unmarshal(m.Data(), &sp) != nil || sp.At <= cutoff {
+			done = done || md.Sequence.Stream >= to
+			at := stampedAt(m.Headers(), md.Timestamp)
+			if md.Sequence.Stream > to || !at.After(cutoff) {
 				continue
 			}
-			out = append(out, historyEntry{at: time.UnixMilli(sp.At), pub: protocol.Publication{
-				Stream: stream, Data: sp.Data, BroadcastType: sp.BroadcastType, Epoch: epoch, Offset: md.Sequence.Stream}})
+			pubs, err := protocol.DecodeStreamMessages(m.Data())
+			if err != nil {
+				continue
+			}
+			for _, p := range pubs {
+				if p.Epoch == epoch {
+					out = append(out, historyEntry{at: at, pub: p})
+				}
+			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return nil, err
 		}
-		if got == 0 {
-			break
+		if got == 0 || done {
+			// A subject keeps history_limit messages, each holding one
+			// publication or more: the stream keeps its last
+			// history_limit publications.
+			return out[max(0, len(out)-b.opts.HistoryLimit):], nil
 		}
 	}
-	return out, nil
+}
+
+// stampedAt is when a message was stamped, by its publishing node's clock,
+// or stored when it does not say.
+func stampedAt(h nats.Header, stored time.Time) time.Time {
+	if ms, err := strconv.ParseInt(h.Get(natsTimeHeader), 10, 64); err == nil {
+		return time.UnixMilli(ms)
+	}
+	return stored
 }
 
 // HistoryFrom returns the publications of stream after offset, failing
 // with ErrHistoryUnavailable in the same cases as Memory.HistoryFrom: the
-// epoch is not the current one, the stream has no JetStream stream, the
-// offset is beyond its last sequence or below the oldest one kept. It reads
-// from max(offset, first sequence): the entry at offset itself tells
-// whether offset is still kept. An epoch other than the one this node
-// holds makes it reread the epoch first.
+// epoch is not the stream's current one (or that one ends at the next
+// publication: see NATS), the stream has no message, the offset is beyond
+// the last or below the oldest one kept.
 func (b *NATS) HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
-	current, err := b.Epoch(ctx)
-	if err == nil && epoch != current {
-		// This node may not have seen a new epoch yet: reread it.
-		current, err = b.loadEpoch(ctx)
-	}
+	last, ok, err := b.current(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
-	if epoch != current {
-		return nil, fmt.Errorf("%w: unknown epoch %s, current %s", ErrHistoryUnavailable, epoch, current)
-	}
-	st, err := b.streamState(ctx, current, stream)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		return nil, fmt.Errorf("%w: stream %q has no history", ErrHistoryUnavailable, stream)
-	}
-	if offset > st.LastSeq {
-		return nil, fmt.Errorf("%w: offset %d is beyond the latest %d", ErrHistoryUnavailable, offset, st.LastSeq)
-	}
-	if offset == st.LastSeq {
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: stream %q has no history in a valid epoch", ErrHistoryUnavailable, stream)
+	case epoch != last.epoch:
+		return nil, fmt.Errorf("%w: unknown epoch %s, current %s", ErrHistoryUnavailable, epoch, last.epoch)
+	case offset > last.offset:
+		return nil, fmt.Errorf("%w: offset %d is beyond the latest %d", ErrHistoryUnavailable, offset, last.offset)
+	case offset == last.offset:
 		return nil, nil
 	}
-	kept, err := b.read(ctx, current, stream, max(offset, st.FirstSeq), st.LastSeq)
+	kept, err := b.read(ctx, stream, epoch, last.seq)
 	if err != nil {
 		return nil, err
 	}
 	return after(kept, offset)
 }
 
+// Tail returns the epoch and offset of the stream's last message when
+// its epoch is still valid; "" and 0 otherwise.
+func (b *NATS) Tail(ctx context.Context, stream string) (string, uint64, error) {
+	last, ok, err := b.current(ctx, stream)
+	if err != nil || !ok {
+		return "", 0, err
+	}
+	return last.epoch, last.offset, nil
+}
+
 // HistorySince returns the publications of stream made at or after since
-// (unix seconds, by the publishing node's clock); an unknown stream has
-// none. It reads the whole retained stream (at most history_limit
-// entries), as the Redis broker does.
+// (unix seconds) in its current epoch; an
+// unknown stream has none. It reads the whole retained subject (at most
+// history_limit messages), as the Redis broker does.
 func (b *NATS) HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error) {
-	epoch, err := b.Epoch(ctx)
-	if err != nil {
+	last, ok, err := b.current(ctx, stream)
+	if err != nil || !ok {
 		return nil, err
 	}
-	st, err := b.streamState(ctx, epoch, stream)
-	if err != nil || st == nil || st.Msgs == 0 {
-		return nil, err
-	}
-	kept, err := b.read(ctx, epoch, stream, st.FirstSeq, st.LastSeq)
+	kept, err := b.read(ctx, stream, last.epoch, last.seq)
 	if err != nil {
 		return nil, err
 	}
@@ -144,140 +279,4 @@ func (b *NATS) HistorySince(ctx context.Context, stream string, since int64) ([]
 		}
 	}
 	return out, nil
-}
-
-// --- delivery ---
-
-// follow is the consumer delivering one followed stream; cc is nil while
-// it could not be started (NATS down), and Run retries.
-type follow struct {
-	epoch string
-	cc    jetstream.ConsumeContext
-}
-
-// Follow starts delivering stream's publications to this node (called
-// when its first local subscriber comes; pubsub.Follower). It returns once
-// the consumer exists, so a publication accepted after the subscriber was
-// confirmed is delivered. When JetStream cannot be reached, Run retries.
-func (b *NATS) Follow(stream string) {
-	b.fmu.Lock()
-	defer b.fmu.Unlock()
-	f := &follow{}
-	b.follows[stream] = f
-	ctx, cancel := context.WithTimeout(context.Background(), natsOpTimeout)
-	defer cancel()
-	if err := b.start(ctx, stream, f); err != nil {
-		b.log.Warn("JetStream consumer not started; retried", "stream", stream, "error", err)
-	}
-}
-
-// Unfollow stops delivering stream (its last local subscriber left).
-func (b *NATS) Unfollow(stream string) {
-	b.fmu.Lock()
-	defer b.fmu.Unlock()
-	if f, ok := b.follows[stream]; ok {
-		if f.cc != nil {
-			f.cc.Stop()
-		}
-		delete(b.follows, stream)
-	}
-}
-
-// start creates f's ordered consumer on stream in the current epoch (and
-// the stream, if missing), delivering after the stream's last sequence;
-// b.fmu is held. Ordered consumers resume after the last sequence they
-// delivered when NATS reconnects.
-func (b *NATS) start(ctx context.Context, stream string, f *follow) error {
-	if !b.conn.IsConnected() {
-		return errNATSDown
-	}
-	epoch, err := b.Epoch(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := b.streamState(ctx, epoch, stream)
-	if err != nil {
-		return err
-	}
-	last := uint64(0)
-	if st == nil {
-		if epoch, last, err = b.ensureStream(ctx, stream); err != nil {
-			return err
-		}
-	} else {
-		last = st.LastSeq
-	}
-	if f.epoch != "" && f.epoch != epoch {
-		// Moving to a new epoch (JetStream lost its state): everything
-		// published in it is new to this node's subscribers, including
-		// what came before the move.
-		last = 0
-	}
-	cons, err := b.js.OrderedConsumer(ctx, jsStreamName(epoch, stream), jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: last + 1,
-	})
-	if err != nil {
-		return err
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { b.handle(stream, epoch, m) },
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			b.log.Debug("JetStream consumer", "stream", stream, "error", err)
-		}))
-	if err != nil {
-		return err
-	}
-	f.epoch, f.cc = epoch, cc
-	return nil
-}
-
-// handle delivers one consumed publication, stamped with its sequence.
-func (b *NATS) handle(stream, epoch string, m jetstream.Msg) {
-	md, err := m.Metadata()
-	if err != nil {
-		return
-	}
-	var sp natsStored
-	if err := json.Unmarshal(m.Data(), &sp); err != nil {
-		b.log.Warn("malformed publication in JetStream", "stream", stream, "error", err)
-		return
-	}
-	b.deliver(&protocol.Publication{Stream: stream, Data: sp.Data, BroadcastType: sp.BroadcastType,
-		ExcludeSocket: sp.ExcludeSocket, Epoch: epoch, Offset: md.Sequence.Stream})
-}
-
-// refollow starts the consumers that are missing or follow an old epoch.
-func (b *NATS) refollow(ctx context.Context) {
-	b.mu.Lock()
-	epoch := b.epoch
-	b.mu.Unlock()
-	b.fmu.Lock()
-	defer b.fmu.Unlock()
-	for stream, f := range b.follows {
-		if f.cc != nil && f.epoch == epoch {
-			continue
-		}
-		if !b.conn.IsConnected() || ctx.Err() != nil {
-			return
-		}
-		if f.cc != nil {
-			f.cc.Stop()
-			f.cc = nil
-		}
-		cctx, cancel := context.WithTimeout(ctx, natsOpTimeout)
-		if err := b.start(cctx, stream, f); err != nil {
-			b.log.Debug("JetStream consumer not started; retried", "stream", stream, "error", err)
-		}
-		cancel()
-	}
-}
-
-func (b *NATS) stopFollows() {
-	b.fmu.Lock()
-	defer b.fmu.Unlock()
-	for _, f := range b.follows {
-		if f.cc != nil {
-			f.cc.Stop()
-			f.cc = nil
-		}
-	}
 }

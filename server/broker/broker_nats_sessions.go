@@ -22,50 +22,75 @@ import (
 // with other writers of the same sid.
 const natsSessionRetries = 8
 
-// sessionsKV returns the sessions bucket, creating it when missing (first
-// use, or JetStream lost its state).
-func (b *NATS) sessionsKV(ctx context.Context) (jetstream.KeyValue, error) {
+// kvBucket is a KV bucket's handle, kept for the NATS server process it
+// was looked up on (guarded by NATS.mu).
+type kvBucket struct {
+	kv     jetstream.KeyValue
+	server string
+}
+
+// bucket returns the KV bucket cfg names through h, creating it when
+// missing (first use, or JetStream lost its state). A handle looked up on
+// another server process is looked up again: the bucket may be gone with
+// a store that server lost, and a NATS 2.9 server does not answer reads of
+// a bucket it lacks (the caller would wait out its deadline).
+func (b *NATS) bucket(ctx context.Context, h *kvBucket, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if !b.conn.IsConnected() {
 		return nil, errNATSDown
 	}
+	server := b.conn.ConnectedServerId()
 	b.mu.Lock()
-	kv := b.sessions
+	kv := h.kv
+	if h.server != server {
+		kv = nil
+	}
 	b.mu.Unlock()
 	if kv != nil {
 		return kv, nil
 	}
-	kv, err := b.js.KeyValue(ctx, natsSessionsBucket)
+	kv, err := b.js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: natsSessionsBucket, TTL: b.opts.SessionsTTL, Storage: jetstream.FileStorage})
+		kv, err = b.js.CreateKeyValue(ctx, cfg)
 		if err != nil { // another node may have just created it
-			kv, err = b.js.KeyValue(ctx, natsSessionsBucket)
+			kv, err = b.js.KeyValue(ctx, cfg.Bucket)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
-	b.sessions = kv
+	h.kv, h.server = kv, server
 	b.mu.Unlock()
 	return kv, nil
 }
 
+// forgetBucket drops h's handle after an error that says the bucket is gone
+// or does not answer, so the next call looks it up, and creates it, again.
+func (b *NATS) forgetBucket(h *kvBucket, err error) {
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
+		b.mu.Lock()
+		h.kv = nil
+		b.mu.Unlock()
+	}
+}
+
+// sessionsKV returns the sessions bucket; see bucket.
+func (b *NATS) sessionsKV(ctx context.Context) (jetstream.KeyValue, error) {
+	return b.bucket(ctx, &b.sessions, jetstream.KeyValueConfig{Bucket: natsSessionsBucket, TTL: b.opts.SessionsTTL,
+		Storage: jetstream.FileStorage, Replicas: b.replicas()})
+}
+
 // sessionOp runs op on the sessions bucket; when the bucket is gone (or
 // does not answer: after JetStream lost its state, writes to it may find
-// no stream and wait out their deadline) it forgets the handle, so the next
-// call looks the bucket up, and creates it, again.
+// no stream and wait out their deadline) it forgets the handle.
 func (b *NATS) sessionOp(ctx context.Context, op func(kv jetstream.KeyValue) error) error {
 	kv, err := b.sessionsKV(ctx)
 	if err != nil {
 		return err
 	}
 	err = op(kv)
-	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
-		b.mu.Lock()
-		b.sessions = nil
-		b.mu.Unlock()
-	}
+	b.forgetBucket(&b.sessions, err)
 	return err
 }
 

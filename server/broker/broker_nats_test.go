@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // startJetStream runs an embedded nats-server with JetStream in a temporary
@@ -57,14 +59,13 @@ func natsCase(t *testing.T, opts MemoryOptions) suiteCase {
 	c := &clock{t: time.Now()}
 	b.now = c.now
 	return suiteCase{b: b, clock: c,
-		epoch: func() string {
-			e, err := b.Epoch(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return e
-		},
 		expire: func() []PresenceLeft { return nil },
+		idle: func(stream string) {
+			waitFor(t, "the messages of "+stream+" to expire", func() bool {
+				p, err := b.last(context.Background(), stream)
+				return err == nil && p.seq == 0
+			})
+		},
 	}
 }
 
@@ -104,7 +105,7 @@ func (c *collector) len() int {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -113,30 +114,51 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Two nodes publishing to one stream concurrently: each node delivers
-// every publication once, offsets contiguous from 1 in one epoch, with
-// meta carried along; transient publications bypass JetStream.
+// republished subscribes to what JetStream republishes of stream on the
+// NATS pub/sub's subject, as a node listening to the stream does.
+func republished(t *testing.T, conn *nats.Conn, stream string) *collector {
+	t.Helper()
+	c := &collector{}
+	sub, err := conn.Subscribe(pubsub.NATSStreamSubjectPrefix+pubsub.NATSStreamToken(stream), func(m *nats.Msg) {
+		pubs, err := protocol.DecodeStreamMessages(m.Data)
+		if err != nil {
+			t.Errorf("republished %q: %v", m.Data, err)
+			return
+		}
+		for i := range pubs {
+			c.add(&pubs[i])
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	if err := conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Two nodes publishing to one stream concurrently: each node receives
+// every publication once, on the pub/sub's subject, offsets contiguous
+// from 1 in one epoch, with meta carried along; transient publications
+// bypass JetStream.
 func TestNATSDeliversInSequenceAcrossNodes(t *testing.T) {
 	opts := MemoryOptions{HistoryLimit: 1000, HistoryTTL: time.Minute}
 	a, conn := newTestNATS(t, opts)
 	b := connectNode(t, conn.ConnectedUrl(), opts)
-	var got [2]collector
-	var transient publisherFunc = func(_ context.Context, p []protocol.Publication) error {
-		got[0].add(&p[0])
+	const stream = "chat room.1 *>"
+	got := [2]*collector{republished(t, conn, stream), republished(t, b.conn, stream)}
+	var transient collector
+	var ps publisherFunc = func(_ context.Context, p []protocol.Publication) error {
+		transient.add(&p[0])
 		return nil
 	}
-	a.Attach(got[0].add)
-	b.Attach(got[1].add)
-	const stream = "chat room.1 *>"
-	a.Follow(stream)
-	b.Follow(stream)
 	ctx := context.Background()
 	const workers, each = 8, 50
 	var wg sync.WaitGroup
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			node := []*NATS{a, b}[w%2]
 			for i := range each {
 				p := []protocol.Publication{{Stream: stream, Data: fmt.Sprintf("%d-%d", w, i), ExcludeSocket: "sid-x", BroadcastType: "t"}}
@@ -145,33 +167,57 @@ func TestNATSDeliversInSequenceAcrossNodes(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	epoch, _ := a.Epoch(ctx)
 	for i := range got {
 		waitFor(t, "deliveries", func() bool { return got[i].len() >= workers*each })
 		got[i].mu.Lock()
 		seen := map[string]bool{}
+		epoch := got[i].pubs[0].Epoch
 		for j, p := range got[i].pubs {
-			if p.Offset != uint64(j+1) || p.Epoch != epoch || p.Stream != stream || p.ExcludeSocket != "sid-x" || p.BroadcastType != "t" || seen[p.Data] {
+			if p.Offset != uint64(j+1) || p.Epoch != epoch || epoch == "" || p.Stream != stream || p.ExcludeSocket != "sid-x" || p.BroadcastType != "t" || seen[p.Data] {
 				t.Fatalf("node %d delivery %d: %+v", i, j, p)
 			}
 			seen[p.Data] = true
 		}
 		got[i].mu.Unlock()
 	}
-	// A transient publication goes through the pub/sub, right away.
-	if taken, err := a.StampAndPublish(ctx, []protocol.Publication{{Stream: stream, Data: "w", Transient: true}}, transient); err != nil || taken != 1 {
+	// A transient publication goes through the pub/sub, unstamped.
+	if taken, err := a.StampAndPublish(ctx, []protocol.Publication{{Stream: stream, Data: "w", Transient: true}}, ps); err != nil || taken != 1 {
 		t.Errorf("transient: taken %d, %v", taken, err)
 	}
-	got[0].mu.Lock()
-	if n := len(got[0].pubs); n != workers*each+1 || got[0].pubs[n-1].Data != "w" || got[0].pubs[n-1].Offset != 0 {
-		t.Errorf("transient publication not published through the pub/sub, unstamped: %d deliveries", n)
+	if transient.len() != 1 || transient.pubs[0].Offset != 0 || transient.pubs[0].Epoch != "" {
+		t.Errorf("transient publication not published through the pub/sub, unstamped: %+v", transient.pubs)
 	}
-	got[0].mu.Unlock()
-	a.Unfollow(stream)
-	b.Unfollow(stream)
+}
+
+// However many streams are published to, the broker makes one JetStream
+// stream: a subject per stream, each bounded by the history limit.
+func TestNATSOneJetStreamStreamForAllStreams(t *testing.T) {
+	b, _ := newTestNATS(t, MemoryOptions{HistoryLimit: 3, HistoryTTL: time.Minute})
+	ctx := context.Background()
+	for i := range 200 {
+		for range 5 {
+			if err := b.Stamp(ctx, &protocol.Publication{Stream: fmt.Sprint("unique-", i), Data: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var names []string
+	for n := range b.js.StreamNames(ctx).Name() {
+		names = append(names, n)
+	}
+	if len(names) != 1 || names[0] != natsHistoryStream {
+		t.Errorf("JetStream streams: %v", names)
+	}
+	s, err := b.js.Stream(ctx, natsHistoryStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CachedInfo().State; st.Msgs != 200*3 || st.NumSubjects != 200 {
+		t.Errorf("history stream holds %d messages on %d subjects, want 600 on 200", st.Msgs, st.NumSubjects)
+	}
 }
 
 // publisherFunc is a Publisher.
@@ -194,10 +240,10 @@ func TestNATSNewEpochAfterStateLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := p.Epoch
-	if _, err := b.Epoch(ctx); err != nil {
+	if _, err := b.HistoryFrom(ctx, "s", old, 1); err != nil {
 		t.Fatal(err)
 	}
-	// Lose everything: the epoch bucket and the streams.
+	// Lose everything.
 	js := a.js
 	names := js.StreamNames(ctx)
 	for n := range names.Name() {
@@ -206,7 +252,7 @@ func TestNATSNewEpochAfterStateLoss(t *testing.T) {
 		}
 	}
 	p = &protocol.Publication{Stream: "s", Data: "2"}
-	if err := b.Stamp(ctx, p); err != nil { // b still holds the old epoch
+	if err := b.Stamp(ctx, p); err != nil { // b knows the old position
 		t.Fatal(err)
 	}
 	if p.Epoch == old || p.Offset != 1 {
@@ -224,18 +270,18 @@ func TestNATSNewEpochAfterStateLoss(t *testing.T) {
 }
 
 // Stream names of any characters and length map to valid, bounded
-// JetStream names and subjects.
+// subjects, one per stream.
 func TestNATSStreamNames(t *testing.T) {
 	b, _ := newTestNATS(t, MemoryOptions{HistoryLimit: 5})
 	ctx := context.Background()
-	long := strings.Repeat("very long stream name/", 40)
+	long := strings.Repeat("very long stream name/", 400)
 	for _, s := range []string{"a.b.c", "* > spaces\ttab", "ünïcode/🙂", long, long + "x", ""} {
 		p := &protocol.Publication{Stream: s, Data: "x"}
 		if err := b.Stamp(ctx, p); err != nil || p.Offset != 1 {
 			t.Errorf("%q: %+v %v", s, p, err)
 		}
-		if n := jsStreamName(p.Epoch, s); len(n) > 255 {
-			t.Errorf("%q: name of %d characters", s, len(n))
+		if n := historySubject(s); len(n) > 256 {
+			t.Errorf("%q: subject of %d characters", s, len(n))
 		}
 	}
 }
@@ -273,15 +319,27 @@ func TestNATSRestoreRaces(t *testing.T) {
 // JetStream broker (embedded server, file storage) with the Redis broker
 // (127.0.0.1:6379), with parallel publishers on one stream.
 func BenchmarkStampAndPublish(b *testing.B) {
+	benchStampAndPublish(b, func(int) string { return "bench" })
+}
+
+// BenchmarkStampAndPublishStreams is BenchmarkStampAndPublish with each
+// publisher on a stream of its own.
+func BenchmarkStampAndPublishStreams(b *testing.B) {
+	benchStampAndPublish(b, func(w int) string { return fmt.Sprint("bench-", w) })
+}
+
+func benchStampAndPublish(b *testing.B, stream func(worker int) string) {
 	opts := MemoryOptions{HistoryLimit: 100, HistoryTTL: time.Minute}
 	run := func(b *testing.B, ap interface {
 		StampAndPublish(context.Context, []protocol.Publication, Publisher) (int, error)
 	}) {
 		ctx := context.Background()
+		var workers atomic.Int32
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
+			s := stream(int(workers.Add(1)))
 			for pb.Next() {
-				if _, err := ap.StampAndPublish(ctx, []protocol.Publication{{Stream: "bench", Data: `{"text":"hello"}`}}, nil); err != nil {
+				if _, err := ap.StampAndPublish(ctx, []protocol.Publication{{Stream: s, Data: `{"text":"hello"}`}}, nil); err != nil {
 					b.Error(err)
 					return
 				}
@@ -306,23 +364,169 @@ func BenchmarkStampAndPublish(b *testing.B) {
 	})
 }
 
-// An idempotency key is JetStream's message id: a retry is not stored
-// again and answers with the first publication's offset.
-func TestNATSIdempotencyKeyIsMessageID(t *testing.T) {
-	c := natsCase(t, MemoryOptions{HistoryTTL: time.Minute})
+// Idempotency keys are claimed in a KV bucket every node shares: of
+// concurrent claims of one pair through two nodes exactly one wins.
+func TestNATSIdempotencyAcrossNodes(t *testing.T) {
+	opts := MemoryOptions{HistoryTTL: time.Minute}
+	a, conn := newTestNATS(t, opts)
+	b := connectNode(t, conn.ConnectedUrl(), opts)
 	ctx := context.Background()
-	first := protocol.Publication{Stream: "idem", Data: "1", IdempotencyKey: "k"}
-	retry := first
-	other := protocol.Publication{Stream: "idem", Data: "2", IdempotencyKey: "k2"}
-	for _, p := range []*protocol.Publication{&first, &retry, &other} {
-		if err := c.b.Stamp(ctx, p); err != nil {
+	for round := range 5 {
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				claimed, err := []*NATS{a, b}[i%2].ClaimIdempotencyKeys(ctx, []IdempotencyClaim{{Stream: "s", Key: fmt.Sprint("k", round)}}, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if claimed[0] {
+					wins.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("round %d: %d claims won", round, wins.Load())
+		}
+	}
+}
+
+// A NATS server that is not part of a cluster and restarts (here with its
+// store intact; from an older copy it would be the same to the broker)
+// may have gone back: every stream's next publication starts a new epoch,
+// and history of the old one is refused at once, before any publication.
+func TestNATSNewEpochAfterServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, JetStream: true, StoreDir: dir}
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	port := ns.Addr().(*net.TCPAddr).Port
+	conn, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	b, err := NewNATS(conn, MemoryOptions{HistoryLimit: 10, HistoryTTL: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var old protocol.Publication
+	for i := range 3 {
+		old = protocol.Publication{Stream: "s", Data: fmt.Sprint(i)}
+		if err := b.Stamp(ctx, &old); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if retry.Offset != first.Offset || other.Offset != first.Offset+1 {
-		t.Errorf("offsets: first %d, retry %d, other %d", first.Offset, retry.Offset, other.Offset)
+	before := conn.ConnectedServerId()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	opts.Port = port
+	ns, err = natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := c.b.HistorySince(ctx, "idem", 0); len(got) != 2 {
-		t.Errorf("history holds %d publications, want 2", len(got))
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	waitFor(t, "the reconnect to the restarted server", func() bool {
+		return conn.IsConnected() && conn.ConnectedServerId() != before
+	})
+	if _, err := b.HistoryFrom(ctx, "s", old.Epoch, old.Offset); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Errorf("history at the last position before the restart: %v", err)
+	}
+	p := protocol.Publication{Stream: "s", Data: "after"}
+	if err := b.Stamp(ctx, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Epoch == old.Epoch || p.Offset != 1 {
+		t.Fatalf("first stamp after the restart: %+v (before: %+v)", p, old)
+	}
+	if got, err := b.HistorySince(ctx, "s", 0); err != nil || len(got) != 1 || got[0].Data != "after" {
+		t.Errorf("history after the restart: %+v %v", got, err)
+	}
+}
+
+// A store that goes back (its last messages gone, as after a restore from
+// an older copy) under a node that had seen them: that node ends the
+// epoch at its next publication instead of reusing the offsets.
+func TestNATSNewEpochWhenStoreGoesBack(t *testing.T) {
+	b, _ := newTestNATS(t, MemoryOptions{HistoryLimit: 10, HistoryTTL: time.Minute})
+	ctx := context.Background()
+	var pubs []protocol.Publication
+	for i := range 5 {
+		p := protocol.Publication{Stream: "s", Data: fmt.Sprint(i)}
+		if err := b.Stamp(ctx, &p); err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, p)
+	}
+	s, err := b.historyStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.State.LastSeq
+	for _, seq := range []uint64{last, last - 1} {
+		if err := s.DeleteMsg(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.HistoryFrom(ctx, "s", pubs[0].Epoch, 3); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Errorf("history of an epoch whose store went back: %v", err)
+	}
+	p := protocol.Publication{Stream: "s", Data: "next"}
+	if err := b.Stamp(ctx, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Epoch == pubs[0].Epoch || p.Offset != 1 {
+		t.Errorf("first stamp after the store went back: %+v (before: %+v)", p, pubs[4])
+	}
+}
+
+// Publications of one stream stamped at once go out together, and the
+// stream still keeps exactly its last history_limit publications,
+// however many JetStream messages hold them.
+func TestNATSStampsTogether(t *testing.T) {
+	b, _ := newTestNATS(t, MemoryOptions{HistoryLimit: 5, HistoryTTL: time.Minute})
+	ctx := context.Background()
+	const n = 32
+	pubs := make([]protocol.Publication, n)
+	var wg sync.WaitGroup
+	for i := range pubs {
+		pubs[i] = protocol.Publication{Stream: "s", Data: fmt.Sprint(i)}
+		wg.Go(func() {
+			if err := b.Stamp(ctx, &pubs[i]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for _, p := range pubs {
+		if p.Offset < 1 || p.Offset > n || seen[p.Offset] || p.Epoch != pubs[0].Epoch {
+			t.Fatalf("stamp %+v (offsets so far %v)", p, seen)
+		}
+		seen[p.Offset] = true
+	}
+	got, err := b.HistorySince(ctx, "s", 0)
+	if err != nil || len(got) != 5 || got[0].Offset != n-4 || got[4].Offset != n {
+		t.Fatalf("history keeps %+v %v, want offsets %d..%d", got, err, n-4, n)
+	}
+	if got, err := b.HistoryFrom(ctx, "s", pubs[0].Epoch, n-3); err != nil || len(got) != 3 || got[0].Offset != n-2 {
+		t.Errorf("history from %d: %+v %v", n-3, got, err)
+	}
+	if _, err := b.HistoryFrom(ctx, "s", pubs[0].Epoch, n-10); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Errorf("history from an offset no longer kept: %v", err)
 	}
 }

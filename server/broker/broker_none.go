@@ -15,6 +15,9 @@ type None struct{}
 // Describe names the broker for the startup log.
 func (None) Describe() string { return "Using no-op broker (no history, presence or session restore)" }
 
+// Idempotency is nil: None keeps no idempotency keys, the node keeps them.
+func (None) Idempotency() IdempotencyStore { return nil }
+
 // Run returns when ctx is done: there is nothing to expire.
 func (None) Run(ctx context.Context, _ func([]PresenceLeft)) { <-ctx.Done() }
 
@@ -41,6 +44,11 @@ func (None) HistoryFrom(context.Context, string, string, uint64) ([]protocol.Pub
 // HistorySince fails with ErrHistoryUnsupported.
 func (None) HistorySince(context.Context, string, int64) ([]protocol.Publication, error) {
 	return nil, ErrHistoryUnsupported
+}
+
+// Tail fails with ErrHistoryUnsupported.
+func (None) Tail(context.Context, string) (string, uint64, error) {
+	return "", 0, ErrHistoryUnsupported
 }
 
 // SupportsPresence reports false.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +20,9 @@ import (
 //
 // Keys (all under the prefix):
 //
-//	epoch                      the current epoch; see broker_redis_history.go
-//	counter:{stream}           hash: epoch, offset (the last one stamped)
+//	counter:{stream}           hash: the stream's epoch, the last offset stamped
+//	                           and the run id of the Redis process that made
+//	                           the epoch; see broker_redis_history.go
 //	history:{stream}           Redis stream; entry IDs are "<offset>-1"
 //	presence:streams           set of streams with presence
 //	presence:{stream}:expiry   zset sid -> expiry (unix ms); live sessions are
@@ -116,11 +118,18 @@ func (r *Redis) presenceKeys(stream string) []string {
 	}
 }
 
-// joinScript: ARGV = sid, id, info ("" for none), expiry ms, stream.
-// Returns -1 for a presence id mismatch, 1 when the id is new, else 0.
+// joinScript: ARGV = sid, id, info ("" for none), expiry ms, stream, the
+// most ids the stream may have (0: no limit). Returns -1 for a presence id
+// mismatch, -2 when the id is new and the stream is full, 1 when the id is
+// new, else 0. Counting and adding in one script is what holds the limit
+// across nodes: two joins racing for the last place cannot both take it.
 var joinScript = redis.NewScript(`
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
 if prev and prev ~= ARGV[2] then return -1 end
+local most = tonumber(ARGV[6])
+if not prev and most > 0 and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 and redis.call('HLEN', KEYS[3]) >= most then
+  return -2
+end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[5])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) else redis.call('HDEL', KEYS[4], ARGV[2]) end
@@ -149,7 +158,9 @@ end
 `
 
 var leaveScript = redis.NewScript(leaveLua + `
-return leave(ARGV[1])
+local r = leave(ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[5], ARGV[2]) end
+return r
 `)
 
 // expireScript removes every sid whose expiry (ARGV[1]) has passed and
@@ -167,12 +178,15 @@ return gone
 // PresenceJoin records sid's presence on stream as id; see Memory.
 func (r *Redis) PresenceJoin(ctx context.Context, stream, sid, id string, info json.RawMessage) (bool, error) {
 	expiry := r.now().Add(r.opts.PresenceTTL).UnixMilli()
-	res, err := joinScript.Run(ctx, r.client, r.presenceKeys(stream), sid, id, string(info), expiry, stream).Int()
+	res, err := joinScript.Run(ctx, r.client, r.presenceKeys(stream), sid, id, string(info), expiry, stream, r.opts.PresenceMaxMembers).Int()
 	if err != nil {
 		return false, err
 	}
-	if res == -1 {
+	switch res {
+	case -1:
 		return false, ErrPresenceMismatch
+	case -2:
+		return false, ErrPresenceFull
 	}
 	r.mu.Lock()
 	streams, ok := r.live[sid]
@@ -195,7 +209,7 @@ func (r *Redis) PresenceLeave(ctx context.Context, stream, sid string) (string, 
 		}
 	}
 	r.mu.Unlock()
-	res, err := leaveScript.Run(ctx, r.client, r.presenceKeys(stream), sid).Slice()
+	res, err := leaveScript.Run(ctx, r.client, r.presenceKeys(stream), sid, stream).Slice()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -287,4 +301,40 @@ func (r *Redis) PresenceInfo(ctx context.Context, stream string) (*PresenceInfo,
 		info.Records = append(info.Records, rec)
 	}
 	return info, nil
+}
+
+// PresenceStreams lists the streams whose names start with prefix that
+// have presence, in no particular order, at most limit of them (a SCAN of
+// the set of streams with presence, so it does not block Redis).
+func (r *Redis) PresenceStreams(ctx context.Context, prefix string, limit int) ([]string, error) {
+	var out []string
+	var cursor uint64
+	match := globEscape(prefix) + "*"
+	for {
+		keys, next, err := r.client.SScan(ctx, r.key("presence", "streams"), cursor, match, 1000).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if len(out) >= limit {
+				return out, nil
+			}
+			out = append(out, k)
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
+}
+
+// globEscape escapes s for a Redis MATCH pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

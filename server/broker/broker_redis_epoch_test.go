@@ -69,9 +69,6 @@ func TestRedisEpochAfterFlush(t *testing.T) {
 			t.Fatalf("after the flush, stamp %d: %+v", i, p)
 		}
 	}
-	if e, _ := a.Epoch(ctx); e != fresh {
-		t.Errorf("Epoch: %q, want %q", e, fresh)
-	}
 	if _, err := a.HistoryFrom(ctx, "s", old, 2); !errors.Is(err, ErrHistoryUnavailable) {
 		t.Errorf("history from the lost epoch: %v", err)
 	}
@@ -81,14 +78,16 @@ func TestRedisEpochAfterFlush(t *testing.T) {
 	}
 }
 
-// The epoch key vanishing alone (evicted, deleted) takes the counters and
-// history of its epoch with it: the stream restarts at 1 under a new epoch
-// and nothing of the old one is served, not even by time.
-func TestRedisEpochKeyLostAlone(t *testing.T) {
+// A stream's counter vanishing alone (it expires ten history TTLs after
+// the stream's last publication, or is evicted) takes the stream's epoch
+// with it: the stream restarts at 1 under a new epoch, so a client holding
+// the old epoch is refused history instead of taking the new offsets for
+// ones it has, and nothing of the old epoch is served, not even by time.
+func TestRedisCounterLostAlone(t *testing.T) {
 	ctx := context.Background()
 	a, b, client := twoRedisNodes(t)
 	old := stampN(t, a, "s", 3)[0].Epoch
-	client.Del(ctx, "cablehub:epoch")
+	client.Del(ctx, "cablehub:counter:s")
 	since := time.Now().Add(-time.Minute).Unix()
 	if got, err := b.HistorySince(ctx, "s", since); err != nil || len(got) != 0 {
 		t.Errorf("history of the lost epoch served by time: %+v %v", got, err)
@@ -98,7 +97,10 @@ func TestRedisEpochKeyLostAlone(t *testing.T) {
 	}
 	p := stampN(t, b, "s", 1)[0]
 	if p.Epoch == old || p.Offset != 1 {
-		t.Fatalf("first stamp after the epoch key went: %+v (old epoch %q)", p, old)
+		t.Fatalf("first stamp after the counter went: %+v (old epoch %q)", p, old)
+	}
+	if _, err := a.HistoryFrom(ctx, "s", old, 3); !errors.Is(err, ErrHistoryUnavailable) {
+		t.Errorf("history from the old epoch at its last offset: %v", err)
 	}
 	got, err := a.HistorySince(ctx, "s", since)
 	if err != nil || len(got) != 1 || got[0].Offset != 1 || got[0].Epoch != p.Epoch {
@@ -109,12 +111,37 @@ func TestRedisEpochKeyLostAlone(t *testing.T) {
 	}
 }
 
-// Nodes that stamp at once on an empty Redis agree on one epoch.
+// A counter that expires by itself (ten history TTLs after the stream's
+// last publication) starts a new epoch: offsets go back to 1 only under
+// another epoch.
+func TestRedisCounterExpiryStartsNewEpoch(t *testing.T) {
+	ctx := context.Background()
+	client := testRedis(t, epochDB)
+	prefix := fmt.Sprintf("cablehub-expiry-%d:", time.Now().UnixNano())
+	r := NewRedis(client, prefix, MemoryOptions{HistoryLimit: 10, HistoryTTL: 20 * time.Millisecond}, nil)
+	first := stampN(t, r, "idle", 5)
+	deadline := time.Now().Add(10 * time.Second)
+	for client.Exists(ctx, prefix+"counter:idle").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the counter did not expire")
+		}
+		time.Sleep(20 * time.Millisecond) // polling Redis's own expiry
+	}
+	next := stampN(t, r, "idle", 1)[0]
+	if next.Offset != 1 || next.Epoch == first[0].Epoch {
+		t.Errorf("after the counter expired: %+v (before: epoch %q, offset 5)", next, first[0].Epoch)
+	}
+}
+
+// Nodes that stamp one stream at once on an empty Redis agree on its
+// epoch, and its offsets are 1..n with none twice.
 func TestRedisNodesAgreeOnEpoch(t *testing.T) {
 	a, b, _ := twoRedisNodes(t)
+	var mu sync.Mutex
+	epochs := map[string]map[string]bool{}
+	offsets := map[string]map[uint64]bool{}
 	var wg sync.WaitGroup
-	epochs := make([][]string, 8)
-	for w := range epochs {
+	for w := range 8 {
 		wg.Go(func() {
 			node := []*Redis{a, b}[w%2]
 			for i := range 20 {
@@ -123,16 +150,27 @@ func TestRedisNodesAgreeOnEpoch(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				epochs[w] = append(epochs[w], p.Epoch)
+				mu.Lock()
+				if epochs[p.Stream] == nil {
+					epochs[p.Stream], offsets[p.Stream] = map[string]bool{}, map[uint64]bool{}
+				}
+				epochs[p.Stream][p.Epoch] = true
+				if offsets[p.Stream][p.Offset] {
+					t.Errorf("offset %d of %s stamped twice", p.Offset, p.Stream)
+				}
+				offsets[p.Stream][p.Offset] = true
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	want := epochs[0][0]
-	for w := range epochs {
-		for _, e := range epochs[w] {
-			if e != want {
-				t.Fatalf("epochs %q and %q in one cluster", want, e)
+	for stream, es := range epochs {
+		if len(es) != 1 {
+			t.Errorf("stream %s has epochs %v", stream, es)
+		}
+		for o := uint64(1); o <= uint64(len(offsets[stream])); o++ {
+			if !offsets[stream][o] {
+				t.Errorf("stream %s: offset %d missing", stream, o)
 			}
 		}
 	}

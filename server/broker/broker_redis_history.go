@@ -14,73 +14,70 @@ import (
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// History in Redis, and how it survives Redis losing its data.
+// History in Redis, and how offsets never go back within an epoch.
 //
-// The epoch names one unbroken run of offsets. It lives in the key epoch
-// and is read, or created when missing, by the same script run that stamps
-// a publication: a Redis that lost its data (restarted without persistence,
-// failed over to a replica that lagged, FLUSHALL) gets a new epoch at its
-// next stamp, whichever node makes it, and every node uses the epoch that
-// run returns. No node keeps an epoch of its own, so none can stamp under
-// an epoch Redis no longer has, and two nodes never make two epochs.
+// A stream's counter, counter:{stream}, is a hash holding the stream's
+// epoch, the last offset stamped in it and the run id of the Redis server
+// process that made the epoch; its history, history:{stream}, belongs to
+// that epoch. The epoch is per stream and lives and dies with the counter:
+// a stamp that finds the counter missing, or made by another server
+// process, deletes counter and history and starts a new epoch at offset 1.
+// Each case is one in which the stream's offsets could go back:
 //
-// A stream's counter, counter:{stream}, is a hash holding the last offset
-// and the epoch it counts in; its history, history:{stream}, belongs to
-// the same epoch. Counter and history live and die with their epoch: a
-// stamp that finds the counter missing or owned by another epoch deletes
-// both and starts again at offset 1 under the current epoch, so offsets of
-// a lost epoch are never continued or served under a new one (that covers
-// the epoch key vanishing alone, e.g. evicted, as well as everything
-// vanishing). Reads check the same ownership: history of a dead epoch is
-// no history.
+//   - the counter expired (ten history TTLs after the stream's last
+//     publication) or was evicted, or Redis lost everything (restart
+//     without persistence, FLUSHALL): the counter is missing;
+//   - Redis restarted from a snapshot (RDB or AOF), or a replica that may
+//     lag was promoted (failover): the counter is there, but it may be
+//     older than what clients have seen, and the server's run id (new for
+//     every Redis process, read by the script itself with INFO) is not
+//     the one it was made under.
 //
-// What is not covered: a counter that vanishes on its own while its epoch
-// stays (it expires after ten history TTLs without a publication, or is
-// evicted) restarts at 1 in the same epoch, as the memory broker's
-// forgotten streams do.
+// So every Redis restart and failover gives each stream a new epoch, also
+// when nothing was lost: Redis cannot tell the two apart, and a client that
+// resyncs once is better than one that silently drops the publications
+// whose offsets it believes it has. Reads check the same ownership, so a
+// client holding a position in an epoch that is no longer valid is refused
+// (reject_history) even before the stream's next publication. No node
+// keeps an epoch of its own, so none can stamp under an epoch Redis no
+// longer has, and two nodes never make two epochs for one stream.
 
-// epochLua defines current_epoch(candidate): the epoch in KEYS[1], set to
-// candidate first when missing.
-const epochLua = `
-local function current_epoch(candidate)
-  local e = redis.call('GET', KEYS[1])
-  if e then return e end
-  redis.call('SET', KEYS[1], candidate, 'NX')
-  return candidate
+// runLua defines run_id(): the run id of the Redis server process running
+// the script, which no snapshot or replica carries over.
+const runLua = `
+local function run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 end
 `
 
-// epochScript returns the current epoch, creating it from ARGV[1].
-var epochScript = redis.NewScript(epochLua + `
-return current_epoch(ARGV[1])
-`)
-
 // stampPublishScript stamps a publication and, unless ARGV[6] is empty,
-// publishes it on channel ARGV[6], in one atomic step. KEYS: epoch,
+// publishes it on channel ARGV[6], in one atomic step. KEYS:
 // counter:{stream}, history:{stream}. ARGV: history limit, stored payload,
 // now (unix ms), history TTL (ms), "1" for a transient publication (only
 // published, never stamped), channel, the stream message's head
 // (protocol.AppendStreamMessageHead), candidate epoch. The script completes
 // the head as protocol.AppendStreamMessageTail does, byte for byte as long
 // as epochs hold nothing that cjson and encoding/json escape differently
-// (newEpoch's alphabet holds none). It returns {epoch, offset}, or 0 for a
+// (randomEpoch's alphabet holds none). It returns {epoch, offset}, or 0 for a
 // transient publication.
-var stampPublishScript = redis.NewScript(epochLua + `
+var stampPublishScript = redis.NewScript(runLua + `
 if ARGV[5] == '1' then
   redis.call('PUBLISH', ARGV[6], ARGV[7] .. '}')
   return 0
 end
-local epoch = current_epoch(ARGV[8])
-local owner = redis.call('HGET', KEYS[2], 'epoch')
-if owner ~= epoch then
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[2], 'epoch', epoch)
+local run = run_id()
+local counter = redis.call('HMGET', KEYS[1], 'epoch', 'run')
+local epoch = counter[1]
+if not epoch or counter[2] ~= run then
+  epoch = ARGV[8]
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', run)
 end
-local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[1], offset .. '-1', 'd', ARGV[2], 'at', ARGV[3])
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], offset .. '-1', 'd', ARGV[2], 'at', ARGV[3])
 if tonumber(ARGV[4]) > 0 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[4] * 10)
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4] * 10)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 if ARGV[6] ~= '' then
   redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. string.format('%d', offset) .. ',"epoch":' .. cjson.encode(epoch) .. '}')
@@ -88,21 +85,25 @@ end
 return {epoch, offset}
 `)
 
-// Epoch returns the current epoch, creating it when Redis has none. It is
-// a snapshot: the epoch changes when Redis loses its data.
-func (r *Redis) Epoch(ctx context.Context) (string, error) {
-	return epochScript.Run(ctx, r.client, []string{r.key("epoch")}, newEpoch()).Text()
-}
+// readScript returns a stream's epoch, last offset and history entries
+// from ARGV[1] on, or an empty reply when the stream has no epoch valid on
+// this server process (see above). KEYS: counter:{stream},
+// history:{stream}.
+var readScript = redis.NewScript(runLua + `
+local counter = redis.call('HMGET', KEYS[1], 'epoch', 'offset', 'run')
+if not counter[1] or counter[3] ~= run_id() then return {} end
+return {counter[1], counter[2], redis.call('XRANGE', KEYS[2], ARGV[1], '+')}
+`)
 
-// stampKeys are the keys stampPublishScript takes for stream.
-func (r *Redis) stampKeys(stream string) []string {
-	return []string{r.key("epoch"), r.key("counter", stream), r.key("history", stream)}
+// streamKeys are the keys of stream's counter and history.
+func (r *Redis) streamKeys(stream string) []string {
+	return []string{r.key("counter", stream), r.key("history", stream)}
 }
 
 // stampArgs are stampPublishScript's arguments after the transient flag.
 func (r *Redis) stampArgs(p *protocol.Publication, now int64, transient, channel string, head []byte) []any {
 	payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
-	return []any{r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, channel, head, newEpoch()}
+	return []any{r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, channel, head, newStreamEpoch()}
 }
 
 // stamped reads stampPublishScript's reply into p.
@@ -128,7 +129,7 @@ func stamped(res any, p *protocol.Publication) error {
 // nodes publish to one stream, and nothing is ever stamped but unpublished.
 // A failed pipeline does not say which runs took effect, so taken is then
 // 0. Each publication carries the epoch its run stamped it under, which
-// changes mid-batch if Redis lost its data meanwhile. Otherwise stamping
+// changes mid-batch if Redis restarted meanwhile. Otherwise stamping
 // (here) and publishing (ps) are two steps, kept in order per stream on
 // this node only.
 func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
@@ -145,7 +146,7 @@ func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication
 		if p.Transient {
 			transient = "1"
 		}
-		cmds[i] = stampPublishScript.Eval(ctx, pipe, r.stampKeys(p.Stream), r.stampArgs(p, now, transient, r.channel(p.Stream), head)...)
+		cmds[i] = stampPublishScript.Eval(ctx, pipe, r.streamKeys(p.Stream), r.stampArgs(p, now, transient, r.channel(p.Stream), head)...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, err
@@ -167,52 +168,64 @@ type storedPublication struct {
 	BroadcastType string `json:"type,omitempty"`
 }
 
-// Stamp gives p the next offset of its stream under the current epoch
-// (created if Redis lost it), and appends it to the stream's history;
-// StampAndPublish's first step when publishing is a second one.
+// Stamp gives p the next offset of its stream in the stream's epoch (a new
+// one when the stream had none valid), and appends it to the stream's
+// history; StampAndPublish's first step when publishing is a second one.
 func (r *Redis) Stamp(ctx context.Context, p *protocol.Publication) error {
-	res, err := stampPublishScript.Run(ctx, r.client, r.stampKeys(p.Stream), r.stampArgs(p, r.now().UnixMilli(), "0", "", nil)...).Result()
+	res, err := stampPublishScript.Run(ctx, r.client, r.streamKeys(p.Stream), r.stampArgs(p, r.now().UnixMilli(), "0", "", nil)...).Result()
 	if err != nil {
 		return err
 	}
 	return stamped(res, p)
 }
 
-// streamState is what one atomic read of Redis says about a stream: the
-// current epoch ("" when Redis has none), the last offset of the stream
-// under that epoch (0 when it has none) and history entries.
+// streamState is what one atomic read of Redis says about a stream: its
+// epoch ("" when it has none valid on the Redis process), the last offset
+// stamped in it and history entries.
 type streamState struct {
 	epoch   string
 	last    uint64
 	entries []redis.XMessage
 }
 
-// readStream reads the epoch, the stream's counter and its history entries
-// from start on, in one MULTI, so that no stamp that changes the epoch
-// falls between them. A counter of another epoch reads as none, and its
-// entries are dropped.
+// readStream reads the stream's epoch, last offset and history entries
+// from start on, in one script run, so that no stamp falls between them.
 func (r *Redis) readStream(ctx context.Context, stream, start string) (streamState, error) {
-	var epochCmd *redis.StringCmd
-	var counterCmd *redis.SliceCmd
-	var rangeCmd *redis.XMessageSliceCmd
-	_, err := r.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		epochCmd = pipe.Get(ctx, r.key("epoch"))
-		counterCmd = pipe.HMGet(ctx, r.key("counter", stream), "epoch", "offset")
-		rangeCmd = pipe.XRange(ctx, r.key("history", stream), start, "+")
-		return nil
-	})
+	res, err := readScript.Run(ctx, r.client, r.streamKeys(stream), start).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return streamState{}, err
 	}
-	st := streamState{epoch: epochCmd.Val()}
-	counter := counterCmd.Val()
-	if owner, _ := counter[0].(string); st.epoch == "" || owner != st.epoch {
-		return st, nil
+	if len(res) != 3 {
+		return streamState{}, nil
 	}
-	raw, _ := counter[1].(string)
+	st := streamState{}
+	st.epoch, _ = res[0].(string)
+	raw, _ := res[1].(string)
 	st.last, _ = strconv.ParseUint(raw, 10, 64)
-	st.entries = rangeCmd.Val()
+	entries, _ := res[2].([]any)
+	for _, e := range entries {
+		if m, ok := xmessage(e); ok {
+			st.entries = append(st.entries, m)
+		}
+	}
 	return st, nil
+}
+
+// xmessage reads one entry of an XRANGE reply returned by a script:
+// {id, {field, value, ...}}.
+func xmessage(v any) (redis.XMessage, bool) {
+	pair, ok := v.([]any)
+	if !ok || len(pair) != 2 {
+		return redis.XMessage{}, false
+	}
+	id, _ := pair[0].(string)
+	fields, _ := pair[1].([]any)
+	m := redis.XMessage{ID: id, Values: make(map[string]any, len(fields)/2)}
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		m.Values[k] = fields[i+1]
+	}
+	return m, id != ""
 }
 
 // retained turns history entries of stream into publications within the
@@ -246,8 +259,9 @@ func (r *Redis) retained(msgs []redis.XMessage, stream, epoch string) []historyE
 
 // HistoryFrom returns the publications of stream after offset, failing
 // with ErrHistoryUnavailable in the same cases as Memory.HistoryFrom. The
-// epoch compared is the one in Redis now, so a client that saw an epoch
-// Redis lost is refused (reject_history) and resyncs.
+// epoch compared is the stream's valid one in Redis now, so a client that
+// saw an epoch Redis lost, or one made before Redis restarted or failed
+// over, is refused (reject_history) and resyncs.
 func (r *Redis) HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
 	// The entry at offset itself is read too: after needs it to tell that
 	// nothing after offset was trimmed.
@@ -255,11 +269,11 @@ func (r *Redis) HistoryFrom(ctx context.Context, stream, epoch string, offset ui
 	if err != nil {
 		return nil, err
 	}
+	if st.epoch == "" {
+		return nil, fmt.Errorf("%w: stream %q has no history", ErrHistoryUnavailable, stream)
+	}
 	if epoch != st.epoch {
 		return nil, fmt.Errorf("%w: unknown epoch %s, current %q", ErrHistoryUnavailable, epoch, st.epoch)
-	}
-	if st.last == 0 {
-		return nil, fmt.Errorf("%w: stream %q has no history", ErrHistoryUnavailable, stream)
 	}
 	if offset > st.last {
 		return nil, fmt.Errorf("%w: offset %d is beyond the latest %d", ErrHistoryUnavailable, offset, st.last)
@@ -270,9 +284,20 @@ func (r *Redis) HistoryFrom(ctx context.Context, stream, epoch string, offset ui
 	return after(r.retained(st.entries, stream, st.epoch), offset)
 }
 
+// Tail returns the stream's valid epoch in Redis and its counter, read
+// without its entries (XRANGE from "+" holds none); "" and 0 when Redis
+// knows no valid epoch for it.
+func (r *Redis) Tail(ctx context.Context, stream string) (string, uint64, error) {
+	st, err := r.readStream(ctx, stream, "+")
+	if err != nil || st.epoch == "" {
+		return "", 0, err
+	}
+	return st.epoch, st.last, nil
+}
+
 // HistorySince returns the publications of stream made at or after since
-// (unix seconds) under the current epoch; an unknown stream, or one whose
-// history belongs to a lost epoch, has none.
+// (unix seconds) in its current epoch; an unknown stream, or one whose
+// epoch is no longer valid, has none.
 func (r *Redis) HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error) {
 	st, err := r.readStream(ctx, stream, "-")
 	if err != nil {
@@ -299,6 +324,5 @@ return redis.call('XDEL', KEYS[2], ARGV[2] .. '-1')
 // Entries leave a Redis stream's middle only this way, so a hole between
 // retained offsets is always a voided publication, never a lost one.
 func (r *Redis) Void(ctx context.Context, p *protocol.Publication) error {
-	keys := []string{r.key("counter", p.Stream), r.key("history", p.Stream)}
-	return voidScript.Run(ctx, r.client, keys, p.Epoch, p.Offset).Err()
+	return voidScript.Run(ctx, r.client, r.streamKeys(p.Stream), p.Epoch, p.Offset).Err()
 }

@@ -140,6 +140,10 @@ func (s *IdempotencyMemory) Len() int {
 	return len(s.byID)
 }
 
+// Idempotency is m: the memory broker keeps idempotency keys in this
+// process.
+func (m *Memory) Idempotency() IdempotencyStore { return m }
+
 // ClaimIdempotencyKeys records idempotency keys in this process; see
 // IdempotencyMemory.ClaimIdempotencyKeys.
 func (m *Memory) ClaimIdempotencyKeys(ctx context.Context, claims []IdempotencyClaim, window time.Duration) ([]bool, error) {

@@ -27,6 +27,10 @@ end
 return 0
 `)
 
+// Idempotency is r: the Redis broker keeps idempotency keys in Redis,
+// for every node of the cluster.
+func (r *Redis) Idempotency() IdempotencyStore { return r }
+
 func (r *Redis) idempotencyKey(c IdempotencyClaim) string {
 	id := idempotencyID(c.Stream, c.Key)
 	return r.key("idempotency", hex.EncodeToString(id[:]))

@@ -7,19 +7,7 @@ import (
 	"time"
 )
 
-// idempotencyStore is what the node uses; both brokers implement it.
-type idempotencyStore interface {
-	ClaimIdempotencyKeys(ctx context.Context, claims []IdempotencyClaim, window time.Duration) ([]bool, error)
-	ReleaseIdempotencyKeys(ctx context.Context, claims []IdempotencyClaim) error
-}
-
-var (
-	_ idempotencyStore = (*Memory)(nil)
-	_ idempotencyStore = (*Redis)(nil)
-	_ idempotencyStore = (*IdempotencyMemory)(nil)
-)
-
-func claim(t *testing.T, s idempotencyStore, window time.Duration, pairs ...string) ([]IdempotencyClaim, string) {
+func claim(t *testing.T, s IdempotencyStore, window time.Duration, pairs ...string) ([]IdempotencyClaim, string) {
 	t.Helper()
 	var claims []IdempotencyClaim
 	for i := 0; i < len(pairs); i += 2 {
@@ -52,8 +40,8 @@ func TestIdempotencyClaimOncePerStream(t *testing.T) {
 }
 
 // After the window a pair can be claimed again. Memory runs on the test
-// clock; Redis expires keys in real time, so that case polls with a
-// deadline.
+// clock; Redis and JetStream expire keys in real time, so those cases poll
+// with a deadline.
 func TestIdempotencyWindowPasses(t *testing.T) {
 	eachBroker(t, MemoryOptions{}, func(t *testing.T, c suiteCase) {
 		s := idempotencyOf(t, c)
@@ -147,12 +135,12 @@ func TestIdempotencyMemoryExpire(t *testing.T) {
 	}
 }
 
-// idempotencyOf is the broker's idempotency store; brokers without one
-// (NATS JetStream: the node then keeps the keys itself) skip the test.
-func idempotencyOf(t *testing.T, c suiteCase) idempotencyStore {
+// idempotencyOf is the broker's idempotency store; a broker without one
+// (the node then keeps the keys itself) skips the test.
+func idempotencyOf(t *testing.T, c suiteCase) IdempotencyStore {
 	t.Helper()
-	s, ok := c.b.(idempotencyStore)
-	if !ok {
+	s := c.b.Idempotency()
+	if s == nil {
 		t.Skip("this broker keeps no idempotency keys; the node keeps them")
 	}
 	return s

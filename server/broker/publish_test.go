@@ -63,13 +63,16 @@ func TestStampAndPublishKeepsStreamOrder(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		epoch := c.epoch()
+		epoch := ""
 		next := uint64(1)
 		for _, p := range rec.got {
 			if p.Transient {
 				continue
 			}
-			if p.Offset != next || p.Epoch != epoch {
+			if epoch == "" {
+				epoch = p.Epoch
+			}
+			if p.Offset != next || p.Epoch != epoch || epoch == "" {
 				t.Fatalf("published offset %d (epoch %s), want %d (%s)", p.Offset, p.Epoch, next, epoch)
 			}
 			next++
@@ -126,3 +129,67 @@ func TestNoneStampAndPublish(t *testing.T) {
 		t.Errorf("published %+v", rec.got)
 	}
 }
+
+// blockingVoid is a two-step broker whose voids wait until released.
+type blockingVoid struct {
+	offset  uint64
+	voiding chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingVoid) Stamp(_ context.Context, p *protocol.Publication) error {
+	b.offset++
+	p.Epoch, p.Offset = "e", b.offset
+	return nil
+}
+
+func (b *blockingVoid) Void(ctx context.Context, _ *protocol.Publication) error {
+	close(b.voiding)
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A void that waits on the network holds up its own stream only: another
+// stream's publication goes through meanwhile ("b72" shared a lock with
+// "a" when streams hashed to 64 locks).
+func TestSlowVoidHoldsItsStreamOnly(t *testing.T) {
+	var seq sequencer
+	b := &blockingVoid{voiding: make(chan struct{}), release: make(chan struct{})}
+	rec := &recorder{fail: "fails"}
+	done := make(chan error, 1)
+	go func() {
+		_, err := seq.stampAndPublish(context.Background(), b, []protocol.Publication{{Stream: "a", Data: "fails"}}, rec)
+		done <- err
+	}()
+	<-b.voiding
+	other := make(chan error, 1)
+	go func() {
+		_, err := seq.stampAndPublish(context.Background(), stampOnly{}, []protocol.Publication{{Stream: "b72", Data: "ok"}}, rec)
+		other <- err
+	}()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Errorf("other stream: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a publication of another stream waited for the void")
+	}
+	close(b.release)
+	if err := <-done; err == nil {
+		t.Error("the failed publication was answered without an error")
+	}
+}
+
+// stampOnly stamps everything at offset 1.
+type stampOnly struct{}
+
+func (stampOnly) Stamp(_ context.Context, p *protocol.Publication) error {
+	p.Epoch, p.Offset = "e", 1
+	return nil
+}
+func (stampOnly) Void(context.Context, *protocol.Publication) error { return nil }

@@ -23,8 +23,6 @@ type anycableSetting struct {
 // Reasons shared by several settings.
 const (
 	notYet        = "not implemented yet"
-	noPusher      = "the Pusher protocol is not implemented"
-	noDS          = "Durable Streams are not implemented"
 	noCableReady  = "CableReady streams are not implemented (Turbo streams are: --turbo_streams)"
 	noTLS         = "it serves plain HTTP and WebSocket; terminate TLS in a proxy or load balancer in front of it"
 	noBuffers     = "its WebSocket buffer sizes are fixed"
@@ -64,16 +62,7 @@ func anycableSettings() []anycableSetting {
 		{"jwt_id_key", "", []string{""}, deprecatedJWT},
 		{"jwt_id_param", "", []string{"", "jid"}, deprecatedJWT},
 		{"jwt_id_enforce", "", []string{"false"}, deprecatedJWT},
-		// [sse], [pusher], [ds], [api]
-		{"pusher_app_id", "pusher.app_id", []string{""}, noPusher},
-		{"pusher_app_key", "pusher.app_key", []string{""}, noPusher},
-		{"pusher_secret", "pusher.secret", []string{""}, noPusher},
-		{"pusher_api_port", "pusher.api_port", []string{"0"}, noPusher},
-		{"ds", "ds.enabled", []string{"false"}, noDS},
-		{"ds_path", "ds.path", []string{"/ds"}, noDS},
-		{"ds_skip_auth", "ds.skip_auth", []string{"false"}, noDS},
-		{"ds_poll_interval", "ds.poll_interval", []string{"10"}, noDS},
-		{"ds_sse_ttl", "ds.sse_ttl", []string{"60"}, noDS},
+		// [api]
 		{"", "api.host", []string{"", "localhost"}, "a dedicated --api_port listens on --host"},
 		// [redis], [nats]
 		{"", "redis.max_reconnect_attempts", []string{"5"}, retryForever},

@@ -28,6 +28,7 @@ import (
 	"github.com/cablehub/cablehub/server/identity"
 	"github.com/cablehub/cablehub/server/node"
 	"github.com/cablehub/cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/redact"
 	"github.com/cablehub/cablehub/server/rpc"
 	"github.com/cablehub/cablehub/server/streams"
 	"github.com/cablehub/cablehub/server/ws"
@@ -49,6 +50,13 @@ type Config struct {
 	RPC RPC
 	// Later: AnyCable features Cablehub does not have yet (see deploy.go).
 	Later Later
+	// SSE: --sse, --sse_path.
+	SSE SSE
+	// Pusher: --pusher_app_id, --pusher_app_key, --pusher_secret,
+	// --pusher_api_port, --pusher_webhook_url.
+	Pusher Pusher
+	// DS: --ds, --ds_path, --ds_skip_auth, --ds_poll_interval, --ds_sse_ttl.
+	DS DS
 
 	// WS: --allowed_origins, --max_message_size, --ws_max_pending_size,
 	// --ws_write_timeout, --ws_io_uring.
@@ -66,7 +74,7 @@ type Config struct {
 	// --api_max_body_size (which bounds gRPC messages too).
 	Gateway gateway.Options
 	// Broker: --history_limit, --history_ttl, --sessions_ttl,
-	// --presence_ttl.
+	// --presence_ttl, --presence_max_members.
 	Broker broker.MemoryOptions
 	// Broadcast: --broadcast_adapter and the adapters' settings.
 	Broadcast Broadcast
@@ -209,7 +217,8 @@ func Default() *Config {
 		},
 		Log:       Log{Level: "info", Format: "text"},
 		Metrics:   defaultMetrics(),
-		Later:     Later{SSEPath: "/events"},
+		SSE:       SSE{Path: "/events"},
+		DS:        DS{Path: "/ds", PollInterval: 10 * time.Second, SSETTL: 60 * time.Second},
 		WS:        ws.DefaultOptions(),
 		Node:      node.DefaultOptions(),
 		Streams:   streams.DefaultConfig(),
@@ -279,7 +288,10 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (*Config, e
 	return load(Input{Args: args, Out: out}, getenv)
 }
 
-func load(in Input, getenv func(string) string) (*Config, error) {
+// load is Load; its errors quote the values they refuse with the
+// credentials of URLs masked (redact.Error).
+func load(in Input, getenv func(string) string) (_ *Config, err error) {
+	defer func() { err = redact.Error(err) }()
 	out := in.Out
 	if out == nil {
 		out = io.Discard
@@ -383,7 +395,7 @@ func (c *Config) deriveRPC() error {
 // deriveSecrets applies "none" (no secret) and the fallbacks of the
 // streams, Turbo and JWT secrets to --secret.
 func (c *Config) deriveSecrets() {
-	for _, secret := range []*string{&c.Server.Secret, &c.Streams.Secret, &c.JWT.Secret, &c.Streams.TurboSecret} {
+	for _, secret := range []*string{&c.Server.Secret, &c.Streams.Secret, &c.JWT.Secret, &c.Streams.TurboSecret, &c.Pusher.Secret} {
 		if *secret == "none" {
 			*secret = ""
 		}
@@ -396,6 +408,9 @@ func (c *Config) deriveSecrets() {
 	}
 	if c.JWT.Secret == "" {
 		c.JWT.Secret = c.Server.Secret
+	}
+	if c.Pusher.Secret == "" {
+		c.Pusher.Secret = c.Server.Secret
 	}
 }
 

@@ -3,10 +3,13 @@ package config
 import (
 	"crypto/rand"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cablehub/cablehub/server/redact"
 )
 
 // This file holds the settings deployments set around the server itself:
@@ -67,12 +70,80 @@ func defaultMetrics() Metrics {
 	}
 }
 
+// SSE is the Server-Sent Events endpoint.
+type SSE struct {
+	// Enabled (--sse) serves it at Path (--sse_path) on the main port.
+	Enabled bool
+	Path    string
+}
+
+// DS is the Durable Streams read API.
+type DS struct {
+	// Enabled (--ds) serves it under Path (--ds_path) on the main port:
+	// Path + "/" + the stream's name.
+	Enabled bool
+	Path    string
+	// SkipAuth (--ds_skip_auth) serves readers without authenticating
+	// them; a stream still needs a signed name or public streams.
+	SkipAuth bool
+	// PollInterval (--ds_poll_interval) is how long a long-poll waits;
+	// SSETTL (--ds_sse_ttl) how long an SSE answer lasts (0: 60 s).
+	PollInterval time.Duration
+	SSETTL       time.Duration
+}
+
+// Pusher is the Pusher Channels mode: on when both AppID and AppKey are
+// set.
+type Pusher struct {
+	// AppID (--pusher_app_id) names the HTTP API's paths, /apps/<id>/*;
+	// AppKey (--pusher_app_key) the WebSocket path, /app/<key>.
+	AppID  string
+	AppKey string
+	// Secret (--pusher_secret, falling back to --secret) signs channel
+	// authorizations, sign-ins and API requests.
+	Secret string
+	// APIPort (--pusher_api_port) serves the HTTP API on a listener of its
+	// own; 0 serves it on the main port.
+	APIPort int
+	// WebhookURLs (--pusher_webhook_url, comma-separated) receive the
+	// app's webhooks; each is an absolute http:// or https:// URL, and
+	// they need Pusher mode.
+	WebhookURLs []string
+}
+
+// Enabled reports whether Pusher mode is on.
+func (p *Pusher) Enabled() bool { return p.AppID != "" && p.AppKey != "" }
+
+// check refuses a Pusher mode that is half set up or has no secret: an
+// empty secret would verify nothing.
+func (p *Pusher) check() error {
+	switch {
+	case p.AppID == "" && p.AppKey == "" && len(p.WebhookURLs) > 0:
+		return fmt.Errorf("--pusher_webhook_url needs Pusher mode: set --pusher_app_id and --pusher_app_key")
+	case p.AppID == "" && p.AppKey == "":
+		return nil
+	case p.AppID == "":
+		return fmt.Errorf("--pusher_app_id is required with --pusher_app_key")
+	case p.AppKey == "":
+		return fmt.Errorf("--pusher_app_key is required with --pusher_app_id")
+	case p.Secret == "":
+		return fmt.Errorf("--pusher_secret (or --secret) is required in Pusher mode: without it no authorization or API request could be verified")
+	case strings.ContainsAny(p.AppKey, "/?#") || strings.ContainsAny(p.AppID, "/?#"):
+		return fmt.Errorf("--pusher_app_id and --pusher_app_key must not contain /, ? or #")
+	}
+	for _, raw := range p.WebhookURLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+			return fmt.Errorf("--pusher_webhook_url: %q is not an absolute http:// or https:// URL with a host", redact.Credentials(raw))
+		}
+	}
+	return nil
+}
+
 // Later holds the AnyCable settings for features Cablehub does not have
 // yet. The runner names each one set in a startup WARN; the TLS pair is a
 // startup error (see finishDeploy).
 type Later struct {
-	SSE           bool
-	SSEPath       string
 	WSCompression bool
 	SSLCert       string
 	SSLKey        string
@@ -87,6 +158,29 @@ func (c *Config) finishDeploy() error {
 	c.Server.NodeID = strings.TrimSpace(c.Server.NodeID)
 	if c.Server.NodeID == "" {
 		c.Server.NodeID = newNodeID()
+	}
+	if err := c.Pusher.check(); err != nil {
+		return err
+	}
+	if c.SSE.Enabled && !strings.HasPrefix(c.SSE.Path, "/") {
+		return fmt.Errorf("--sse_path %q must start with /", c.SSE.Path)
+	}
+	if c.DS.Enabled && !strings.HasPrefix(c.DS.Path, "/") {
+		return fmt.Errorf("--ds_path %q must start with /", c.DS.Path)
+	}
+	// A prefix: "/ds/" is "/ds"; "/" would take every path.
+	c.DS.Path = strings.TrimRight(c.DS.Path, "/")
+	if c.DS.Enabled && c.DS.Path == "" {
+		return fmt.Errorf("--ds_path must name a prefix such as /ds, not /")
+	}
+	if c.DS.Enabled && c.Cluster.Broker == "none" {
+		return fmt.Errorf("--ds needs a broker that keeps history (memory, redis or nats), not --broker none")
+	}
+	if c.DS.PollInterval <= 0 {
+		return fmt.Errorf("--ds_poll_interval must be positive")
+	}
+	if c.DS.SSETTL <= 0 {
+		c.DS.SSETTL = 60 * time.Second
 	}
 	if c.Later.SSLCert != "" || c.Later.SSLKey != "" {
 		return fmt.Errorf("--ssl_cert and --ssl_key are not supported yet: Cablehub serves plain HTTP; terminate TLS in front of it (a load balancer or proxy) and unset them")

@@ -30,8 +30,11 @@ func TestDeployDefaults(t *testing.T) {
 	if r.TLSVerify || r.KeepaliveInterval != 30*time.Second || r.Sentinels != "" {
 		t.Errorf("redis defaults: %+v", r)
 	}
-	if c.Later.SSE || c.Later.SSEPath != "/events" || c.Later.WSCompression {
+	if c.SSE.Enabled || c.SSE.Path != "/events" || c.Later.WSCompression {
 		t.Errorf("later defaults: %+v", c.Later)
+	}
+	if c.DS != (DS{Path: "/ds", PollInterval: 10 * time.Second, SSETTL: 60 * time.Second}) {
+		t.Errorf("ds defaults: %+v", c.DS)
 	}
 }
 
@@ -43,6 +46,8 @@ func TestDeployEnvironment(t *testing.T) {
 		"ANYCABLE_STATSD_HOST": "statsd:8125", "ANYCABLE_STATSD_PREFIX": "app.", "ANYCABLE_STATSD_TAGS_FORMAT": "influxdb",
 		"ANYCABLE_METRICS_TAGS": "env:prod, region:eu", "ANYCABLE_METRICS_ROTATE_INTERVAL": "30",
 		"ANYCABLE_SSE": "true", "ANYCABLE_SSE_PATH": "/sse", "ANYCABLE_ENABLE_WS_COMPRESSION": "true",
+		"ANYCABLE_DS": "true", "ANYCABLE_DS_PATH": "/streams", "ANYCABLE_DS_SKIP_AUTH": "true",
+		"ANYCABLE_DS_POLL_INTERVAL": "3", "ANYCABLE_DS_SSE_TTL": "6",
 	}
 	c, err := parse(t, env)
 	if err != nil {
@@ -59,8 +64,14 @@ func TestDeployEnvironment(t *testing.T) {
 		!reflect.DeepEqual(m.Tags, map[string]string{"env": "prod", "region": "eu"}) {
 		t.Errorf("metrics: %+v", m)
 	}
-	if !c.Later.SSE || c.Later.SSEPath != "/sse" || !c.Later.WSCompression {
+	if !c.SSE.Enabled || c.SSE.Path != "/sse" || !c.Later.WSCompression {
 		t.Errorf("later: %+v", c.Later)
+	}
+	if c.DS != (DS{Enabled: true, Path: "/streams", SkipAuth: true, PollInterval: 3 * time.Second, SSETTL: 6 * time.Second}) {
+		t.Errorf("ds: %+v", c.DS)
+	}
+	if c, _ := parse(t, nil, "--ds_path", "/streams/"); c.DS.Path != "/streams" {
+		t.Errorf("--ds_path keeps its trailing slash: %q", c.DS.Path)
 	}
 	c, _ = parse(t, env, "--max-conn", "7", "--node_id", "web-2")
 	if c.Node.MaxConns != 7 || c.Server.NodeID != "web-2" {
@@ -79,14 +90,35 @@ func TestDeployInvalidValues(t *testing.T) {
 		{[]string{"--presets", "aws"}, `invalid value "aws" for --presets: each preset must be one of fly, heroku, broker, none`},
 		{[]string{"--presets", "fly"}, "--presets fly needs FLY_REGION and FLY_APP_NAME"},
 		{[]string{"--ssl_cert", "/c.pem", "--ssl_key", "/k.pem"}, "--ssl_cert and --ssl_key are not supported yet"},
+		{[]string{"--ds", "--broker", "none"}, "--ds needs a broker that keeps history"},
+		{[]string{"--ds", "--ds_path", "ds"}, `--ds_path "ds" must start with /`},
+		{[]string{"--ds", "--ds_path", "/"}, "--ds_path must name a prefix such as /ds, not /"},
 		{[]string{"--redis_tls_client_cert_path", "/c.pem"}, "--redis_tls_client_cert_path and --redis_tls_client_key_path go together"},
 		{[]string{"--redis_sentinels", "s:26379", "--redis_url", "redis://a,redis://b"}, "with --redis_sentinels it names the master"},
+		{[]string{"--pusher_webhook_url", "https://h.example/hook"}, "--pusher_webhook_url needs Pusher mode: set --pusher_app_id and --pusher_app_key"},
+		{append(pusherMode, "--pusher_webhook_url", "https://h.example/a,ftp://h.example/b"), `--pusher_webhook_url: "ftp://h.example/b" is not an absolute http:// or https:// URL with a host`},
+		{append(pusherMode, "--pusher_webhook_url", "h.example/hook"), `--pusher_webhook_url: "h.example/hook" is not an absolute`},
+		{append(pusherMode, "--pusher_webhook_url", "https:///hook"), `--pusher_webhook_url: "https:///hook" is not an absolute`},
+		{append(pusherMode, "--pusher_webhook_url", "http://u:hunter2@/x"), `--pusher_webhook_url: "http://u:xxxxx@/x" is not an absolute`},
 	}
 	for _, c := range cases {
 		_, err := parse(t, nil, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: got %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// pusherMode are the flags that turn Pusher mode on.
+var pusherMode = []string{"--pusher_app_id", "a", "--pusher_app_key", "k", "--pusher_secret", "s"}
+
+func TestPusherWebhookURLs(t *testing.T) {
+	c, err := parse(t, map[string]string{"ANYCABLE_PUSHER_WEBHOOK_URL": "https://a.example/hook, http://b.example/x?t=1"}, pusherMode...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"https://a.example/hook", "http://b.example/x?t=1"}; !reflect.DeepEqual(c.Pusher.WebhookURLs, want) {
+		t.Errorf("webhook URLs %q, want %q", c.Pusher.WebhookURLs, want)
 	}
 }
 

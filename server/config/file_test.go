@@ -121,6 +121,16 @@ var fileCases = []struct{ key, value, flag string }{
 	{"app.stats_refresh_interval", `7`, "--stats_refresh_interval=7"},
 	{"sse.enabled", `true`, "--sse"},
 	{"sse.path", `"/sse"`, "--sse_path=/sse"},
+	{"pusher.app_id", `"app-1"`, "--pusher_app_id=app-1"},
+	{"pusher.app_key", `"key-1"`, "--pusher_app_key=key-1"},
+	{"pusher.secret", `"psecret"`, "--pusher_secret=psecret"},
+	{"pusher.api_port", `8090`, "--pusher_api_port=8090"},
+	{"pusher.webhook_urls", `["https://a.example/hook", "http://b.example:8000/p"]`, "--pusher_webhook_url=https://a.example/hook,http://b.example:8000/p"},
+	{"ds.enabled", `true`, "--ds"},
+	{"ds.path", `"/streams"`, "--ds_path=/streams"},
+	{"ds.skip_auth", `true`, "--ds_skip_auth"},
+	{"ds.poll_interval", `3`, "--ds_poll_interval=3"},
+	{"ds.sse_ttl", `6`, "--ds_sse_ttl=6"},
 	{"ws.enable_compression", `true`, "--enable_ws_compression"},
 	{"broadcast_key", `"bk"`, "--broadcast_key=bk"},
 	{"http_broadcast.port", `9104`, "--http_broadcast_port=9104"},
@@ -153,6 +163,7 @@ var fileCases = []struct{ key, value, flag string }{
 	{"rpc.max_send_size", `2000000`, "--rpc_max_call_send_size=2000000"},
 	{"broker.adapter", `"redis"`, "--broker=redis"},
 	{"broker.presence_ttl", `20`, "--presence_ttl=20"},
+	{"broker.presence_max_members", `300`, "--presence_max_members=300"},
 	{"broker.history_limit", `50`, "--history_limit=50"},
 	{"broker.history_ttl", `60`, "--history_ttl=60"},
 	{"broker.sessions_ttl", `90`, "--sessions_ttl=90"},
@@ -229,9 +240,13 @@ func tomlFile(pairs [][2]string) string {
 
 // pairedKeys are keys that cannot be set alone, with the partner set
 // beside them when they are read on their own.
-var pairedKeys = map[string][2]string{
-	"redis.tls_client_cert_path": {"redis.tls_client_key_path", `"/etc/rk.pem"`},
-	"redis.tls_client_key_path":  {"redis.tls_client_cert_path", `"/etc/rc.pem"`},
+var pairedKeys = map[string][][2]string{
+	"redis.tls_client_cert_path": {{"redis.tls_client_key_path", `"/etc/rk.pem"`}},
+	"redis.tls_client_key_path":  {{"redis.tls_client_cert_path", `"/etc/rc.pem"`}},
+	"pusher.app_id":              {{"pusher.app_key", `"k"`}, {"pusher.secret", `"s"`}},
+	"pusher.app_key":             {{"pusher.app_id", `"a"`}, {"pusher.secret", `"s"`}},
+	"pusher.api_port":            {{"pusher.app_id", `"a"`}, {"pusher.app_key", `"k"`}, {"pusher.secret", `"s"`}},
+	"pusher.webhook_urls":        {{"pusher.app_id", `"a"`}, {"pusher.app_key", `"k"`}, {"pusher.secret", `"s"`}},
 }
 
 // TestFileReadsEverySetting asserts each file key is read, alone, and
@@ -255,9 +270,7 @@ func TestFileReadsEverySetting(t *testing.T) {
 		pairs = append(pairs, [2]string{fc.key, fc.value})
 		flags = append(flags, fc.flag)
 		one := [][2]string{{fc.key, fc.value}}
-		if partner, ok := pairedKeys[fc.key]; ok {
-			one = append(one, partner)
-		}
+		one = append(one, pairedKeys[fc.key]...)
 		c := mustLoad(t, writeFile(t, "one.toml", tomlFile(one)), nil)
 		if c.Loaded = defaults.Loaded; reflect.DeepEqual(c, defaults) {
 			t.Errorf("%s = %s changed nothing", displayKey(fc.key), fc.value)

@@ -4,14 +4,16 @@ package config
 const (
 	groupServer    = "Server"
 	groupWebSocket = "WebSocket"
-	groupStreams   = "Streams and JWT"
-	groupRPC       = "RPC back end"
-	groupAPI       = "API (REST and gRPC)"
-	groupBroker    = "Broker"
-	groupLogging   = "Logging and metrics"
-	groupLimits    = "Limits per connection"
-	groupRedis     = "Redis"
-	groupLater     = "Not supported yet"
+	// groupTransports are the client transports beside WebSocket.
+	groupTransports = "Other client transports"
+	groupStreams    = "Streams and JWT"
+	groupRPC        = "RPC back end"
+	groupAPI        = "API (REST and gRPC)"
+	groupBroker     = "Broker"
+	groupLogging    = "Logging and metrics"
+	groupLimits     = "Limits per connection"
+	groupRedis      = "Redis"
+	groupLater      = "Not supported yet"
 )
 
 // bind registers every setting on the field it sets, in the order --help
@@ -20,10 +22,10 @@ const (
 // its default (whatever the field holds before parsing), its help text,
 // and, chained, its key in anycable.toml (.file: AnyCable's section and key
 // where AnyCable has the setting, else Cablehub's own, documented in
-// docs/configuration.md) and whether --print-config masks it (.secret, or
-// .credentials for URLs that may carry a password). TestEverySettingHasAFileKey
-// fails for a flag without .file (or .noFile, for a flag that is another
-// setting's shorthand).
+// docs/configuration.md) and whether --print-config masks it whole
+// (.secret; the credentials of URLs are masked in every setting's value,
+// see shown). TestEverySettingHasAFileKey fails for a flag without .file
+// (or .noFile, for a flag that is another setting's shorthand).
 func (c *Config) bind(p *parser) {
 	c.bindServer(p)
 	c.bindWebSocket(p)
@@ -48,14 +50,26 @@ func (c *Config) bindServer(p *parser) {
 	p.add(groupServer, "public", boolValue{&s.Public}, "public mode: no connection authentication, public streams, open API unless a secret is set").file("public")
 	p.add(groupServer, "noauth", boolValue{&s.Noauth}, "accept connections without authentication").file("noauth")
 	p.add(groupServer, "shutdown_timeout", durationValue{&s.ShutdownTimeout}, "graceful shutdown limit, seconds").file("app.shutdown_timeout")
-	p.add(groupServer, "allowed_origins", csvValue{listValue{&c.WS.AllowedOrigins}}, "accepted WebSocket Origin hosts, comma-separated, *.example.com allowed (default: any)").file("server.allowed_origins")
-	p.add(groupServer, "max-conn", intValue{&c.Node.MaxConns, 0, 1 << 24}, "most WebSocket connections at once; more are refused with a reconnect disconnect and close 1013 (0 = unlimited)").file("server.max_conn")
+	p.add(groupServer, "allowed_origins", csvValue{listValue{&c.WS.AllowedOrigins}}, "accepted WebSocket Origin hosts, and the origins SSE answers allow (CORS), comma-separated, *.example.com allowed (default: any)").file("server.allowed_origins")
+	p.add(groupServer, "max-conn", intValue{&c.Node.MaxConns, 0, 1 << 24}, "most client connections (WebSocket and SSE) at once; more are refused with a reconnect disconnect and close 1013, SSE with 503 (0 = unlimited)").file("server.max_conn")
 	p.add(groupServer, "shutdown_delay", durationValue{&s.ShutdownDelay}, "on SIGTERM or SIGINT, keep serving this long before shutting down, seconds (lets a load balancer stop routing first)").file("app.shutdown_delay")
 	p.add(groupServer, "node_id", stringValue{&s.NodeID}, "this node's id in the startup line and /health (default: a random 6-character id)").file("node_id").drawnDefault()
 	p.add(groupServer, "presets", presetsValue{&s.Presets}, "configuration presets, comma-separated: fly, heroku, broker, none (default: fly on Fly.io, heroku on Heroku, detected from their environment variables)").file("presets")
 }
 
 func (c *Config) bindWebSocket(p *parser) {
+	p.add(groupTransports, "sse", boolValue{&c.SSE.Enabled}, "serve Server-Sent Events at --sse_path on the main port (EventSource clients, Hotwire)").file("sse.enabled")
+	p.add(groupTransports, "sse_path", stringValue{&c.SSE.Path}, "Server-Sent Events endpoint path").file("sse.path")
+	p.add(groupTransports, "ds", boolValue{&c.DS.Enabled}, "serve the Durable Streams read API at --ds_path/* on the main port (needs a broker with history)").file("ds.enabled")
+	p.add(groupTransports, "ds_path", stringValue{&c.DS.Path}, "Durable Streams path prefix: the rest of the URL path is the stream name").file("ds.path")
+	p.add(groupTransports, "ds_skip_auth", boolValue{&c.DS.SkipAuth}, "serve Durable Streams without connection authentication (streams still need a signed name or --public_streams)").file("ds.skip_auth")
+	p.add(groupTransports, "ds_poll_interval", durationValue{&c.DS.PollInterval}, "how long a Durable Streams long-poll waits for data, seconds").file("ds.poll_interval")
+	p.add(groupTransports, "ds_sse_ttl", durationValue{&c.DS.SSETTL}, "how long a Durable Streams SSE answer lasts before the client reconnects, seconds (0 = 60)").file("ds.sse_ttl")
+	p.add(groupTransports, "pusher_app_id", stringValue{&c.Pusher.AppID}, "Pusher app id: with --pusher_app_key, serves Pusher clients at /app/<key> and the Pusher HTTP API at /apps/<id>/*").file("pusher.app_id")
+	p.add(groupTransports, "pusher_app_key", stringValue{&c.Pusher.AppKey}, "Pusher app key (the key clients connect with)").file("pusher.app_key")
+	p.add(groupTransports, "pusher_secret", stringValue{&c.Pusher.Secret}, "Pusher app secret: signs channel authorizations, sign-ins and HTTP API requests (default: --secret)").file("pusher.secret").secret()
+	p.add(groupTransports, "pusher_api_port", intValue{&c.Pusher.APIPort, 0, 65535}, "serve the Pusher HTTP API on this port instead of the main one (0 = main port)").file("pusher.api_port")
+	p.add(groupTransports, "pusher_webhook_url", listValue{&c.Pusher.WebhookURLs}, "Pusher webhook URLs, comma-separated (http:// or https://): channel_occupied, channel_vacated, member_added, member_removed and client_event are POSTed there in batches, signed with the app key and secret").file("pusher.webhook_urls")
 	p.add(groupWebSocket, "max_message_size", sizeValue[int64]{&c.WS.MaxMessageSize, 1}, "largest client frame, bytes (larger ones close with 1009)").file("ws.max_message_size")
 	p.add(groupWebSocket, "ping_interval", durationValue{&c.Node.PingInterval}, "time between pings, seconds (0 disables)").file("app.ping_interval")
 	p.add(groupWebSocket, "ping_timestamp_precision", enumValue{&c.Node.PingPrecision, []string{"s", "ms", "ns"}}, "ping timestamp unit: s, ms, ns").file("app.ping_timestamp_precision")
@@ -97,7 +111,7 @@ func (c *Config) bindRPC(p *parser) {
 	p.add(groupRPC, "rpc_enable_tls", boolValue{&r.EnableTLS}, "connect to the gRPC back end over TLS").file("rpc.enable_tls")
 	p.add(groupRPC, "rpc_tls_verify", boolValue{&r.TLSVerify}, "verify the back end's TLS certificate (gRPC with TLS, https:// HTTP RPC)").file("rpc.tls_verify")
 	p.add(groupRPC, "rpc_tls_root_ca", stringValue{&r.TLSRootCA}, "CA of the back end's TLS certificate: a PEM file path or the PEM text; implies --rpc_enable_tls (default: the system's CAs)").file("rpc.tls_root_ca_path")
-	p.add(groupRPC, "rpc_max_call_recv_size", sizeValue[int]{&r.MaxRecvSize, 0}, "largest gRPC reply, bytes (0 = gRPC's 4 MiB)").file("rpc.max_recv_size")
+	p.add(groupRPC, "rpc_max_call_recv_size", sizeValue[int]{&r.MaxRecvSize, 0}, "largest RPC reply, bytes, gRPC or HTTP; larger ones fail the call (0 = 4 MiB, gRPC's default)").file("rpc.max_recv_size")
 	p.add(groupRPC, "rpc_max_call_send_size", sizeValue[int]{&r.MaxSendSize, 0}, "largest gRPC request, bytes (0 = unlimited)").file("rpc.max_send_size")
 	p.add(groupRPC, "disconnect_mode", disconnectModeValue{&a.DisconnectMode}, "which ended sessions get a Disconnect call: auto (those the back end connected or subscribed), always, never").file("app.disconnect_mode")
 	p.add(groupRPC, "disconnect_rate", intValue{&a.DisconnectRate, 1, 1 << 20}, "most Disconnect calls per second").file("disconnector.rate")
@@ -119,7 +133,7 @@ func (c *Config) bindAPI(p *parser) {
 	p.add(groupAPI, "api_secret", stringValue{&c.API.Secret}, "API bearer token (default: derived from --secret)").file("api.secret").secret()
 	p.add(groupAPI, "api_cors_headers", boolValue{&g.CORS}, "add CORS headers to API responses and answer preflight requests").file("api.cors_headers")
 	p.add(groupAPI, "api_cors_hosts", csvValue{listValue{&g.CORSHosts}}, "allowed CORS origin hosts, comma-separated, *.example.com allowed (default: any)").file("api.cors_hosts")
-	p.add(groupAPI, "api_max_body_size", sizeValue[int64]{&g.MaxBodySize, 1}, "largest accepted API request body, bytes").file("api.max_body_size")
+	p.add(groupAPI, "api_max_body_size", sizeValue[int64]{&g.MaxBodySize, 1}, "largest accepted API request body and broadcast payload (every adapter), bytes").file("api.max_body_size")
 	// 2 s (api.DefaultTimeout): a healthy Redis or NATS answers in
 	// milliseconds even under load, so this only cuts calls to a dependency
 	// that is down or stuck, and a caller (often a web request) learns it in
@@ -133,14 +147,15 @@ func (c *Config) bindBroker(p *parser) {
 	// "none" keeps no presence or history, like AnyCable's legacy broker.
 	p.add(groupBroker, "broker", enumValue{&cl.Broker, []string{"memory", "redis", "nats", "none"}}, "broker for history, presence and sessions: memory, redis, nats (JetStream, no presence), none").file("broker.adapter")
 	p.add(groupBroker, "pubsub", enumValue{&cl.PubSub, []string{"", "none", "redis", "nats"}}, "pub/sub between nodes: redis, nats (default: none, or redis with --broker=redis or the redisx broadcast adapter, nats with --broker=nats)").file("pubsub_adapter")
-	p.add(groupBroker, "redis_url", stringValue{&cl.RedisURL}, "Redis URL", "REDIS_URL").file("redis.url").credentials()
-	p.add(groupBroker, "nats_servers", stringValue{&cl.NATSServers}, "NATS server URLs, comma-separated").file("nats.servers").credentials()
+	p.add(groupBroker, "redis_url", stringValue{&cl.RedisURL}, "Redis URL", "REDIS_URL").file("redis.url")
+	p.add(groupBroker, "nats_servers", stringValue{&cl.NATSServers}, "NATS server URLs, comma-separated").file("nats.servers")
 	p.add(groupBroker, "embed_nats", boolValue{&cl.EmbedNATS}, "run a NATS server inside this process (and use it unless --nats_servers says otherwise)").file("embedded_nats.enabled")
 	p.add(groupBroker, "enats_addr", stringValue{&cl.Embedded.Addr}, "embedded NATS client address").file("embedded_nats.service_addr")
 	p.add(groupBroker, "enats_cluster", stringValue{&cl.Embedded.ClusterAddr}, "embedded NATS cluster address, e.g. nats://127.0.0.1:6222 (default: no cluster)").file("embedded_nats.cluster_addr")
 	p.add(groupBroker, "enats_cluster_name", stringValue{&cl.Embedded.ClusterName}, "embedded NATS cluster name").file("embedded_nats.cluster_name")
 	p.add(groupBroker, "enats_cluster_routes", listValue{&cl.Embedded.Routes}, "other embedded NATS servers' cluster URLs, comma-separated").file("embedded_nats.routes")
 	p.add(groupBroker, "presence_ttl", durationValue{&b.PresenceTTL}, "how long presence outlives a client's last connection, seconds").file("broker.presence_ttl")
+	p.add(groupBroker, "presence_max_members", intValue{&b.PresenceMaxMembers, 1, 1 << 24}, "most presence ids one stream may have, across the cluster; joins of more are refused").file("broker.presence_max_members")
 	p.add(groupBroker, "history_limit", intValue{&b.HistoryLimit, 1, 1 << 20}, "publications kept per stream for history").file("broker.history_limit")
 	p.add(groupBroker, "history_ttl", durationValue{&b.HistoryTTL}, "how long publications stay in history, seconds").file("broker.history_ttl")
 	p.add(groupBroker, "sessions_ttl", durationValue{&b.SessionsTTL}, "how long a disconnected extended-protocol session can be restored, seconds (0 disables)").file("broker.sessions_ttl")
@@ -188,8 +203,6 @@ func (c *Config) bindLogging(p *parser) {
 // for would be worse than not starting.
 func (c *Config) bindLater(p *parser) {
 	l := &c.Later
-	p.add(groupLater, "sse", boolValue{&l.SSE}, "Server-Sent Events endpoint: not supported yet (a WARN says so; clients must use WebSocket)").file("sse.enabled")
-	p.add(groupLater, "sse_path", stringValue{&l.SSEPath}, "Server-Sent Events path: not supported yet").file("sse.path")
 	p.add(groupLater, "enable_ws_compression", boolValue{&l.WSCompression}, "WebSocket per-message compression: not supported yet (a WARN says so; frames go uncompressed)").file("ws.enable_compression")
 	p.add(groupLater, "ssl_cert", stringValue{&l.SSLCert}, "TLS certificate: not supported yet, setting it is a startup error (terminate TLS in a proxy or load balancer)").noFile()
 	p.add(groupLater, "ssl_key", stringValue{&l.SSLKey}, "TLS private key: not supported yet, setting it is a startup error").noFile()

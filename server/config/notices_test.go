@@ -16,8 +16,8 @@ rpc_host = "top-level:1"
 [rpc]
 hots = "typo:1"
 host = "ok:1"
-[pusher]
-app_id = "app"
+[streams]
+cable_ready = true
 [ws]
 read_buffer_size = 1024
 [bogus]
@@ -37,7 +37,7 @@ tags.env = "prod"
 	}{
 		{slog.LevelWarn, []string{"unknown key rpc_host in " + file, "did you mean [rpc] host, the key of --rpc_host?"}},
 		{slog.LevelWarn, []string{"unknown key [rpc] hots in " + file, "did you mean [rpc] host?"}},
-		{slog.LevelWarn, []string{"[pusher] app_id in " + file + " is AnyCable's --pusher_app_id setting; Cablehub does not support it: the Pusher protocol is not implemented"}},
+		{slog.LevelWarn, []string{"[streams] cable_ready in " + file + " is AnyCable's --cable_ready setting; Cablehub does not support it"}},
 		{slog.LevelWarn, []string{"unknown table [bogus] in " + file}},
 		{slog.LevelInfo, []string{file + ": ignored AnyCable settings that Cablehub does not have, each at a value that asks for nothing: [ws] read_buffer_size"}},
 		{slog.LevelInfo, []string{"ANYCABLE_DISABLE_TELEMETRY is ignored: Cablehub sends no telemetry"}},

@@ -27,20 +27,11 @@ type option struct {
 	// id): --print-config shows no value in effect for it, so printing
 	// twice gives the same file.
 	drawn bool
-	mask  maskKind
-	value flag.Value
+	// hidden makes --print-config hide the whole value (a secret or key);
+	// the credentials of URLs are hidden in every value (see shown).
+	hidden bool
+	value  flag.Value
 }
-
-// maskKind says what --print-config hides of a value; the zero value
-// hides nothing.
-type maskKind int
-
-const (
-	// maskAll hides the whole value: a secret or key.
-	maskAll maskKind = iota + 1
-	// maskURL hides the passwords of a comma-separated URL list.
-	maskURL
-)
 
 // file sets the setting's keys in anycable.toml: the one printed first,
 // then accepted alternatives.
@@ -54,10 +45,7 @@ func (o *option) noFile() *option { o.fileless = true; return o }
 func (o *option) drawnDefault() *option { o.drawn = true; return o }
 
 // secret makes --print-config mask the value.
-func (o *option) secret() *option { o.mask = maskAll; return o }
-
-// credentials makes --print-config mask the passwords in the value's URLs.
-func (o *option) credentials() *option { o.mask = maskURL; return o }
+func (o *option) secret() *option { o.hidden = true; return o }
 
 // printMode is --print-config: off, on with secrets masked, or
 // "--print-config=secrets" with them in clear.

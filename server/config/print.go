@@ -6,11 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/cablehub/cablehub/server/redact"
 )
 
 // ErrPrinted is returned by Parse and Load after --print-config wrote the
@@ -47,9 +48,10 @@ func (p *parser) snapshot() map[*option]setting {
 // edited), its help text, flag and variables as a comment, and the value
 // in effect as a comment where a derivation changed it. The file loads
 // back to the same configuration. With printMasked a secret's line (and
-// a URL's that carries credentials) is commented out with the value
-// hidden, so the file loads back to the same configuration less those,
-// which can come from the environment; printSecrets writes them in clear.
+// any value's that carries URL credentials, whatever the setting: see
+// shown) is commented out with the value hidden, so the file loads back to
+// the same configuration less those, which can come from the environment;
+// printSecrets writes them in clear.
 func (p *parser) printConfig(out io.Writer, loaded Loaded, given map[*option]setting) error {
 	var b bytes.Buffer
 	b.WriteString("# Cablehub configuration in anycable.toml form (cablehub --print-config).\n")
@@ -62,7 +64,7 @@ func (p *parser) printConfig(out io.Writer, loaded Loaded, given map[*option]set
 		b.WriteString("# Secrets are masked and their lines commented out: --print-config=secrets prints them.\n")
 	}
 	for _, n := range loaded.Notices {
-		fmt.Fprintf(&b, "# %s: %s\n", n.Level, n.Msg)
+		fmt.Fprintf(&b, "# %s: %s\n", n.Level, redact.Credentials(n.Msg))
 	}
 	bySection := map[string][]*option{}
 	for _, o := range p.options {
@@ -149,14 +151,18 @@ func isImplicit(v flag.Value) bool {
 	return ok && i.implicit()
 }
 
-// shown is a value as TOML, or with its secret parts hidden (masked).
+// shown is a value as TOML, or with its secret parts hidden (masked): a
+// secret's whole value, and the credentials of the URLs in any other
+// (redact.Credentials). The URLs are looked for in every setting's value,
+// not only in those known to be URLs, so that a setting added later
+// cannot be forgotten.
 func (p *parser) shown(o *option, v setting) (text string, masked bool, err error) {
 	switch {
 	case p.print == printSecrets:
-	case o.mask == maskAll && v.text != "" && v.text != "none":
+	case o.hidden && v.text != "" && v.text != "none":
 		return `"********"`, true, nil
-	case o.mask == maskURL && hasPassword(v.text):
-		text, err := encodeTOML(redactURLs(v.text))
+	case redact.Credentials(v.text) != v.text:
+		text, err := encodeTOML(redactForm(v.form))
 		return text, true, err
 	}
 	text, err = encodeTOML(v.form)
@@ -166,10 +172,16 @@ func (p *parser) shown(o *option, v setting) (text string, masked bool, err erro
 	return text, false, nil
 }
 
-// fileForm is a value's TOML form: the value's own, else a boolean for a
-// bool flag, else its text.
+// fileFormer is a value with a TOML form of its own for --print-config (a
+// number, a boolean, an array); a value without one is printed as its
+// text, which loads back through Set. fileSetter is its counterpart when
+// the file is read.
+type fileFormer interface{ fileForm() any }
+
+// fileForm is a value's TOML form: the value's own (fileFormer), else a
+// boolean for a bool flag (the flag package's IsBoolFlag), else its text.
 func fileForm(v flag.Value) any {
-	if f, ok := v.(interface{ fileForm() any }); ok {
+	if f, ok := v.(fileFormer); ok {
 		return f.fileForm()
 	}
 	if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
@@ -188,38 +200,18 @@ func encodeTOML(v any) (string, error) {
 	return strings.TrimSuffix(strings.TrimPrefix(b.String(), "v = "), "\n"), nil
 }
 
-// hasPassword reports whether any URL of a comma-separated list carries
-// credentials (a password, or a user name alone, which NATS takes as a
-// token).
-func hasPassword(list string) bool {
-	for _, s := range strings.Split(list, ",") {
-		u, err := url.Parse(strings.TrimSpace(s))
-		if err != nil && strings.Contains(s, "@") || err == nil && u.User != nil {
-			return true
+// redactForm is a value's TOML form with the credentials of its URLs
+// masked.
+func redactForm(form any) any {
+	switch f := form.(type) {
+	case string:
+		return redact.Credentials(f)
+	case []string:
+		out := make([]string, len(f))
+		for i, s := range f {
+			out[i] = redact.Credentials(s)
 		}
+		return out
 	}
-	return false
-}
-
-// redactURLs masks the credentials of a comma-separated URL list: the
-// password where there is one, else the token.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, s := range parts {
-		u, err := url.Parse(strings.TrimSpace(s))
-		switch {
-		case err != nil && strings.Contains(s, "@"):
-			parts[i] = "xxxxx"
-			continue
-		case err != nil || u.User == nil:
-			continue
-		}
-		if _, ok := u.User.Password(); ok {
-			parts[i] = u.Redacted()
-		} else {
-			u.User = url.User("xxxxx")
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
+	return redact.Credentials(fmt.Sprint(form))
 }

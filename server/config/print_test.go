@@ -42,7 +42,8 @@ func roundTrips(t *testing.T) map[string]func() (string, []string, []string) {
 			return "", nil, []string{"--secret=s3cr3t-derived", "--public", "--broker=nats", "--embed_nats", "--rpc_host=https://app/rpc"}
 		},
 		"file, environment and flags": func() (string, []string, []string) {
-			return full, []string{"ANYCABLE_REDIS_URL=redis://:pa55@r:6379/1", "ANYCABLE_SECRET=env-secret", "ANYCABLE_NATS_SERVERS=nats://tok3n@n:4222"}, []string{"--ping_interval=1500ms", "--api_secret=flag-secret"}
+			return full, []string{"ANYCABLE_REDIS_URL=redis://:pa55@r:6379/1", "ANYCABLE_SECRET=env-secret", "ANYCABLE_NATS_SERVERS=nats://tok3n@n:4222",
+				"ANYCABLE_PUSHER_WEBHOOK_URL=https://hook:w3bh00k@h.example/hook,https://h2.example/x"}, []string{"--ping_interval=1500ms", "--api_secret=flag-secret"}
 		},
 	}
 }
@@ -73,7 +74,7 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 			"ANYCABLE_SECRET": want.Server.Secret, "ANYCABLE_STREAMS_SECRET": want.Streams.Secret,
 			"ANYCABLE_TURBO_STREAMS_SECRET": want.Streams.TurboSecret, "ANYCABLE_JWT_SECRET": want.JWT.Secret,
 			"ANYCABLE_HTTP_RPC_SECRET": want.RPC.HTTPSecret, "ANYCABLE_API_SECRET": want.API.Secret,
-			"ANYCABLE_BROADCAST_KEY": want.Broadcast.Key,
+			"ANYCABLE_BROADCAST_KEY": want.Broadcast.Key, "ANYCABLE_PUSHER_SECRET": want.Pusher.Secret,
 		} {
 			if v != "" {
 				secretEnv = append(secretEnv, k+"="+v)
@@ -82,12 +83,13 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 				}
 			}
 		}
-		for k, v := range map[string]string{"ANYCABLE_REDIS_URL": want.Cluster.RedisURL, "ANYCABLE_NATS_SERVERS": want.Cluster.NATSServers} {
+		for k, v := range map[string]string{"ANYCABLE_REDIS_URL": want.Cluster.RedisURL, "ANYCABLE_NATS_SERVERS": want.Cluster.NATSServers,
+			"ANYCABLE_PUSHER_WEBHOOK_URL": strings.Join(want.Pusher.WebhookURLs, ",")} {
 			if strings.Contains(v, "@") {
 				secretEnv = append(secretEnv, k+"="+v)
 			}
 		}
-		for _, credential := range []string{"pa55", "tok3n"} {
+		for _, credential := range []string{"pa55", "tok3n", "w3bh00k"} {
 			if strings.Contains(masked, credential) {
 				t.Errorf("%s: the masked print shows the credential %s", name, credential)
 			}

@@ -126,8 +126,8 @@ func TestRPCBadValuesNameTheFlag(t *testing.T) {
 }
 
 // TestHTTPRPCSecret asserts the HTTP RPC key: --http_rpc_secret verbatim,
-// else derived from --secret (B.1's example), and "none" or no secret at
-// all sends no header.
+// else derived from --secret (for s3cr3t, the key AnyCable derives), and
+// "none" or no secret at all sends no header.
 func TestHTTPRPCSecret(t *testing.T) {
 	const derived = "4b7da2749fe2a4534cec0d2acbd16277a800cf2acd31158ac4edae4a62a8f18d"
 	if got := rpc.DeriveSecret("s3cr3t"); got != derived {

@@ -4,6 +4,7 @@ package hub
 
 import (
 	"hash/fnv"
+	"strings"
 	"sync"
 
 	"github.com/cablehub/cablehub/server/protocol"
@@ -20,6 +21,22 @@ type Subscriber interface {
 	// this subscriber (its exclude_socket): nothing is sent, but p's offset
 	// is passed, so the subscriber does not take it for a gap.
 	Deliver(identifier string, p *protocol.Publication, frame []byte)
+	// Encoder is the subscriber's wire format. It must stay the same for
+	// as long as the subscriber is in the hub, and be comparable: the hub
+	// groups subscribers by it.
+	Encoder() Encoder
+}
+
+// Encoder turns a publication into the frame a transport sends for one
+// subscription: protocol.ActionCable for WebSocket clients, other formats
+// for other transports. The frame must not depend on the subscriber (only
+// on the identifier and the publication), since it is shared by every
+// subscriber with the same encoder and identifier.
+type Encoder interface {
+	// AppendBroadcast appends p's frame for a subscription under
+	// identifier to dst; message is protocol.EncodeMessage(p.Data),
+	// computed once per publication.
+	AppendBroadcast(dst []byte, identifier string, p *protocol.Publication, message []byte) []byte
 }
 
 // DefaultShards is the number of independent shards streams are spread over.
@@ -34,9 +51,16 @@ type Hub struct {
 
 type shard struct {
 	mu sync.RWMutex
-	// streams maps a stream to its subscriptions grouped by identifier, so
-	// a publication is encoded once per identifier.
-	streams map[string]map[string]map[Subscriber]struct{}
+	// streams maps a stream to its subscriptions grouped by encoder and
+	// identifier, so a publication is encoded once per group however many
+	// subscribers it has.
+	streams map[string]map[group]map[Subscriber]struct{}
+}
+
+// group is the subscribers of a stream that share one frame.
+type group struct {
+	enc        Encoder
+	identifier string
 }
 
 // New returns a hub with n shards (DefaultShards when n < 1).
@@ -46,7 +70,7 @@ func New(n int) *Hub {
 	}
 	h := &Hub{shards: make([]*shard, n)}
 	for i := range h.shards {
-		h.shards[i] = &shard{streams: map[string]map[string]map[Subscriber]struct{}{}}
+		h.shards[i] = &shard{streams: map[string]map[group]map[Subscriber]struct{}{}}
 	}
 	return h
 }
@@ -57,67 +81,97 @@ func (h *Hub) shard(stream string) *shard {
 	return h.shards[f.Sum64()%uint64(len(h.shards))]
 }
 
-// Subscribe adds s to stream under identifier. Whether the node listens to
-// the stream on a cluster pub/sub is the pub/sub's own count (see
+// Subscribe adds s to stream under identifier, reporting whether the
+// stream had no subscriber on this node before. Whether the node listens
+// to the stream on a cluster pub/sub is the pub/sub's own count (see
 // node.PubSub), not the hub's.
-func (h *Hub) Subscribe(stream, identifier string, s Subscriber) {
+func (h *Hub) Subscribe(stream, identifier string, s Subscriber) (first bool) {
 	sh := h.shard(stream)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	byID, ok := sh.streams[stream]
+	groups, ok := sh.streams[stream]
+	first = !ok
 	if !ok {
-		byID = map[string]map[Subscriber]struct{}{}
-		sh.streams[stream] = byID
+		groups = map[group]map[Subscriber]struct{}{}
+		sh.streams[stream] = groups
 	}
-	set, ok := byID[identifier]
+	g := group{s.Encoder(), identifier}
+	set, ok := groups[g]
 	if !ok {
 		set = map[Subscriber]struct{}{}
-		byID[identifier] = set
+		groups[g] = set
 	}
 	set[s] = struct{}{}
+	return first
 }
 
-// Unsubscribe removes s from stream under identifier, if it is there.
-func (h *Hub) Unsubscribe(stream, identifier string, s Subscriber) {
+// Unsubscribe removes s from stream under identifier, if it is there,
+// reporting whether that left the stream without subscribers on this
+// node.
+func (h *Hub) Unsubscribe(stream, identifier string, s Subscriber) (last bool) {
 	sh := h.shard(stream)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	byID := sh.streams[stream]
-	set, ok := byID[identifier]
+	groups := sh.streams[stream]
+	g := group{s.Encoder(), identifier}
+	set, ok := groups[g]
 	if !ok {
-		return
+		return false
 	}
 	delete(set, s)
 	if len(set) == 0 {
-		delete(byID, identifier)
+		delete(groups, g)
 	}
-	if len(byID) == 0 {
+	if len(groups) == 0 {
 		delete(sh.streams, stream)
+		return true
 	}
+	return false
 }
 
 // Broadcast delivers p to every subscription of its stream on this node,
 // except the session named by p.ExcludeSocket. The frame is encoded once per
-// identifier and shared by all subscribers under it.
+// encoder and identifier and shared by all subscribers under them.
 func (h *Hub) Broadcast(p *protocol.Publication) {
 	sh := h.shard(p.Stream)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	byID := sh.streams[p.Stream]
-	if len(byID) == 0 {
+	groups := sh.streams[p.Stream]
+	if len(groups) == 0 {
 		return
 	}
 	message := protocol.EncodeMessage(p.Data)
-	for identifier, set := range byID {
-		frame := protocol.AppendBroadcast(nil, identifier, p, message)
+	for g, set := range groups {
+		frame := g.enc.AppendBroadcast(nil, g.identifier, p, message)
 		for s := range set {
 			if p.ExcludeSocket != "" && s.SID() == p.ExcludeSocket {
-				s.Deliver(identifier, p, nil)
+				s.Deliver(g.identifier, p, nil)
 				continue
 			}
-			s.Deliver(identifier, p, frame)
+			s.Deliver(g.identifier, p, frame)
 		}
 	}
+}
+
+// Subscription is one subscriber of a stream under an identifier.
+type Subscription struct {
+	Identifier string
+	Subscriber Subscriber
+}
+
+// Subscriptions lists the subscriptions of stream at the time of the
+// call.
+func (h *Hub) Subscriptions(stream string) []Subscription {
+	sh := h.shard(stream)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	var out []Subscription
+	for g, set := range sh.streams[stream] {
+		for s := range set {
+			out = append(out, Subscription{Identifier: g.identifier, Subscriber: s})
+		}
+	}
+	return out
 }
 
 // Streams returns the number of streams with at least one subscriber.
@@ -127,6 +181,50 @@ func (h *Hub) Streams() int {
 		sh.mu.RLock()
 		n += len(sh.streams)
 		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// StreamCount is a stream with its number of subscriptions on this node.
+type StreamCount struct {
+	Stream        string
+	Subscriptions int
+}
+
+// Counts lists the streams whose names start with prefix that have
+// subscribers on this node, with how many, in no particular order; at
+// most limit of them when limit is positive.
+func (h *Hub) Counts(prefix string, limit int) []StreamCount {
+	var out []StreamCount
+	for _, sh := range h.shards {
+		sh.mu.RLock()
+		for stream, groups := range sh.streams {
+			if !strings.HasPrefix(stream, prefix) {
+				continue
+			}
+			n := 0
+			for _, set := range groups {
+				n += len(set)
+			}
+			out = append(out, StreamCount{stream, n})
+			if limit > 0 && len(out) >= limit {
+				sh.mu.RUnlock()
+				return out
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// Count is the number of subscriptions of stream on this node.
+func (h *Hub) Count(stream string) int {
+	sh := h.shard(stream)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	n := 0
+	for _, set := range sh.streams[stream] {
+		n += len(set)
 	}
 	return n
 }

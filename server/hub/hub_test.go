@@ -10,12 +10,20 @@ import (
 
 // recorder is a subscriber that keeps what it is sent.
 type recorder struct {
-	sid    string
+	sid string
+	// enc is the subscriber's encoder; nil for Action Cable.
+	enc    Encoder
 	mu     sync.Mutex
 	frames [][]byte
 }
 
 func (r *recorder) SID() string { return r.sid }
+func (r *recorder) Encoder() Encoder {
+	if r.enc == nil {
+		return protocol.ActionCable{}
+	}
+	return r.enc
+}
 func (r *recorder) Deliver(_ string, _ *protocol.Publication, f []byte) {
 	r.mu.Lock()
 	r.frames = append(r.frames, f)
@@ -118,6 +126,7 @@ func TestConcurrentUse(t *testing.T) {
 type discard struct{ sid string }
 
 func (d *discard) SID() string                                   { return d.sid }
+func (d *discard) Encoder() Encoder                              { return protocol.ActionCable{} }
 func (d *discard) Deliver(string, *protocol.Publication, []byte) {}
 
 // BenchmarkFanout10k measures one publication delivered to 10,000
@@ -131,5 +140,65 @@ func BenchmarkFanout10k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.Broadcast(p)
+	}
+}
+
+// tagged is an encoder whose frames name it, counting its encodings.
+type tagged struct {
+	tag   string
+	count *int
+}
+
+func (e tagged) AppendBroadcast(dst []byte, identifier string, p *protocol.Publication, _ []byte) []byte {
+	*e.count++
+	return append(dst, e.tag+":"+identifier+":"+p.Data...)
+}
+
+// Subscribers of one stream and identifier with different wire formats
+// each get their own format's frame, encoded once per format.
+func TestBroadcastEncodesOncePerEncoder(t *testing.T) {
+	h := New(1)
+	var sseCount int
+	sse := tagged{"sse", &sseCount}
+	a, b := &recorder{sid: "a", enc: sse}, &recorder{sid: "b", enc: sse}
+	c := &recorder{sid: "c"}
+	for _, r := range []*recorder{a, b, c} {
+		h.Subscribe("chat", "id", r)
+	}
+	h.Broadcast(&protocol.Publication{Stream: "chat", Data: "x"})
+	if got := a.got(); len(got) != 1 || got[0] != "sse:id:x" {
+		t.Errorf("a got %v", got)
+	}
+	if &a.frames[0][0] != &b.frames[0][0] || sseCount != 1 {
+		t.Errorf("one encoder's subscribers: encoded %d times", sseCount)
+	}
+	if got := c.got(); len(got) != 1 || got[0] != `{"identifier":"id","message":"x"}` {
+		t.Errorf("c got %v", got)
+	}
+	h.Unsubscribe("chat", "id", a)
+	h.Unsubscribe("chat", "id", b)
+	h.Broadcast(&protocol.Publication{Stream: "chat", Data: "y"})
+	if sseCount != 1 || len(c.got()) != 2 {
+		t.Errorf("after the encoder's subscribers left: encoded %d times, c got %v", sseCount, c.got())
+	}
+}
+
+// Counts sees only the streams with the prefix, with their numbers of
+// subscriptions across identifiers, and stops at the limit.
+func TestCounts(t *testing.T) {
+	h := New(4)
+	a, b := &discard{sid: "a"}, &discard{sid: "b"}
+	h.Subscribe("presence-x", "i1", a)
+	h.Subscribe("presence-x", "i2", b)
+	h.Subscribe("news", "i1", a)
+	got := h.Counts("presence-", 0)
+	if len(got) != 1 || got[0] != (StreamCount{"presence-x", 2}) {
+		t.Errorf("Counts(presence-) = %v", got)
+	}
+	if got := h.Counts("", 1); len(got) != 1 {
+		t.Errorf("Counts with limit 1 = %v", got)
+	}
+	if got := h.Counts("", 0); len(got) != 2 {
+		t.Errorf("Counts() = %v", got)
 	}
 }

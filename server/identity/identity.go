@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -87,21 +88,38 @@ func (j *JWT) Token(r *http.Request) string {
 	return ""
 }
 
-// Verify checks a token and returns its identifiers.
-func (j *JWT) Verify(token string) (string, error) {
+// Identity is who a connection is, and for how long the credential that
+// says so holds.
+type Identity struct {
+	// Identifiers are the connection identifiers ("" for an anonymous
+	// connection).
+	Identifiers string
+	// Expires is the JWT's exp: from then on the token identifies nobody,
+	// so a session restored without it must not outlive it either. Zero
+	// when the credential has no expiry (no exp claim, --noauth).
+	Expires time.Time
+}
+
+// Verify checks a token and returns the identity it carries.
+func (j *JWT) Verify(token string) (Identity, error) {
 	claims := jwt.MapClaims{}
 	_, err := j.parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return j.secret, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return "", ErrExpired
+		return Identity{}, ErrExpired
 	case err != nil:
-		return "", ErrUnauthorized
+		return Identity{}, ErrUnauthorized
 	}
 	ext, ok := claims["ext"].(string)
 	if !ok {
-		return "", ErrNoIdentifiers
+		return Identity{}, ErrNoIdentifiers
 	}
-	return ext, nil
+	id := Identity{Identifiers: ext}
+	// The parser has validated exp when present, so it is a date here.
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		id.Expires = exp.Time
+	}
+	return id, nil
 }
 
 // Authenticator runs the identification chain: a JWT when one is
@@ -116,20 +134,20 @@ func NewAuthenticator(j *JWT, noauth bool) *Authenticator {
 	return &Authenticator{jwt: j, noauth: noauth}
 }
 
-// Authenticate returns the connection identifiers ("" for an anonymous
-// connection) or why it is refused; ErrNotIdentified leaves the decision
-// to the application back end, if there is one.
-func (a *Authenticator) Authenticate(r *http.Request) (string, error) {
+// Authenticate returns the connection's identity (no identifiers for an
+// anonymous connection) or why it is refused; ErrNotIdentified leaves the
+// decision to the application back end, if there is one.
+func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 	if a.jwt != nil {
 		if token := a.jwt.Token(r); token != "" {
 			return a.jwt.Verify(token)
 		}
 		if a.jwt.enforce {
-			return "", ErrUnauthorized
+			return Identity{}, ErrUnauthorized
 		}
 	}
 	if a.noauth {
-		return "", nil
+		return Identity{}, nil
 	}
-	return "", ErrNotIdentified
+	return Identity{}, ErrNotIdentified
 }

@@ -42,10 +42,25 @@ func TestVerify(t *testing.T) {
 			s, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"ext": "u"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 			c.token = s
 		}
-		ids, err := j.Verify(c.token)
-		if ids != c.ids || !errors.Is(err, c.err) {
-			t.Errorf("%s: %q %v, want %q %v", c.name, ids, err, c.ids, c.err)
+		id, err := j.Verify(c.token)
+		if id.Identifiers != c.ids || !errors.Is(err, c.err) {
+			t.Errorf("%s: %q %v, want %q %v", c.name, id.Identifiers, err, c.ids, c.err)
 		}
+	}
+}
+
+// A token's exp is the identity's expiry: a session restored without the
+// token keeps it. A token without exp never expires.
+func TestVerifyExpiry(t *testing.T) {
+	j := NewJWT(JWTOptions{Secret: "k", Param: "jid"})
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	id, err := j.Verify(token(t, jwt.SigningMethodHS256, "k", jwt.MapClaims{"ext": "u", "exp": exp.Unix()}))
+	if err != nil || !id.Expires.Equal(exp) {
+		t.Errorf("with exp: %v %v, want expiry %v", id.Expires, err, exp)
+	}
+	id, err = j.Verify(token(t, jwt.SigningMethodHS256, "k", jwt.MapClaims{"ext": "u"}))
+	if err != nil || !id.Expires.IsZero() {
+		t.Errorf("without exp: %v %v, want no expiry", id.Expires, err)
 	}
 }
 
@@ -72,8 +87,8 @@ func TestAuthenticatorChain(t *testing.T) {
 	if _, err := NewAuthenticator(NewJWT(JWTOptions{Secret: "k", Param: "jid", Enforce: true}), true).Authenticate(r); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("enforced without token: %v", err)
 	}
-	if ids, err := NewAuthenticator(NewJWT(JWTOptions{Secret: "k", Param: "jid"}), true).Authenticate(r); err != nil || ids != "" {
-		t.Errorf("not enforced, noauth: %q %v", ids, err)
+	if id, err := NewAuthenticator(NewJWT(JWTOptions{Secret: "k", Param: "jid"}), true).Authenticate(r); err != nil || id != (Identity{}) {
+		t.Errorf("not enforced, noauth: %v %v", id, err)
 	}
 	if _, err := NewAuthenticator(nil, false).Authenticate(r); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("nothing configured: %v", err)

@@ -20,9 +20,23 @@ type Metrics struct {
 	// tags are the constant labels every metric carries (--metrics_tags).
 	tags map[string]string
 
-	ClientsNum          prometheus.Gauge
-	ClientsUniqNum      prometheus.Gauge
-	BroadcastStreamsNum prometheus.Gauge
+	ClientsNum     prometheus.Gauge
+	ClientsUniqNum prometheus.Gauge
+	// SSEClientsNum counts the clients streaming Server-Sent Events
+	// (also counted in ClientsNum).
+	SSEClientsNum prometheus.Gauge
+	// Pusher holds the Pusher endpoint's counts (--pusher_app_id): open
+	// connections, relayed client events, client frames answered with
+	// pusher:error, sign-ins, HTTP API requests by status, webhook
+	// events delivered and not delivered (each once per URL).
+	PusherClientsNum          prometheus.Gauge
+	PusherClientEventsTotal   prometheus.Counter
+	PusherErrorsTotal         prometheus.Counter
+	PusherSigninsTotal        prometheus.Counter
+	PusherAPIRequests         *prometheus.CounterVec
+	PusherWebhooksSentTotal   prometheus.Counter
+	PusherWebhooksFailedTotal prometheus.Counter
+	BroadcastStreamsNum       prometheus.Gauge
 	// DisconnectQueueSize is the number of Disconnect calls waiting for
 	// their turn (--disconnect_rate, --disconnect_backlog_size).
 	DisconnectQueueSize   prometheus.Gauge
@@ -38,6 +52,9 @@ type Metrics struct {
 	DataRcvdTotal         prometheus.Counter
 	GapFillsTotal         prometheus.Counter
 	GapResyncsTotal       prometheus.Counter
+	// PubSubSubscribeFailuresTotal counts subscriptions refused because
+	// the pub/sub could not listen to their stream.
+	PubSubSubscribeFailuresTotal prometheus.Counter
 	// ConnLimitRefusedTotal counts connections refused at --max-conn.
 	ConnLimitRefusedTotal prometheus.Counter
 
@@ -46,6 +63,9 @@ type Metrics struct {
 
 	// RPC is handed to the RPC client (it implements rpc.Metrics).
 	RPC *RPC
+
+	// deps are the outage and broadcast size counters (dependencies.go).
+	deps dependencies
 }
 
 // New creates the metrics and their registry.
@@ -70,10 +90,18 @@ func NewWithTags(tags map[string]string) *Metrics {
 		return c
 	}
 	m := &Metrics{
-		registry:              registry,
-		tags:                  tags,
-		ClientsNum:            gauge("clients_num", "The number of active clients"),
-		ClientsUniqNum:        gauge("clients_uniq_num", "The number of unique clients (by connection identifiers)"),
+		registry:                registry,
+		tags:                    tags,
+		ClientsNum:              gauge("clients_num", "The number of active clients"),
+		ClientsUniqNum:          gauge("clients_uniq_num", "The number of unique clients (by connection identifiers)"),
+		SSEClientsNum:           gauge("sse_clients_num", "The number of active Server-Sent Events clients"),
+		PusherClientsNum:        gauge("pusher_clients_num", "The number of active Pusher clients"),
+		PusherClientEventsTotal: counter("pusher_client_events_total", "The total number of Pusher client events relayed"),
+		PusherErrorsTotal:       counter("pusher_errors_total", "The total number of Pusher client messages answered with pusher:error"),
+		PusherSigninsTotal:      counter("pusher_signins_total", "The total number of accepted Pusher sign-ins"),
+		PusherWebhooksSentTotal: counter("pusher_webhooks_sent_total", "The total number of Pusher webhook events delivered, once per webhook URL"),
+		PusherWebhooksFailedTotal: counter("pusher_webhooks_failed_total",
+			"The total number of Pusher webhook events not delivered (given up after retries, or lost to a full queue or to shutdown), once per webhook URL"),
 		BroadcastStreamsNum:   gauge("broadcast_streams_num", "The number of active broadcasting streams"),
 		DisconnectQueueSize:   gauge("disconnect_queue_size", "The number of Disconnect calls waiting to be made"),
 		ClientMsgTotal:        counter("client_msg_total", "The total number of received messages from clients"),
@@ -88,6 +116,8 @@ func NewWithTags(tags map[string]string) *Metrics {
 		DataRcvdTotal:         counter("data_rcvd_total", "The total amount of bytes received from clients"),
 		GapFillsTotal:         counter("gap_fills_total", "The total number of gaps in a subscription's offsets read from history"),
 		GapResyncsTotal:       counter("gap_resyncs_total", "The total number of clients told to reconnect because a gap could not be filled"),
+		PubSubSubscribeFailuresTotal: counter("pubsub_subscribe_failures_total",
+			"The total number of subscriptions refused because the pub/sub could not listen to their stream"),
 		ConnLimitRefusedTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "cablehub", Name: "conn_limit_refused_total", Help: "WebSocket connections refused because --max-conn connections were open",
 		}),
@@ -99,8 +129,12 @@ func NewWithTags(tags map[string]string) *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route", "code"}),
 	}
-	r.MustRegister(m.APIRequests, m.APILatency, m.ConnLimitRefusedTotal)
+	m.PusherAPIRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "pusher_api_requests_total", Help: "Pusher HTTP API requests by endpoint and response code",
+	}, []string{"endpoint", "code"})
+	r.MustRegister(m.APIRequests, m.APILatency, m.ConnLimitRefusedTotal, m.PusherAPIRequests)
 	m.RPC = newRPC(r)
+	m.deps = newDependencies(r)
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "goroutines_num", Help: "The number of goroutines"},
 		func() float64 { return float64(runtime.NumGoroutine()) }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "mem_sys_bytes", Help: "The total bytes of memory obtained from the OS"},

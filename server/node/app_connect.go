@@ -6,11 +6,11 @@ import (
 	anycablepb "github.com/cablehub/cablehub/gen/anycable"
 )
 
-// connectApp asks the App to identify the session (A.5) and applies its
-// answer: SUCCESS sends its transmissions (its welcome; none is made up)
-// and takes its identifiers and connection state; FAILURE sends its
-// transmissions and closes 1000 "Auth Failed"; ERROR, or no answer at all,
-// closes 1011 "Auth Error" without a frame. It reports whether the
+// connectApp asks the App to identify the session and applies its answer
+// as AnyCable does: SUCCESS sends its transmissions (its welcome; none is
+// made up) and takes its identifiers and connection state; FAILURE sends
+// its transmissions and closes 1000 "Auth Failed"; ERROR, or no answer at
+// all, closes 1011 "Auth Error" without a frame. It reports whether the
 // session goes on.
 func (s *Session) connectApp() bool {
 	resp, err := s.node.opts.App.Connect(s.ctx, s.sid, &anycablepb.ConnectionRequest{Env: s.env.proto(nil, nil)})
@@ -41,8 +41,9 @@ func (s *Session) connectApp() bool {
 	return true
 }
 
-// owesDisconnect reports whether the App must hear of the session's end
-// (A.8); s.mu is held.
+// owesDisconnect reports whether the App must hear of the session's end:
+// only a session that was welcomed, and then as its DisconnectMode says.
+// s.mu is held.
 func (s *Session) owesDisconnect() bool {
 	if s.node.opts.App == nil || !s.started {
 		return false
@@ -58,7 +59,9 @@ func (s *Session) owesDisconnect() bool {
 
 // disconnectRequest is the Disconnect call for the session as it ends, or
 // nil when none is owed: its identifiers, every identifier it was
-// subscribed to, and its state (each channel's as a JSON object, A.8).
+// subscribed to, and its state: the connection's as cstate, each
+// channel's as istate[identifier] = its state map as a JSON object, the
+// shape AnyCable sends.
 func (s *Session) disconnectRequest(subs map[string]*subscription) *anycablepb.DisconnectRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,10 +18,10 @@ type requestEnv struct {
 	headers []string
 }
 
-// captureEnv takes the Env of an upgrade request (A.4): the URL as
-// http(s)://Host/RequestURI, the first value of each header of o.Headers
-// that is present and not empty (the cookie header filtered by o.Cookies),
-// and REMOTE_ADDR, the peer's IP.
+// captureEnv takes the Env of an upgrade request, as AnyCable builds it:
+// the URL as http(s)://Host/RequestURI (never ws://), the first value of
+// each header of o.Headers that is present and not empty (the cookie
+// header filtered by o.Cookies), and REMOTE_ADDR, the peer's IP.
 func captureEnv(r *http.Request, o *AppOptions) *requestEnv {
 	scheme := "http://"
 	if r.TLS != nil {
@@ -48,8 +48,8 @@ func captureEnv(r *http.Request, o *AppOptions) *requestEnv {
 // "a=1; b=2". Names are compared without the spaces around them and a
 // value may hold "=" (base64 padding): AnyCable compares names with their
 // leading space and drops such values, so it passes only the first
-// cookie of a header (spec F.4); the fix changes no cookie an app can
-// receive from it.
+// cookie of a header (docs/rails.md, "Different from AnyCable on
+// purpose"); the fix changes no cookie an app can receive from it.
 func filterCookies(header string, keep []string) string {
 	var b strings.Builder
 	for piece := range strings.SplitSeq(header, ";") {
@@ -99,9 +99,9 @@ func copyState(m map[string]string) map[string]string {
 	return c
 }
 
-// mergeState applies a state update (A.7): an empty value deletes its key,
-// any other sets it, keys not mentioned are kept. It returns the map,
-// allocated when m was nil and something is set.
+// mergeState applies a state update as AnyCable does: an empty value
+// deletes its key, any other sets it, keys not mentioned are kept. It
+// returns the map, allocated when m was nil and something is set.
 func mergeState(m, update map[string]string) map[string]string {
 	for k, v := range update {
 		if v == "" {

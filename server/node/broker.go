@@ -17,7 +17,8 @@ import (
 // semantics, so the node never asks which one it has.
 //
 // A broker may live in another process, so every method but
-// SupportsPresence takes a context and may fail. When ctx ends first the
+// SupportsPresence and Idempotency, which answer from the broker's
+// configuration, takes a context and may fail. When ctx ends first the
 // call fails (with ctx's error or the transport's) and whatever it was to
 // write may or may not have happened, unless the method says more. Errors
 // other than the broker package's sentinels (broker.Err...) mean the broker
@@ -50,10 +51,17 @@ type Broker interface {
 	// but not published is voided: taken back from history, so the error
 	// answer means it is kept nowhere; its offset stays used, and sessions
 	// pass the hole. If voiding fails too the error says so. Publications
-	// with an idempotency key were claimed by the node before the call;
-	// JetStream also drops a retry of a key within its duplicate window,
-	// whichever node it comes through.
+	// with an idempotency key were claimed by the node before the call
+	// (see Idempotency).
 	StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps broker.Publisher) (taken int, err error)
+	// Idempotency is where the broker keeps the idempotency keys of
+	// publications, which the node claims before StampAndPublish: Memory,
+	// Redis and NATS return themselves, so with Redis or NATS a retry
+	// that reaches another node of the cluster is dropped too. It is nil
+	// when the broker keeps none (None): the node then keeps the keys in
+	// its own memory, per node, and a retry is dropped only on the node
+	// that took the first try. The answer does not change.
+	Idempotency() broker.IdempotencyStore
 
 	// HistoryFrom returns the stream's publications after offset, oldest
 	// first, for a client that has seen everything up to offset in epoch:
@@ -68,6 +76,12 @@ type Broker interface {
 	// after since (unix seconds) in the current epoch, oldest first; an
 	// unknown stream has none. Fails like HistoryFrom when unsupported.
 	HistorySince(ctx context.Context, stream string, since int64) ([]protocol.Publication, error)
+	// Tail returns the stream's current epoch and the offset of its
+	// latest publication, whether or not history still holds it: after
+	// HistoryFrom(stream, epoch, last) returns none, not an error. An
+	// unknown stream (never published, or whose epoch is no longer valid)
+	// has "" and 0. Fails like HistoryFrom when unsupported.
+	Tail(ctx context.Context, stream string) (epoch string, last uint64, err error)
 
 	// SupportsPresence reports whether the broker keeps presence; it does
 	// not change. Without presence, PresenceJoin, PresenceLeave and
@@ -121,14 +135,22 @@ type Broker interface {
 // through it (broker.Publisher). Subscribe and Unsubscribe are called for
 // every local subscription change. The pub/sub counts them itself rather
 // than following the hub's subscriber sets: the first subscription of a
-// stream subscribes the node to it, a round trip (NATS waits for the
-// server), and a second subscription must not be confirmed before that is
-// done (its client may publish right after the confirmation). So the count
-// and the subscribing share a lock, which cannot be the hub's: a shard's
-// lock is held while fanning out, which must not wait for the network.
+// stream subscribes the node to it, a round trip, and a second
+// subscription must not be confirmed before that is done (its client may
+// publish right after the confirmation). So the count and the subscribing
+// share a lock per stream, which cannot be the hub's: a shard's lock is
+// held while fanning out, which must not wait for the network.
+//
+// Subscribe counts a subscription and returns at once; its Ready yields
+// nil once the node listens to the stream, or an error (the pub/sub server
+// is down or did not confirm in time): the caller then unsubscribes, and
+// the client is told to reconnect rather than confirmed to a stream that
+// reaches it no publication. Waiting outside the pub/sub's lock lets one
+// connection's many subscriptions, and many connections', wait for their
+// round trips together.
 type PubSub interface {
 	broker.Publisher
 	PublishCommand(ctx context.Context, c *pubsub.Command) error
-	Subscribe(stream string)
+	Subscribe(stream string) *pubsub.Ready
 	Unsubscribe(stream string)
 }

@@ -15,9 +15,8 @@ import (
 // together. At most backlog calls wait; when it is full, the ending
 // session makes its call itself, bounded by the App's concurrency: no
 // call is dropped and nothing waits unbounded (AnyCable blocks the closing
-// goroutine until a place frees, spec F.15). Once the node shuts down,
-// waiting calls are made at once, as AnyCable does, so the process can
-// end.
+// goroutine until a place frees). Once the node shuts down, waiting calls
+// are made at once, as AnyCable does, so the process can end.
 type disconnectQueue struct {
 	app      App
 	log      *slog.Logger

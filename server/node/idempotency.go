@@ -2,32 +2,10 @@ package node
 
 import (
 	"context"
-	"time"
 
 	"github.com/cablehub/cablehub/server/broker"
 	"github.com/cablehub/cablehub/server/protocol"
 )
-
-// IdempotencyStore remembers the idempotency keys of publications the node
-// accepted, per stream, so that a retry within the window is not stored or
-// delivered twice. The memory broker keeps them in this process, the Redis
-// broker in Redis for the whole cluster; with a broker that keeps none the
-// node uses a broker.IdempotencyMemory of its own.
-//
-// Keys are claimed before publishing, not recorded after: only a claim
-// that succeeds atomically (Redis SET NX) stops two nodes taking the same
-// retry at once. A claim whose publication then fails is released.
-type IdempotencyStore interface {
-	// ClaimIdempotencyKeys records each (stream, key) pair of claims for
-	// window, in order, unless it was recorded less than window ago:
-	// claimed[i] is false for such a duplicate, including a repeat of an
-	// earlier pair of the same call. On an error nothing stays claimed.
-	ClaimIdempotencyKeys(ctx context.Context, claims []broker.IdempotencyClaim, window time.Duration) (claimed []bool, err error)
-	// ReleaseIdempotencyKeys forgets pairs that ClaimIdempotencyKeys
-	// recorded for claims, so that they can be claimed at once again,
-	// unless they have been claimed anew since (after their window).
-	ReleaseIdempotencyKeys(ctx context.Context, claims []broker.IdempotencyClaim) error
-}
 
 // heldClaim is a claim the node made for the publication at index (in the
 // publications left after dropping duplicates).

@@ -39,7 +39,7 @@ func (r *recordingPubSub) Publish(_ context.Context, pubs []protocol.Publication
 }
 
 func (r *recordingPubSub) PublishCommand(context.Context, *pubsub.Command) error { return nil }
-func (r *recordingPubSub) Subscribe(string)                                      {}
+func (r *recordingPubSub) Subscribe(string) *pubsub.Ready                        { return pubsub.ReadyNow(nil) }
 func (r *recordingPubSub) Unsubscribe(string)                                    {}
 
 func (r *recordingPubSub) take() string {

@@ -8,17 +8,18 @@ import (
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// connLimit counts the node's WebSocket connections for Options.MaxConns
-// (--max-conn). A connection counts from its upgrade until it has ended,
-// whatever became of it (welcomed, refused, restored).
+// connLimit counts the node's client connections, of every transport, for
+// Options.MaxConns (--max-conn). A connection counts from its acceptance
+// (Gate.Serve) until it has ended, whatever became of it (welcomed,
+// refused, restored).
 //
 // AnyCable applies --max-conn to its listener: the connection over the
 // limit is not accepted and waits in the kernel's backlog, and health
 // checks and API requests on that port wait with it. Cablehub counts
-// WebSocket connections only and refuses the one over the limit at once,
-// in words the client understands (see Handler.refuseOverLimit), so the
-// client can retry, through its load balancer, while /health keeps
-// answering.
+// client connections (WebSocket, Server-Sent Events, ...) only and refuses
+// the one over the limit at once, in words the client understands (see
+// Gate.refuseOverLimit), so the client can retry, through its load
+// balancer, while /health keeps answering.
 type connLimit struct {
 	max  int64
 	open atomic.Int64
@@ -53,7 +54,7 @@ func (l *connLimit) release() {
 // disconnect message with reconnect true (Action Cable clients retry with
 // their back-off) and close 1013 "Try Again Later", the WebSocket code for
 // a server that is overloaded for now. It is counted and logged.
-func (h *Handler) refuseOverLimit(conn Connection) {
+func (h *Gate) refuseOverLimit(conn Connection, codec Codec) {
 	n := h.node
 	n.metrics.ConnLimitRefusedTotal.Inc()
 	l := &n.conns
@@ -62,7 +63,7 @@ func (h *Handler) refuseOverLimit(conn Connection) {
 	if last := l.lastWarn.Load(); now-last >= int64(limitWarnEvery) && l.lastWarn.CompareAndSwap(last, now) {
 		n.log.Warn(fmt.Sprintf("connection limit reached (--max-conn %d): refused %d connection(s) with close 1013 since the last report", l.max, l.refused.Swap(0)))
 	}
-	conn.Close(1013, "Try Again Later", protocol.Disconnect(protocol.ReasonTooManyConnections, true))
+	conn.Close(1013, "Try Again Later", codec.Encode(protocol.Disconnect(protocol.ReasonTooManyConnections, true)))
 	conn.Serve(nil, nil)
 }
 

@@ -1,13 +1,23 @@
 // Package node is the heart of a Cablehub process: it owns the client
 // sessions, runs their commands, delivers publications to them through the
 // hub, and answers presence reads and remote disconnects for the API.
+//
+// Sessions know nothing of their transport. A transport (package ws for
+// WebSocket, sse for Server-Sent Events) accepts a client its own way and
+// hands it to the Gate as a Connection, with the session options it
+// decides (its Codec, initial commands, pings); sessions compose Action
+// Cable messages, and the codec turns them and every publication into the
+// transport's wire format. Adding a transport touches its own package and
+// the runner's list of mounts, nothing here.
 package node
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cablehub/cablehub/server/broker"
@@ -22,106 +32,6 @@ import (
 type Router interface {
 	Subscribe(identifier string) (*streams.Subscription, error)
 }
-
-// Options are the node's session settings.
-type Options struct {
-	// PingInterval is the default time between pings; 0 disables them.
-	PingInterval time.Duration
-	// PingPrecision is the default ping timestamp unit: "s", "ms" or "ns".
-	PingPrecision string
-	// PongTimeout, when positive, disconnects extended-protocol clients that
-	// send nothing within it after a ping.
-	PongTimeout time.Duration
-	// SessionsTTL, when positive, lets extended-protocol clients restore
-	// their session (subscriptions) for this long after a disconnect.
-	SessionsTTL time.Duration
-
-	// The limits below bound what one connection can make the server hold;
-	// zero means unlimited (tests only: the configuration always sets them).
-
-	// MaxSubscriptions bounds a session's subscriptions; one more is
-	// rejected (reject_subscription).
-	MaxSubscriptions int
-	// MaxPresence bounds the streams a session is present on at once.
-	MaxPresence int
-	// MaxPresenceInfo bounds the bytes of one presence info value.
-	MaxPresenceInfo int
-	// PresenceFromIdentifiers makes a session's presence id its connection
-	// identifiers (the JWT's ext claim), whatever id the client sends, so
-	// nobody can join or overwrite another user's presence record; sessions
-	// without identifiers cannot join. Off, the client chooses, as in
-	// AnyCable.
-	PresenceFromIdentifiers bool
-	// MaxCachedSession bounds the bytes of one session's restore state; a
-	// larger state is not cached.
-	MaxCachedSession int
-	// CatchUp reads history for the subscribed streams after a pub/sub
-	// reconnect (see HandleResubscribed). It needs a broker whose history
-	// covers every node's publications (Redis, NATS JetStream).
-	CatchUp bool
-	// Reorder says publications of a stream may reach this node out of
-	// offset order (stamping and publishing are two steps: the Redis broker
-	// with NATS pub/sub), so a subscription's first publications wait
-	// GapWait to be sorted before it takes a position.
-	Reorder bool
-	// RestoreHold is how long a restored session holds the live messages of
-	// its subscriptions for the client's history request; zero is
-	// DefaultRestoreHold.
-	RestoreHold time.Duration
-	// GapWait is how long messages past an offset gap wait for the missing
-	// ones to arrive live before history is read; zero is DefaultGapWait.
-	GapWait time.Duration
-	// MaxConns bounds the WebSocket connections open at once (--max-conn);
-	// one more is refused (see Handler). 0 is unlimited.
-	MaxConns int
-	// IdempotencyWindow is how long a publication's idempotency key makes
-	// publications with the same stream and key no-ops; 0 turns keys off
-	// (see IdempotencyStore).
-	IdempotencyWindow time.Duration
-
-	// App is the RPC back end; nil means none (--norpc): connections that
-	// no local identifier accepts, and channels the router does not know,
-	// are refused.
-	App App
-	// AppOptions configure the calls to App.
-	AppOptions AppOptions
-}
-
-// DefaultOptions are the node's settings without flags. CatchUp and
-// Reorder depend on the broker and pub/sub in use, and SessionsTTL on the
-// broker's, so the process sets them; here they are off.
-func DefaultOptions() Options {
-	return Options{
-		PingInterval:      3 * time.Second,
-		PingPrecision:     defaultPingPrecision,
-		MaxSubscriptions:  1000,
-		MaxPresence:       100,
-		MaxPresenceInfo:   4096,
-		IdempotencyWindow: 120 * time.Second,
-		// Room for the subscriptions a connection may hold with ordinary
-		// identifiers, not for what the largest frames could make of them.
-		MaxCachedSession: 256 << 10,
-		AppOptions:       DefaultAppOptions(),
-	}
-}
-
-func (o *Options) restoreHold() time.Duration {
-	if o.RestoreHold > 0 {
-		return o.RestoreHold
-	}
-	return DefaultRestoreHold
-}
-
-func (o *Options) gapWait() time.Duration {
-	if o.GapWait > 0 {
-		return o.GapWait
-	}
-	return DefaultGapWait
-}
-
-// defaultPingPrecision is the ping timestamp unit when Options leave it
-// empty.
-const defaultPingPrecision = "s"
 
 // brokerTimeout bounds a broker call made for a session, so that a broker
 // that hangs cannot hold a session's work forever.
@@ -138,25 +48,40 @@ type Node struct {
 	opts    Options
 	timers  *wheel
 	pubsub  PubSub
-	// idempotency is the broker when it keeps idempotency keys, else an
-	// in-process store.
-	idempotency IdempotencyStore
+	// idempotency is the broker's store of idempotency keys, else an
+	// in-process one (Broker.Idempotency).
+	idempotency broker.IdempotencyStore
 	// messages caches encoded history messages (see messageCache).
 	messages *messageCache
+
+	// life ends when Run's context does: work the node starts on its own
+	// (pub/sub catch-up) stops with it.
+	life    context.Context
+	endLife context.CancelFunc
 
 	mu           sync.Mutex
 	sessions     map[*Session]struct{}
 	bySID        map[string]*Session
 	byIdentifier map[string]map[*Session]struct{}
-	shuttingDown bool
-	drained      chan struct{} // closed when the last session goes during shutdown
+	// kicks are the recent remote disconnects, which restores must honour.
+	kicks kicks
+	// interruptions counts the drops of the pub/sub connection
+	// (HandleInterrupted).
+	interruptions atomic.Uint64
+	shuttingDown  bool
+	drained       chan struct{} // closed when the last session goes during shutdown
 
 	// noAppWarned holds the kinds of refusal warnNoApp has logged.
 	noAppWarned sync.Map
 	// disconnects makes the App's Disconnect calls; nil without an App.
 	disconnects *disconnectQueue
-	// conns counts WebSocket connections for MaxConns.
+	// conns counts the connections of every transport for MaxConns.
 	conns connLimit
+	// tooSlow shares the too_slow disconnect, encoded once per codec.
+	tooSlow tooSlowFrames
+	// occupancy reports streams' occupancy to Options.Observer; nil
+	// without one.
+	occupancy *occupancy
 }
 
 // New returns a node that fans out through h, publishes and keeps history,
@@ -177,17 +102,25 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 		sessions:     map[*Session]struct{}{},
 		bySID:        map[string]*Session{},
 		byIdentifier: map[string]map[*Session]struct{}{},
+		kicks:        newKicks(opts.SessionsTTL),
 	}
+	n.life, n.endLife = context.WithCancel(context.Background())
 	n.pubsub = pubsub.NewLocal(n)
 	n.conns.max = int64(opts.MaxConns)
+	if opts.Observer != nil {
+		id := opts.OccupancyID
+		if id == "" {
+			id = "occupied" // one node, or a cluster that did not set one
+		}
+		n.occupancy = newOccupancy(n, id)
+	}
 	if opts.App != nil {
 		n.disconnects = newDisconnectQueue(opts.App, opts.AppOptions, log, func(size int) {
 			m.DisconnectQueueSize.Set(float64(size))
 		})
 	}
-	if s, ok := b.(IdempotencyStore); ok {
-		n.idempotency = s
-	} else {
+	n.idempotency = b.Idempotency()
+	if n.idempotency == nil {
 		n.idempotency = broker.NewIdempotencyMemory(0)
 	}
 	return n
@@ -205,33 +138,95 @@ func (n *Node) HandlePublication(p *protocol.Publication) {
 	n.metrics.PublicationsTotal.Inc()
 }
 
+// HandleInterrupted counts a drop of the node's pub/sub connection
+// (pubsub.Handler): a subscription whose position is not confirmed since
+// is told to resync rather than move to a new epoch (see sendOrdered).
+func (n *Node) HandleInterrupted() {
+	n.interruptions.Add(1)
+}
+
 // HandleResubscribed catches subscriptions up after the node's pub/sub
 // connection came back: publications accepted meanwhile reached no client
-// here. Each stream's retained history is read once and offered to its
-// subscriptions as Recovered publications, which they take only past their
-// position (or, in a new epoch, from its start). Without a cluster-wide
-// broker history cannot speak for other nodes' publications, and nothing
-// is done.
+// here. For each stream and each position its subscriptions hold, history
+// after it is read once and offered to them as Recovered publications;
+// a position history cannot serve (its epoch is gone, its offset no longer
+// kept) is told to resync, as it may lack publications for good. Without a
+// cluster-wide broker history cannot speak for other nodes' publications,
+// and nothing is done. The catch-up runs in the background and stops when
+// Run's context ends.
 func (n *Node) HandleResubscribed(streams []string) {
 	if !n.opts.CatchUp || len(streams) == 0 {
 		return
 	}
+	gen := n.interruptions.Load()
 	n.log.Info("catching subscribers up after a pub/sub reconnect", "streams", len(streams))
 	go func() {
 		for _, stream := range streams {
-			ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-			pubs, err := n.broker.HistorySince(ctx, stream, 0)
-			cancel()
-			if err != nil {
-				n.log.Warn("catch-up history not available", "stream", stream, "error", err)
-				continue
+			if n.life.Err() != nil {
+				return
 			}
-			for i := range pubs {
-				pubs[i].Recovered = true
-				n.hub.Broadcast(&pubs[i])
+			n.catchUp(stream, gen)
+		}
+		n.log.Debug("catch-up finished", "streams", len(streams))
+	}()
+}
+
+// catchUp brings stream's subscriptions up to date from history (see
+// HandleResubscribed); gen is the interruption count they are confirmed
+// complete as of when history serves their position.
+func (n *Node) catchUp(stream string, gen uint64) {
+	groups := map[position][]hub.Subscription{}
+	for _, sub := range n.hub.Subscriptions(stream) {
+		if s, ok := sub.Subscriber.(*Session); ok {
+			if pos, ok := s.position(sub.Identifier, stream); ok {
+				groups[pos] = append(groups[pos], sub)
 			}
 		}
-	}()
+	}
+	for pos, subs := range groups {
+		ctx, cancel := context.WithTimeout(n.life, brokerTimeout)
+		pubs, err := n.broker.HistoryFrom(ctx, stream, pos.epoch, pos.offset)
+		cancel()
+		if n.life.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil:
+			for i := range pubs {
+				pubs[i].Recovered = true
+			}
+			// Encoded once per codec and identifier, as the hub does.
+			type group struct {
+				codec      Codec
+				identifier string
+			}
+			frames := map[group][][]byte{}
+			for _, sub := range subs {
+				s := sub.Subscriber.(*Session)
+				g := group{s.codec, sub.Identifier}
+				if _, ok := frames[g]; !ok {
+					for i := range pubs {
+						frames[g] = append(frames[g], s.codec.AppendBroadcast(nil, sub.Identifier, &pubs[i], n.messages.message(&pubs[i])))
+					}
+				}
+				for i := range pubs {
+					frame := frames[g][i]
+					if pubs[i].ExcludeSocket != "" && pubs[i].ExcludeSocket == s.SID() {
+						frame = nil
+					}
+					s.Deliver(sub.Identifier, &pubs[i], frame)
+				}
+				s.verified(sub.Identifier, stream, pos, gen)
+			}
+		case errors.Is(err, broker.ErrHistoryUnavailable):
+			n.log.Info("catch-up: history lost past a position; its subscribers resync", "stream", stream, "epoch", pos.epoch, "error", err)
+			for _, sub := range subs {
+				sub.Subscriber.(*Session).resyncAt(sub.Identifier, stream, pos)
+			}
+		default:
+			n.log.Warn("catch-up history not available", "stream", stream, "error", err)
+		}
+	}
 }
 
 // HandleCommand runs a remote command that arrived from the cluster
@@ -243,16 +238,39 @@ func (n *Node) HandleCommand(c *pubsub.Command) {
 	}
 }
 
-// subscribe adds a session's subscription to the hub and tells the pub/sub,
-// which subscribes the node to the stream on the first (see PubSub).
-func (n *Node) subscribe(stream, identifier string, s *Session) {
-	n.hub.Subscribe(stream, identifier, s)
-	n.pubsub.Subscribe(stream)
+// subscribe adds a session's subscription to the hub and counts it with
+// the pub/sub, which subscribes the node to the stream on the first (see
+// PubSub). The Ready yields once the node listens to the stream; when it
+// yields an error, the caller takes the subscription out again
+// (unsubscribe) and refuses it.
+func (n *Node) subscribe(stream, identifier string, s *Session) *pubsub.Ready {
+	first := n.hub.Subscribe(stream, identifier, s)
+	if n.occupancy != nil {
+		if done := n.occupancy.set(stream, true, first); done != nil {
+			// On record before confirmed (see occupancy), within bounds:
+			// a broker that hangs only delays the webhook.
+			select {
+			case <-done:
+			case <-time.After(brokerTimeout):
+			}
+		}
+	}
 	n.metrics.BroadcastStreamsNum.Set(float64(n.hub.Streams()))
+	return n.pubsub.Subscribe(stream)
+}
+
+// subscriptionFailed records a subscription whose stream the pub/sub could
+// not listen to.
+func (n *Node) subscriptionFailed(stream string, err error) {
+	n.metrics.PubSubSubscribeFailuresTotal.Inc()
+	n.log.Warn("subscription refused: the pub/sub does not listen to its stream", "stream", stream, "error", err)
 }
 
 func (n *Node) unsubscribe(stream, identifier string, s *Session) {
-	n.hub.Unsubscribe(stream, identifier, s)
+	last := n.hub.Unsubscribe(stream, identifier, s)
+	if n.occupancy != nil {
+		n.occupancy.set(stream, !last, false)
+	}
 	n.pubsub.Unsubscribe(stream)
 	n.metrics.BroadcastStreamsNum.Set(float64(n.hub.Streams()))
 }
@@ -261,38 +279,63 @@ func (n *Node) unsubscribe(stream, identifier string, s *Session) {
 func (n *Node) Hub() *hub.Hub { return n.hub }
 
 // Run drives pings, pong deadlines and the broker's expiry until ctx is
-// done.
+// done; the node's background work ends with it.
 func (n *Node) Run(ctx context.Context) {
+	context.AfterFunc(ctx, n.endLife)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n.broker.Run(ctx, n.presenceLeft)
+		n.broker.Run(ctx, func(left []broker.PresenceLeft) { n.presenceLeft(ctx, left) })
 	}()
 	if n.disconnects != nil {
 		go n.disconnects.run(ctx)
+	}
+	if n.occupancy != nil {
+		go func() {
+			n.occupancy.run(ctx)
+			n.occupancy.release()
+		}()
 	}
 	n.timers.run(ctx, n.onTimer)
 	<-done
 }
 
 // presenceLeft tells subscribers about presence ids whose last session
-// expired.
-func (n *Node) presenceLeft(left []broker.PresenceLeft) {
+// expired. Each event is bounded by brokerTimeout, and none is sent once
+// ctx (Run's) is done.
+func (n *Node) presenceLeft(ctx context.Context, left []broker.PresenceLeft) {
 	for _, l := range left {
-		n.presenceEvent(context.Background(), l.Stream, l.ID, "leave", nil)
+		if ctx.Err() != nil {
+			return
+		}
+		if n.occupancy != nil && n.occupancy.expired(l.Stream, l.ID) {
+			continue // a node's occupancy record, not a client's presence
+		}
+		ectx, cancel := context.WithTimeout(ctx, brokerTimeout)
+		n.presenceEvent(ectx, l.Stream, l.ID, "leave", nil, "")
+		cancel()
 	}
 }
 
 // presenceEvent broadcasts a join or leave to every subscriber of the
-// stream, the initiator included, as AnyCable does: a transient publication
-// typed "presence" whose message is {"id":..,"info":..,"type":..}.
-func (n *Node) presenceEvent(ctx context.Context, stream, id, kind string, info json.RawMessage) {
+// stream, the initiator included (but exclude), as AnyCable does: a
+// transient publication typed "presence" whose message is
+// {"id":..,"info":..,"type":..}. It is made once in the cluster per join
+// or leave, so the Observer hears of it here.
+func (n *Node) presenceEvent(ctx context.Context, stream, id, kind string, info json.RawMessage, exclude string) {
+	if o := n.opts.Observer; o != nil && o.Watches(stream) {
+		if kind == "join" {
+			o.Joined(stream, id, info)
+		} else {
+			o.Left(stream, id)
+		}
+	}
 	event := map[string]any{"id": id, "type": kind}
 	if len(info) > 0 {
 		event["info"] = info
 	}
 	data, _ := json.Marshal(event)
-	pub := protocol.Publication{Stream: stream, Data: string(data), BroadcastType: "presence", Transient: true}
+	pub := protocol.Publication{Stream: stream, Data: string(data), BroadcastType: "presence", Transient: true, ExcludeSocket: exclude}
 	if err := n.Broadcast(ctx, []protocol.Publication{pub}); err != nil {
 		n.log.Warn("presence event not delivered", "stream", stream, "error", err)
 	}
@@ -343,13 +386,22 @@ func (n *Node) Disconnect(ctx context.Context, identifiers string, reconnect boo
 	return n.pubsub.PublishCommand(ctx, &pubsub.Command{Command: "disconnect", Identifier: identifiers, Reconnect: reconnect})
 }
 
+// disconnectLocal closes this node's sessions with identifiers. What it
+// closes cannot be restored: each session is revoked (its cached state is
+// dropped as it ends, and never written again), and the disconnect is
+// remembered so that states cached before it are refused too (see kicks).
+// Whether the client is told to reconnect or not, it identifies afresh.
 func (n *Node) disconnectLocal(identifiers string, reconnect bool) {
 	if identifiers == "" {
 		return
 	}
 	n.mu.Lock()
+	n.kicks.add(identifiers, time.Now())
 	var targets []*Session
 	for s := range n.byIdentifier[identifiers] {
+		// Under n.mu: a session that has not unregistered yet sees the
+		// mark when it does (see Session.end).
+		s.revoked.Store(true)
 		targets = append(targets, s)
 	}
 	n.mu.Unlock()
@@ -358,20 +410,41 @@ func (n *Node) disconnectLocal(identifiers string, reconnect bool) {
 	}
 }
 
-// register adds a session and gives it its sid: wanted (the client's
-// X-Request-ID, already validated) unless it is empty or a live session on
-// this node has it, else a new random one, so no two live sessions share a
-// sid (a sid decides exclude_socket, presence and the restore cache). It
-// reports false when the node is shutting down.
-func (n *Node) register(s *Session, wanted string) bool {
+// errRevoked refuses a restore whose identity was disconnected remotely
+// after it was established (see kicks).
+var errRevoked = errors.New("session disconnected remotely")
+
+// errShuttingDown refuses sessions while the node shuts down.
+var errShuttingDown = errors.New("shutting down")
+
+// register adds a session and gives it a new random sid (wanted, when not
+// empty, is a name tests give it), unique among the live sessions here: a
+// sid decides exclude_socket, presence and the restore cache, and is the
+// key to a restore, so no client chooses it. A session identified here is
+// stamped with the time, which its restores keep; a restoring session
+// (restoring set) is refused with errRevoked when its identity was
+// disconnected since, checked under the lock disconnectLocal takes, so a
+// disconnect either finds the session registered or is seen here. It fails
+// with errShuttingDown when the node is shutting down.
+func (n *Node) register(s *Session, wanted string, restoring bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.shuttingDown {
-		return false
+		return errShuttingDown
+	}
+	now := time.Now()
+	if !restoring {
+		s.identifiedAt = now.UnixNano()
+	} else if s.identifiers != "" && n.kicks.revoked(s.identifiers, s.identifiedAt, now) {
+		return errRevoked
+	}
+	gen := newSID
+	if s.newSID != nil {
+		gen = s.newSID
 	}
 	sid := wanted
 	for _, taken := n.bySID[sid]; sid == "" || taken; _, taken = n.bySID[sid] {
-		sid = newSID()
+		sid = gen()
 	}
 	s.sid = sid
 	n.bySID[sid] = s
@@ -386,7 +459,7 @@ func (n *Node) register(s *Session, wanted string) bool {
 	}
 	n.metrics.ClientsNum.Set(float64(len(n.sessions)))
 	n.metrics.ClientsUniqNum.Set(float64(len(n.byIdentifier)))
-	return true
+	return nil
 }
 
 func (n *Node) unregister(s *Session) {
@@ -459,4 +532,11 @@ func (n *Node) Shutdown(ctx context.Context) {
 		// owed their Disconnect calls.
 		n.disconnects.drain(ctx)
 	}
+}
+
+// StreamCounts lists the streams whose names start with prefix that have
+// subscribers on this node, with their numbers of subscriptions (see
+// hub.Hub.Counts).
+func (n *Node) StreamCounts(prefix string, limit int) []hub.StreamCount {
+	return n.hub.Counts(prefix, limit)
 }

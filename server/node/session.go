@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
@@ -10,15 +9,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cablehub/cablehub/server/hub"
 	"github.com/cablehub/cablehub/server/protocol"
 	"github.com/cablehub/cablehub/server/streams"
-	"github.com/cablehub/cablehub/server/ws"
 )
 
 // Session is one connected client.
 type Session struct {
 	node *Node
 	conn Connection
+	// codec is the wire format of conn; tooSlow is the too_slow
+	// disconnect in it, the last frame of a client cut as too slow.
+	codec   Codec
+	tooSlow []byte
 	// ctx ends with the session (cancel runs when its connection has
 	// ended): broker calls made for the session derive from it (see
 	// brokerContext), so none outlives the session's need for it.
@@ -28,6 +31,23 @@ type Session struct {
 	sid         string
 	identifiers string
 	extended    bool
+	// The transport's choices (SessionOptions): its sid generator and
+	// router (nil for the node's), whether presence ends with the
+	// connection and whether pongs are due.
+	newSID       func() string
+	router       SessionRouter
+	leaveOnClose bool
+	pongTimeout  time.Duration
+	// identifiedAt is when the session's identity was established (unix
+	// nanoseconds): by this session's registration, or, restored, by the
+	// session it continues. expires is when the credential behind it
+	// expires (the JWT's exp; zero for never). Both travel in the restore
+	// cache, so a restore cannot outlive a remote disconnect or the token.
+	identifiedAt int64
+	expires      time.Time
+	// revoked is set when a remote disconnect closes the session: its
+	// restore state is dropped and never written again.
+	revoked atomic.Bool
 
 	// env is the upgrade request's part of App calls' Env; nil when the
 	// node has no App. cstate is the connection state the App keeps, and
@@ -84,6 +104,9 @@ type feed struct {
 	// are not sent again (see sendOrdered).
 	epoch      string
 	lastOffset uint64
+	// gen is the node's count of pub/sub interruptions when the position
+	// was last known complete (see sendOrdered).
+	gen uint64
 	// gap, while set, holds live messages that arrived past a gap in the
 	// offsets until the gap is filled (see session_order.go).
 	gap *gap
@@ -110,20 +133,64 @@ func builtinSubscription(route *streams.Subscription, r *replay) *subscription {
 
 var tooSlowFrame = protocol.Disconnect(protocol.ReasonTooSlow, true)
 
+// tooSlowFrames holds tooSlowFrame as each codec encodes it (codecs are
+// comparable and do not change, see Codec), so the sessions of a codec
+// share one copy rather than each holding its own: 128 B per idle
+// Server-Sent Events stream. Past maxTooSlowCodecs codecs (a transport
+// with a codec per session, say) sessions encode their own. The node
+// keeps one.
+type tooSlowFrames struct {
+	frames sync.Map // Codec → []byte
+	codecs atomic.Int32
+}
+
+const maxTooSlowCodecs = 16
+
+// in is tooSlowFrame encoded by c, shared with every session of c while
+// fewer than maxTooSlowCodecs codecs have been seen. The caller must not
+// modify it.
+func (t *tooSlowFrames) in(c Codec) []byte {
+	if b, ok := t.frames.Load(c); ok {
+		return b.([]byte)
+	}
+	b := c.Encode(tooSlowFrame)
+	if t.codecs.Add(1) <= maxTooSlowCodecs {
+		if prev, loaded := t.frames.LoadOrStore(c, b); loaded {
+			return prev.([]byte)
+		}
+	}
+	return b
+}
+
 // newSession returns the session of conn, with the node's default ping
-// settings and a context of its own: a session outlives the upgrade
-// request, whose context ends when the handshake is answered.
-func newSession(n *Node, conn Connection) *Session {
+// settings unless o changes them, and a context of its own: a session
+// outlives the request that opened it, whose context ends when the
+// handshake is answered.
+func newSession(n *Node, conn Connection, o *SessionOptions) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Session{
+	codec := o.codec()
+	s := &Session{
 		node:          n,
 		conn:          conn,
+		codec:         codec,
+		tooSlow:       n.tooSlow.in(codec),
 		ctx:           ctx,
 		cancel:        cancel,
-		extended:      conn.Subprotocol() == ws.ProtocolExtended,
+		extended:      o.Extended,
+		newSID:        o.NewSID,
+		router:        o.Router,
+		leaveOnClose:  o.LeaveOnClose,
+		pongTimeout:   o.PongTimeout,
 		pingInterval:  n.opts.PingInterval,
 		pingPrecision: n.opts.PingPrecision,
 	}
+	switch {
+	case o.PingInterval > 0:
+		s.pingInterval = o.PingInterval
+	case o.PingInterval < 0:
+		s.pingInterval = 0
+	}
+	return s
 }
 
 // brokerContext bounds one broker call made for the session: it is done
@@ -137,12 +204,27 @@ func (s *Session) brokerContext() (context.Context, context.CancelFunc) {
 // SID is the session id (hub.Subscriber).
 func (s *Session) SID() string { return s.sid }
 
-// Send queues a frame. A client too slow to take its frames is disconnected
-// here, without slowing the caller. It reports false when the frame was
-// dropped because the connection is closing (or was cut as too slow), so
-// that callers producing many frames can stop.
+// Encoder is the session's codec (hub.Subscriber).
+func (s *Session) Encoder() hub.Encoder { return s.codec }
+
+// Send queues a server message, composed in Action Cable JSON, in the
+// session's wire format. A client too slow to take its frames is
+// disconnected here, without slowing the caller. It reports false when the
+// frame was dropped because the connection is closing (or was cut as too
+// slow), so that callers producing many frames can stop; a message the
+// codec drops counts as sent.
 func (s *Session) Send(frame []byte) bool {
-	return s.conn.Send(frame, tooSlowFrame)
+	wire := s.codec.Encode(frame)
+	if wire == nil {
+		return true
+	}
+	return s.conn.Send(wire, s.tooSlow)
+}
+
+// sendWire queues a frame already in the session's wire format: a
+// publication encoded by the codec's AppendBroadcast.
+func (s *Session) sendWire(frame []byte) bool {
+	return s.conn.Send(frame, s.tooSlow)
 }
 
 // Deliver queues a publication's frame for one subscription (hub.Subscriber).
@@ -167,7 +249,7 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 			// on: it is as slow as one whose queue overflows.
 			r.held = nil
 			s.node.metrics.DisconnectedSlowTotal.Inc()
-			s.close(1000, "", tooSlowFrame)
+			s.conn.Close(1000, "", s.tooSlow)
 			return
 		}
 		r.held = append(r.held, heldFrame{frame: frame, epoch: p.Epoch, offset: p.Offset})
@@ -176,8 +258,12 @@ func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []by
 	s.sendOrdered(f, frame, p.Epoch, p.Offset)
 }
 
-// close sends last (if any) and a close frame, then the connection ends.
+// close sends last (if any, a server message in Action Cable JSON) and a
+// close frame, then the connection ends.
 func (s *Session) close(code int, reason string, last []byte) {
+	if last != nil {
+		last = s.codec.Encode(last)
+	}
 	s.conn.Close(code, reason, last)
 }
 
@@ -212,7 +298,8 @@ func (s *Session) start(restored []string, welcome bool) {
 
 // end releases everything the session holds once its connection is gone,
 // then ends the session's context. Presence stays for --presence_ttl, and
-// the session can be restored for --sessions_ttl.
+// the session can be restored for --sessions_ttl, unless a remote
+// disconnect revoked it (also one that arrives while it ends).
 func (s *Session) end() {
 	defer s.cancel()
 	defer s.recoverPanic("connection end")
@@ -220,8 +307,9 @@ func (s *Session) end() {
 	s.closed = true
 	subs := s.subs
 	s.mu.Unlock()
+	cached := false
 	if s.resumable() {
-		s.cache()
+		cached = s.cache()
 	}
 	for id, sub := range subs {
 		for _, f := range sub.feeds {
@@ -231,12 +319,20 @@ func (s *Session) end() {
 	if req := s.disconnectRequest(subs); req != nil {
 		s.node.disconnects.enqueue(s.sid, req)
 	}
+	if s.leaveOnClose {
+		s.leaveAll()
+	}
 	ctx, cancel := s.brokerContext()
 	defer cancel()
 	if err := s.node.broker.PresenceDisconnect(ctx, s.sid); err != nil {
 		s.node.log.Warn("presence not released", "sid", s.sid, "error", err)
 	}
 	s.node.unregister(s)
+	if cached && s.revoked.Load() {
+		// Revoked after its state was written: disconnectLocal marks the
+		// sessions it finds registered, so the mark is seen by now.
+		s.forget()
+	}
 }
 
 func (s *Session) isClosed() bool {
@@ -258,13 +354,19 @@ func (s *Session) handle(frame []byte) {
 	m := s.node.metrics
 	m.ClientMsgTotal.Inc()
 	m.DataRcvdTotal.Add(float64(len(frame)))
-	cmd, err := protocol.ParseCommand(frame)
+	cmd, err := s.codec.Decode(frame)
 	if err != nil {
 		m.FailedClientMsgTotal.Inc()
 		s.node.log.Debug("malformed client message", "sid", s.sid, "error", err)
 		return
 	}
 	s.lastActivity.Store(time.Now().UnixNano())
+	s.run(cmd)
+}
+
+// run runs one command of the client's.
+func (s *Session) run(cmd *protocol.Command) {
+	m := s.node.metrics
 	switch cmd.Command {
 	case "subscribe":
 		s.subscribe(cmd)
@@ -291,137 +393,6 @@ func (s *Session) handle(frame []byte) {
 	}
 }
 
-func (s *Session) subscribe(cmd *protocol.Command) {
-	identifier := cmd.Identifier
-	if reject, ok := s.canSubscribe(identifier); !ok {
-		if reject {
-			s.Send(protocol.Reject(identifier))
-		}
-		return
-	}
-	// Decided outside s.mu, so a failure in the router cannot leave the
-	// session locked.
-	route, err := s.node.router.Subscribe(identifier)
-	if errors.Is(err, streams.ErrNotRouted) {
-		if s.node.opts.App != nil {
-			s.subscribeApp(cmd)
-			return
-		}
-		s.node.warnNoApp("channel", "subscriptions to application channels are rejected")
-	}
-	if err != nil {
-		s.Send(protocol.Reject(identifier))
-		return
-	}
-	// Live messages are held until the client has its confirmation (and,
-	// with a history request, its history), so nothing overtakes them.
-	sub := builtinSubscription(route, &replay{pending: 1})
-	withHistory := hasField(cmd.History)
-	if withHistory {
-		sub.feeds[0].replay.pending++
-	}
-	s.mu.Lock()
-	if s.subs == nil {
-		s.subs = map[string]*subscription{}
-	}
-	s.subs[identifier] = sub
-	s.mu.Unlock()
-	// Outside s.mu: the hub calls Deliver (which takes s.mu) under its own
-	// lock. This also waits until the cluster pub/sub listens to the stream,
-	// so a publish the client makes after the confirmation reaches it.
-	s.node.subscribe(sub.Stream, identifier, s)
-	s.confirm(identifier, sub)
-	s.cacheLater()
-	if withHistory {
-		s.history(identifier, cmd.History, true)
-	}
-	if hasField(cmd.Presence) {
-		s.join(identifier, cmd.Presence)
-	}
-}
-
-// hasField reports whether an optional JSON field of a command was given.
-func hasField(raw []byte) bool {
-	return len(raw) > 0 && string(raw) != "null"
-}
-
-// unsubscribeCommand runs the client's unsubscribe: the App decides for
-// its channels, built-in ones end here.
-func (s *Session) unsubscribeCommand(identifier string) {
-	s.mu.Lock()
-	sub := s.subs[identifier]
-	s.mu.Unlock()
-	if sub != nil && sub.app {
-		s.unsubscribeApp(identifier, sub)
-		return
-	}
-	s.unsubscribe(identifier)
-}
-
-// unsubscribe ends a subscription: its streams, its presence, its place in
-// the restore cache.
-func (s *Session) unsubscribe(identifier string) {
-	s.mu.Lock()
-	sub, ok := s.subs[identifier]
-	if ok {
-		delete(s.subs, identifier)
-	}
-	s.mu.Unlock()
-	if !ok {
-		return
-	}
-	for _, f := range sub.feeds {
-		s.unsubscribeHub(f.stream, identifier)
-	}
-	if stream, ok := sub.presenceStream(); ok {
-		s.leaveStream(stream)
-	}
-	s.cacheLater()
-}
-
-// whisper relays client data to the other subscribers of a stream that
-// allows it, as a transient publication that skips the sender.
-func (s *Session) whisper(cmd *protocol.Command) {
-	s.mu.Lock()
-	var stream string
-	sub, ok := s.subs[cmd.Identifier]
-	if ok {
-		stream, ok = sub.whisperStream()
-	}
-	s.mu.Unlock()
-	if !ok || len(cmd.Data) == 0 {
-		return
-	}
-	pub := protocol.Publication{Stream: stream, Data: string(cmd.Data), ExcludeSocket: s.sid, Transient: true}
-	ctx, cancel := s.brokerContext()
-	defer cancel()
-	if err := s.node.Broadcast(ctx, []protocol.Publication{pub}); err != nil {
-		s.node.log.Warn("whisper not delivered", "sid", s.sid, "error", err)
-	}
-}
-
-// canSubscribe checks that identifier may be subscribed: ok is false for a
-// closed session, an identifier already subscribed (ignored, as in
-// AnyCable) and over Options.MaxSubscriptions (reject set: the client is
-// told).
-func (s *Session) canSubscribe(identifier string) (reject, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch _, dup := s.subs[identifier]; {
-	case s.closed:
-		return false, false
-	case dup:
-		s.node.log.Debug("already subscribed", "sid", s.sid, "identifier", identifier)
-		return false, false
-	}
-	if max := s.node.opts.MaxSubscriptions; max > 0 && len(s.subs) >= max {
-		s.node.metrics.FailedClientMsgTotal.Inc()
-		s.node.log.Debug("subscription limit reached", "sid", s.sid, "limit", max)
-		return true, false
-	}
-	return false, true
-}
-
 // recoverPanic, deferred, turns a panic in work done for this session into
 // a log line with the stack and the end of this connection (close 1011).
 func (s *Session) recoverPanic(what string) {
@@ -432,4 +403,15 @@ func (s *Session) recoverPanic(what string) {
 	s.node.metrics.FailedClientMsgTotal.Inc()
 	s.node.log.Error(fmt.Sprintf("panic handling %s: %v", what, v), "sid", s.sid, "stack", string(debug.Stack()))
 	s.close(1011, "Internal Error", nil)
+}
+
+// runInitial runs the commands the transport gave for a session just
+// started (SessionOptions.Commands), before the client's own.
+func (s *Session) runInitial(cmds []*protocol.Command) {
+	for _, cmd := range cmds {
+		func() {
+			defer s.recoverPanic("initial command")
+			s.run(cmd)
+		}()
+	}
 }

@@ -1,10 +1,17 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
+	"slices"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	anycablepb "github.com/cablehub/cablehub/gen/anycable"
 	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // Channel state keys with a meaning to the node, as in AnyCable: an App
@@ -61,7 +68,7 @@ func (s *Session) callApp(msg *anycablepb.CommandMessage, istate map[string]stri
 	resp, err := s.node.opts.App.Command(s.ctx, s.sid, msg)
 	switch {
 	case err != nil:
-		s.node.log.Debug("RPC command failed", "sid", s.sid, "command", msg.Command, "identifier", msg.Identifier, "error", err)
+		s.node.log.Log(context.Background(), commandFailureLevel(err), "RPC command failed", "sid", s.sid, "command", msg.Command, "identifier", msg.Identifier, "error", err)
 		return nil, false
 	case resp.GetStatus() == anycablepb.Status_ERROR:
 		s.node.log.Warn("RPC command error", "sid", s.sid, "command", msg.Command, "identifier", msg.Identifier, "error_msg", resp.GetErrorMsg())
@@ -70,11 +77,26 @@ func (s *Session) callApp(msg *anycablepb.CommandMessage, istate map[string]stri
 	return resp, true
 }
 
+// commandFailureLevel is how loudly a failed Command is logged. A back end
+// that is down or slow is reported by the RPC client, once per backoff
+// step, and a canceled call is the client leaving: per command those are
+// debug lines. Any other failure is the back end answering something
+// unusable (a reply over --rpc_max_call_recv_size, not JSON, a non-200),
+// which the operator must see: a WARN, as for a failed Connect.
+func commandFailureLevel(err error) slog.Level {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
 // subscribeApp asks the App to subscribe to a channel the router does not
 // know. SUCCESS subscribes with the answer's streams and state; FAILURE
 // (the App's reject_subscription) applies the answer except its streams:
 // AnyCable attaches them anyway, so broadcasts reached a client under a
-// rejected identifier (spec F.3).
+// rejected identifier (docs/rails.md, "Different from AnyCable on
+// purpose").
 func (s *Session) subscribeApp(cmd *protocol.Command) {
 	identifier := cmd.Identifier
 	resp, ok := s.callApp(&anycablepb.CommandMessage{Command: "subscribe", Identifier: identifier}, nil)
@@ -152,9 +174,9 @@ func (s *Session) performApp(cmd *protocol.Command, sub *subscription) {
 	s.applyReply(cmd.Identifier, sub, resp, 0)
 }
 
-// applyReply applies an App answer for identifier in AnyCable's order
-// (A.7): streams stopped, streams added, channel and connection state
-// merged, transmissions sent, presence, and a requested disconnect last.
+// applyReply applies an App answer for identifier in AnyCable's order:
+// streams stopped, streams added, channel and connection state merged,
+// transmissions sent, presence, and a requested disconnect last.
 // sub is nil when the answer must not touch a subscription (a refused
 // subscribe, an unsubscribe). New feeds hold live messages for hold
 // pending replays (none when 0); they are returned so the caller can
@@ -175,8 +197,11 @@ func (s *Session) applyReply(identifier string, sub *subscription, resp *anycabl
 	for _, f := range removed {
 		s.unsubscribeHub(f.stream, identifier)
 	}
-	for _, f := range added {
-		s.node.subscribe(f.stream, identifier, s)
+	if !s.subscribeFeeds(identifier, sub, added) {
+		// The node cannot listen to a stream the App attached: the client
+		// must not take the App's confirmation for a working subscription.
+		s.unavailable()
+		return nil
 	}
 	for _, t := range resp.GetTransmissions() {
 		s.Send([]byte(t))
@@ -185,14 +210,61 @@ func (s *Session) applyReply(identifier string, sub *subscription, resp *anycabl
 		s.appPresence(identifier, sub, p)
 	}
 	if resp.GetDisconnect() {
-		// AnyCable closes with 1006, which RFC 6455 forbids on the wire
-		// (spec F.2); a normal closure tells clients the same.
+		// The App ended the connection: like a remote disconnect, it
+		// cannot be undone by a restore without the App's Connect.
+		s.revoked.Store(true)
+		// AnyCable closes with 1006, which RFC 6455 reserves for a
+		// connection lost without a close frame and forbids on the wire;
+		// a normal closure tells clients the same.
 		s.close(1000, "Command Failed", nil)
 	}
 	if len(removed)+len(added) > 0 {
 		s.cacheLater()
 	}
 	return added
+}
+
+// subscribeFeeds subscribes the node to the streams of feeds, added to
+// sub, and waits until it listens to all of them (their round trips
+// together). When one fails, every feed of the list is unsubscribed and
+// taken out of sub; it reports false.
+func (s *Session) subscribeFeeds(identifier string, sub *subscription, feeds []*feed) bool {
+	return s.awaitFeeds(identifier, sub, feeds, s.startFeeds(identifier, feeds))
+}
+
+// startFeeds subscribes the node to the streams of feeds; awaitFeeds
+// waits for the outcome.
+func (s *Session) startFeeds(identifier string, feeds []*feed) []*pubsub.Ready {
+	readies := make([]*pubsub.Ready, len(feeds))
+	for i, f := range feeds {
+		readies[i] = s.node.subscribe(f.stream, identifier, s)
+	}
+	return readies
+}
+
+// awaitFeeds waits for the subscriptions startFeeds made; see
+// subscribeFeeds.
+func (s *Session) awaitFeeds(identifier string, sub *subscription, feeds []*feed, readies []*pubsub.Ready) bool {
+	ok := true
+	for i, r := range readies {
+		<-r.Done()
+		if err := r.Err(); err != nil {
+			if ok {
+				s.node.subscriptionFailed(feeds[i].stream, err)
+			}
+			ok = false
+		}
+	}
+	if ok {
+		return true
+	}
+	for _, f := range feeds {
+		s.unsubscribeHub(f.stream, identifier)
+	}
+	s.mu.Lock()
+	sub.feeds = slices.DeleteFunc(sub.feeds, func(f *feed) bool { return slices.Contains(feeds, f) })
+	s.mu.Unlock()
+	return false
 }
 
 // changeFeeds removes the feeds the answer stops and adds those it
@@ -230,8 +302,9 @@ func (s *Session) changeFeeds(identifier string, sub *subscription, resp *anycab
 	return removed, added
 }
 
-// appPresence applies the presence part of an App answer (A.9): a join
-// or leave of the channel's presence stream ("$p" in its state).
+// appPresence applies the presence part of an App answer: a join or
+// leave of the channel's presence stream, "$p" in its state. Without
+// one the part is ignored with a warning, as AnyCable does.
 func (s *Session) appPresence(identifier string, sub *subscription, p *anycablepb.PresenceResponse) {
 	s.mu.Lock()
 	stream, ok := sub.presenceStream()
@@ -255,7 +328,7 @@ func (s *Session) appPresence(identifier string, sub *subscription, p *anycablep
 			}
 			info = protocol.EncodeMessage(raw)
 		}
-		s.joinStream(identifier, stream, p.GetId(), info)
+		s.joinStream(identifier, stream, p.GetId(), info, "")
 	case "leave":
 		s.leaveStream(stream)
 	default:

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,9 +82,10 @@ func TestAppChannel(t *testing.T) {
 }
 
 // Failures: a refused subscribe sends the App's rejection and attaches no
-// stream (AnyCable attaches them, spec F.3); an ERROR or a failed call
-// sends nothing and changes nothing; an unsubscribe that fails keeps the
-// subscription; disconnect:true closes after the transmissions.
+// stream (AnyCable attaches them; docs/rails.md lists the difference); an
+// ERROR or a failed call sends nothing and changes nothing; an
+// unsubscribe that fails keeps the subscription; disconnect:true closes
+// after the transmissions.
 func TestAppChannelFailures(t *testing.T) {
 	app := &scriptedApp{}
 	app.command = func(req *anycablepb.CommandMessage) (*anycablepb.CommandResponse, error) {
@@ -119,6 +121,35 @@ func TestAppChannelFailures(t *testing.T) {
 	c.command(`{"command":"message","identifier":"app1","data":"{}"}`)
 	c.expect(t, `{"bye":1}`)
 	c.expectClosed(t, 1000, "Command Failed")
+}
+
+// A Command the back end answered with something unusable (here a reply
+// over the size limit) drops the command as any failed call does, and is
+// logged as a WARN with the reason; a back end that is down is the RPC
+// client's to report, so its failed commands stay at debug.
+func TestAppCommandUnusableReplyLogged(t *testing.T) {
+	app := &scriptedApp{}
+	app.command = func(req *anycablepb.CommandMessage) (*anycablepb.CommandResponse, error) {
+		switch req.Identifier {
+		case "app-huge":
+			return nil, status.Error(codes.Unknown, "http rpc command: reply larger than the limit of --rpc_max_call_recv_size (more than 4194304 bytes)")
+		case "app-down":
+			return nil, status.Error(codes.Unavailable, "down")
+		}
+		return chat(req)
+	}
+	e := newAppEnv(t, app, Options{})
+	c := e.connect(t, "s1", "X-Identifiers: none")
+	c.command(`{"command":"subscribe","identifier":"app-huge"}`)
+	c.command(`{"command":"subscribe","identifier":"app-down"}`)
+	pingPong(t, c)
+	logs := e.logs.String()
+	if !strings.Contains(logs, `level=WARN msg="RPC command failed"`) || !strings.Contains(logs, "--rpc_max_call_recv_size") {
+		t.Errorf("no WARN for the unusable reply:\n%s", logs)
+	}
+	if strings.Count(logs, "level=WARN") != 1 {
+		t.Errorf("want one WARN, for the unusable reply only:\n%s", logs)
+	}
 }
 
 // Presence from an App answer joins the channel's "$p" stream; "$w" lets
@@ -179,7 +210,7 @@ func TestAppDisconnectModes(t *testing.T) {
 			withApp.command(`{"command":"subscribe","identifier":"app1"}`)
 			pingPong(t, withApp)
 			withApp.goAway(t)
-			viaApp := e.open("/cable", "X-Identifiers: none", "X-Request-ID: via-app")
+			viaApp := e.open("/cable", "X-Identifiers: none", "X-Test-Sid: via-app")
 			viaApp.expect(t, `{"type":"welcome","sid":"via-app"}`)
 			viaApp.goAway(t)
 
@@ -228,7 +259,7 @@ func TestAppSessionRestored(t *testing.T) {
 		return chat(req)
 	}
 	e := newAppEnv(t, app, Options{SessionsTTL: time.Minute})
-	a := e.open("/cable", "X-Identifiers: none", "X-Request-ID: a")
+	a := e.open("/cable", "X-Identifiers: none", "X-Test-Sid: a")
 	a.expect(t, `{"type":"welcome","sid":"a"}`)
 	a.command(`{"command":"subscribe","identifier":"app1"}`)
 	a.expect(t, `{"identifier":"app1","type":"confirm_subscription"}`)
@@ -238,7 +269,7 @@ func TestAppSessionRestored(t *testing.T) {
 	e.publish(t, "s1", `"2"`)
 	e.publish(t, "s2", `"1"`)
 
-	b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Request-ID: b")
+	b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Test-Sid: b")
 	expectRestored(t, b, "b", "app1")
 	if n := len(requests[*anycablepb.ConnectionRequest](app)); n != 1 {
 		t.Fatalf("%d Connect calls, want 1 (restore needs none)", n)

@@ -77,7 +77,7 @@ func requests[T proto.Message](a *scriptedApp) []T {
 // awaitRequests waits until n requests of type T were made.
 func awaitRequests[T proto.Message](t *testing.T, a *scriptedApp, n int) []T {
 	t.Helper()
-	c := newFakeConn("")
+	c := newFakeConn()
 	var got []T
 	c.await(t, fmt.Sprintf("%d %T calls", n, *new(T)), func() bool {
 		got = requests[T](a)
@@ -121,7 +121,7 @@ func TestAppConnectSuccess(t *testing.T) {
 	opts.AppOptions.Headers = []string{"cookie", "x-api-token"}
 	opts.AppOptions.Cookies = []string{"_session", "b64"}
 	e := newAppEnv(t, app, opts)
-	c := e.open("/cable?user=ann", "X-Identifiers: none", "X-Request-ID: s1",
+	c := e.open("/cable?user=ann", "X-Identifiers: none", "X-Test-Sid: s1",
 		"Cookie: _session=abc; theme=dark; b64=YQ==", "X-Api-Token: t", "X-Other: no")
 	c.expect(t, "not json", `{"type":"welcome"}`) // verbatim, and no welcome of ours
 	req := requests[*anycablepb.ConnectionRequest](app)[0]

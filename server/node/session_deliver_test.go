@@ -20,8 +20,8 @@ func (c *countingConn) Send([]byte, []byte) bool { c.frames++; return true }
 // and handed to the connection. It does not allocate.
 func BenchmarkSessionDeliver(b *testing.B) {
 	e := newEnv(b, Options{})
-	conn := &countingConn{fakeConn: newFakeConn("")}
-	s := newSession(e.node, conn)
+	conn := &countingConn{fakeConn: newFakeConn()}
+	s := newSession(e.node, conn, &SessionOptions{})
 	s.subs = map[string]*subscription{"chat": {}}
 	p := &protocol.Publication{Stream: "chat", Data: `{"text":"hello"}`, Epoch: "e"}
 	frame := protocol.AppendBroadcast(nil, "chat", p, protocol.EncodeMessage(p.Data))

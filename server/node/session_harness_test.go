@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +18,6 @@ import (
 	"github.com/cablehub/cablehub/server/metrics"
 	"github.com/cablehub/cablehub/server/protocol"
 	"github.com/cablehub/cablehub/server/streams"
-	"github.com/cablehub/cablehub/server/ws"
 )
 
 // The in-process session tests drive sessions through fakeConn, a
@@ -33,8 +33,6 @@ const waitFor = 10 * time.Second
 // after Close or Abort (or the client going away), never while a client
 // message is being handled.
 type fakeConn struct {
-	subprotocol string
-
 	mu       sync.Mutex
 	changed  chan struct{} // closed, and replaced, on every change below
 	frames   []string      // sent and not yet taken by the test
@@ -53,11 +51,9 @@ type fakeConn struct {
 	ended    chan struct{} // closed once end has returned
 }
 
-func newFakeConn(subprotocol string) *fakeConn {
-	return &fakeConn{subprotocol: subprotocol, changed: make(chan struct{}), ended: make(chan struct{})}
+func newFakeConn() *fakeConn {
+	return &fakeConn{changed: make(chan struct{}), ended: make(chan struct{})}
 }
-
-func (c *fakeConn) Subprotocol() string { return c.subprotocol }
 
 func (c *fakeConn) OnSlow(f func()) {
 	c.mu.Lock()
@@ -261,20 +257,31 @@ func (testRouter) Subscribe(id string) (*streams.Subscription, error) {
 	return &streams.Subscription{Stream: id, Whisper: true, Presence: true}, nil
 }
 
-// headerAuth identifies a connection by its X-Identifiers header; "bad"
-// is refused as bad credentials, and "none" is left to the App.
+// headerAuth identifies a connection by its X-Identifiers header, expiring
+// at X-Expires (unix milliseconds) when given; "bad" is refused as bad
+// credentials, "expired" as an expired token, and "none" is left to the
+// App.
 type headerAuth struct{}
 
-func (headerAuth) Authenticate(r *http.Request) (string, error) {
+func (headerAuth) Authenticate(r *http.Request) (identity.Identity, error) {
 	switch id := r.Header.Get("X-Identifiers"); id {
 	case "bad":
-		return "", identity.ErrUnauthorized
+		return identity.Identity{}, identity.ErrUnauthorized
+	case "expired":
+		return identity.Identity{}, identity.ErrExpired
 	case "none":
-		return "", identity.ErrNotIdentified
+		return identity.Identity{}, identity.ErrNotIdentified
 	default:
-		return id, nil
+		got := identity.Identity{Identifiers: id}
+		if ms, err := strconv.ParseInt(r.Header.Get("X-Expires"), 10, 64); err == nil {
+			got.Expires = time.UnixMilli(ms)
+		}
+		return got, nil
 	}
 }
+
+// testSID names a test's session by its X-Test-Sid header.
+func testSID(r *http.Request) string { return r.Header.Get("X-Test-Sid") }
 
 // hookedBroker is the memory broker, with a hook that runs inside the next
 // history read, after the history was taken: what it publishes reaches
@@ -285,6 +292,34 @@ type hookedBroker struct {
 	mu          sync.Mutex
 	duringRead  func()
 	historyCtxs []context.Context
+	// duringPresenceDisconnect runs inside the next PresenceDisconnect: a
+	// session's end, after its restore state was written.
+	duringPresenceDisconnect func()
+	// duringPresenceInfo runs inside the next PresenceInfo, before the
+	// records are read.
+	duringPresenceInfo func()
+}
+
+func (b *hookedBroker) PresenceInfo(ctx context.Context, stream string) (*broker.PresenceInfo, error) {
+	b.mu.Lock()
+	f := b.duringPresenceInfo
+	b.duringPresenceInfo = nil
+	b.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return b.Memory.PresenceInfo(ctx, stream)
+}
+
+func (b *hookedBroker) PresenceDisconnect(ctx context.Context, sid string) error {
+	b.mu.Lock()
+	f := b.duringPresenceDisconnect
+	b.duringPresenceDisconnect = nil
+	b.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return b.Memory.PresenceDisconnect(ctx, sid)
 }
 
 func (b *hookedBroker) HistoryFrom(ctx context.Context, stream, epoch string, offset uint64) ([]protocol.Publication, error) {
@@ -321,7 +356,7 @@ func (b *hookedBroker) afterRead(ctx context.Context) {
 type env struct {
 	node    *Node
 	broker  *hookedBroker
-	handler *Handler
+	handler *Gate
 	logs    *syncBuffer
 }
 
@@ -329,11 +364,17 @@ type env struct {
 // kept a minute, presence presenceTTL after a disconnect) and testRouter.
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, broker.MemoryOptions{
+		SessionsTTL: time.Minute, HistoryTTL: time.Minute, PresenceTTL: presenceTTL,
+	})
+}
+
+// newEnvWith is newEnv with a memory broker of bopts.
+func newEnvWith(t testing.TB, opts Options, bopts broker.MemoryOptions) *env {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b := &hookedBroker{Memory: broker.NewMemory(broker.MemoryOptions{
-		SessionsTTL: time.Minute, HistoryTTL: time.Minute, PresenceTTL: presenceTTL,
-	})}
+	b := &hookedBroker{Memory: broker.NewMemory(bopts)}
 	n := New(hub.New(4), b, testRouter{}, metrics.New(), log, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -345,7 +386,7 @@ func newEnv(t testing.TB, opts Options) *env {
 		cancel()
 		<-done
 	})
-	return &env{node: n, broker: b, handler: &Handler{node: n, auth: headerAuth{}}, logs: logs}
+	return &env{node: n, broker: b, handler: &Gate{node: n, auth: headerAuth{}, testSID: testSID}, logs: logs}
 }
 
 // presenceTTL is how long the test broker keeps the presence of a session
@@ -360,8 +401,8 @@ func (e *env) open(target string, headers ...string) *fakeConn {
 		name, value, _ := strings.Cut(h, ": ")
 		r.Header.Set(name, value)
 	}
-	c := newFakeConn(ws.ProtocolExtended)
-	e.handler.serve(c, r)
+	c := newFakeConn()
+	e.handler.serve(c, r, &SessionOptions{Extended: true})
 	return c
 }
 
@@ -369,7 +410,7 @@ func (e *env) open(target string, headers ...string) *fakeConn {
 // its welcome.
 func (e *env) connect(t *testing.T, sid string, headers ...string) *fakeConn {
 	t.Helper()
-	c := e.open("/cable", append(headers, "X-Request-ID: "+sid)...)
+	c := e.open("/cable", append(headers, "X-Test-Sid: "+sid)...)
 	c.expect(t, fmt.Sprintf(`{"type":"welcome","sid":%q}`, sid))
 	return c
 }

@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/cablehub/cablehub/server/pubsub"
 )
 
 // A subscription is confirmed, gets its stream's publications, and after
@@ -215,4 +218,70 @@ func sessionOf(t *testing.T, e *env, sid string) *Session {
 		t.Fatalf("no session %q", sid)
 	}
 	return s
+}
+
+// refusingPubSub delivers locally but cannot listen to the stream "down",
+// as a cluster pub/sub whose server is down or does not confirm.
+type refusingPubSub struct{ *pubsub.Local }
+
+func (p refusingPubSub) Subscribe(stream string) *pubsub.Ready {
+	if stream == "down" {
+		return pubsub.ReadyNow(errors.New("pub/sub did not confirm"))
+	}
+	return pubsub.ReadyNow(nil)
+}
+
+// A subscription whose stream the pub/sub cannot listen to is not
+// confirmed: the client is told to reconnect (and subscribe again), and
+// nothing of it stays in the hub.
+func TestSessionStreamUnavailable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	e.node.SetPubSub(refusingPubSub{pubsub.NewLocal(e.node)})
+	c := e.connect(t, "a")
+	subscribe(t, c, "up")
+	c.command(`{"command":"subscribe","identifier":"down"}`)
+	c.expect(t, `{"type":"disconnect","reason":"stream_unavailable","reconnect":true}`)
+	c.expectClosed(t, 1000, "")
+	c.waitEnded(t)
+	if n := e.node.Hub().Streams(); n != 0 {
+		t.Errorf("%d streams in the hub", n)
+	}
+}
+
+// gatedPubSub delivers locally and makes the node's subscription to a
+// stream ready only when the test opens its gate.
+type gatedPubSub struct {
+	*pubsub.Local
+	gate chan error
+}
+
+func (p gatedPubSub) Subscribe(string) *pubsub.Ready {
+	r := pubsub.NewReady()
+	go func() { r.Finish(<-p.gate) }()
+	return r
+}
+
+// While the pub/sub confirms a subscription, the session goes on with the
+// client's next commands; the confirmation follows once the node listens.
+// A subscription left before that is never confirmed.
+func TestSessionConfirmsOnceListening(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	gate := make(chan error)
+	e.node.SetPubSub(gatedPubSub{pubsub.NewLocal(e.node), gate})
+	c := e.connect(t, "a")
+	c.command(`{"command":"subscribe","identifier":"s"}`)
+	pingPong(t, c)
+	gate <- nil
+	c.expect(t, `{"type":"confirm_subscription","identifier":"s"}`)
+	e.publish(t, "s", "1")
+	c.expect(t, e.frame("s", "1", 1))
+
+	c.command(`{"command":"subscribe","identifier":"left"}`)
+	c.command(`{"command":"unsubscribe","identifier":"left"}`)
+	pingPong(t, c)
+	gate <- nil
+	pingPong(t, c)
+	c.expectNone(t)
 }

@@ -43,6 +43,15 @@ var resyncFrame = protocol.Disconnect(protocol.ReasonStreamGap, true)
 // to this frame from history; otherwise each node has an epoch of its own
 // and the client takes the frame's position as it is. It reports false
 // when the connection no longer takes frames.
+//
+// A new epoch ends the old one: what of the old one the client lacks past
+// its position is gone for it. That is nothing when the node's pub/sub
+// delivered the old epoch without interruption; but publications accepted
+// just before the node's pub/sub connection dropped may never have reached
+// it, and the catch-up after the drop cannot read an epoch the broker lost.
+// So after a drop (Node.HandleInterrupted), a subscription whose position
+// was not confirmed since (by a publication of its epoch, or by the
+// catch-up, see verified) is told to resync instead of moving on.
 func (s *Session) sendOrdered(f *feed, frame []byte, epoch string, offset uint64) bool {
 	switch {
 	case offset == 0:
@@ -53,15 +62,20 @@ func (s *Session) sendOrdered(f *feed, frame []byte, epoch string, offset uint64
 		// earlier one arriving second is not taken for one already sent.
 		s.holdPastGap(f, heldFrame{frame: frame, epoch: epoch, offset: offset})
 		return true
+	case f.epoch != "" && epoch != f.epoch && s.node.opts.CatchUp && f.gen != s.node.interruptions.Load():
+		s.resync(f)
+		return false
 	case f.epoch == "" || (epoch != f.epoch && (!s.node.opts.CatchUp || offset == 1)):
-		f.epoch, f.lastOffset, f.gap = epoch, offset, nil
+		s.advance(f, epoch, offset)
+		f.gap = nil
 		return s.emit(frame)
 	case epoch != f.epoch:
-		f.epoch, f.lastOffset, f.gap = epoch, 0, nil
+		s.advance(f, epoch, 0)
+		f.gap = nil
 	case offset <= f.lastOffset:
 		return true
 	case offset == f.lastOffset+1:
-		f.lastOffset = offset
+		s.advance(f, epoch, offset)
 		if !s.emit(frame) {
 			return false
 		}
@@ -71,13 +85,19 @@ func (s *Session) sendOrdered(f *feed, frame []byte, epoch string, offset uint64
 	return true
 }
 
+// advance moves f's position to (epoch, offset), known complete as of the
+// node's current count of pub/sub interruptions; s.mu is held.
+func (s *Session) advance(f *feed, epoch string, offset uint64) {
+	f.epoch, f.lastOffset, f.gen = epoch, offset, s.node.interruptions.Load()
+}
+
 // emit sends a frame in order; a nil frame (a publication excluded for
 // this session) is passed without sending.
 func (s *Session) emit(frame []byte) bool {
 	if frame == nil {
 		return true
 	}
-	return s.Send(frame)
+	return s.sendWire(frame)
 }
 
 // releaseContiguous sends the held frames that follow the client's position
@@ -94,7 +114,7 @@ func (s *Session) releaseContiguous(f *feed) bool {
 		if h.offset <= f.lastOffset {
 			continue
 		}
-		f.lastOffset = h.offset
+		s.advance(f, f.epoch, h.offset)
 		if !s.emit(h.frame) {
 			return false
 		}
@@ -195,9 +215,9 @@ func (s *Session) fillGap(identifier, stream string) {
 				// (stamped, then not published): a hole is passed.
 				var frame []byte // nil: excluded (exclude_socket), only passed
 				if pubs[i].ExcludeSocket == "" || pubs[i].ExcludeSocket != s.sid {
-					frame = protocol.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
+					frame = s.codec.AppendBroadcast(nil, identifier, &pubs[i], s.node.messages.message(&pubs[i]))
 				}
-				f.lastOffset = pubs[i].Offset
+				s.advance(f, f.epoch, pubs[i].Offset)
 				if !s.emit(frame) || !s.releaseContiguous(f) {
 					return
 				}
@@ -218,7 +238,7 @@ func (s *Session) fillGap(identifier, stream string) {
 // the rest waits for a fill like any gap. s.mu is held.
 func (s *Session) startFromHeld(identifier string, f *feed) {
 	first := f.gap.held[0]
-	f.epoch, f.lastOffset = first.epoch, first.offset-1
+	s.advance(f, first.epoch, first.offset-1)
 	f.gap.filling = false
 	if !s.releaseContiguous(f) || f.gap == nil {
 		return
@@ -234,4 +254,52 @@ func (s *Session) resync(f *feed) {
 	f.gap = nil
 	s.node.metrics.GapResyncsTotal.Inc()
 	s.close(1000, "", resyncFrame)
+}
+
+// position is a subscription's place in a stream: the last offset it got
+// and the epoch that counts in.
+type position struct {
+	epoch  string
+	offset uint64
+}
+
+// position returns the place of identifier's subscription in stream, if
+// it has one.
+func (s *Session) position(identifier, stream string) (position, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.feedOf(identifier, stream)
+	if f == nil || f.epoch == "" {
+		return position{}, false
+	}
+	return position{f.epoch, f.lastOffset}, true
+}
+
+// verified records that history confirmed identifier's subscription in
+// stream complete at pos as of the interruption count gen: it can move to
+// a new epoch without a resync (see sendOrdered).
+func (s *Session) verified(identifier, stream string, pos position, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.feedOf(identifier, stream); f != nil && f.epoch == pos.epoch && f.lastOffset >= pos.offset && f.gen < gen {
+		f.gen = gen
+	}
+}
+
+// resyncAt tells the client to resync when identifier's subscription in
+// stream is still in pos's epoch, which history can no longer serve.
+func (s *Session) resyncAt(identifier, stream string, pos position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.feedOf(identifier, stream); f != nil && f.epoch == pos.epoch && !s.closed {
+		s.resync(f)
+	}
+}
+
+// feedOf is identifier's subscription's feed of stream; s.mu is held.
+func (s *Session) feedOf(identifier, stream string) *feed {
+	if sub := s.subs[identifier]; sub != nil {
+		return sub.feed(stream)
+	}
+	return nil
 }

@@ -91,7 +91,7 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 		for i, f := range feeds {
 			for j := range found[i] {
 				p := &found[i][j]
-				frame := protocol.AppendBroadcast(nil, identifier, p, s.node.messages.message(p))
+				frame := s.codec.AppendBroadcast(nil, identifier, p, s.node.messages.message(p))
 				if !s.sendOrdered(f, frame, p.Epoch, p.Offset) {
 					return // closing, or cut as too slow: the rest is for nobody
 				}

@@ -46,7 +46,7 @@ func TestSessionRestoredOnce(t *testing.T) {
 	e.publish(t, "s1", "2")
 	e.publish(t, "s2", "1")
 
-	b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Request-ID: b")
+	b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Test-Sid: b")
 	expectRestored(t, b, "b", "s1", "s2")
 	e.publish(t, "s1", "3")
 	e.publish(t, "s2", "2")
@@ -74,7 +74,7 @@ func TestSessionRestoredOnce(t *testing.T) {
 	b.expect(t, `{"type":"disconnect","reason":"remote","reconnect":true}`)
 	b.waitEnded(t)
 
-	c := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Request-ID: c")
+	c := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Test-Sid: c")
 	c.expect(t, `{"type":"welcome","sid":"c"}`)
 	e.publish(t, "s1", "4")
 	pingPong(t, c)
@@ -89,7 +89,7 @@ func TestRestoreHoldEnds(t *testing.T) {
 	subscribe(t, a, "s")
 	a.goAway(t)
 
-	b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Request-ID: b")
+	b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Test-Sid: b")
 	expectRestored(t, b, "b", "s")
 	e.publish(t, "s", "1")
 	b.expectNone(t)
@@ -133,7 +133,7 @@ func TestSessionNotCached(t *testing.T) {
 			subscribe(t, a, "a-long-identifier")
 			subscribe(t, a, "another-long-identifier")
 			a.goAway(t)
-			b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Request-ID: b")
+			b := e.open("/cable", "X-AnyCable-Restore-Sid: a", "X-Test-Sid: b")
 			b.expect(t, `{"type":"welcome","sid":"b"}`)
 		})
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/cablehub/cablehub/server/identity"
 	"github.com/cablehub/cablehub/server/metrics"
 	"github.com/cablehub/cablehub/server/streams"
-	"github.com/cablehub/cablehub/server/ws"
 )
 
 // panicRouter accepts every identifier as a stream of that name, and
@@ -71,21 +70,19 @@ func testNode(t *testing.T, r Router, opts Options) (url string, logs *syncBuffe
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
-	tr := ws.NewTransport(ws.Options{MaxMessageSize: 1 << 16})
-	srv := httptest.NewServer(NewHandler(n, tr, identity.NewAuthenticator(nil, true)))
+	srv := httptest.NewServer(serveWS(NewGate(n, identity.NewAuthenticator(nil, true))))
 	t.Cleanup(func() {
 		srv.Close()
 		n.Shutdown(context.Background())
 		cancel()
 		<-done
-		tr.Close()
 	})
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), logs, n, b
 }
 
 func dial(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{ws.ProtocolExtended}}
+	d := websocket.Dialer{Subprotocols: []string{"actioncable-v1-ext-json"}}
 	c, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)

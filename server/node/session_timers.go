@@ -33,8 +33,8 @@ func (n *Node) onTimer(t timer) {
 	case timerPing:
 		now := time.Now()
 		s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))
-		if n.opts.PongTimeout > 0 && s.extended {
-			n.timers.add(timer{s: s, kind: timerPongCheck, sentAt: now.UnixNano()}, n.opts.PongTimeout)
+		if wait := s.pongWait(); wait > 0 {
+			n.timers.add(timer{s: s, kind: timerPongCheck, sentAt: now.UnixNano()}, wait)
 		}
 		n.timers.add(timer{s: s, kind: timerPing}, s.pingInterval)
 	}
@@ -48,4 +48,17 @@ func timestamp(t time.Time, precision string) int64 {
 		return t.UnixNano()
 	}
 	return t.Unix()
+}
+
+// pongWait is how long the session has to answer a ping, 0 for no limit:
+// its transport's (SessionOptions.PongTimeout), else the node's for
+// extended sessions.
+func (s *Session) pongWait() time.Duration {
+	switch {
+	case s.pongTimeout > 0:
+		return s.pongTimeout
+	case s.extended:
+		return s.node.opts.PongTimeout
+	}
+	return 0
 }

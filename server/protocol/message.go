@@ -99,6 +99,10 @@ const (
 	// ReasonTooManyConnections: the node had --max-conn connections open;
 	// the client reconnects later, through the load balancer to any node.
 	ReasonTooManyConnections = "too_many_connections"
+	// ReasonStreamUnavailable: the node could not listen to a stream the
+	// client subscribed to (its pub/sub is down or did not confirm in
+	// time); the client reconnects and subscribes again.
+	ReasonStreamUnavailable = "stream_unavailable"
 )
 
 // Disconnect is {"type":"disconnect","reason":..,"reconnect":..}; reconnect

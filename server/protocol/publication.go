@@ -19,7 +19,7 @@ type Publication struct {
 	Transient bool
 	// IdempotencyKey, when set, makes a publication with the same stream
 	// and key accepted within the node's idempotency window a no-op (see
-	// node.IdempotencyStore). At most MaxIdempotencyKeySize bytes. It is
+	// broker.IdempotencyStore). At most MaxIdempotencyKeySize bytes. It is
 	// not sent to clients or between nodes.
 	IdempotencyKey string
 	// Epoch and Offset are set by a broker that keeps history; Offset is 0

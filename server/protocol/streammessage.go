@@ -115,3 +115,35 @@ func DecodeStreamMessage(data []byte) (*Publication, error) {
 		ExcludeSocket: m.Meta.ExcludeSocket, BroadcastType: m.Meta.BroadcastType, Transient: m.Meta.Transient,
 	}, nil
 }
+
+// DecodeStreamMessages reads a stream message, or a JSON array of them (a
+// JetStream message holding several publications of one stream), in
+// order.
+func DecodeStreamMessages(data []byte) ([]Publication, error) {
+	for _, c := range data {
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			continue
+		}
+		if c != '[' {
+			break
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(data, &items); err != nil {
+			return nil, err
+		}
+		out := make([]Publication, 0, len(items))
+		for _, item := range items {
+			p, err := DecodeStreamMessage(item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, *p)
+		}
+		return out, nil
+	}
+	p, err := DecodeStreamMessage(data)
+	if err != nil {
+		return nil, err
+	}
+	return []Publication{*p}, nil
+}

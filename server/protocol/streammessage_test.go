@@ -84,3 +84,36 @@ func BenchmarkAppendStreamMessage(b *testing.B) {
 		buf = AppendStreamMessage(buf[:0], p)
 	}
 }
+
+// A JetStream message holding several publications is a JSON array of
+// stream messages; one alone is a plain stream message. Both decode to the
+// publications in order.
+func TestDecodeStreamMessages(t *testing.T) {
+	a := Publication{Stream: "s", Data: `{"n":1}`, Epoch: "e", Offset: 1, ExcludeSocket: "x"}
+	b := Publication{Stream: "s", Data: "2", Epoch: "e", Offset: 2, BroadcastType: "t"}
+	batch := append(append(append([]byte("[ "), AppendStreamMessage(nil, &a)...), ','), AppendStreamMessage(nil, &b)...)
+	batch = append(batch, ']')
+	for _, c := range []struct {
+		data []byte
+		want []Publication
+	}{
+		{EncodeStreamMessage(&a), []Publication{a}},
+		{batch, []Publication{a, b}},
+		{[]byte(" \n" + string(batch)), []Publication{a, b}},
+	} {
+		got, err := DecodeStreamMessages(c.data)
+		if err != nil || len(got) != len(c.want) {
+			t.Fatalf("%s: %+v %v", c.data, got, err)
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: publication %d is %+v, want %+v", c.data, i, got[i], c.want[i])
+			}
+		}
+	}
+	for _, bad := range []string{`[{"stream":"s"},1]`, `[`, `nope`} {
+		if _, err := DecodeStreamMessages([]byte(bad)); err == nil {
+			t.Errorf("%s decoded", bad)
+		}
+	}
+}

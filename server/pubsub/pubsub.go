@@ -8,6 +8,7 @@ package pubsub
 import (
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cablehub/cablehub/server/protocol"
 )
@@ -20,6 +21,11 @@ const InternalChannel = "__anycable_internal__"
 type Handler interface {
 	HandlePublication(p *protocol.Publication)
 	HandleCommand(c *Command)
+	// HandleInterrupted says the node's connection to the pub/sub dropped:
+	// publications made from now on, and some made just before, may not
+	// reach it. It comes before anything the connection delivers once it
+	// is back.
+	HandleInterrupted()
 	// HandleResubscribed says the node listens to streams again after a
 	// lost connection: publications made meanwhile never reached it.
 	HandleResubscribed(streams []string)
@@ -68,49 +74,139 @@ func (c *Command) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Ready says when a subscription of the node to a stream took effect: Done
+// is closed once the pub/sub server has it (a publication made after that
+// reaches the node), or once it failed; Err then says which. Every caller
+// that counted a subscription to the stream while it was being made
+// shares one Ready.
+type Ready struct {
+	done chan struct{}
+	once sync.Once
+	err  error
+}
+
+// NewReady returns a Ready that is not done until Finish is called: for a
+// pub/sub that confirms subscriptions.
+func NewReady() *Ready { return &Ready{done: make(chan struct{})} }
+
+// ReadyNow returns a Ready that is done with err: for a pub/sub that has
+// nothing to wait for (Local), or an outcome known already.
+func ReadyNow(err error) *Ready {
+	r := NewReady()
+	r.Finish(err)
+	return r
+}
+
+// Done is closed once the subscription took effect or failed.
+func (r *Ready) Done() <-chan struct{} { return r.done }
+
+// Err is nil when the subscription took effect, the reason it did not
+// otherwise; it is valid once Done is closed.
+func (r *Ready) Err() error { return r.err }
+
+// Finish settles r with err; later calls do nothing.
+func (r *Ready) Finish(err error) {
+	r.once.Do(func() {
+		r.err = err
+		close(r.done)
+	})
+}
+
 // interest counts local subscriptions per stream, so a cluster pub/sub
-// subscribes to a stream on the first and unsubscribes on the last. apply
-// runs under the lock, which keeps subscribe and unsubscribe commands in
-// the order the counts changed.
+// subscribes to a stream on the first and unsubscribes on the last. Each
+// stream has a lock of its own, held while its subscribe or unsubscribe is
+// sent, so they reach the server in the order its count changed; the wait
+// for the server's confirmation happens outside it, so neither other
+// streams nor more subscriptions (of one connection, or many) wait for one
+// another's round trips. Every subscriber of a stream whose subscription
+// is still being made shares its Ready: none is confirmed before the node
+// listens (its client may publish right after the confirmation).
 type interest struct {
-	mu     sync.Mutex
-	counts map[string]int
+	mu      sync.Mutex
+	streams map[string]*streamInterest
 }
 
-func (i *interest) add(stream string, apply func(stream string)) {
+// streamInterest is one stream's count and current subscription. users
+// counts the callers between their lookup and their update, so the entry
+// is dropped only when no one holds it and nothing is subscribed. count
+// changes under mu and is read without it.
+type streamInterest struct {
+	mu      sync.Mutex
+	count   atomic.Int64
+	current *Ready // guarded by mu; nil while count is 0
+	users   int    // guarded by interest.mu
+}
+
+// acquire returns stream's entry, made when missing, held by the caller
+// until release.
+func (i *interest) acquire(stream string) *streamInterest {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.counts == nil {
-		i.counts = map[string]int{}
+	if i.streams == nil {
+		i.streams = map[string]*streamInterest{}
 	}
-	i.counts[stream]++
-	if i.counts[stream] == 1 {
-		apply(stream)
+	e, ok := i.streams[stream]
+	if !ok {
+		e = &streamInterest{}
+		i.streams[stream] = e
+	}
+	e.users++
+	return e
+}
+
+// release ends the caller's hold of e.
+func (i *interest) release(stream string, e *streamInterest) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	e.users--
+	if e.users == 0 && e.count.Load() == 0 {
+		delete(i.streams, stream)
 	}
 }
 
-// streams lists the streams with local subscriptions.
-func (i *interest) streams() []string {
+// add counts a subscription to stream; the first one sends the
+// subscription with subscribe, which calls done with the outcome once the
+// server answered (or did not in time). The subscription is counted
+// whatever the outcome: a caller whose Ready fails removes it again.
+func (i *interest) add(stream string, subscribe func(stream string, done func(error))) *Ready {
+	e := i.acquire(stream)
+	defer i.release(stream, e)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.count.Add(1)
+	if e.current == nil {
+		r := NewReady()
+		e.current = r
+		subscribe(stream, r.Finish)
+	}
+	return e.current
+}
+
+// remove counts a subscription to stream gone; the last one runs
+// unsubscribe. A stream without subscriptions is ignored.
+func (i *interest) remove(stream string, unsubscribe func(stream string)) {
+	e := i.acquire(stream)
+	defer i.release(stream, e)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.count.Load() == 0 {
+		return
+	}
+	if e.count.Add(-1) == 0 {
+		e.current = nil
+		unsubscribe(stream)
+	}
+}
+
+// list returns the streams with local subscriptions.
+func (i *interest) list() []string {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	out := make([]string, 0, len(i.counts))
-	for s := range i.counts {
-		out = append(out, s)
+	out := make([]string, 0, len(i.streams))
+	for s, e := range i.streams {
+		if e.count.Load() > 0 {
+			out = append(out, s)
+		}
 	}
 	return out
-}
-
-func (i *interest) remove(stream string, apply func(stream string)) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	n, ok := i.counts[stream]
-	if !ok {
-		return
-	}
-	if n <= 1 {
-		delete(i.counts, stream)
-		apply(stream)
-		return
-	}
-	i.counts[stream] = n - 1
 }

@@ -10,10 +10,12 @@ import (
 // to this node's handler.
 type Local struct {
 	h Handler
+	// ready is every subscription's Ready: done at once.
+	ready *Ready
 }
 
 // NewLocal returns a loop-back pub/sub delivering to h.
-func NewLocal(h Handler) *Local { return &Local{h: h} }
+func NewLocal(h Handler) *Local { return &Local{h: h, ready: ReadyNow(nil)} }
 
 // Describe names the pub/sub for the startup log.
 func (*Local) Describe() string { return "Using local pub/sub (single node)" }
@@ -36,7 +38,7 @@ func (l *Local) PublishCommand(_ context.Context, c *Command) error {
 }
 
 // Subscribe does nothing: every publication is local.
-func (*Local) Subscribe(string) {}
+func (l *Local) Subscribe(string) *Ready { return l.ready }
 
 // Unsubscribe does nothing.
 func (*Local) Unsubscribe(string) {}

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,40 +17,62 @@ import (
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
-// NATS is the pub/sub over NATS: one subject per stream plus
-// InternalChannel for commands. Stream names may hold characters that
-// subjects cannot (spaces, wildcards, empty tokens), so a stream's subject
-// is "cablehub.stream." + base64url(stream).
+// NATS is the pub/sub over NATS: one subject per stream
+// (NATSStreamSubjectPrefix + NATSStreamToken) plus InternalChannel for
+// commands. Stream subjects live under their own prefix, so no stream name
+// reaches InternalChannel or any other subject.
 type NATS struct {
 	conn     *nats.Conn
 	h        Handler
 	log      *slog.Logger
 	msgs     chan *nats.Msg
 	interest interest
+	// lagged is signalled when nats.go dropped messages of ours (a slow
+	// consumer): Run then has the node catch up from history.
+	lagged chan struct{}
 
 	mu   sync.Mutex
 	subs map[string]*nats.Subscription
 
-	follower Follower
+	// confirming are the subscriptions waiting for a flush; flushing is
+	// set while flushLoop runs.
+	fmu        sync.Mutex
+	confirming []func(error)
+	flushing   bool
 }
 
-// Follower is told when this node's interest in a stream starts (first
-// local subscriber) and ends (last one gone), after the core subscription
-// changed: the JetStream broker delivers non-transient publications from
-// JetStream while a stream is followed.
-type Follower interface {
-	Follow(stream string)
-	Unfollow(stream string)
+// NATSStreamSubjectPrefix starts the subject of every stream.
+const NATSStreamSubjectPrefix = "cablehub.stream."
+
+// maxNATSToken bounds a stream's subject token: stream names may be long,
+// and a subject travels in every message's control line.
+const maxNATSToken = 200
+
+// NATSStreamToken is the one subject token that names stream: its
+// base64url encoding (stream names may hold characters that subjects
+// cannot: spaces, wildcards, dots), or, when that would be empty or longer
+// than maxNATSToken, "~" and the base64url SHA-256 of the name ("~" is not in
+// base64url's alphabet, so the two forms never meet). The JetStream broker
+// names its history subjects with it too, and republishes them onto the
+// pub/sub's.
+func NATSStreamToken(stream string) string {
+	if n := base64.RawURLEncoding.EncodedLen(len(stream)); n > 0 && n <= maxNATSToken {
+		return base64.RawURLEncoding.EncodeToString([]byte(stream))
+	}
+	sum := sha256.Sum256([]byte(stream))
+	return "~" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-const streamSubjectPrefix = "cablehub.stream."
-
-// resubscribedMarker is the subject of the marker NATS puts in its message
-// channel after a reconnect; no real subject is empty.
-const resubscribedMarker = ""
+// resubscribedMarker and interruptedMarker are the subjects of the
+// markers put in the message channel after a reconnect and at a
+// disconnect; no real subject is empty or holds a space.
+const (
+	resubscribedMarker = ""
+	interruptedMarker  = " "
+)
 
 func streamSubject(stream string) string {
-	return streamSubjectPrefix + base64.RawURLEncoding.EncodeToString([]byte(stream))
+	return NATSStreamSubjectPrefix + NATSStreamToken(stream)
 }
 
 // ConnectNATS connects to servers (comma-separated URLs), retrying in the
@@ -73,12 +96,35 @@ func ConnectNATS(servers string, log *slog.Logger) (*nats.Conn, error) {
 	)
 }
 
-// NewNATS returns a NATS pub/sub on conn delivering to h; follower, when
-// not nil, is told which streams the node listens to.
-func NewNATS(conn *nats.Conn, h Handler, follower Follower, log *slog.Logger) (*NATS, error) {
-	n := &NATS{conn: conn, h: h, follower: follower, log: log, msgs: make(chan *nats.Msg, 8192), subs: map[string]*nats.Subscription{}}
-	// After a reconnect nats.go has subscribed everything again; a marker
-	// in the message channel tells the dispatcher, in arrival order.
+// NewNATS returns a NATS pub/sub on conn delivering to h.
+func NewNATS(conn *nats.Conn, h Handler, log *slog.Logger) (*NATS, error) {
+	n := &NATS{conn: conn, h: h, log: log, msgs: make(chan *nats.Msg, 8192), lagged: make(chan struct{}, 1),
+		subs: map[string]*nats.Subscription{}}
+	// Messages dropped for a slow consumer never arrive: the node reads
+	// what it missed from history.
+	logError := conn.Opts.AsyncErrorCB
+	conn.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			select {
+			case n.lagged <- struct{}{}:
+			default:
+			}
+		}
+		if logError != nil {
+			logError(c, sub, err)
+		}
+	})
+	// At a disconnect, and after a reconnect (nats.go has subscribed
+	// everything again), a marker in the message channel tells the
+	// dispatcher, in arrival order: the disconnect comes before anything
+	// of the connection that replaces it.
+	logDisconnect := conn.Opts.DisconnectedErrCB
+	conn.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+		if logDisconnect != nil {
+			logDisconnect(c, err)
+		}
+		n.msgs <- &nats.Msg{Subject: interruptedMarker}
+	})
 	logReconnect := conn.Opts.ReconnectedCB
 	conn.SetReconnectHandler(func(c *nats.Conn) {
 		if logReconnect != nil {
@@ -105,9 +151,17 @@ func (n *NATS) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-n.lagged:
+			n.log.Warn("NATS dropped messages of a slow consumer; catching up from history")
+			n.h.HandleInterrupted()
+			n.h.HandleResubscribed(n.interest.list())
 		case m := <-n.msgs:
+			if m.Subject == interruptedMarker {
+				n.h.HandleInterrupted()
+				continue
+			}
 			if m.Subject == resubscribedMarker {
-				n.h.HandleResubscribed(n.interest.streams())
+				n.h.HandleResubscribed(n.interest.list())
 				continue
 			}
 			if m.Subject == InternalChannel {
@@ -119,12 +173,16 @@ func (n *NATS) Run(ctx context.Context) {
 				n.h.HandleCommand(&c)
 				continue
 			}
-			p, err := protocol.DecodeStreamMessage(m.Data)
+			// JetStream republishes a stream's publications stored
+			// together as one array.
+			pubs, err := protocol.DecodeStreamMessages(m.Data)
 			if err != nil {
 				n.log.Warn("malformed publication from pub/sub", "subject", m.Subject, "error", err)
 				continue
 			}
-			n.h.HandlePublication(p)
+			for i := range pubs {
+				n.h.HandlePublication(&pubs[i])
+			}
 		}
 	}
 }
@@ -181,26 +239,60 @@ func (n *NATS) confirm(ctx context.Context) error {
 	return nil
 }
 
-// Subscribe notes a local subscription; the first subscribes the subject.
-func (n *NATS) Subscribe(stream string) {
-	n.interest.add(stream, func(s string) {
+// Subscribe notes a local subscription; the first subscribes the stream's
+// subject. Its Ready is done once the server has the subscription (so a
+// publication made after the client's confirmation reaches the node), or
+// failed when the server does not confirm within SubscribeTimeout: the
+// caller then removes the subscription.
+func (n *NATS) Subscribe(stream string) *Ready {
+	return n.interest.add(stream, func(s string, done func(error)) {
 		sub, err := n.conn.ChanSubscribe(streamSubject(s), n.msgs)
 		if err != nil {
-			n.log.Warn("NATS subscribe failed", "stream", s, "error", err)
+			done(fmt.Errorf("subscribing to stream %q: %w", s, err))
 			return
-		}
-		// Wait until the server has the subscription, so a publish made
-		// after the client's confirmation is not missed.
-		if err := n.conn.FlushTimeout(time.Second); err != nil {
-			n.log.Debug("NATS flush after subscribe", "stream", s, "error", err)
 		}
 		n.mu.Lock()
 		n.subs[s] = sub
 		n.mu.Unlock()
-		if n.follower != nil {
-			n.follower.Follow(s)
-		}
+		n.confirmSubscription(done)
 	})
+}
+
+// confirmSubscription settles done once the server has everything sent so
+// far. One
+// flush (a PING, answered in order) confirms every subscription sent
+// before it, so subscriptions made together share their round trips.
+func (n *NATS) confirmSubscription(done func(error)) {
+	n.fmu.Lock()
+	n.confirming = append(n.confirming, done)
+	start := !n.flushing
+	n.flushing = true
+	n.fmu.Unlock()
+	if start {
+		go n.flushLoop()
+	}
+}
+
+// flushLoop flushes for the waiting subscriptions until none is left.
+func (n *NATS) flushLoop() {
+	for {
+		n.fmu.Lock()
+		batch := n.confirming
+		n.confirming = nil
+		if len(batch) == 0 {
+			n.flushing = false
+			n.fmu.Unlock()
+			return
+		}
+		n.fmu.Unlock()
+		err := n.conn.FlushTimeout(SubscribeTimeout)
+		if err != nil {
+			err = fmt.Errorf("NATS did not confirm the subscription: %w", err)
+		}
+		for _, done := range batch {
+			done(err)
+		}
+	}
 }
 
 // Unsubscribe notes a local subscription gone; the last unsubscribes.
@@ -212,9 +304,6 @@ func (n *NATS) Unsubscribe(stream string) {
 		n.mu.Unlock()
 		if sub != nil {
 			sub.Unsubscribe()
-		}
-		if n.follower != nil {
-			n.follower.Unfollow(s)
 		}
 	})
 }

@@ -3,7 +3,12 @@ package pubsub
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -12,28 +17,72 @@ import (
 )
 
 // Redis is the pub/sub over Redis PUBLISH/SUBSCRIBE: one channel per stream
-// (RedisChannel), plus InternalChannel for commands. go-redis reconnects and
+// (RedisNames), plus InternalChannel for commands. go-redis reconnects and
 // re-subscribes by itself after Redis comes back.
 type Redis struct {
 	client   redis.UniversalClient
 	ps       *redis.PubSub
+	names    RedisNames
 	h        Handler
 	log      *slog.Logger
 	interest interest
+
+	// confirmations are the waiters of SUBSCRIBE replies, by channel.
+	cmu           sync.Mutex
+	confirmations map[string][]*confirmation
 }
 
-// RedisChannel is the Redis channel that carries stream's publications:
-// named exactly as the stream, as AnyCable does. Whatever PUBLISHes a
-// stream message there reaches every node listening to the stream; the
-// Redis broker does, when Redis is also the pub/sub, to stamp and publish
-// in one step.
-func RedisChannel(stream string) string { return stream }
+// SubscribeTimeout bounds the wait for the pub/sub server to confirm a
+// subscription; past it the subscription fails (the client is refused).
+const SubscribeTimeout = 2 * time.Second
 
-// NewRedis returns a Redis pub/sub on client delivering to h. It subscribes
-// to the internal channel at once; a Redis that is down is retried in the
-// background.
-func NewRedis(ctx context.Context, client redis.UniversalClient, h Handler, log *slog.Logger) *Redis {
-	return &Redis{client: client, ps: client.Subscribe(ctx, InternalChannel), h: h, log: log}
+// RedisEscape starts the channel of every stream whose name could reach a
+// channel that is not a stream's (see RedisNames).
+const RedisEscape = "cablehub:stream:"
+
+// RedisNames maps streams to the Redis channels carrying their
+// publications. A stream's channel is named exactly as the stream, as
+// AnyCable does, so AnyCable and Cablehub nodes sharing a Redis deliver
+// each other's publications; except for names that could reach a channel
+// that is not a stream's: names starting with "__" (AnyCable's and
+// Cablehub's internal channels, such as InternalChannel and the redis
+// broadcast adapter's __anycable__, and Redis's own __keyspace@…), the
+// reserved names given (a redis adapter channel named otherwise), and names
+// starting with RedisEscape. Those travel on RedisEscape + name. No two
+// streams share a channel, and no stream reaches a reserved or internal
+// one.
+type RedisNames struct {
+	reserved map[string]bool
+}
+
+// NewRedisNames returns the naming that keeps streams off reserved, the
+// channels besides InternalChannel that something other than stream
+// publications uses on the same Redis.
+func NewRedisNames(reserved ...string) RedisNames {
+	n := RedisNames{reserved: map[string]bool{}}
+	for _, r := range reserved {
+		n.reserved[r] = true
+	}
+	return n
+}
+
+// Channel is the Redis channel of stream. Whatever PUBLISHes a stream
+// message there reaches every node listening to the stream; the Redis
+// broker does, when Redis is also the pub/sub, to stamp and publish in one
+// step.
+func (n RedisNames) Channel(stream string) string {
+	if strings.HasPrefix(stream, "__") || strings.HasPrefix(stream, RedisEscape) || n.reserved[stream] {
+		return RedisEscape + stream
+	}
+	return stream
+}
+
+// NewRedis returns a Redis pub/sub on client delivering to h, naming
+// stream channels with names. It subscribes to the internal channel at
+// once; a Redis that is down is retried in the background.
+func NewRedis(ctx context.Context, client redis.UniversalClient, names RedisNames, h Handler, log *slog.Logger) *Redis {
+	return &Redis{client: client, ps: client.Subscribe(ctx, InternalChannel), names: names, h: h, log: log,
+		confirmations: map[string][]*confirmation{}}
 }
 
 // Describe names the pub/sub for the startup log.
@@ -61,9 +110,16 @@ func (r *Redis) Run(ctx context.Context) {
 			case *redis.Message:
 				r.dispatch(m.Channel, []byte(m.Payload))
 			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					r.confirmed(m.Channel)
+				}
 				if m.Kind == "subscribe" && m.Channel == InternalChannel {
 					if connected {
-						r.h.HandleResubscribed(r.interest.streams())
+						// Redis confirms every channel of the resubscription
+						// before it delivers any message to it.
+						r.log.Warn("Redis pub/sub connection was lost and is back; catching up from history")
+						r.h.HandleInterrupted()
+						r.h.HandleResubscribed(r.interest.list())
 					}
 					connected = true
 				}
@@ -94,7 +150,7 @@ func (r *Redis) dispatch(channel string, payload []byte) {
 func (r *Redis) Publish(ctx context.Context, pubs []protocol.Publication) error {
 	pipe := r.client.Pipeline()
 	for i := range pubs {
-		pipe.Publish(ctx, RedisChannel(pubs[i].Stream), protocol.EncodeStreamMessage(&pubs[i]))
+		pipe.Publish(ctx, r.names.Channel(pubs[i].Stream), protocol.EncodeStreamMessage(&pubs[i]))
 	}
 	_, err := pipe.Exec(ctx)
 	return err
@@ -107,19 +163,84 @@ func (r *Redis) PublishCommand(ctx context.Context, c *Command) error {
 }
 
 // Subscribe notes a local subscription to stream; the first one subscribes
-// the node to the stream's channel.
-func (r *Redis) Subscribe(stream string) {
-	r.interest.add(stream, func(s string) {
-		if err := r.ps.Subscribe(context.Background(), RedisChannel(s)); err != nil {
-			r.log.Warn("redis subscribe failed; retried on reconnect", "stream", s, "error", err)
+// the node to the stream's channel. Its Ready is done once Redis confirmed
+// the subscription (so a publication made after the client's confirmation
+// reaches the node), or failed when Redis does not confirm within
+// SubscribeTimeout: the caller then removes the subscription.
+func (r *Redis) Subscribe(stream string) *Ready {
+	return r.interest.add(stream, func(s string, done func(error)) {
+		channel := r.names.Channel(s)
+		c := r.expect(channel, done)
+		ctx, cancel := context.WithTimeout(context.Background(), SubscribeTimeout)
+		defer cancel()
+		if err := r.ps.Subscribe(ctx, channel); err != nil {
+			r.fail(channel, c, fmt.Errorf("subscribing to stream %q: %w", s, err))
+			return
 		}
+		r.cmu.Lock()
+		if slices.Contains(r.confirmations[channel], c) { // else confirmed already
+			c.timer = time.AfterFunc(SubscribeTimeout, func() {
+				r.fail(channel, c, fmt.Errorf("subscribing to stream %q: Redis did not confirm in time", s))
+			})
+		}
+		r.cmu.Unlock()
 	})
+}
+
+// confirmation is a subscription waiting for Redis's SUBSCRIBE reply.
+type confirmation struct {
+	done  func(error)
+	timer *time.Timer // set once the SUBSCRIBE is sent; guarded by cmu
+}
+
+// expect registers a waiter for channel's SUBSCRIBE reply.
+func (r *Redis) expect(channel string, done func(error)) *confirmation {
+	c := &confirmation{done: done}
+	r.cmu.Lock()
+	r.confirmations[channel] = append(r.confirmations[channel], c)
+	r.cmu.Unlock()
+	return c
+}
+
+// fail settles c with err, unless it was confirmed already.
+func (r *Redis) fail(channel string, c *confirmation, err error) {
+	r.cmu.Lock()
+	waiters := r.confirmations[channel]
+	i := slices.Index(waiters, c)
+	if i >= 0 {
+		waiters = slices.Delete(waiters, i, i+1)
+		if len(waiters) == 0 {
+			delete(r.confirmations, channel)
+		} else {
+			r.confirmations[channel] = waiters
+		}
+	}
+	r.cmu.Unlock()
+	if i >= 0 {
+		c.done(err)
+	}
+}
+
+// confirmed settles the waiters of channel's SUBSCRIBE reply.
+func (r *Redis) confirmed(channel string) {
+	r.cmu.Lock()
+	waiters := r.confirmations[channel]
+	delete(r.confirmations, channel)
+	for _, c := range waiters {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+	}
+	r.cmu.Unlock()
+	for _, c := range waiters {
+		c.done(nil)
+	}
 }
 
 // Unsubscribe notes a local subscription gone; the last one unsubscribes.
 func (r *Redis) Unsubscribe(stream string) {
 	r.interest.remove(stream, func(s string) {
-		if err := r.ps.Unsubscribe(context.Background(), RedisChannel(s)); err != nil {
+		if err := r.ps.Unsubscribe(context.Background(), r.names.Channel(s)); err != nil {
 			r.log.Debug("redis unsubscribe failed", "stream", s, "error", err)
 		}
 	})

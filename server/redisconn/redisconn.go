@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cablehub/cablehub/server/redact"
 )
 
 // Options are the connection settings, as the flags give them.
@@ -87,7 +89,9 @@ func (i Info) Describe() string {
 }
 
 // Universal turns o into go-redis options: Sentinel when Sentinels is set,
-// a cluster when the URL lists several nodes, else one server.
+// a cluster when the URL lists several nodes, else one server. An error
+// names the value it refuses with the credentials masked (redact.Error);
+// Info holds addresses only, no credentials.
 func Universal(o Options) (*redis.UniversalOptions, Info, error) {
 	var u *redis.UniversalOptions
 	var info Info
@@ -98,7 +102,7 @@ func Universal(o Options) (*redis.UniversalOptions, Info, error) {
 		u, info, err = urlOptions(o.URL)
 	}
 	if err != nil {
-		return nil, Info{}, err
+		return nil, Info{}, redact.Error(err)
 	}
 	u.DialTimeout = o.DialTimeout
 	if u.TLSConfig != nil {

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 )
 
-// Defaults of the HTTP transport's circuit breaker (spec B.4, AnyCable's
-// "httprpc" two-step breaker).
+// Defaults of the HTTP transport's circuit breaker: the values of
+// AnyCable's HTTP RPC ("httprpc") breaker, so that a back end sees the
+// same traffic behind either server.
 const (
 	DefaultBreakerWindow       = 10 * time.Second
 	DefaultBreakerMinRequests  = 10
@@ -17,12 +20,13 @@ const (
 )
 
 // errBreakerOpen is what allow returns while the breaker refuses requests:
-// open, or half-open with all its probes already handed out.
+// open, or half-open with all its probes already handed out. Its text is
+// AnyCable's, which callers see in the codes.Unavailable status.
 var errBreakerOpen = errors.New("http rpc is temporarily unavailable")
 
 // BreakerOptions configure the circuit breaker in front of the HTTP
-// back end. Zero values take the defaults of spec B.4; the fields exist so
-// that tests can shrink the windows.
+// back end. Zero values take the defaults above (AnyCable's); the fields
+// exist so that tests can shrink the windows.
 type BreakerOptions struct {
 	// Window is how long the closed breaker's counts live: they restart
 	// every Window (10 s).
@@ -41,8 +45,6 @@ type BreakerOptions struct {
 	Probes int
 	// Disabled turns the breaker off: every request is allowed.
 	Disabled bool
-	// Now is the clock (time.Now).
-	Now func() time.Time
 }
 
 func (o BreakerOptions) withDefaults() BreakerOptions {
@@ -61,29 +63,7 @@ func (o BreakerOptions) withDefaults() BreakerOptions {
 	if o.Probes <= 0 {
 		o.Probes = DefaultBreakerProbes
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	return o
-}
-
-type breakerState int
-
-const (
-	breakerClosed breakerState = iota
-	breakerOpen
-	breakerHalfOpen
-)
-
-func (s breakerState) String() string {
-	switch s {
-	case breakerClosed:
-		return "closed"
-	case breakerOpen:
-		return "open"
-	default:
-		return "half-open"
-	}
 }
 
 // outcome is how one request ended, as far as the breaker is concerned.
@@ -101,120 +81,79 @@ const (
 	outcomeIgnored
 )
 
-// breaker is a two-step circuit breaker with the semantics of
-// sony/gobreaker, which AnyCable uses: counts of the closed state restart
-// every window; a failure that brings the window to ≥ MinRequests requests
-// with ≥ FailureRatio failures opens it; after OpenFor it is half-open and
-// lets Probes requests through, closing after that many consecutive
-// successes and opening again on any failure. Results of requests allowed
-// in an earlier generation (before a state change) are ignored.
-type breaker struct {
-	opts BreakerOptions
+// errOutcomeFailure and errOutcomeIgnored carry an outcome into
+// gobreaker, which classifies a request by the error it reports: nil is a
+// success, errOutcomeIgnored is excluded from the counts (IsExcluded),
+// anything else is a failure.
+var (
+	errOutcomeFailure = errors.New("rpc: transport failure")
+	errOutcomeIgnored = errors.New("rpc: request abandoned by its caller")
+)
 
-	mu         sync.Mutex
-	state      breakerState
-	generation uint64
-	expiry     time.Time // end of the closed window or of the open state
-	requests   int
-	failures   int
-	successes  int // consecutive, half-open
+// breaker is AnyCable's two-step circuit breaker, sony/gobreaker's
+// TwoStepCircuitBreaker with these settings: counts of the closed state
+// restart every Window; a failure that brings the window to ≥ MinRequests
+// requests (not counting ignored ones) with ≥ FailureRatio failures opens
+// it; after OpenFor it is half-open and lets Probes requests through at
+// once (an ignored one frees its place), closing after that many
+// consecutive successes and opening again on any failure. Results of
+// requests allowed before a state change or a new window are ignored. It
+// logs nothing and has no metrics: a refused call is seen as the
+// codes.Unavailable it fails with.
+type breaker struct {
+	disabled bool
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 }
 
 func newBreaker(opts BreakerOptions) *breaker {
-	b := &breaker{opts: opts.withDefaults()}
-	b.toState(breakerClosed, b.opts.Now())
-	return b
+	opts = opts.withDefaults()
+	return &breaker{
+		disabled: opts.Disabled,
+		cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        "http rpc",
+			MaxRequests: uint32(opts.Probes),
+			Interval:    opts.Window,
+			Timeout:     opts.OpenFor,
+			ReadyToTrip: func(c gobreaker.Counts) bool {
+				requests := c.Requests - c.TotalExclusions
+				return requests >= uint32(opts.MinRequests) &&
+					float64(c.TotalFailures) >= opts.FailureRatio*float64(requests)
+			},
+			IsExcluded: func(err error) bool { return err == errOutcomeIgnored },
+		}),
+	}
 }
 
 // allow asks to make one request. It returns errBreakerOpen when the
-// request must not be made, else a done function that must be called
-// exactly once with the request's outcome.
+// request must not be made, else a done function to call with the
+// request's outcome; calls after the first are no-ops, and a done never
+// called keeps a half-open breaker's probe place taken.
 func (b *breaker) allow() (done func(outcome), err error) {
-	if b.opts.Disabled {
+	if b.disabled {
 		return func(outcome) {}, nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.opts.Now()
-	b.advance(now)
-	switch b.state {
-	case breakerOpen:
+	report, err := b.cb.Allow()
+	if err != nil {
+		// gobreaker.ErrOpenState or, half-open, ErrTooManyRequests.
 		return nil, errBreakerOpen
-	case breakerHalfOpen:
-		if b.requests >= b.opts.Probes {
-			return nil, errBreakerOpen
-		}
 	}
-	b.requests++
-	gen := b.generation
 	var once sync.Once
-	return func(o outcome) { once.Do(func() { b.record(gen, o) }) }, nil
-}
-
-// currentState reports the state at the current time (for tests and logs).
-func (b *breaker) currentState() breakerState {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.advance(b.opts.Now())
-	return b.state
-}
-
-func (b *breaker) record(gen uint64, o outcome) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.opts.Now()
-	b.advance(now)
-	if gen != b.generation {
-		return
-	}
-	switch o {
-	case outcomeIgnored:
-		b.requests--
-	case outcomeSuccess:
-		if b.state == breakerHalfOpen {
-			b.successes++
-			if b.successes >= b.opts.Probes {
-				b.toState(breakerClosed, now)
+	return func(o outcome) {
+		once.Do(func() {
+			switch o {
+			case outcomeSuccess:
+				report(nil)
+			case outcomeFailure:
+				report(errOutcomeFailure)
+			default:
+				report(errOutcomeIgnored)
 			}
-		}
-	case outcomeFailure:
-		b.failures++
-		switch b.state {
-		case breakerHalfOpen:
-			b.toState(breakerOpen, now)
-		case breakerClosed:
-			if b.requests >= b.opts.MinRequests &&
-				float64(b.failures) >= b.opts.FailureRatio*float64(b.requests) {
-				b.toState(breakerOpen, now)
-			}
-		}
-	}
+		})
+	}, nil
 }
 
-// advance applies the passage of time: a closed window that ended starts a
-// new generation, an open state that ended becomes half-open.
-func (b *breaker) advance(now time.Time) {
-	if now.Before(b.expiry) {
-		return
-	}
-	switch b.state {
-	case breakerClosed:
-		b.toState(breakerClosed, now)
-	case breakerOpen:
-		b.toState(breakerHalfOpen, now)
-	}
-}
-
-func (b *breaker) toState(s breakerState, now time.Time) {
-	b.state = s
-	b.generation++
-	b.requests, b.failures, b.successes = 0, 0, 0
-	switch s {
-	case breakerClosed:
-		b.expiry = now.Add(b.opts.Window)
-	case breakerOpen:
-		b.expiry = now.Add(b.opts.OpenFor)
-	default:
-		b.expiry = time.Time{}.Add(1<<63 - 1) // half-open has no expiry
-	}
+// currentState reports the state at the current time, the passage of time
+// applied (for tests).
+func (b *breaker) currentState() gobreaker.State {
+	return b.cb.State()
 }

@@ -20,14 +20,16 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/cablehub/cablehub/server/redact"
 )
 
 // DefaultGRPCHost is AnyCable's --rpc_host default.
 const DefaultGRPCHost = "localhost:50051"
 
 // grpcKeepalive is AnyCable's client keepalive: a ping every 10 s even
-// without calls in flight, so a dead back end is noticed between calls
-// (A.3). Back ends must permit it (AnyCable's and grpc-go's with a
+// without calls in flight, so a dead back end is noticed between calls.
+// Back ends must permit it (AnyCable's and grpc-go's with a
 // permissive EnforcementPolicy do; a stricter server answers with
 // too_many_pings and grpc-go then backs the interval off by itself).
 const grpcKeepalive = 10 * time.Second
@@ -39,8 +41,8 @@ type GRPCOptions struct {
 	// Host is --rpc_host: "host:port", "dns:///host:port" (DNS, every
 	// address resolved is used round-robin), "grpc-list://h1:p1,h2:p2" (a
 	// static list, round-robin) or "grpc://host:port" (same as host:port;
-	// AnyCable accepts the form but fails every call, A.3/F.11). Empty
-	// means DefaultGRPCHost.
+	// AnyCable accepts the form but fails every call with "grpc
+	// connection is not ready"). Empty means DefaultGRPCHost.
 	Host string
 	// Concurrency is --rpc_concurrency; ≤ 0 means DefaultConcurrency.
 	Concurrency int
@@ -71,8 +73,9 @@ type GRPCOptions struct {
 	exhaustedBase, unavailableBase time.Duration
 }
 
-// GRPC is the gRPC transport of Client (A.1–A.3): one round-robin client
-// connection to the back end, calls run by an Invoker.
+// GRPC is the gRPC transport of Client, AnyCable's anycable.RPC service
+// with its call metadata: one round-robin client connection to the back
+// end, calls run by an Invoker.
 type GRPC struct {
 	conn    *grpc.ClientConn
 	client  anycablepb.RPCClient
@@ -92,7 +95,7 @@ func NewGRPC(opts GRPCOptions, log *slog.Logger) (*GRPC, error) {
 	}
 	tgt, err := parseGRPCHost(opts.Host)
 	if err != nil {
-		return nil, err
+		return nil, redact.Error(err)
 	}
 	creds, err := grpcCredentials(opts)
 	if err != nil {
@@ -121,7 +124,7 @@ func NewGRPC(opts GRPCOptions, log *slog.Logger) (*GRPC, error) {
 	}
 	conn, err := grpc.NewClient(tgt.target, dialOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("rpc: gRPC client for host %q: %w", opts.Host, err)
+		return nil, redact.Error(fmt.Errorf("rpc: gRPC client for host %q: %w", opts.Host, err))
 	}
 	policy := RetryPolicy{
 		CommandTimeout:  opts.CommandTimeout,
@@ -143,7 +146,7 @@ func NewGRPC(opts GRPCOptions, log *slog.Logger) (*GRPC, error) {
 }
 
 // errNotReady fails a call at once while the connection to the back end
-// is in TRANSIENT_FAILURE (A.10): AnyCable's callers then fail fast
+// is in TRANSIENT_FAILURE: AnyCable's callers then fail fast
 // instead of each spending the whole budget on retries, so an outage
 // costs clients a quick 1011, not a 3 s wait each.
 var errNotReady = finalError{status.Error(codes.Unavailable, "grpc connection is not ready")}
@@ -163,7 +166,7 @@ func (g *GRPC) ready() error {
 // again within seconds of the back end's return.
 const grpcMaxBackoff = 5 * time.Second
 
-// Connect authenticates a new session (A.5).
+// Connect asks the back end to authenticate a new session.
 func (g *GRPC) Connect(ctx context.Context, sid string, req *anycablepb.ConnectionRequest) (*anycablepb.ConnectionResponse, error) {
 	var resp *anycablepb.ConnectionResponse
 	err := g.invoker.Invoke(ctx, MethodConnect, sid, func(ctx context.Context) error {
@@ -172,7 +175,7 @@ func (g *GRPC) Connect(ctx context.Context, sid string, req *anycablepb.Connecti
 			return err
 		}
 		resp, err = g.client.Connect(withMeta(ctx, sid), req)
-		return err
+		return tooLarge(err)
 	})
 	if err != nil {
 		return nil, err
@@ -180,7 +183,8 @@ func (g *GRPC) Connect(ctx context.Context, sid string, req *anycablepb.Connecti
 	return resp, nil
 }
 
-// Command runs subscribe/unsubscribe/message (A.6).
+// Command passes a client's subscribe, unsubscribe or message command on
+// a channel the back end runs.
 func (g *GRPC) Command(ctx context.Context, sid string, req *anycablepb.CommandMessage) (*anycablepb.CommandResponse, error) {
 	var resp *anycablepb.CommandResponse
 	err := g.invoker.Invoke(ctx, MethodCommand, sid, func(ctx context.Context) error {
@@ -189,7 +193,7 @@ func (g *GRPC) Command(ctx context.Context, sid string, req *anycablepb.CommandM
 			return err
 		}
 		resp, err = g.client.Command(withMeta(ctx, sid), req)
-		return err
+		return tooLarge(err)
 	})
 	if err != nil {
 		return nil, err
@@ -197,7 +201,7 @@ func (g *GRPC) Command(ctx context.Context, sid string, req *anycablepb.CommandM
 	return resp, nil
 }
 
-// Disconnect reports a closed session (A.8).
+// Disconnect tells the back end that a session ended.
 func (g *GRPC) Disconnect(ctx context.Context, sid string, req *anycablepb.DisconnectRequest) (*anycablepb.DisconnectResponse, error) {
 	var resp *anycablepb.DisconnectResponse
 	err := g.invoker.Invoke(ctx, MethodDisconnect, sid, func(ctx context.Context) error {
@@ -206,12 +210,29 @@ func (g *GRPC) Disconnect(ctx context.Context, sid string, req *anycablepb.Disco
 			return err
 		}
 		resp, err = g.client.Disconnect(withMeta(ctx, sid), req)
-		return err
+		return tooLarge(err)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// tooLarge makes a message refused for its size a final error. grpc-go
+// refuses a reply over MaxRecvSize (--rpc_max_call_recv_size) from its
+// length prefix, before reading it, with RESOURCE_EXHAUSTED "grpc:
+// received message larger than max" (or "… after decompression larger
+// than max"); a back end refusing a request over its own limit answers
+// the same. Both would fail the same way every time, so unlike an
+// overloaded back end's RESOURCE_EXHAUSTED they are not retried: a back
+// end answering huge replies is asked once per call, not until the
+// budget runs out.
+func tooLarge(err error) error {
+	s, ok := status.FromError(err)
+	if !ok || s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "larger than max") {
+		return err
+	}
+	return finalError{err}
 }
 
 // Reachable reports whether the back end answered lately (see
@@ -222,7 +243,8 @@ func (g *GRPC) Reachable() bool { return g.invoker.Reachable() }
 // codes.Canceled and later calls fail too.
 func (g *GRPC) Close() error { return g.conn.Close() }
 
-// withMeta adds A.3's metadata to an outgoing call.
+// withMeta adds the metadata AnyCable sends with every call: the sid,
+// which the back end puts in its welcome, and protov.
 func withMeta(ctx context.Context, sid string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, MetaSID, sid, MetaProtocol, ProtocolVersion)
 }

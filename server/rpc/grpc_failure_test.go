@@ -296,7 +296,8 @@ func TestGRPCWaitingForSlotHonoursContext(t *testing.T) {
 
 // While the connection to a back end that is down is in
 // TRANSIENT_FAILURE, calls fail at once with "grpc connection is not
-// ready" and no retry (A.10), instead of each spending the budget.
+// ready" and no retry, as in AnyCable, instead of each spending the
+// budget.
 func TestGRPCNotReadyFailsFast(t *testing.T) {
 	m := &countingMetrics{}
 	g := newTestGRPC(t, GRPCOptions{Host: freeAddr(t), CommandTimeout: time.Second, Metrics: m}, nil)

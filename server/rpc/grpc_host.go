@@ -23,9 +23,10 @@ type grpcTarget struct {
 // via grpc.WithResolvers; the name just has to be valid and distinct).
 var listSchemeSeq atomic.Uint64
 
-// parseGRPCHost accepts the --rpc_host forms of A.3 and rejects anything
-// else with an error naming the value, instead of AnyCable's silent
-// failures (F.11).
+// parseGRPCHost accepts AnyCable's --rpc_host forms (host:port,
+// dns:///host:port, grpc-list://h1:p1,h2:p2, and grpc://host:port, which
+// works here) and rejects anything else with an error naming the value,
+// where AnyCable fails every call later without saying why.
 func parseGRPCHost(host string) (grpcTarget, error) {
 	if host == "" {
 		host = DefaultGRPCHost

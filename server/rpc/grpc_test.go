@@ -281,7 +281,7 @@ func TestGRPCResponsesPassThrough(t *testing.T) {
 			t.Errorf("Disconnect %s: got %v, %v; want %v", name, got, err, want)
 		}
 	}
-	// Empty-valued map entries survive: they are what deletes state (A.7).
+	// Empty-valued map entries survive: they are what deletes state keys.
 	cur.Store("every field")
 	got, err := g.Command(ctx, "s", &anycablepb.CommandMessage{})
 	if err != nil {
@@ -295,9 +295,11 @@ func TestGRPCResponsesPassThrough(t *testing.T) {
 	}
 }
 
-// TestWireBytesSpecExamples: the generated stubs encode A.2's examples to
-// the spec's bytes, so the wire format is AnyCable's.
-func TestWireBytesSpecExamples(t *testing.T) {
+// TestWireBytesExamples: the generated stubs encode these messages to the
+// bytes AnyCable's own generated stubs produce, so the wire format is
+// AnyCable's (field numbers, maps as entry messages, ERROR as an absent
+// status).
+func TestWireBytesExamples(t *testing.T) {
 	cases := []struct {
 		name string
 		msg  proto.Message
@@ -323,11 +325,11 @@ func TestWireBytesSpecExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s: marshal = %x, spec %x", c.name, got, want)
+			t.Errorf("%s: marshal = %x, want %x", c.name, got, want)
 		}
 		back := c.msg.ProtoReflect().New().Interface()
 		if err := proto.Unmarshal(want, back); err != nil || !proto.Equal(back, c.msg) {
-			t.Errorf("%s: unmarshal of spec bytes = %v, %v; want %v", c.name, back, err, c.msg)
+			t.Errorf("%s: unmarshal of the wanted bytes = %v, %v; want %v", c.name, back, err, c.msg)
 		}
 	}
 }

@@ -22,32 +22,42 @@ import (
 	anycablepb "github.com/cablehub/cablehub/gen/anycable"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/cablehub/cablehub/server/redact"
 )
 
-// Defaults of the HTTP transport (spec B.5 and this package's own limits).
+// Defaults of the HTTP transport: AnyCable's, and this package's own
+// limits.
 const (
 	// DefaultHTTPRequestTimeout is the per-request timeout when neither
-	// HTTPTimeout nor RequestTimeout is set (B.5).
+	// HTTPTimeout nor RequestTimeout is set, as in AnyCable (where gRPC
+	// attempts have none).
 	DefaultHTTPRequestTimeout = 3000 * time.Millisecond
 	// DefaultHTTPMaxResponseBytes bounds a reply body (after gzip
-	// decoding): a larger reply fails the call with codes.Unknown instead
-	// of being buffered. AnyCable reads replies without a bound; 64 MiB is
-	// far above any sane RPC reply and keeps a broken or hostile back end
-	// from exhausting memory.
-	DefaultHTTPMaxResponseBytes = 64 << 20
+	// decoding): a larger reply fails the call with codes.Unknown, not
+	// retried, after reading no more than the limit. It is gRPC's default
+	// receive limit, so both transports refuse the same replies
+	// (--rpc_max_call_recv_size sets both). AnyCable reads HTTP replies
+	// without a bound, and a back end answering 60 MB replies then holds
+	// that much per call in flight; a reply this large could not reach a
+	// client anyway: its transmissions would pass --ws_max_pending_size
+	// (1 MiB by default) and the client would be cut as too slow.
+	DefaultHTTPMaxResponseBytes = 4 << 20
 	// HTTPSecretNone as the Secret disables the Authorization header
-	// even when an application secret is configured (B.1).
+	// even when an application secret is configured, as
+	// --http_rpc_secret=none does in AnyCable.
 	HTTPSecretNone = "none"
 	// errorBodyLogLimit is how much of a non-200 reply body is logged.
 	errorBodyLogLimit = 1024
 )
 
-// HTTPOptions configure the HTTP RPC transport (spec part B). Zero values
-// take the documented defaults.
+// HTTPOptions configure the HTTP RPC transport. Zero values take the
+// documented defaults.
 type HTTPOptions struct {
 	// URL is the base URL, http:// or https://: each call POSTs to URL
 	// path-joined with connect, command or disconnect; a trailing slash is
-	// tolerated and the query string is kept (B.1).
+	// tolerated and the query string is kept, as AnyCable does
+	// (http://h/rpc/?key=1 gets POST /rpc/connect?key=1).
 	URL string
 	// Secret is the authorization key sent as "Authorization: Bearer
 	// <Secret>" (--http_rpc_secret); "none" sends no header.
@@ -60,34 +70,34 @@ type HTTPOptions struct {
 	Concurrency int
 	// HTTPTimeout is the per-request timeout (--http_rpc_timeout); when ≤ 0,
 	// RequestTimeout (--rpc_request_timeout) applies, and when that is ≤ 0
-	// too, DefaultHTTPRequestTimeout (B.5).
+	// too, DefaultHTTPRequestTimeout.
 	HTTPTimeout    time.Duration
 	RequestTimeout time.Duration
 	// CommandTimeout bounds a whole call, retries included
 	// (--rpc_command_timeout); ≤ 0 means DefaultCommandTimeout.
 	CommandTimeout time.Duration
-	// MaxResponseBytes bounds a reply body; ≤ 0 means
-	// DefaultHTTPMaxResponseBytes.
+	// MaxResponseBytes bounds a reply body (--rpc_max_call_recv_size);
+	// ≤ 0 means DefaultHTTPMaxResponseBytes.
 	MaxResponseBytes int64
 	// TLSConfig is used for https:// URLs (nil: system roots). A TLS
 	// failure fails the call with codes.Unauthenticated, not retried.
 	TLSConfig *tls.Config
-	// Breaker configures the circuit breaker (B.4 defaults).
+	// Breaker configures the circuit breaker; zero values take AnyCable's
+	// settings (see BreakerOptions).
 	Breaker BreakerOptions
 	// Metrics receives calls, retries, pending and durations; may be nil.
 	Metrics Metrics
 }
 
-// HTTP is the RPC client speaking AnyCable's RPC over HTTP (spec part B):
-// JSON bodies POSTed to <base>/connect|command|disconnect. It implements
-// Client; see the package doc for the error contract. Safe for concurrent
-// use.
+// HTTP is the RPC client speaking AnyCable's RPC over HTTP: JSON bodies
+// POSTed to <base>/connect|command|disconnect. It implements Client; see
+// the package doc for the error contract. Safe for concurrent use.
 type HTTP struct {
 	base        *url.URL
 	auth        string // the Authorization header value, "" for none
 	client      *http.Client
 	transport   *http.Transport
-	timeout     time.Duration // per request (B.5)
+	timeout     time.Duration // per request: httpRequestTimeout(opts)
 	maxBody     int64
 	breaker     *breaker
 	invoker     *Invoker
@@ -99,7 +109,7 @@ type HTTP struct {
 var _ Client = (*HTTP)(nil)
 
 // DeriveSecret is the HTTP RPC key AnyCable derives from the application
-// secret (B.1): lower-case hex HMAC-SHA256 with the secret as key over the
+// secret: lower-case hex HMAC-SHA256 with the secret as key over the
 // message "rpc-cable".
 func DeriveSecret(appSecret string) string {
 	mac := hmac.New(sha256.New, []byte(appSecret))
@@ -115,10 +125,10 @@ func NewHTTP(opts HTTPOptions, log *slog.Logger) (*HTTP, error) {
 	}
 	base, err := url.Parse(opts.URL)
 	if err != nil {
-		return nil, fmt.Errorf("rpc: invalid HTTP RPC URL %q: %w", opts.URL, err)
+		return nil, redact.Error(fmt.Errorf("rpc: invalid HTTP RPC URL %q: %w", opts.URL, err))
 	}
 	if (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("rpc: HTTP RPC URL %q must be http://host… or https://host…", opts.URL)
+		return nil, redact.Error(fmt.Errorf("rpc: HTTP RPC URL %q must be http://host… or https://host…", opts.URL))
 	}
 	base.Fragment, base.RawFragment = "", ""
 
@@ -151,8 +161,9 @@ func NewHTTP(opts HTTPOptions, log *slog.Logger) (*HTTP, error) {
 	h.transport = tr
 	h.client = &http.Client{
 		Transport: tr,
-		// A redirect is an answer other than 200 (UNKNOWN, B.3), not
-		// something to follow with the application's secret.
+		// A redirect is an answer other than 200 (codes.Unknown, see
+		// statusError), not something to follow with the application's
+		// secret.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	policy := RetryPolicy{CommandTimeout: opts.CommandTimeout, RequestTimeout: h.timeout}
@@ -160,7 +171,8 @@ func NewHTTP(opts HTTPOptions, log *slog.Logger) (*HTTP, error) {
 	return h, nil
 }
 
-// httpRequestTimeout is B.5's per-request timeout.
+// httpRequestTimeout is AnyCable's per-request timeout of HTTP RPC:
+// --http_rpc_timeout, else --rpc_request_timeout, else 3 s.
 func httpRequestTimeout(opts HTTPOptions) time.Duration {
 	switch {
 	case opts.HTTPTimeout > 0:
@@ -243,11 +255,13 @@ func (h *HTTP) call(ctx context.Context, method, sid string, body []byte, decode
 
 // attempt makes one request (ctx carries the per-request timeout, set by
 // the Invoker's policy) and returns the body of a 200 reply or a status
-// error (B.3). While the circuit breaker is open it sends nothing and
-// fails with codes.Unavailable "http rpc is temporarily unavailable"; that
-// is retried like any Unavailable, as in AnyCable, so a call that arrives
-// just before the breaker half-opens can still get through within its
-// budget, while the back end sees no traffic meanwhile.
+// error, mapped as AnyCable maps it: transportCode's when the exchange
+// failed, statusError's for another answer. While the circuit breaker is
+// open it sends nothing and fails with codes.Unavailable "http rpc is
+// temporarily unavailable"; that is retried like any Unavailable, as in
+// AnyCable, so a call that arrives just before the breaker half-opens can
+// still get through within its budget, while the back end sees no traffic
+// meanwhile.
 func (h *HTTP) attempt(ctx context.Context, method, sid string, body []byte) ([]byte, error) {
 	done, err := h.breaker.allow()
 	if err != nil {
@@ -296,33 +310,72 @@ func (h *HTTP) attempt(ctx context.Context, method, sid string, body []byte) ([]
 }
 
 // errBodyTooLarge is readBody's error for a reply above the limit.
-var errBodyTooLarge = errors.New("reply body exceeds the size limit")
+var errBodyTooLarge = errors.New("reply larger than the limit of --rpc_max_call_recv_size")
 
 // readBody reads a reply body up to the limit (gzip already decoded by
-// the transport, so the limit bounds the decoded size).
+// the transport, so the limit bounds the decoded size). A reply that
+// announces a larger length is refused unread; one that turns out larger
+// is refused once the limit is read and one byte more arrives. Either way
+// the caller's Close of the unread body closes the connection, so the
+// back end cannot push the rest. No buffer outlives the call.
 func (h *HTTP) readBody(res *http.Response) ([]byte, error) {
 	limit := h.maxBody
 	if res.StatusCode != http.StatusOK {
 		limit = errorBodyLogLimit // only logged
 	}
 	if res.StatusCode == http.StatusOK && res.ContentLength > limit {
-		return nil, fmt.Errorf("%w (%d > %d bytes)", errBodyTooLarge, res.ContentLength, limit)
+		return nil, fmt.Errorf("%w (%d bytes announced, %d allowed)", errBodyTooLarge, res.ContentLength, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(res.Body, limit+1))
+	b, more, err := readAtMost(res.Body, limit, res.ContentLength)
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) > limit {
-		if res.StatusCode != http.StatusOK {
-			return b[:limit], nil // truncated for the log
-		}
-		return nil, fmt.Errorf("%w (%d bytes)", errBodyTooLarge, limit)
+	if more && res.StatusCode == http.StatusOK {
+		return nil, fmt.Errorf("%w (more than %d bytes)", errBodyTooLarge, limit)
 	}
-	return b, nil
+	return b, nil // a non-200 body is cut at the limit, for the log
 }
 
-// statusError maps a non-200 reply (B.3): 401 → Unauthenticated, 400 and
-// 422 → InvalidArgument, anything else → Unknown; none is retried.
+// readAtMost reads r to its end or max bytes, whichever comes first; more
+// reports that r had more. The buffer has the announced length (size ≥
+// 0), else it doubles as needed up to max, so that reading allocates
+// about twice what was read at most (io.ReadAll's growth allocates five
+// times).
+func readAtMost(r io.Reader, max, size int64) (b []byte, more bool, err error) {
+	c := min(max, 32<<10)
+	if size >= 0 {
+		c = min(max, size)
+	}
+	b = make([]byte, 0, c)
+	for int64(len(b)) < max {
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), min(max, 2*int64(cap(b))+512))
+			copy(grown, b)
+			b = grown
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	var probe [1]byte
+	n, err := io.ReadFull(r, probe[:])
+	if n > 0 {
+		return b, true, nil
+	}
+	if err != nil && err != io.EOF {
+		return nil, false, err
+	}
+	return b, false, nil
+}
+
+// statusError maps a non-200 reply as AnyCable does: 401 →
+// Unauthenticated, 400 and 422 → InvalidArgument, anything else →
+// Unknown; none is retried.
 func (h *HTTP) statusError(method string, code int, body []byte) error {
 	switch code {
 	case http.StatusUnauthorized:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	anycablepb "github.com/cablehub/cablehub/gen/anycable"
+	"github.com/sony/gobreaker/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -44,7 +45,7 @@ func (m *countingMetrics) Done(_ string, c codes.Code, _ time.Duration) {
 }
 
 // TestHTTPConnectionRefusedRetried: an unreachable back end is
-// UNAVAILABLE, retried with backoff until the command budget (A.10, B.3).
+// UNAVAILABLE, retried with backoff until the command budget.
 func TestHTTPConnectionRefusedRetried(t *testing.T) {
 	m := &countingMetrics{}
 	h := newTestHTTP(t, HTTPOptions{URL: "http://" + freeAddr(t) + "/rpc", CommandTimeout: 1500 * time.Millisecond, Metrics: m})
@@ -68,7 +69,7 @@ func TestHTTPConnectionRefusedRetried(t *testing.T) {
 }
 
 // TestHTTPTimeouts: the per-request timeout is DEADLINE_EXCEEDED and not
-// retried (B.3, B.5); so is the command budget when it is shorter.
+// retried; so is the command budget when it is shorter.
 func TestHTTPTimeouts(t *testing.T) {
 	var hits atomic.Int32
 	release := make(chan struct{})
@@ -135,7 +136,7 @@ func TestHTTPCallerCancel(t *testing.T) {
 	if _, err := h.Connect(ctx, "s", &anycablepb.ConnectionRequest{}); status.Code(err) != codes.Canceled {
 		t.Errorf("err = %v, want Canceled", err)
 	}
-	if s := h.breaker.currentState(); s != breakerClosed {
+	if s := h.breaker.currentState(); s != gobreaker.StateClosed {
 		t.Errorf("breaker %v after a cancelled call", s)
 	}
 }
@@ -194,7 +195,7 @@ func TestHTTPClose(t *testing.T) {
 }
 
 // TestHTTPConcurrency: the shared semaphore keeps at most Concurrency
-// requests at the back end (A.10).
+// requests at the back end.
 func TestHTTPConcurrency(t *testing.T) {
 	var cur, peak atomic.Int32
 	entered := make(chan struct{}, 8)
@@ -241,7 +242,7 @@ func TestHTTPConcurrency(t *testing.T) {
 }
 
 // TestHTTPBreakerOpensAndRecovers drives the breaker through a back end
-// that drops connections (transport failures), then recovers (B.4).
+// that drops connections (transport failures), then recovers.
 func TestHTTPBreakerOpensAndRecovers(t *testing.T) {
 	var down atomic.Bool
 	var hits atomic.Int32
@@ -269,7 +270,7 @@ func TestHTTPBreakerOpensAndRecovers(t *testing.T) {
 			t.Fatalf("call %d: %v, want Unavailable", i, err)
 		}
 	}
-	if s := h.breaker.currentState(); s != breakerOpen {
+	if s := h.breaker.currentState(); s != gobreaker.StateOpen {
 		t.Fatalf("breaker %v after %d failures, want open", s, hits.Load())
 	}
 	before := hits.Load()
@@ -296,7 +297,7 @@ func TestHTTPBreakerOpensAndRecovers(t *testing.T) {
 	if _, err := h.Command(ctx, "s", &anycablepb.CommandMessage{}); err != nil {
 		t.Fatal(err)
 	}
-	if s := h.breaker.currentState(); s != breakerClosed {
+	if s := h.breaker.currentState(); s != gobreaker.StateClosed {
 		t.Errorf("breaker %v after 2 successful probes, want closed", s)
 	}
 }
@@ -314,7 +315,7 @@ func TestHTTPBreakerIgnoresHTTPErrors(t *testing.T) {
 			t.Fatalf("err = %v, want Unknown", err)
 		}
 	}
-	if s := h.breaker.currentState(); s != breakerClosed {
+	if s := h.breaker.currentState(); s != gobreaker.StateClosed {
 		t.Errorf("breaker %v, want closed", s)
 	}
 }

@@ -6,15 +6,15 @@ import (
 	anycablepb "github.com/cablehub/cablehub/gen/anycable"
 )
 
-// The JSON bodies of HTTP RPC (spec B.2) are AnyCable's protobuf structs
-// run through Go's encoding/json — not the proto3 JSON mapping. The
-// mirror structs below pin that wire format here rather than relying on
+// The JSON bodies of HTTP RPC are AnyCable's protobuf structs run
+// through Go's encoding/json — not the proto3 JSON mapping. The mirror
+// structs below pin that wire format here rather than relying on
 // the json tags protoc-gen-go happens to emit: snake_case proto names,
 // omitempty everywhere (zero values absent), fields in field-number order,
 // Status as a JSON number. encoding/json supplies the rest: map keys
 // sorted byte-wise, <, > and & escaped as \u003c, \u003e, \u0026, invalid
 // UTF-8 replaced by U+FFFD, and empty-string map values kept ("k":""),
-// which carries the delete-by-empty-value rule of A.7.
+// which carries the rule that an empty value deletes a state key.
 //
 // Decoding uses the same structs with encoding/json's matching rules, as
 // AnyCable does: keys match case-insensitively but underscores count

@@ -9,8 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// The env of spec B.6's transcript (headers cookie, origin, x-api-token
-// forwarded, REMOTE_ADDR added).
+// The env AnyCable 1.6.16 sent to a serverless-js app for a client with a
+// cookie, an Origin and an X-Api-Token, with --headers
+// cookie,origin,x-api-token (REMOTE_ADDR added).
 func transcriptEnv() *anycablepb.Env {
 	return &anycablepb.Env{
 		Url: "http://127.0.0.1:29410/cable?user=alice",
@@ -25,8 +26,9 @@ func transcriptEnv() *anycablepb.Env {
 
 const transcriptEnvJSON = `{"url":"http://127.0.0.1:29410/cable?user=alice","headers":{"REMOTE_ADDR":"127.0.0.1","cookie":"_session=abc; theme=dark","origin":"http://example.test","x-api-token":"tok1"}}`
 
-// TestEncodeMatchesTranscripts reproduces request bodies captured from
-// AnyCable 1.6.16 (spec B.6 and A.12) byte for byte.
+// TestEncodeMatchesTranscripts reproduces, byte for byte, the requests
+// AnyCable 1.6.16 sent to a serverless-js app over HTTP RPC, and the JSON
+// of a Disconnect it sent over gRPC.
 func TestEncodeMatchesTranscripts(t *testing.T) {
 	const chat = `{"channel":"chat","room":"42"}`
 	cases := []struct {
@@ -35,29 +37,29 @@ func TestEncodeMatchesTranscripts(t *testing.T) {
 		want string
 	}{
 		{
-			name: "B.6 connect (verbatim)",
+			name: "connect (verbatim)",
 			msg:  &anycablepb.ConnectionRequest{Env: transcriptEnv()},
 			want: `{"env":{"url":"http://127.0.0.1:29410/cable?user=alice","headers":{"REMOTE_ADDR":"127.0.0.1","cookie":"_session=abc; theme=dark","origin":"http://example.test","x-api-token":"tok1"}}}`,
 		},
 		{
-			name: "B.6 subscribe: no data",
+			name: "subscribe: no data",
 			msg: &anycablepb.CommandMessage{Command: "subscribe", Identifier: chat,
 				ConnectionIdentifiers: `{"user":"alice"}`, Env: transcriptEnv()},
 			want: `{"command":"subscribe","identifier":"{\"channel\":\"chat\",\"room\":\"42\"}","connection_identifiers":"{\"user\":\"alice\"}","env":` + transcriptEnvJSON + `}`,
 		},
 		{
-			name: "B.6 message",
+			name: "message",
 			msg: &anycablepb.CommandMessage{Command: "message", Identifier: chat,
 				ConnectionIdentifiers: `{"user":"alice"}`, Data: `{"action":"echo","x":1}`, Env: transcriptEnv()},
 			want: `{"command":"message","identifier":"{\"channel\":\"chat\",\"room\":\"42\"}","connection_identifiers":"{\"user\":\"alice\"}","data":"{\"action\":\"echo\",\"x\":1}","env":` + transcriptEnvJSON + `}`,
 		},
 		{
-			name: "B.6 disconnect: no subscriptions",
+			name: "disconnect: no subscriptions",
 			msg:  &anycablepb.DisconnectRequest{Identifiers: `{"user":"alice"}`, Env: transcriptEnv()},
 			want: `{"identifiers":"{\"user\":\"alice\"}","env":` + transcriptEnvJSON + `}`,
 		},
 		{
-			name: "B.6 state round trip: sorted cstate and istate",
+			name: "state round trip: sorted cstate and istate",
 			msg: &anycablepb.CommandMessage{Command: "message", Identifier: "i", Env: &anycablepb.Env{
 				Cstate: map[string]string{"visits": "1", "lang": "en", "c1": "x"},
 				Istate: map[string]string{"k2": "v2", "k1": "v1"},
@@ -65,7 +67,7 @@ func TestEncodeMatchesTranscripts(t *testing.T) {
 			want: `{"command":"message","identifier":"i","env":{"cstate":{"c1":"x","lang":"en","visits":"1"},"istate":{"k1":"v1","k2":"v2"}}}`,
 		},
 		{
-			name: "A.12 disconnect with subscriptions and istate of JSON strings",
+			name: "gRPC disconnect with subscriptions and istate of JSON strings",
 			msg: &anycablepb.DisconnectRequest{
 				Identifiers:   `{"user":"gina"}`,
 				Subscriptions: []string{`{"channel":"Chat","id":5}`},
@@ -78,7 +80,7 @@ func TestEncodeMatchesTranscripts(t *testing.T) {
 			want: `{"identifiers":"{\"user\":\"gina\"}","subscriptions":["{\"channel\":\"Chat\",\"id\":5}"],"env":{"url":"http://127.0.0.1:29416/cable?user=gina","cstate":{"k":"v"},"istate":{"{\"channel\":\"Chat\",\"id\":5}":"{\"joined\":\"yes\"}"}}}`,
 		},
 		{
-			name: "B.2 HTML escaping in a URL with &, and empty map values kept",
+			name: "HTML escaping in a URL with &, and empty map values kept",
 			msg: &anycablepb.ConnectionRequest{Env: &anycablepb.Env{
 				Url:    "http://h/cable?user=bob&mode=x<y>",
 				Cstate: map[string]string{"gone": ""},
@@ -132,8 +134,8 @@ func encodeAny(t *testing.T, m proto.Message) string {
 	return string(b)
 }
 
-// TestDecodeServerlessReplies decodes the replies serverless-js sent in
-// spec B.6 (explicit zero values, empty env and arrays).
+// TestDecodeServerlessReplies decodes replies @anycable/serverless-js
+// 0.1.0 sent (explicit zero values, empty env and arrays).
 func TestDecodeServerlessReplies(t *testing.T) {
 	conn, err := decodeConnect([]byte(`{"status":1,"identifiers":"{\"user\":\"alice\"}","transmissions":["{\"type\":\"welcome\",\"sid\":\"YhOWV3bmwmmO3QT2Z95nj\"}"],"error_msg":"","env":{}}`))
 	if err != nil {
@@ -173,7 +175,7 @@ func TestDecodeServerlessReplies(t *testing.T) {
 }
 
 // TestDecodeGoMatchingRules pins encoding/json's rules, which AnyCable's
-// decoding inherits (spec B.2).
+// decoding inherits.
 func TestDecodeGoMatchingRules(t *testing.T) {
 	t.Run("case-insensitive keys, underscores significant", func(t *testing.T) {
 		r, err := decodeCommand([]byte(`{"STATUS":1,"Stop_Streams":true,"stopStreams":false,"errorMsg":"ignored","ERROR_MSG":"kept"}`))
@@ -217,7 +219,7 @@ func TestDecodeGoMatchingRules(t *testing.T) {
 		}
 	})
 	for _, body := range []string{
-		`{"status":"SUCCESS"}`, // enum names are not accepted (B.2)
+		`{"status":"SUCCESS"}`, // enum names are not accepted, as in AnyCable
 		`{"status":1.5}`,
 		`not json`,
 		`{"status":1}trailing`,

@@ -61,7 +61,8 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestDeriveSecret(t *testing.T) {
-	const want = "4b7da2749fe2a4534cec0d2acbd16277a800cf2acd31158ac4edae4a62a8f18d" // spec B.1
+	// AnyCable's key for the secret s3cr3t.
+	const want = "4b7da2749fe2a4534cec0d2acbd16277a800cf2acd31158ac4edae4a62a8f18d"
 	if got := DeriveSecret("s3cr3t"); got != want {
 		t.Errorf("DeriveSecret(s3cr3t) = %s, want %s", got, want)
 	}
@@ -76,7 +77,7 @@ func TestNewHTTPRejectsBadURLs(t *testing.T) {
 }
 
 // TestHTTPRequests checks method, path joining, query, headers and body
-// of all three calls (B.1, B.2).
+// of all three calls.
 func TestHTTPRequests(t *testing.T) {
 	srv, reqs := recordingServer(t, `{"status":1}`)
 	h := newTestHTTP(t, HTTPOptions{URL: srv.URL + "/api/anycable/?key=1", Secret: "k3y"})
@@ -130,7 +131,7 @@ func TestHTTPRequests(t *testing.T) {
 	}
 }
 
-// TestHTTPAuthorizationKey covers the key's three sources (B.1).
+// TestHTTPAuthorizationKey covers the key's three sources.
 func TestHTTPAuthorizationKey(t *testing.T) {
 	srv, reqs := recordingServer(t, `{"status":1}`)
 	for _, tc := range []struct {
@@ -158,7 +159,7 @@ func TestHTTPAuthorizationKey(t *testing.T) {
 }
 
 // TestHTTPRawRequestHead reads the request head off a bare TCP socket to
-// pin the header order AnyCable's capture shows (B.1).
+// pin the header order of AnyCable's requests.
 func TestHTTPRawRequestHead(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -206,7 +207,7 @@ func TestHTTPRawRequestHead(t *testing.T) {
 	}
 }
 
-// TestHTTPStatusMapping covers B.3's table for answers other than 200:
+// TestHTTPStatusMapping covers AnyCable's mapping of answers other than 200:
 // each is a status error and none is retried.
 func TestHTTPStatusMapping(t *testing.T) {
 	for _, tc := range []struct {

@@ -6,11 +6,11 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// DefaultConcurrency is AnyCable's --rpc_concurrency default (A.10).
+// DefaultConcurrency is AnyCable's --rpc_concurrency default.
 const DefaultConcurrency = 28
 
 // Limiter is the counting semaphore shared by Connect, Command and
-// Disconnect of one client (A.10's --rpc_concurrency): at most N calls are
+// Disconnect of one client (--rpc_concurrency): at most N calls are
 // at the back end at once, extra calls wait in Acquire.
 type Limiter struct {
 	slots chan struct{}

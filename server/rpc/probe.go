@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
+
+	"github.com/cablehub/cablehub/server/redact"
 )
 
 // Probe reports whether the gRPC back end can be reached now, for /health:
@@ -29,12 +31,12 @@ func (g *GRPC) Probe(ctx context.Context) error {
 			if first {
 				g.conn.ResetConnectBackoff()
 			}
-			return status.Errorf(codes.Unavailable, "gRPC back end %s is not reachable", g.target)
+			return status.Errorf(codes.Unavailable, "gRPC back end %s is not reachable", redact.Credentials(g.target))
 		case connectivity.Idle:
 			g.conn.Connect()
 		}
 		if !g.conn.WaitForStateChange(ctx, s) {
-			return status.Errorf(codes.Unavailable, "gRPC back end %s: not connected in time: %v", g.target, ctx.Err())
+			return status.Errorf(codes.Unavailable, "gRPC back end %s: not connected in time: %v", redact.Credentials(g.target), ctx.Err())
 		}
 		s = g.conn.GetState()
 	}

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Defaults of A.10.
+// AnyCable's defaults of the retry policy.
 const (
 	// DefaultCommandTimeout is AnyCable's command_timeout: the budget of a
 	// whole call, retries and their delays included.
@@ -24,15 +24,16 @@ const (
 // ends the loop long before that matters.
 const maxShift = 20
 
-// RetryPolicy is A.10's retry and timeout policy. The zero value is
-// AnyCable's default for gRPC.
+// RetryPolicy is AnyCable's retry and timeout policy (see Retry for how
+// it is applied). The zero value is AnyCable's default for gRPC.
 type RetryPolicy struct {
 	// CommandTimeout bounds the whole call including retries and their
 	// delays; 0 means DefaultCommandTimeout.
 	CommandTimeout time.Duration
 	// RequestTimeout bounds each attempt; 0 means no per-attempt limit
-	// (gRPC's default; HTTP RPC passes its own, see B.5). An attempt that
-	// runs out gets codes.DeadlineExceeded, which is not retried.
+	// (gRPC's default; HTTP RPC passes its own, see httpRequestTimeout).
+	// An attempt that runs out gets codes.DeadlineExceeded, which is not
+	// retried.
 	RequestTimeout time.Duration
 	// ExhaustedBase and UnavailableBase are the delay bases; 0 means the
 	// defaults (10 ms, 100 ms). Tests shrink them.

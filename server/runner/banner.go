@@ -90,6 +90,14 @@ func (r *Runner) logServing(listeners []bound, skipped []skippedListener, auth *
 		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.Metrics.Path))
 	}
 	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.Server.HealthPath))
+	if cfg.SSE.Enabled {
+		// After the health line, as AnyCable logs it.
+		r.log.Info(fmt.Sprintf("Handle SSE requests at http://%s%s", r.MainAddr, cfg.SSE.Path))
+	}
+	if cfg.DS.Enabled {
+		r.log.Info(fmt.Sprintf("Handle Durable Streams requests at http://%s%s/*", r.MainAddr, cfg.DS.Path))
+	}
+	r.logPusher()
 }
 
 // logDeployment logs, right after the first line, what the deployment

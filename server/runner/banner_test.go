@@ -76,7 +76,7 @@ func TestStartupBanner(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"public, shared", []string{"--public", "--broadcast_adapter", "http", "--http_broadcast_port", strconv.Itoa(bcast)}, []string{
+		{"public, shared", []string{"--public", "--broadcast_adapter", "http", "--http_broadcast_port", strconv.Itoa(bcast), "--ds"}, []string{
 			"INFO Starting Cablehub VERSION (pid: PID) nodeid=n1",
 			"WARN Server is running in the public mode",
 			"INFO connection authentication is disabled",
@@ -92,6 +92,7 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Handle gRPC API requests at {MAIN} (no authorization, h2c, shared with the REST API) context=grpc",
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Handle health requests at http://{MAIN}/health",
+			"INFO Handle Durable Streams requests at http://{MAIN}/ds/*",
 		}},
 		{"dedicated ports", []string{"--secret", "s", "--broker", "none", "--api_port", strconv.Itoa(api), "--grpc_port", strconv.Itoa(grpcPort),
 			"--metrics_http", "/metrics", "--metrics_port", strconv.Itoa(metricsPort), "--api_cors_headers", "--path", "/cable,/ws", "--broadcast_adapter="}, []string{
@@ -178,7 +179,6 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Connecting to Redis server localhost:6379 (TLS: off) context=redis",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO connection authentication is disabled",
-			"WARN --sse is not supported yet: no Server-Sent Events endpoint is served at /events (--sse_path); clients must connect over WebSocket",
 			"WARN --enable_ws_compression is not supported yet: WebSocket frames are sent uncompressed (clients are not offered permessage-deflate)",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
@@ -192,6 +192,7 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Handle gRPC API requests at {MAIN} (authorization required, h2c, shared with the REST API) context=grpc",
 			"INFO Handle WebSocket connections at http://{MAIN}/cable (clients connect to ws://{MAIN}/cable)",
 			"INFO Handle health requests at http://{MAIN}/health",
+			"INFO Handle SSE requests at http://{MAIN}/events",
 		}},
 	}
 	for _, c := range cases {

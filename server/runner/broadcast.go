@@ -40,6 +40,12 @@ func newBroadcasts(cfg *config.Config, d *deps, sink broadcast.Sink, l limits, l
 	o := cfg.Broadcast.Options
 	o.HTTP.Key, _ = cfg.BroadcastKey()
 	o.HTTP.MaxBodySize, o.HTTP.BodyTimeout = cfg.Gateway.MaxBodySize, l.apiBody
+	// A broadcast too large for the API is too large whichever way it
+	// comes in.
+	o.MaxPayloadSize = cfg.Gateway.MaxBodySize
+	if d.metrics != nil {
+		o.Metrics = d.metrics
+	}
 	o.Clustered = cfg.Cluster.PubSub == "redis" || cfg.Cluster.PubSub == "nats"
 	o.NodeID = cfg.Server.NodeID
 	for _, name := range cfg.Broadcast.Adapters {
@@ -123,9 +129,9 @@ func (b *broadcasts) shutdown(ctx context.Context) {
 
 // health is /health's "broadcast" object, one entry per adapter:
 // {"status":"ok"} or {"status":"unavailable","error":"…"}, with
-// "required" (the list was explicit) and, for the redis adapter, "role"
-// (listening, standby, connecting). down lists the required adapters that
-// are down, as "broadcast:<name>", with why.
+// "required" (the list was explicit) and "role" when the adapter has one
+// (the redis adapter: listening, standby, connecting). down lists the
+// required adapters that are down, as "broadcast:<name>", with why.
 func (b *broadcasts) health() (state map[string]any, down map[string]string) {
 	state, down = map[string]any{}, map[string]string{}
 	for _, a := range b.adapters {
@@ -136,8 +142,8 @@ func (b *broadcasts) health() (state map[string]any, down map[string]string) {
 				down["broadcast:"+a.Name()] = err.Error()
 			}
 		}
-		if r, ok := a.(interface{ Role() string }); ok {
-			s["role"] = r.Role()
+		if role := a.Role(); role != "" {
+			s["role"] = role
 		}
 		state[a.Name()] = s
 	}
@@ -150,8 +156,8 @@ func (b *broadcasts) logStarting(cfg *config.Config, log *slog.Logger) {
 		log.Info("auto-generated authorization secret from the application secret", "context", "broadcast", "provider", broadcast.NameHTTP)
 	}
 	for _, a := range b.adapters {
-		if d, ok := a.(interface{ Describe() string }); ok {
-			log.Info(d.Describe(), "context", "broadcast", "provider", a.Name())
+		if line := a.Describe(); line != "" {
+			log.Info(line, "context", "broadcast", "provider", a.Name())
 		}
 	}
 }
@@ -198,7 +204,7 @@ func (b *broadcasts) logServing(listeners []bound, skipped []skippedListener, lo
 	log = log.With("context", "broadcast", "provider", broadcast.NameHTTP)
 	for _, l := range listeners {
 		if l.spec.serves(partBroadcast) {
-			log.Info(b.http.Describe(l.addr))
+			log.Info(b.http.DescribeAt(l.addr))
 		}
 	}
 	for _, s := range skipped {

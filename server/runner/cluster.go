@@ -18,8 +18,11 @@ import (
 
 	"github.com/cablehub/cablehub/server/broker"
 	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/connwatch"
+	"github.com/cablehub/cablehub/server/metrics"
 	"github.com/cablehub/cablehub/server/node"
 	"github.com/cablehub/cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/redact"
 	"github.com/cablehub/cablehub/server/redisconn"
 )
 
@@ -50,6 +53,8 @@ type deps struct {
 	// broadcasts are the broadcast adapters, reported on /health (see
 	// broadcasts.health); nil until the runner starts.
 	broadcasts *broadcasts
+	// pusher reports Pusher mode on /health; nil without it.
+	pusher func() map[string]any
 
 	// enatsDir is the embedded server's JetStream store, removed on close.
 	enatsDir string
@@ -58,6 +63,14 @@ type deps struct {
 	redisInfo redisconn.Info
 	// nodeID is --node_id, reported on /health.
 	nodeID string
+	// metrics count the connections' outages (and the broadcast
+	// adapters' drops); log is the process's.
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	// redisWatch follows the Redis client's connection (redisconn.Watch),
+	// which logs its outages: the monitor does not log the "redis" check
+	// too.
+	redisWatch *connwatch.Watch
 }
 
 // newRedis connects lazily: a Redis that is down at start is retried by
@@ -79,8 +92,48 @@ func (d *deps) newRedis(cfg *config.Config) error {
 		return err
 	}
 	d.redis, d.redisInfo = client, info
+	// One client serves the broker, the pub/sub and the broadcast
+	// adapters: one watch logs and counts its outages, whoever meets them.
+	d.redisWatch = connwatch.New("redis", d.counters())
+	redisconn.Watch(client, d.redisWatch, d.logger().With("context", "redis"))
 	d.check("redis", func(ctx context.Context) error { return redisPing(ctx, d.redis) })
 	return nil
+}
+
+// counters are the outage counters, nil without metrics (in tests).
+func (d *deps) counters() connwatch.Counters {
+	if d.metrics == nil {
+		return nil
+	}
+	return d.metrics
+}
+
+func (d *deps) logger() *slog.Logger {
+	if d.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.log
+}
+
+// watchNATS counts the NATS connection's outages as component "nats":
+// pubsub.ConnectNATS set the handlers that log them, which this wraps.
+func (d *deps) watchNATS(conn *nats.Conn) {
+	w := connwatch.New("nats", d.counters())
+	lost, restored := conn.Opts.DisconnectedErrCB, conn.Opts.ReconnectedCB
+	conn.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+		if err != nil {
+			w.Lost()
+		}
+		if lost != nil {
+			lost(c, err)
+		}
+	})
+	conn.SetReconnectHandler(func(c *nats.Conn) {
+		w.Restored()
+		if restored != nil {
+			restored(c)
+		}
+	})
 }
 
 // redisPing asks every master of a cluster, else the one server.
@@ -91,10 +144,10 @@ func redisPing(ctx context.Context, client redis.UniversalClient) error {
 	return client.Ping(ctx).Err()
 }
 
-// redisPrefix is the prefix of the Redis broker's keys. Its scripts and
-// transactions touch one stream's keys together with the shared epoch
-// key, so in a Redis Cluster every key carries the hash tag {cablehub}:
-// all of them live in one slot (on one shard), the price of atomic stamps.
+// redisPrefix is the prefix of the Redis broker's keys. Its presence
+// scripts touch one stream's keys together with the shared index of
+// streams with presence, so in a Redis Cluster every key carries the hash
+// tag {cablehub}: all of them live in one slot (on one shard).
 func (d *deps) redisPrefix() string {
 	if redisconn.IsCluster(d.redis) {
 		return "{cablehub}:"
@@ -139,13 +192,14 @@ func (d *deps) newNATS(cfg *config.Config, log *slog.Logger) (*nats.Conn, error)
 		return nil, fmt.Errorf("invalid value %q for --nats_servers: %v", cfg.Cluster.NATSServers, err)
 	}
 	d.nats = conn
+	d.watchNATS(conn)
 	return conn, nil
 }
 
-// newPubSub builds the configured pub/sub delivering to n. jetstream, the
-// NATS broker when it is the broker (else nil), follows the streams the
-// NATS pub/sub listens to: it delivers their non-transient publications.
-func (d *deps) newPubSub(cfg *config.Config, n *node.Node, jetstream *broker.NATS, log *slog.Logger) (clusterPubSub, error) {
+// newPubSub builds the configured pub/sub delivering to n. With the NATS
+// broker, JetStream republishes each stored publication on the NATS
+// pub/sub's subjects, so the pub/sub delivers those too.
+func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (clusterPubSub, error) {
 	if cfg.Cluster.EmbedNATS {
 		if _, err := d.newNATS(cfg, log); err != nil {
 			return nil, err
@@ -157,17 +211,13 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, jetstream *broker.NAT
 		if err := d.newRedis(cfg); err != nil {
 			return nil, err
 		}
-		return pubsub.NewRedis(context.Background(), d.redis, n, log), nil
+		return pubsub.NewRedis(context.Background(), d.redis, redisNames(cfg), n, log), nil
 	case "nats":
 		conn, err := d.newNATS(cfg, log)
 		if err != nil {
 			return nil, err
 		}
-		var follower pubsub.Follower
-		if jetstream != nil {
-			follower = jetstream
-		}
-		ps, err := pubsub.NewNATS(conn, n, follower, log)
+		ps, err := pubsub.NewNATS(conn, n, log)
 		if err != nil {
 			return nil, err
 		}
@@ -175,6 +225,12 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, jetstream *broker.NAT
 		return ps, nil
 	}
 	return pubsub.NewLocal(n), nil
+}
+
+// redisNames keeps stream channels off the redis broadcast adapter's
+// channel, which may share the Redis pub/sub (see pubsub.RedisNames).
+func redisNames(cfg *config.Config) pubsub.RedisNames {
+	return pubsub.NewRedisNames(cfg.Broadcast.Options.RedisChannel)
 }
 
 // newNATSBroker builds the NATS JetStream broker (--broker nats).
@@ -192,9 +248,16 @@ func (d *deps) newNATSBroker(cfg *config.Config, log *slog.Logger) (*broker.NATS
 }
 
 // monitor logs each dependency going down (once per backoff step, up to
-// 30 s apart) and coming back, until ctx is done.
+// 30 s apart) and coming back, until ctx is done. The "redis" check's
+// outcome reaches the Redis client's watch instead, which logs each outage
+// once (redisconn.Watch): the check's PING is then what notices an idle
+// connection's outage.
 func (d *deps) monitor(ctx context.Context, log *slog.Logger) {
 	for name, check := range d.checks {
+		log := log
+		if name == "redis" && d.redisWatch != nil {
+			log = slog.New(slog.DiscardHandler)
+		}
 		go func() {
 			wait, down := time.Second, false
 			for {
@@ -272,10 +335,37 @@ func (d *deps) health(w http.ResponseWriter, r *http.Request) {
 	if len(adapters) > 0 {
 		body["broadcast"] = adapters
 	}
-	data, _ := json.Marshal(body)
+	if d.pusher != nil {
+		body["pusher"] = d.pusher()
+	}
+	data, _ := json.Marshal(redactJSON(body))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(data)
+}
+
+// redactJSON masks the credentials of URLs (redact.Credentials) in every
+// string of a /health body, in place: the RPC host, the node id, errors
+// quoting a URL. /health answers without authentication, so it is done for
+// every field, not only those known to hold URLs.
+func redactJSON(v any) any {
+	switch x := v.(type) {
+	case string:
+		return redact.Credentials(x)
+	case []string:
+		for i, s := range x {
+			x[i] = redact.Credentials(s)
+		}
+	case map[string]string:
+		for k, s := range x {
+			x[k] = redact.Credentials(s)
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = redactJSON(e)
+		}
+	}
+	return v
 }
 
 // rpcHealth is the "rpc" object of /health.

@@ -90,9 +90,6 @@ func (p *deployParts) close() {
 func (r *Runner) deployWarnings() []string {
 	cfg := r.cfg
 	var w []string
-	if cfg.Later.SSE {
-		w = append(w, fmt.Sprintf("--sse is not supported yet: no Server-Sent Events endpoint is served at %s (--sse_path); clients must connect over WebSocket", cfg.Later.SSEPath))
-	}
 	if cfg.Later.WSCompression {
 		w = append(w, "--enable_ws_compression is not supported yet: WebSocket frames are sent uncompressed (clients are not offered permessage-deflate)")
 	}

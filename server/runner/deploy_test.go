@@ -28,7 +28,7 @@ func TestDeployWarnings(t *testing.T) {
 		want []string
 	}{
 		{nil, nil},
-		{[]string{"--sse", "--sse_path", "/events"}, []string{"--sse is not supported yet: no Server-Sent Events endpoint is served at /events"}},
+		{[]string{"--sse", "--sse_path", "/events"}, nil},
 		{[]string{"--enable_ws_compression"}, []string{"--enable_ws_compression is not supported yet"}},
 		{[]string{"--shutdown_delay", "30", "--shutdown_timeout", "30"}, []string{"--shutdown_delay (30s) is not shorter than --shutdown_timeout (30s)"}},
 		{[]string{"--shutdown_delay", "5"}, nil},

@@ -14,7 +14,10 @@ import (
 type limits struct {
 	// apiBody bounds receiving one REST request's body, from the start of
 	// its handling (gateway.Options.BodyTimeout); a slower client gets 408.
-	// The headers are bounded by the HTTP server's ReadHeaderTimeout.
+	// It bounds every other HTTP/1 request's body the same way, on every
+	// listener (routes.boundBody), where nothing reads it: the connection
+	// is closed after the answer by then. The headers are bounded by the
+	// HTTP server's ReadHeaderTimeout.
 	apiBody time.Duration
 
 	// gRPC connections served by grpc-go's own transport: the dedicated

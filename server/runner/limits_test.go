@@ -102,6 +102,56 @@ func TestAPIBodyReadIsBounded(t *testing.T) {
 	})
 }
 
+// A client that announces a body and sends none is answered, and its
+// connection closed, within the body bound on every listener and path:
+// the main listener (health, WebSocket path, pprof, the API, metrics, an
+// unknown path), the dedicated API port, the metrics port and the http
+// broadcast adapter's port. Paths that do not read bodies answer at once.
+func TestWithheldBodyIsBoundedOnEveryListener(t *testing.T) {
+	short := func(l *limits) { l.apiBody = 300 * time.Millisecond }
+	ports := startWith(t, short, "--public", "--broker", "none", "--pprof", "--broadcast_adapter", "http",
+		"--api_port", strconv.Itoa(freePort(t)), "--metrics_http", "/metrics", "--metrics_port", strconv.Itoa(freePort(t)),
+		"--http_broadcast_port", strconv.Itoa(freePort(t)))
+	shared := startWith(t, short, "--public", "--broker", "none", "--metrics_http", "/metrics")
+	for _, c := range []struct{ name, addr, path string }{
+		{"main health", ports.MainAddr, "/health"},
+		{"main WebSocket path", ports.MainAddr, "/cable"},
+		{"main pprof", ports.MainAddr, "/debug/pprof/"},
+		{"main unknown path", ports.MainAddr, "/nope"},
+		{"main API", shared.MainAddr, "/api/publish"},
+		{"main metrics", shared.MainAddr, "/metrics"},
+		{"API port", ports.APIAddr, "/api/publish"},
+		{"API port, another path", ports.APIAddr, "/health"},
+		{"metrics port", ports.MetricsAddr, "/metrics"},
+		{"broadcast port", ports.BroadcastAddr, "/_broadcast"},
+		{"broadcast port, another path", ports.BroadcastAddr, "/health"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			nc, err := net.Dial("tcp", c.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			// Far beyond the 300 ms bound, far short of forever.
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(nc, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", c.path)
+			br := bufio.NewReader(nc)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			resp.Body.Close()
+			if !resp.Close {
+				t.Errorf("answer %d without Connection: close", resp.StatusCode)
+			}
+			if _, err := io.Copy(io.Discard, br); errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("answer %d, then the connection was held open", resp.StatusCode)
+			}
+		})
+	}
+}
+
 // A gRPC connection without calls is closed once it has been idle for
 // grpcIdle, on the shared port and on a dedicated one: its client channel
 // goes IDLE.

@@ -27,9 +27,11 @@ const (
 	partPprof
 	// partBroadcast is the http broadcast adapter at --http_broadcast_path.
 	partBroadcast
+	// partPusherAPI is the Pusher HTTP API at /apps/<id>/*.
+	partPusherAPI
 )
 
-var partNames = [...]string{"health", "ws", "api", "grpc", "metrics", "pprof", "broadcast"}
+var partNames = [...]string{"health", "ws", "api", "grpc", "metrics", "pprof", "broadcast", "pusher"}
 
 func (p part) String() string { return partNames[p] }
 
@@ -93,6 +95,13 @@ func plan(cfg *config.Config) []listenerSpec {
 	}
 	if cfg.Server.Pprof {
 		specs[0].parts = append(specs[0].parts, partPprof)
+	}
+	if cfg.Pusher.Enabled() {
+		if cfg.Pusher.APIPort != 0 {
+			specs = append(specs, listenerSpec{flag: "--pusher_api_port", host: cfg.Server.Host, port: cfg.Pusher.APIPort, parts: []part{partPusherAPI}})
+		} else {
+			specs[0].parts = append(specs[0].parts, partPusherAPI)
+		}
 	}
 	return specs
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/redact"
 	"github.com/cablehub/cablehub/server/rpc"
 )
 
@@ -22,7 +23,7 @@ type rpcBackend interface {
 type rpcSetup struct {
 	client rpcBackend // nil with --norpc
 	impl   string     // config.RPCImplGRPC, RPCImplHTTP or RPCImplNone
-	host   string
+	host   string     // --rpc_host, credentials masked
 	// derivedKey: the HTTP RPC key was derived from --secret, which the
 	// startup log says, as AnyCable's does.
 	derivedKey bool
@@ -34,7 +35,9 @@ type rpcSetup struct {
 // refuses is an error naming its flag.
 func newRPC(cfg *config.Config, m rpc.Metrics, log *slog.Logger) (rpcSetup, error) {
 	r := cfg.RPC
-	s := rpcSetup{impl: r.Impl, host: r.Host}
+	// The host is shown (startup line, /health) with its credentials
+	// masked; the client gets it whole.
+	s := rpcSetup{impl: r.Impl, host: redact.Credentials(r.Host)}
 	log = log.With("context", "rpc")
 	switch r.Impl {
 	case config.RPCImplNone:
@@ -48,7 +51,7 @@ func newRPC(cfg *config.Config, m rpc.Metrics, log *slog.Logger) (rpcSetup, erro
 		opts := rpc.HTTPOptions{
 			URL: r.Host, Secret: key, Concurrency: r.Concurrency,
 			HTTPTimeout: r.HTTPTimeout, RequestTimeout: r.RequestTimeout, CommandTimeout: r.CommandTimeout,
-			Metrics: m,
+			MaxResponseBytes: int64(r.MaxRecvSize), Metrics: m,
 		}
 		if strings.HasPrefix(r.Host, "https://") && (!r.TLSVerify || r.TLSRootCA != "") {
 			tlsCfg, err := rpc.TLSConfig(!r.TLSVerify, r.TLSRootCA)

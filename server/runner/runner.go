@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -21,11 +22,14 @@ import (
 	"github.com/cablehub/cablehub/server/api"
 	"github.com/cablehub/cablehub/server/broker"
 	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/ds"
 	"github.com/cablehub/cablehub/server/hub"
 	"github.com/cablehub/cablehub/server/identity"
 	"github.com/cablehub/cablehub/server/metrics"
 	"github.com/cablehub/cablehub/server/node"
-	"github.com/cablehub/cablehub/server/pubsub"
+	"github.com/cablehub/cablehub/server/pusher"
+	"github.com/cablehub/cablehub/server/redact"
+	"github.com/cablehub/cablehub/server/sse"
 	"github.com/cablehub/cablehub/server/streams"
 	"github.com/cablehub/cablehub/server/ws"
 )
@@ -45,7 +49,16 @@ type Runner struct {
 	log      *slog.Logger
 	node     *node.Node
 	metrics  *metrics.Metrics
-	ws       *node.Handler
+	ws       *ws.Handler
+	// sse is the Server-Sent Events endpoint, nil without --sse.
+	sse *sse.Handler
+	// ds is the Durable Streams read API, nil without --ds.
+	ds *ds.Handler
+	// pusher is the Pusher WebSocket endpoint, nil without Pusher mode.
+	pusher *pusher.Handler
+	// webhooks are the Pusher webhooks, the node's observer; nil without
+	// --pusher_webhook_url.
+	webhooks *pusher.Webhooks
 	stop     context.CancelFunc
 
 	grpcServer *grpc.Server
@@ -64,17 +77,26 @@ type Runner struct {
 
 	// Addresses actually bound, for logs and tests.
 	MainAddr, APIAddr, GRPCAddr, MetricsAddr string
+	// PusherAPIAddr is where the Pusher HTTP API is served, if it is.
+	PusherAPIAddr string
 	// BroadcastAddr is where the http broadcast adapter is served, if it
 	// is.
 	BroadcastAddr string
 }
 
-// New builds the process's parts; nothing listens until Start.
+// New builds the process's parts; nothing listens until Start. Whatever
+// the runner and its parts log goes through log with URL credentials
+// masked (redact.Logger), and its errors quote none.
 func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
-	d := &deps{nodeID: cfg.Server.NodeID}
+	r, err := newRunner(cfg, redact.Logger(log))
+	return r, redact.Error(err)
+}
+
+func newRunner(cfg *config.Config, log *slog.Logger) (*Runner, error) {
+	m := metrics.NewWithTags(cfg.Metrics.Tags)
+	d := &deps{nodeID: cfg.Server.NodeID, metrics: m, log: log}
 	var err error
 	var b describedBroker
-	var jetstream *broker.NATS // also b, with --broker nats
 	switch cfg.Cluster.Broker {
 	case "memory":
 		b = broker.NewMemory(cfg.Broker)
@@ -86,15 +108,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		// broker stamps and publishes on the pub/sub's channels in one step.
 		var channel func(string) string
 		if cfg.Cluster.PubSub == "redis" {
-			channel = pubsub.RedisChannel
+			channel = redisNames(cfg).Channel
 		}
 		b = broker.NewRedis(d.redis, d.redisPrefix(), cfg.Broker, channel)
 	case "nats":
-		if jetstream, err = d.newNATSBroker(cfg, log); err != nil {
+		if b, err = d.newNATSBroker(cfg, log); err != nil {
 			d.close()
 			return nil, err
 		}
-		b = jetstream
 	case "none":
 		b = broker.None{}
 	default:
@@ -104,28 +125,50 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		d.close()
 		return nil, errors.New("--enforce_jwt needs a JWT secret: set --jwt_secret or --secret")
 	}
-	m := metrics.NewWithTags(cfg.Metrics.Tags)
 	if d.rpc, err = newRPC(cfg, m.RPC, log); err != nil {
 		d.close()
 		return nil, err
 	}
-	router := streams.NewController(cfg.Streams)
+	streamsCfg := cfg.Streams
+	if cfg.Pusher.Enabled() {
+		streamsCfg.Reserved = pusher.Protected
+	}
+	router := streams.NewController(streamsCfg)
 	nodeOpts := cfg.Node
 	if d.rpc.client != nil {
 		nodeOpts.App = d.rpc.client
 	}
 	nodeOpts.CatchUp = cfg.Cluster.Broker == "redis" || cfg.Cluster.Broker == "nats"
 	nodeOpts.Reorder = cfg.Cluster.Broker == "redis" && cfg.Cluster.PubSub == "nats"
+	// A presence reply takes at most half of a client's queue, so that
+	// what else is queued for the client leaves it room instead of
+	// cutting the client as too slow.
+	if cfg.WS.MaxPending > 0 {
+		nodeOpts.MaxPresenceReply = max(1, cfg.WS.MaxPending/2)
+	}
+	webhooks, err := newPusherWebhooks(cfg, m, log)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	switch {
+	case webhooks != nil: // not a typed nil in the interface
+		nodeOpts.Observer = webhooks
+	case cfg.Pusher.Enabled():
+		// No webhooks: the node still records which channels are occupied,
+		// for the HTTP API's channel queries.
+		nodeOpts.Observer = pusher.ChannelWatch{}
+	}
+	if nodeOpts.Observer != nil {
+		nodeOpts.OccupancyID = occupancyID(cfg)
+	}
 	n := node.New(hub.New(hub.DefaultShards), b, router, m, log.With("context", "node"), nodeOpts)
-	ps, err := d.newPubSub(cfg, n, jetstream, log)
+	ps, err := d.newPubSub(cfg, n, log)
 	if err != nil {
 		d.close()
 		return nil, err
 	}
 	n.SetPubSub(ps)
-	if jetstream != nil {
-		jetstream.Attach(n.HandlePublication)
-	}
 	var jwtVerifier *identity.JWT
 	if cfg.JWT.Secret != "" {
 		jwtVerifier = identity.NewJWT(cfg.JWT)
@@ -137,6 +180,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		m.DataSentTotal.Add(float64(bytes))
 	}
 	transport := ws.NewTransport(wsOpts)
+	gate := node.NewGate(n, identity.NewAuthenticator(jwtVerifier, cfg.Server.Noauth))
 	r := &Runner{
 		transport: transport,
 		deps:      d,
@@ -146,10 +190,27 @@ func New(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		log:       log,
 		node:      n,
 		metrics:   m,
-		ws:        node.NewHandler(n, transport, identity.NewAuthenticator(jwtVerifier, cfg.Server.Noauth)),
+		ws:        ws.NewHandler(gate, transport),
 		errs:      make(chan error, 4),
 		limits:    defaultLimits(),
 		svc:       api.NewService(n, api.WithTimeout(cfg.API.PublishTimeout)),
+		webhooks:  webhooks,
+	}
+	if cfg.SSE.Enabled {
+		r.sse = sse.NewHandler(gate, transport, sse.Options{
+			AllowedOrigins: cfg.WS.AllowedOrigins,
+			JWTHeader:      "X-" + strings.ToUpper(cfg.JWT.Param),
+			Header:         http.Header{"X-Cablehub-Version": {Version}},
+			OnOpen:         m.SSEClientsNum.Inc,
+			OnClose:        m.SSEClientsNum.Dec,
+		}, log.With("context", "sse"))
+	}
+	if cfg.DS.Enabled {
+		r.ds = newDS(cfg, n, gate, transport, log)
+	}
+	r.pusher = newPusherWS(cfg, gate, transport, m)
+	if r.pusher != nil {
+		d.pusher = r.pusherHealth
 	}
 	if r.deploy, err = newDeployParts(cfg, r); err != nil {
 		d.close()
@@ -168,6 +229,10 @@ func (r *Runner) Errors() <-chan error { return r.errs }
 // the background. It fails when the REST gateway cannot be built or a port
 // cannot be bound; then no listener is left open.
 func (r *Runner) Start(ctx context.Context) error {
+	return redact.Error(r.start(ctx))
+}
+
+func (r *Runner) start(ctx context.Context) error {
 	cfg := r.cfg
 	b, err := newBroadcasts(cfg, r.deps, r.svc, r.limits, r.log)
 	if err != nil {
@@ -177,7 +242,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.logStarting()
 	specs := planBroadcast(cfg, plan(cfg))
 	auth := api.NewAuth(cfg.EffectiveAPISecret())
-	h := handlers{health: r.deps.health, ws: r.ws, metrics: r.metrics.Handler(), broadcast: b.handler()}
+	h := handlers{health: r.deps.health, mounts: r.mounts(), metrics: r.metrics.Handler(), broadcast: b.handler(), pusherAPI: r.pusherAPI()}
 	if served(specs, partGRPC) {
 		r.buildGRPC(auth)
 		h.grpc = r.grpcServer
@@ -198,6 +263,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.setAddrs(listeners)
 	r.serve(listeners, h)
 	b.start()
+	if r.webhooks != nil {
+		r.webhooks.Start()
+	}
 	r.logServing(listeners, skipped, auth)
 	return nil
 }
@@ -219,6 +287,9 @@ func (r *Runner) setAddrs(listeners []bound) {
 		}
 		if b.spec.serves(partBroadcast) {
 			r.BroadcastAddr = b.addr
+		}
+		if b.spec.serves(partPusherAPI) {
+			r.PusherAPIAddr = b.addr
 		}
 	}
 }
@@ -250,7 +321,8 @@ func (r *Runner) buildGRPC(auth *api.Auth) {
 
 // Shutdown stops the broadcast adapters, stops accepting connections,
 // tells every client to reconnect (server_restart, close 1001), lets
-// in-flight API calls (and HTTP broadcasts) finish, then closes
+// in-flight API calls (and HTTP broadcasts) finish, sends the Pusher
+// webhooks still queued (for at most webhookCloseTimeout), then closes
 // everything; ctx bounds the whole sequence.
 func (r *Runner) Shutdown(ctx context.Context) error {
 	r.waitShutdownDelay(ctx)
@@ -294,8 +366,30 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 		r.stop()
 	}
 	r.wg.Wait()
+	// The node has stopped: what it reported last is sent now.
+	r.closeWebhooks(ctx)
 	r.transport.Close()
 	r.deploy.close()
 	r.deps.close()
 	return errors.Join(errs...)
+}
+
+// newDS builds the Durable Streams read API. Its readers are admitted
+// through the node's gate like any client, or, with --ds_skip_auth,
+// through a gate of their own that accepts them unidentified.
+func newDS(cfg *config.Config, n *node.Node, gate *node.Gate, t *ws.Transport, log *slog.Logger) *ds.Handler {
+	if cfg.DS.SkipAuth {
+		gate = node.NewGate(n, ds.Anyone{})
+	}
+	return ds.NewHandler(n, gate, t, ds.Options{
+		Prefix:         cfg.DS.Path,
+		PollInterval:   cfg.DS.PollInterval,
+		SSETTL:         cfg.DS.SSETTL,
+		Secret:         cfg.Streams.Secret,
+		Public:         cfg.Streams.Public,
+		Private:        !cfg.Server.Noauth && !cfg.DS.SkipAuth,
+		AllowedOrigins: cfg.WS.AllowedOrigins,
+		JWTHeader:      "X-" + strings.ToUpper(cfg.JWT.Param),
+		Header:         http.Header{"X-Cablehub-Version": {Version}},
+	}, log.With("context", "ds"))
 }

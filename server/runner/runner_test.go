@@ -16,6 +16,7 @@ import (
 
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 	"github.com/cablehub/cablehub/server/config"
+	"github.com/cablehub/cablehub/server/hub"
 	"github.com/cablehub/cablehub/server/protocol"
 )
 
@@ -25,7 +26,8 @@ type recorder struct {
 	frames []string
 }
 
-func (r *recorder) SID() string { return "rec" }
+func (r *recorder) SID() string          { return "rec" }
+func (r *recorder) Encoder() hub.Encoder { return protocol.ActionCable{} }
 func (r *recorder) Deliver(_ string, _ *protocol.Publication, f []byte) {
 	if f == nil {
 		return // excluded: nothing is sent to this subscriber

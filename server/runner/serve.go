@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,20 +16,17 @@ import (
 // handlers are the parts a listener may serve, built before any listener
 // is bound; api and grpc are nil when no listener serves them.
 type handlers struct {
-	health  http.HandlerFunc
-	ws      wsHandler
+	health http.HandlerFunc
+	// mounts are the client transports, served on the main listener.
+	mounts  []mount
 	api     http.Handler
 	grpc    *grpc.Server
 	metrics http.Handler
 	// broadcast is the http broadcast adapter, nil without one.
 	broadcast http.Handler
-}
-
-// wsHandler serves WebSocket upgrades through net/http and, on the raw
-// connection, through the listener's front (wsFront); *node.Handler is one.
-type wsHandler interface {
-	http.Handler
-	rawUpgrader
+	// pusherAPI is the Pusher HTTP API, a mount of its own listener or of
+	// the main one.
+	pusherAPI mount
 }
 
 // serve starts the node, the pub/sub and the dependency monitor, then
@@ -64,7 +60,7 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 		ln := b.ln
 		var ws *wsFront
 		if b.spec.serves(partWS) && !r.limits.upgradeViaNetHTTP {
-			ws = newWSFront(r.cfg.Server.Paths, h.ws)
+			ws = newWSFront(h.mounts)
 			ws.onRaw = r.limits.onRawUpgrade
 		}
 		if grpcShared := b.spec.serves(partGRPC); grpcShared || ws != nil {
@@ -85,13 +81,15 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 // routes is what spec's listener serves over HTTP.
 func (r *Runner) routes(spec listenerSpec, h handlers) *routes {
 	cfg := r.cfg
-	rt := &routes{}
+	rt := &routes{bodyTimeout: r.limits.apiBody}
 	for _, p := range spec.parts {
 		switch p {
 		case partHealth:
 			rt.healthPath, rt.health = cfg.Server.HealthPath, h.health
 		case partWS:
-			rt.wsPaths, rt.ws = cfg.Server.Paths, h.ws
+			rt.mounts = append(rt.mounts, h.mounts...)
+		case partPusherAPI:
+			rt.mounts = append(rt.mounts, h.pusherAPI)
 		case partAPI:
 			rt.apiPath, rt.api = cfg.Gateway.Prefix, h.api
 		case partGRPC:
@@ -142,10 +140,10 @@ func (r *Runner) serveHTTP(ln net.Listener, h http.Handler) {
 // an http.ServeMux because ServeMux cleans paths and redirects, which would
 // turn "/api/presence//users" into a 301 instead of the contract's 404.
 type routes struct {
-	healthPath  string
-	health      http.HandlerFunc
-	wsPaths     []string
-	ws          http.Handler
+	healthPath string
+	health     http.HandlerFunc
+	// mounts are the client transports this listener serves.
+	mounts      []mount
 	apiPath     string
 	api         http.Handler
 	metricsPath string
@@ -155,6 +153,8 @@ type routes struct {
 	// broadcastPath is served by the http broadcast adapter, exactly.
 	broadcastPath string
 	broadcast     http.Handler
+	// bodyTimeout bounds receiving any HTTP/1 request's body (boundBody).
+	bodyTimeout time.Duration
 }
 
 func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -162,24 +162,85 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rt.grpc.ServeHTTP(w, req)
 		return
 	}
+	h, readsBody := rt.route(req)
+	rt.boundBody(w, req, readsBody)
+	h.ServeHTTP(w, req)
+}
+
+// route picks the handler of req's path, and says whether it reads request
+// bodies: only the REST API and the http broadcast adapter do.
+func (rt *routes) route(req *http.Request) (h http.Handler, readsBody bool) {
 	path := req.URL.Path
 	switch {
 	case rt.healthPath != "" && path == rt.healthPath:
-		rt.health(w, req)
-	case rt.ws != nil && slices.Contains(rt.wsPaths, path):
-		rt.ws.ServeHTTP(w, req)
+		return rt.health, false
+	case rt.mount(path) != nil:
+		m := rt.mount(path)
+		return m.handler, m.readsBody
 	case rt.broadcast != nil && path == rt.broadcastPath:
-		rt.broadcast.ServeHTTP(w, req)
+		return rt.broadcast, true
 	case rt.api != nil && (path == rt.apiPath || strings.HasPrefix(path, rt.apiPath+"/")):
-		rt.api.ServeHTTP(w, req)
+		return rt.api, true
 	case rt.metrics != nil && path == rt.metricsPath:
-		rt.metrics.ServeHTTP(w, req)
+		return rt.metrics, false
 	case rt.pprof && strings.HasPrefix(path, "/debug/pprof/"):
-		servePprof(w, req)
-	case rt.ws != nil && strings.EqualFold(req.Header.Get("Upgrade"), "websocket"):
+		return http.HandlerFunc(servePprof), false
+	case strings.EqualFold(req.Header.Get("Upgrade"), "websocket") && len(rt.upgradePaths()) > 0:
 		// A WebSocket client on the wrong path: say where the endpoints are.
-		http.Error(w, fmt.Sprintf("404 no WebSocket endpoint at %s: connect to %s", path, strings.Join(rt.wsPaths, ", ")), http.StatusNotFound)
-	default:
-		http.NotFound(w, req)
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, fmt.Sprintf("404 no WebSocket endpoint at %s: connect to %s", path, strings.Join(rt.upgradePaths(), ", ")), http.StatusNotFound)
+		}), false
+	}
+	return http.HandlerFunc(http.NotFound), false
+}
+
+// mount returns the transport serving path, nil for none.
+func (rt *routes) mount(path string) *mount {
+	for i := range rt.mounts {
+		if rt.mounts[i].matches(path) {
+			return &rt.mounts[i]
+		}
+	}
+	return nil
+}
+
+// upgradePaths lists the paths of the WebSocket transports, as written.
+func (rt *routes) upgradePaths() []string {
+	var out []string
+	for _, m := range rt.mounts {
+		if m.upgrades {
+			for _, p := range m.patterns {
+				out = append(out, p.raw)
+			}
+		}
+	}
+	return out
+}
+
+// boundBody bounds how long an HTTP/1 request that announces a body
+// (Content-Length or chunked) may take to deliver it: bodyTimeout from now,
+// as a read deadline on the connection. Whatever reads the body is bounded
+// by it: the handler, and net/http itself, which reads what a handler left
+// unread (up to 256 KiB) before the connection's next request, or before it
+// closes the connection. Without it, a client announcing a body it never
+// sends holds the connection and its goroutine for as long as it likes.
+//
+// The REST API and the broadcast adapter set the same bound themselves
+// and lift it once the body is in (httpbody.Limit.Deadline), so a call that
+// outlasts it is not cut. Every other handler ignores bodies: it answers
+// at once, with Connection: close, and net/http reads what it can of the
+// unread body within the bound before closing (so the client is not reset
+// before it reads the answer). HTTP/2 requests need none of this: an
+// unread stream ends with its handler; gRPC streams are long on purpose.
+// A WebSocket upgrade clears the deadline when it takes the connection.
+func (rt *routes) boundBody(w http.ResponseWriter, req *http.Request, readsBody bool) {
+	if req.ProtoMajor != 1 || req.ContentLength == 0 || rt.bodyTimeout <= 0 {
+		return
+	}
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(rt.bodyTimeout)); err != nil {
+		return
+	}
+	if !readsBody {
+		w.Header().Set("Connection", "close")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 )
 
 // rawUpgrader serves an upgrade request read off the raw connection;
-// *node.Handler is one. It reports false, having written nothing, for a
+// *ws.Handler is one. It reports false, having written nothing, for a
 // request it does not upgrade.
 type rawUpgrader interface {
 	ServeRaw(nc net.Conn, r *http.Request) bool
@@ -29,14 +28,19 @@ type rawUpgrader interface {
 // longer than ws.MaxRequestHead — is replayed to net/http unchanged, so
 // those requests get exactly the answers they got before.
 type wsFront struct {
-	paths   []string
-	handler rawUpgrader
-	bufs    sync.Pool // *[]byte of ws.MaxRequestHead
-	onRaw   func()    // tests: told of each upgrade answered here
+	// mounts are the transports with a raw hook (mount.raw).
+	mounts []mount
+	bufs   sync.Pool // *[]byte of ws.MaxRequestHead
+	onRaw  func()    // tests: told of each upgrade answered here
 }
 
-func newWSFront(paths []string, h rawUpgrader) *wsFront {
-	f := &wsFront{paths: paths, handler: h}
+func newWSFront(mounts []mount) *wsFront {
+	f := &wsFront{}
+	for _, m := range mounts {
+		if m.raw != nil {
+			f.mounts = append(f.mounts, m)
+		}
+	}
 	f.bufs.New = func() any { b := make([]byte, ws.MaxRequestHead); return &b }
 	return f
 }
@@ -51,9 +55,9 @@ func (f *wsFront) serve(c net.Conn, httpLn *chanListener, timeout time.Duration)
 	head := string((*bp)[:n])
 	f.bufs.Put(bp)
 	if complete {
-		if r, ok := ws.ParseRequest(head); ok && slices.Contains(f.paths, r.URL.Path) {
+		if r, ok := ws.ParseRequest(head); ok && f.mount(r.URL.Path) != nil {
 			r.RemoteAddr = c.RemoteAddr().String()
-			if f.handler.ServeRaw(c, r) {
+			if f.mount(r.URL.Path).raw.ServeRaw(c, r) {
 				if f.onRaw != nil {
 					f.onRaw()
 				}
@@ -67,6 +71,16 @@ func (f *wsFront) serve(c net.Conn, httpLn *chanListener, timeout time.Duration)
 		return
 	}
 	httpLn.push(&replayConn{Conn: c, pending: []byte(head)})
+}
+
+// mount returns the transport with a raw hook serving path, nil for none.
+func (f *wsFront) mount(path string) *mount {
+	for i := range f.mounts {
+		if f.mounts[i].matches(path) {
+			return &f.mounts[i]
+		}
+	}
+	return nil
 }
 
 // readHead reads into buf until it holds a whole request head and nothing
@@ -85,11 +99,14 @@ func readHead(c net.Conn, buf []byte, timeout time.Duration) (n int, complete bo
 }
 
 // replayConn gives net/http the bytes the front read before the
-// connection's own.
+// connection's own. It is a ws.ReplayConn, so that a WebSocket upgraded
+// through net/http is read by the poller once they are read.
 type replayConn struct {
 	net.Conn
 	pending []byte
 }
+
+var _ ws.ReplayConn = (*replayConn)(nil)
 
 func (c *replayConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
@@ -100,9 +117,8 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// Drained returns the connection under c once everything replayed has been
-// read, so that a WebSocket upgraded through net/http after all is read by
-// the transport's poller directly (ws.Transport.Upgrade asks).
+// Drained returns the connection under c, and whether everything
+// replayed has been read (see ws.ReplayConn).
 func (c *replayConn) Drained() (net.Conn, bool) {
 	return c.Conn, len(c.pending) == 0
 }

@@ -35,6 +35,11 @@ type Config struct {
 	// Public allows $pubsub subscriptions by plain stream_name
 	// (--public_streams).
 	Public bool
+	// Reserved, when set, names the streams a plain stream_name may not
+	// reach even when Public: those another protocol authorizes itself
+	// (Pusher's private, presence and user channels). Signed names, which
+	// only the application makes, still may.
+	Reserved func(name string) bool
 	// Whisper allows whispers on signed streams (--streams_whisper); public
 	// streams always allow them.
 	Whisper bool
@@ -65,6 +70,16 @@ type Subscription struct {
 	// Benchmark is true for BenchmarkChannel, whose actions the node
 	// performs itself.
 	Benchmark bool
+	// Member, when set, is the presence the subscription joins the stream
+	// with as it is confirmed (a Pusher presence channel's user).
+	Member *Member
+}
+
+// Member is one presence id with its info (JSON, normalised: keys sorted;
+// nil for none).
+type Member struct {
+	ID   string
+	Info json.RawMessage
 }
 
 // Controller decides subscriptions to built-in channels.
@@ -100,7 +115,8 @@ func (c *Controller) Subscribe(id string) (*Subscription, error) {
 			}
 			return &Subscription{Stream: name, Whisper: c.cfg.Whisper, Presence: c.cfg.Presence}, nil
 		}
-		if ident.StreamName != nil && *ident.StreamName != "" && c.cfg.Public {
+		if ident.StreamName != nil && *ident.StreamName != "" && c.cfg.Public &&
+			(c.cfg.Reserved == nil || !c.cfg.Reserved(*ident.StreamName)) {
 			return &Subscription{Stream: *ident.StreamName, Whisper: true, Presence: true}, nil
 		}
 		return nil, ErrRejected

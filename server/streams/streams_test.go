@@ -90,3 +90,19 @@ func TestNoSecretFailsClosed(t *testing.T) {
 		t.Errorf("public stream: %v %v", sub, err)
 	}
 }
+
+// Reserved names cannot be reached by a plain stream name, public streams
+// or not; signed, they can.
+func TestReservedStreams(t *testing.T) {
+	c := NewController(Config{Public: true, Secret: "s", Reserved: func(n string) bool { return n == "private-x" }})
+	if _, err := c.Subscribe(`{"channel":"$pubsub","stream_name":"private-x"}`); err == nil {
+		t.Error("a reserved name was subscribed by plain name")
+	}
+	if _, err := c.Subscribe(`{"channel":"$pubsub","stream_name":"news"}`); err != nil {
+		t.Errorf("a public name: %v", err)
+	}
+	signed := Sign("private-x", "s")
+	if sub, err := c.Subscribe(`{"channel":"$pubsub","signed_stream_name":"` + signed + `"}`); err != nil || sub.Stream != "private-x" {
+		t.Errorf("a signed reserved name: %v %v", sub, err)
+	}
+}

@@ -32,6 +32,11 @@ type Conn struct {
 	t           *Transport
 	nc          net.Conn
 	subprotocol string
+	// stream marks a streamed HTTP response (Transport.Stream): frames
+	// are chunks, closing ends the body, input is dropped.
+	stream bool
+	// discarded counts the input a stream's client sent (reader-owned).
+	discarded int
 	// raw is set for connections read by the poller and written by a
 	// flusher (plain TCP on Linux).
 	raw     syscall.RawConn
@@ -131,6 +136,8 @@ func (c *Conn) Close(code int, reason string, last []byte) {
 		c.queue = append(c.queue, last)
 	}
 	c.closeFrame = closePayload(code, reason)
+	// A stream has no close handshake: it ends once its last chunk is out.
+	c.peerDone = c.peerDone || c.stream
 	c.kick()
 }
 
@@ -203,7 +210,11 @@ func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
 		c.watch.ping = false
 	}
 	for i, f := range c.queue {
-		dst = appendFrame(dst, opText, f)
+		if c.stream {
+			dst = appendChunk(dst, f)
+		} else {
+			dst = appendFrame(dst, opText, f)
+		}
 		bytes += len(f)
 		c.queue[i] = nil
 	}
@@ -211,7 +222,11 @@ func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
 	c.queue = c.queue[:0]
 	c.pending = 0
 	if c.closeFrame != nil && c.phase < phaseCloseSent {
-		dst = appendFrame(dst, opClose, c.closeFrame)
+		if c.stream {
+			dst = append(dst, lastChunk...)
+		} else {
+			dst = appendFrame(dst, opClose, c.closeFrame)
+		}
 		c.closeFrame = nil
 		c.advance(phaseCloseSent)
 		closed = true
@@ -423,7 +438,7 @@ func (c *Conn) cutSlow(buf []byte, n, framesFrom int) []byte {
 		onSlow()
 	}
 	var err error = os.ErrDeadlineExceeded
-	if slow && notice != nil {
+	if slow && notice != nil && !c.stream {
 		out := buf[n:frameEnd(buf, framesFrom, n)]
 		out = appendFrame(out, opText, notice)
 		out = appendFrame(out, opClose, closePayload(closeNormal, ""))

@@ -99,7 +99,9 @@ func invalidText() *closeError {
 // and calls emit for each complete message (opText or opBinary, with a
 // payload emit may keep) and control frame (opPing, opPong, opClose, with a
 // payload valid only during the call). It stops at the first protocol
-// violation, returning the close to send, or when emit returns false.
+// violation, returning the close to send, or when emit returns false;
+// after either, the rest of data is unparsed and the reader must not be fed
+// again. An incomplete frame at the end of data is kept for the next call.
 func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool) *closeError {
 	if len(r.partial) > 0 {
 		// Appended in place (amortized), so a large frame arriving in many
@@ -108,107 +110,172 @@ func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool)
 		data = r.partial
 	}
 	for len(data) >= 2 {
-		b0, b1 := data[0], data[1]
-		if b0&0x70 != 0 {
-			return protocolError("reserved bits set without an extension")
+		h, whole, err := parseHeader(data)
+		if err != nil {
+			return err
 		}
-		if b1&0x80 == 0 {
-			return protocolError("client frames must be masked")
+		if !whole {
+			break
 		}
-		fin, op := b0&0x80 != 0, b0&0x0f
-		header, length := 2, uint64(b1&0x7f)
-		switch length {
-		case 126:
-			if len(data) < 4 {
-				goto incomplete
-			}
-			header, length = 4, uint64(binary.BigEndian.Uint16(data[2:]))
-		case 127:
-			if len(data) < 10 {
-				goto incomplete
-			}
-			header, length = 10, binary.BigEndian.Uint64(data[2:])
-			if length>>63 != 0 {
-				return protocolError("invalid frame length")
-			}
+		if err := r.checkFrame(h); err != nil {
+			return err
 		}
-		header += 4 // masking key
-		switch op {
-		case opClose, opPing, opPong:
-			if !fin {
-				return protocolError("fragmented control frame")
-			}
-			if length > 125 {
-				return protocolError("control frame longer than 125 bytes")
-			}
-		case opText, opBinary, opContinuation:
-			if op == opContinuation && !r.fragmented {
-				return protocolError("continuation frame without a message to continue")
-			}
-			if op != opContinuation && r.fragmented {
-				return protocolError("new message before the fragmented one ended")
-			}
-			if r.limit > 0 && uint64(len(r.message))+length > uint64(r.limit) {
-				return &closeError{code: closeTooBig}
-			}
-		default:
-			return protocolError("unknown opcode")
+		if uint64(len(data)) < uint64(h.size)+h.length {
+			break
 		}
-		if uint64(len(data)) < uint64(header)+length {
-			goto incomplete
-		}
-		payload := data[header : header+int(length)]
-		mask := data[header-4 : header]
-		for i := range payload {
-			payload[i] ^= mask[i&3]
-		}
-		data = data[header+int(length):]
+		end := h.size + int(h.length)
+		payload := data[h.size:end]
+		unmask(payload, data[h.size-4:h.size])
+		data = data[end:]
 		r.frames++
-
-		var ok bool
-		switch {
-		case op >= opClose:
-			ok = emit(op, payload)
-		case !fin:
-			if op != opContinuation {
-				r.messageOp = op
-				r.starts++
-			}
-			r.fragmented = true
-			r.message = append(r.message, payload...)
-			if r.messageOp == opText && !r.checkText() {
-				return invalidText()
-			}
-			ok = true
-		case r.fragmented:
-			msg := append(r.message, payload...)
-			if r.messageOp == opText && !utf8.Valid(msg[r.checked:]) {
-				return invalidText()
-			}
-			r.message, r.fragmented, r.checked = nil, false, 0
-			ok = emit(r.messageOp, msg)
-		default:
-			if op == opText && !utf8.Valid(payload) {
-				return invalidText()
-			}
-			ok = emit(op, append([]byte(nil), payload...))
+		more, err := r.deliver(h, payload, emit)
+		if err != nil {
+			return err
 		}
-		if !ok {
+		if !more {
 			return nil
 		}
 	}
-incomplete:
-	switch {
-	case len(data) == 0:
-		r.partial = nil // an idle connection holds no buffer
-	case len(r.partial) > 0:
-		// The rest of partial, moved to its front: nothing was consumed
-		// in the common case of a frame still arriving.
-		r.partial = r.partial[:copy(r.partial, data)]
+	r.keep(data)
+	return nil
+}
+
+// frameHeader is what a client frame's header says.
+type frameHeader struct {
+	fin bool
+	op  byte
+	// size is the header's length in bytes, masking key included: the
+	// payload starts there, the key is the 4 bytes before it.
+	size int
+	// length is the payload's length, below 1<<63.
+	length uint64
+}
+
+// parseHeader reads the header of the frame data starts with (len(data) ≥
+// 2). whole is false, with no error, while data does not hold the length
+// bytes yet. It fails with the close to send on what no later byte can
+// make right: reserved bits set (no extension is negotiated), an unmasked
+// frame, a 64-bit length with its top bit set. Whether the opcode is
+// known and allowed is checkFrame's question.
+func parseHeader(data []byte) (h frameHeader, whole bool, err *closeError) {
+	b0, b1 := data[0], data[1]
+	if b0&0x70 != 0 {
+		return h, false, protocolError("reserved bits set without an extension")
+	}
+	if b1&0x80 == 0 {
+		return h, false, protocolError("client frames must be masked")
+	}
+	h.fin, h.op = b0&0x80 != 0, b0&0x0f
+	h.size, h.length = 2, uint64(b1&0x7f)
+	switch h.length {
+	case 126:
+		if len(data) < 4 {
+			return h, false, nil
+		}
+		h.size, h.length = 4, uint64(binary.BigEndian.Uint16(data[2:]))
+	case 127:
+		if len(data) < 10 {
+			return h, false, nil
+		}
+		h.size, h.length = 10, binary.BigEndian.Uint64(data[2:])
+		if h.length>>63 != 0 {
+			return h, false, protocolError("invalid frame length")
+		}
+	}
+	h.size += 4 // masking key
+	return h, true, nil
+}
+
+// checkFrame applies the rules that a frame's opcode and the message in
+// progress place on it, before its payload has arrived: a control frame is
+// final and at most 125 bytes; a continuation frame continues a fragmented
+// message, which no other data frame may interrupt; a data frame keeps its
+// message within the limit (closeTooBig, with no reason); other opcodes
+// are reserved.
+func (r *frameReader) checkFrame(h frameHeader) *closeError {
+	switch h.op {
+	case opClose, opPing, opPong:
+		if !h.fin {
+			return protocolError("fragmented control frame")
+		}
+		if h.length > 125 {
+			return protocolError("control frame longer than 125 bytes")
+		}
+	case opText, opBinary, opContinuation:
+		if h.op == opContinuation && !r.fragmented {
+			return protocolError("continuation frame without a message to continue")
+		}
+		if h.op != opContinuation && r.fragmented {
+			return protocolError("new message before the fragmented one ended")
+		}
+		if r.limit > 0 && uint64(len(r.message))+h.length > uint64(r.limit) {
+			return &closeError{code: closeTooBig}
+		}
 	default:
-		r.partial = append([]byte(nil), data...)
+		return protocolError("unknown opcode")
 	}
 	return nil
+}
+
+// unmask undoes the client's masking of payload in place: byte i was
+// XORed with mask[i%4] (RFC 6455 §5.3).
+func unmask(payload, mask []byte) {
+	for i := range payload {
+		payload[i] ^= mask[i&3]
+	}
+}
+
+// deliver takes one complete, unmasked frame that checkFrame accepted. A
+// control frame goes to emit with payload itself; a non-final data frame
+// is added to the fragmented message; a final one completes it, or is a
+// whole message, and goes to emit in a buffer of its own. Text is
+// validated as UTF-8 as it arrives, failing with closeInvalidData at the
+// first frame that makes it invalid. more is emit's answer (true when emit
+// was not called).
+func (r *frameReader) deliver(h frameHeader, payload []byte, emit func(op byte, payload []byte) bool) (more bool, err *closeError) {
+	switch {
+	case h.op >= opClose:
+		return emit(h.op, payload), nil
+	case !h.fin:
+		if h.op != opContinuation {
+			r.messageOp = h.op
+			r.starts++
+		}
+		r.fragmented = true
+		r.message = append(r.message, payload...)
+		if r.messageOp == opText && !r.checkText() {
+			return false, invalidText()
+		}
+		return true, nil
+	case r.fragmented:
+		msg := append(r.message, payload...)
+		if r.messageOp == opText && !utf8.Valid(msg[r.checked:]) {
+			return false, invalidText()
+		}
+		r.message, r.fragmented, r.checked = nil, false, 0
+		return emit(r.messageOp, msg), nil
+	default:
+		if h.op == opText && !utf8.Valid(payload) {
+			return false, invalidText()
+		}
+		return emit(h.op, append([]byte(nil), payload...)), nil
+	}
+}
+
+// keep saves rest, the start of a frame not yet complete at the end of a
+// feed, for the next one. An idle connection (nothing left) holds no
+// buffer; a rest that is the tail of partial is moved to its front, which
+// moves nothing in the common case of a frame still arriving (nothing of
+// partial was consumed).
+func (r *frameReader) keep(rest []byte) {
+	switch {
+	case len(rest) == 0:
+		r.partial = nil
+	case len(r.partial) > 0:
+		r.partial = r.partial[:copy(r.partial, rest)]
+	default:
+		r.partial = append([]byte(nil), rest...)
+	}
 }
 
 // checkText validates the fragmented text message received so far,

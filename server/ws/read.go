@@ -70,6 +70,9 @@ func (c *Conn) readLoop() {
 // consume parses input and acts on it: messages go to the handler, pings
 // get pongs, a close frame is answered.
 func (c *Conn) consume(data []byte) readState {
+	if c.stream {
+		return c.discard(len(data))
+	}
 	state := readMore
 	frames, starts := c.fr.frames, c.fr.starts
 	cerr := c.fr.feed(data, func(op byte, payload []byte) bool {

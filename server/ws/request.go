@@ -21,12 +21,28 @@ const maxRequestFields = 100
 // and including the blank line that ends it), or -1 while it is
 // incomplete. from is how much of b was searched before, so that a head
 // read in several pieces is scanned once.
+//
+// The head ends where net/http's server ends it: at the first empty line,
+// a line being ended by LF with or without a CR before it. A head with
+// bare LF line ends is complete for net/http, which answers it; the
+// listener's upgrade path must not wait for a CRLF CRLF that never comes
+// (ParseRequest refuses such a head, so net/http gets it).
 func HeadEnd(b []byte, from int) int {
-	from = max(from-3, 0)
-	if i := bytes.Index(b[from:], []byte("\r\n\r\n")); i >= 0 {
-		return from + i + 4
+	// The end is LF LF or LF CR LF: its first LF may be two bytes back.
+	i := max(from-2, 0)
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
 	}
-	return -1
 }
 
 // ParseRequest reads head, a complete HTTP/1.1 request head ending with its

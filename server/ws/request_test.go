@@ -132,13 +132,69 @@ func TestHeadEnd(t *testing.T) {
 	}
 }
 
+// TestHeadEndAsNetHTTP: a head ends where net/http's server ends it, at
+// the first empty line whatever its lines end with (LF or CRLF), however
+// it is read in pieces; net/http answers such heads, so the listener must
+// not wait for more.
+func TestHeadEndAsNetHTTP(t *testing.T) {
+	for name, head := range map[string]string{
+		"bare LF":               "GET /cable HTTP/1.1\nHost: h\nUpgrade: websocket\n\n",
+		"CRLF, then a bare LF":  "GET /cable HTTP/1.1\r\nHost: h\r\n\n",
+		"bare LF, then a CRLF":  "GET /cable HTTP/1.1\nHost: h\n\r\n",
+		"mixed lines, then LF":  "GET /cable HTTP/1.1\r\nHost: h\nX: 1\r\n\n",
+		"request line and LF":   "GET /cable HTTP/1.1\n\n",
+		"CRLF CRLF (the usual)": "GET /cable HTTP/1.1\r\nHost: h\r\n\r\n",
+	} {
+		end := netHTTPHeadEnd([]byte(head + "next"))
+		if end != len(head) {
+			t.Fatalf("%s: net/http ends the head at %d, want %d (the case is wrong)", name, end, len(head))
+		}
+		b := []byte(head + "next")
+		if got := HeadEnd(b, 0); got != end {
+			t.Errorf("%s: HeadEnd = %d, want %d as net/http", name, got, end)
+		}
+		for cut := 1; cut < len(head); cut++ {
+			if got := HeadEnd(b[:cut], 0); got != -1 {
+				t.Fatalf("%s: HeadEnd of %d bytes = %d, want -1", name, cut, got)
+			}
+			if got := HeadEnd(b, cut); got != end {
+				t.Fatalf("%s: HeadEnd searched before %d = %d, want %d", name, cut, got, end)
+			}
+		}
+	}
+}
+
+// netHTTPHeadEnd is where net/http's reading of a request ends the head in
+// b, or -1 when it reads no request from b.
+func netHTTPHeadEnd(b []byte) int {
+	br := bufio.NewReaderSize(bytes.NewReader(b), len(b)+16)
+	r, err := http.ReadRequest(br)
+	if err != nil || r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		return -1
+	}
+	return len(b) - br.Buffered()
+}
+
 // FuzzParseRequest holds ParseRequest to its contract: whatever it takes,
 // net/http's server reads into the same request; and it never panics.
 func FuzzParseRequest(f *testing.F) {
-	for _, seed := range []string{upgradeHead, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "GET /a?b=%zz HTTP/1.1\r\nHost: [::1]:80\r\nX: \xff\r\n\r\n"} {
+	for _, seed := range []string{upgradeHead, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "GET /a?b=%zz HTTP/1.1\r\nHost: [::1]:80\r\nX: \xff\r\n\r\n",
+		"GET /cable HTTP/1.1\nHost: h\nUpgrade: websocket\n\n"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, head []byte) {
+		// Where net/http reads a whole request, the listener's upgrade path
+		// ends the head as net/http does (read whole or in two pieces),
+		// instead of waiting for more that may never come.
+		if end := netHTTPHeadEnd(head); end >= 0 {
+			cut := len(head) / 2
+			if got := HeadEnd(head, 0); got != end {
+				t.Fatalf("%q: HeadEnd = %d, net/http ends the head at %d", head, got, end)
+			}
+			if first := HeadEnd(head[:cut], 0); first != -1 && first != end || first == -1 && HeadEnd(head, cut) != end {
+				t.Fatalf("%q: HeadEnd in pieces cut at %d differs from %d", head, cut, end)
+			}
+		}
 		got, ok := ParseRequest(string(head))
 		if !ok {
 			return

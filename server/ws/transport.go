@@ -1,6 +1,9 @@
 // Package ws is Cablehub's WebSocket transport: the upgrade, then
 // connections whose frames Cablehub reads and writes itself, so that an
-// idle connection costs no goroutine and no buffer.
+// idle connection costs no goroutine and no buffer. Its Handler hands
+// upgraded connections to the node's gate. The same poller and flushers
+// also serve streamed HTTP answers (Stream), which the Server-Sent Events
+// transport uses.
 //
 // Upgrades arrive two ways. The listener reads most of them itself and
 // hands them over with the raw connection (ParseRequest, UpgradeRaw),
@@ -247,11 +250,31 @@ func (t *Transport) newConn(nc net.Conn, subprotocol string, prefix []byte) *Con
 	return c
 }
 
-// unwrapConn returns the connection under a listener's replaying wrapper
-// once the wrapper has given back all it held (Drained), so the connection
-// can be read by the poller; otherwise nc itself.
+// ReplayConn is a connection that first gives back bytes already read
+// from the connection under it. The runner's front (replayConn in
+// server/runner) is one: it reads a request head to serve WebSocket
+// upgrades itself (UpgradeRaw) and replays what it does not take to
+// net/http, wrapped so. An upgrade can be among those (its head longer
+// than MaxRequestHead, say) and reach Upgrade on such a connection.
+//
+// Only a plain *net.TCPConn can be read by the poller, which reads its
+// socket directly and would miss bytes the wrapper still holds. Upgrade
+// therefore asks Drained: once everything replayed has been read (ok),
+// the connection is inner from then on, which the poller can read;
+// otherwise it is read through the wrapper by a goroutine of its own, as
+// on a system without the poller.
+type ReplayConn interface {
+	net.Conn
+	// Drained returns the connection under the wrapper, and whether all
+	// the bytes replayed have been read, so that inner can be read in its
+	// place. It does not read.
+	Drained() (inner net.Conn, ok bool)
+}
+
+// unwrapConn returns the connection under a ReplayConn once it has given
+// back all it held, so that the poller can read it; otherwise nc itself.
 func unwrapConn(nc net.Conn) net.Conn {
-	if w, ok := nc.(interface{ Drained() (net.Conn, bool) }); ok {
+	if w, ok := nc.(ReplayConn); ok {
 		if inner, ok := w.Drained(); ok {
 			return inner
 		}

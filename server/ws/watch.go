@@ -147,8 +147,8 @@ func (w *watcher) close() {
 // its close handshake, which has bounds of its own.
 func (c *Conn) watchFromServe() {
 	w := c.t.watcher
-	if w == nil || w.firstTimeout == 0 || c.phase != phaseOpen {
-		return
+	if w == nil || w.firstTimeout == 0 || c.phase != phaseOpen || c.stream {
+		return // a stream's client owes no frames
 	}
 	c.watch.silent = w.now()
 	c.watch.watched = true

@@ -327,7 +327,14 @@ type GetPresenceResponse struct {
 	// or unknown stream.
 	Total *int32 `protobuf:"varint,2,opt,name=total,proto3,oneof" json:"total,omitempty"`
 	// One record per presence id, sorted by id. Omitted when there are none.
-	Records       []*PresenceRecord `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	// At most 1 MiB of records in all (encoded as this answer is): when the
+	// stream has more, records holds the first ids that fit, total stays the
+	// number of all ids, and truncated is true.
+	Records []*PresenceRecord `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	// True when records holds only the first ids of the stream, left short to
+	// keep the answer within 1 MiB; false (omitted over REST) when it holds
+	// them all.
+	Truncated     bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,6 +388,13 @@ func (x *GetPresenceResponse) GetRecords() []*PresenceRecord {
 		return x.Records
 	}
 	return nil
+}
+
+func (x *GetPresenceResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
 }
 
 // PresenceRecord is one presence id on a stream.
@@ -552,11 +566,12 @@ const file_cablehub_v1_cable_proto_rawDesc = "" +
 	"\ttransient\x18\x03 \x01(\bR\ttransient\"\x11\n" +
 	"\x0fPublishResponse\",\n" +
 	"\x12GetPresenceRequest\x12\x16\n" +
-	"\x06stream\x18\x01 \x01(\tR\x06stream\"\x85\x01\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\"\xa3\x01\n" +
 	"\x13GetPresenceResponse\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x19\n" +
 	"\x05total\x18\x02 \x01(\x05H\x00R\x05total\x88\x01\x01\x125\n" +
-	"\arecords\x18\x03 \x03(\v2\x1b.cablehub.v1.PresenceRecordR\arecordsB\b\n" +
+	"\arecords\x18\x03 \x03(\v2\x1b.cablehub.v1.PresenceRecordR\arecords\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncatedB\b\n" +
 	"\x06_total\"L\n" +
 	"\x0ePresenceRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +

@@ -43,10 +43,12 @@ class PresenceRecord:
 @dataclass(frozen=True)
 class Presence:
     """Who is present on a stream: ``total`` unique ids and one record per
-    id, sorted by id."""
+    id, sorted by id. ``truncated`` says ``records`` holds only the first
+    ids, as many as fit in the server's 1 MiB answer."""
 
     total: int
     records: List[PresenceRecord]
+    truncated: bool = False
 
 
 def api_token(secret: str) -> str:
@@ -163,7 +165,7 @@ class Client:
             PresenceRecord(id=r.id, info=value_to_python(r.info) if r.HasField("info") else None)
             for r in resp.records
         ]
-        return Presence(total=resp.total, records=records)
+        return Presence(total=resp.total, records=records, truncated=resp.truncated)
 
     def disconnect(self, identifier: str, reconnect: bool = False) -> None:
         """Closes every session whose connection identifiers (a JWT's "ext"

@@ -116,6 +116,7 @@ class ClientTest(unittest.TestCase):
             self.client.presence("py-presence")))
         self.assertEqual(got.records, [PresenceRecord(id="u1", info=info), PresenceRecord(id="u2", info=None)])
         self.assertIsInstance(got.records[0].info["tags"][1], float)
+        self.assertFalse(got.truncated)
 
     def test_disconnect_closes_identified_client(self) -> None:
         target = self.subscriber("?jid=" + jwt(SECRET, {"ext": '{"user_id":42}'}))

@@ -117,6 +117,7 @@ class ClientTest < Minitest::Test
     presence = @client.presence("nobody-here")
     assert_equal 0, presence.total
     assert_equal [], presence.records
+    assert_equal false, presence.truncated
   end
 
   def test_disconnect_closes_matching_clients

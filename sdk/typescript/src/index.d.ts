@@ -55,6 +55,8 @@ export interface PresenceRecord {
 export interface Presence {
   total: number
   records: PresenceRecord[]
+  /** True when records holds only the first ids, as many as fit in the server's 1 MiB answer. */
+  truncated: boolean
 }
 
 export interface CablehubClient {

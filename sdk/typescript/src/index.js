@@ -138,6 +138,8 @@ export function createClient({ url, secret, apiSecret, timeoutMs = DEFAULT_TIMEO
      * presence reads who is present on `stream`: `total` unique ids and one
      * record per id, sorted by id, whose `info` is the JSON value the client
      * joined with as a plain JavaScript value (null when it gave none).
+     * `truncated` says `records` holds only the first ids, as many as fit in
+     * the server's 1 MiB answer.
      */
     async presence(stream) {
       const res = await call(() => rpc.getPresence({ stream }))
@@ -146,7 +148,8 @@ export function createClient({ url, secret, apiSecret, timeoutMs = DEFAULT_TIMEO
         records: res.records.map(r => ({
           id: r.id,
           info: r.info ? toJson(ValueSchema, r.info) : null
-        }))
+        })),
+        truncated: res.truncated
       }
     },
 

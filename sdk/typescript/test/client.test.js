@@ -96,7 +96,7 @@ test('publishBatch delivers every publication in order', async () => {
 })
 
 test('presence reads back joined clients with info as plain values', async () => {
-  assert.deepEqual(await client.presence('lobby'), { total: 0, records: [] })
+  assert.deepEqual(await client.presence('lobby'), { total: 0, records: [], truncated: false })
   const ann = await connect()
   const bob = await connect()
   const anon = await connect()
@@ -115,7 +115,8 @@ test('presence reads back joined clients with info as plain values', async () =>
       { id: 'u1', info: { name: 'Ann', tags: ['a', 1, true, null] } },
       { id: 'u2', info: 'Bob' },
       { id: 'u3', info: null }
-    ]
+    ],
+    truncated: false
   })
 })
 

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61\x62lehub/v1/cable.proto\x12\x0b\x63\x61\x62lehub.v1\x1a\x1cgoogle/protobuf/struct.proto\"N\n\x0ePublishRequest\x12<\n\x0cpublications\x18\x01 \x03(\x0b\x32\x18.cablehub.v1.PublicationR\x0cpublications\"\x94\x01\n\x0bPublication\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\tR\x04\x64\x61ta\x12\x30\n\x04meta\x18\x03 \x01(\x0b\x32\x1c.cablehub.v1.PublicationMetaR\x04meta\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"}\n\x0fPublicationMeta\x12%\n\x0e\x65xclude_socket\x18\x01 \x01(\tR\rexcludeSocket\x12%\n\x0e\x62roadcast_type\x18\x02 \x01(\tR\rbroadcastType\x12\x1c\n\ttransient\x18\x03 \x01(\x08R\ttransient\"\x11\n\x0fPublishResponse\",\n\x12GetPresenceRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\"\x85\x01\n\x13GetPresenceResponse\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x19\n\x05total\x18\x02 \x01(\x05H\x00R\x05total\x88\x01\x01\x12\x35\n\x07records\x18\x03 \x03(\x0b\x32\x1b.cablehub.v1.PresenceRecordR\x07recordsB\x08\n\x06_total\"L\n\x0ePresenceRecord\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12*\n\x04info\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04info\"Q\n\x11\x44isconnectRequest\x12\x1e\n\nidentifier\x18\x01 \x01(\tR\nidentifier\x12\x1c\n\treconnect\x18\x02 \x01(\x08R\treconnect\"\x14\n\x12\x44isconnectResponse2\xf5\x01\n\x0c\x43\x61\x62leService\x12\x44\n\x07Publish\x12\x1b.cablehub.v1.PublishRequest\x1a\x1c.cablehub.v1.PublishResponse\x12P\n\x0bGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponse\x12M\n\nDisconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponseB9Z7github.com/cablehub/cablehub/gen/cablehub/v1;cablehubv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61\x62lehub/v1/cable.proto\x12\x0b\x63\x61\x62lehub.v1\x1a\x1cgoogle/protobuf/struct.proto\"N\n\x0ePublishRequest\x12<\n\x0cpublications\x18\x01 \x03(\x0b\x32\x18.cablehub.v1.PublicationR\x0cpublications\"\x94\x01\n\x0bPublication\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\tR\x04\x64\x61ta\x12\x30\n\x04meta\x18\x03 \x01(\x0b\x32\x1c.cablehub.v1.PublicationMetaR\x04meta\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"}\n\x0fPublicationMeta\x12%\n\x0e\x65xclude_socket\x18\x01 \x01(\tR\rexcludeSocket\x12%\n\x0e\x62roadcast_type\x18\x02 \x01(\tR\rbroadcastType\x12\x1c\n\ttransient\x18\x03 \x01(\x08R\ttransient\"\x11\n\x0fPublishResponse\",\n\x12GetPresenceRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\"\xa3\x01\n\x13GetPresenceResponse\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x19\n\x05total\x18\x02 \x01(\x05H\x00R\x05total\x88\x01\x01\x12\x35\n\x07records\x18\x03 \x03(\x0b\x32\x1b.cablehub.v1.PresenceRecordR\x07records\x12\x1c\n\ttruncated\x18\x04 \x01(\x08R\ttruncatedB\x08\n\x06_total\"L\n\x0ePresenceRecord\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12*\n\x04info\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04info\"Q\n\x11\x44isconnectRequest\x12\x1e\n\nidentifier\x18\x01 \x01(\tR\nidentifier\x12\x1c\n\treconnect\x18\x02 \x01(\x08R\treconnect\"\x14\n\x12\x44isconnectResponse2\xf5\x01\n\x0c\x43\x61\x62leService\x12\x44\n\x07Publish\x12\x1b.cablehub.v1.PublishRequest\x1a\x1c.cablehub.v1.PublishResponse\x12P\n\x0bGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponse\x12M\n\nDisconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponseB9Z7github.com/cablehub/cablehub/gen/cablehub/v1;cablehubv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cablehub.v1.cable_pb2', globals())
@@ -33,13 +33,13 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _GETPRESENCEREQUEST._serialized_start=447
   _GETPRESENCEREQUEST._serialized_end=491
   _GETPRESENCERESPONSE._serialized_start=494
-  _GETPRESENCERESPONSE._serialized_end=627
-  _PRESENCERECORD._serialized_start=629
-  _PRESENCERECORD._serialized_end=705
-  _DISCONNECTREQUEST._serialized_start=707
-  _DISCONNECTREQUEST._serialized_end=788
-  _DISCONNECTRESPONSE._serialized_start=790
-  _DISCONNECTRESPONSE._serialized_end=810
-  _CABLESERVICE._serialized_start=813
-  _CABLESERVICE._serialized_end=1058
+  _GETPRESENCERESPONSE._serialized_end=657
+  _PRESENCERECORD._serialized_start=659
+  _PRESENCERECORD._serialized_end=735
+  _DISCONNECTREQUEST._serialized_start=737
+  _DISCONNECTREQUEST._serialized_end=818
+  _DISCONNECTRESPONSE._serialized_start=820
+  _DISCONNECTRESPONSE._serialized_end=840
+  _CABLESERVICE._serialized_start=843
+  _CABLESERVICE._serialized_end=1088
 # @@protoc_insertion_point(module_scope)

@@ -25,14 +25,16 @@ class GetPresenceRequest(_message.Message):
     def __init__(self, stream: _Optional[str] = ...) -> None: ...
 
 class GetPresenceResponse(_message.Message):
-    __slots__ = ["records", "total", "type"]
+    __slots__ = ["records", "total", "truncated", "type"]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[PresenceRecord]
     total: int
+    truncated: bool
     type: str
-    def __init__(self, type: _Optional[str] = ..., total: _Optional[int] = ..., records: _Optional[_Iterable[_Union[PresenceRecord, _Mapping]]] = ...) -> None: ...
+    def __init__(self, type: _Optional[str] = ..., total: _Optional[int] = ..., records: _Optional[_Iterable[_Union[PresenceRecord, _Mapping]]] = ..., truncated: bool = ...) -> None: ...
 
 class PresenceRecord(_message.Message):
     __slots__ = ["id", "info"]

@@ -71,7 +71,7 @@ module Cablehub
     def presence(stream)
       response = call(:get_presence, V1::GetPresenceRequest.new(stream: stream))
       records = response.records.map { |r| PresenceRecord.new(r.id, Values.to_ruby(r.info)) }
-      Presence.new(response.total, records)
+      Presence.new(response.total, records, response.truncated)
     end
 
     # Closes every session, on every node, whose connection identifiers (a

@@ -2,8 +2,10 @@
 
 module Cablehub
   # Presence is who is present on a stream: total is the number of unique
-  # presence ids, records one PresenceRecord per id, sorted by id.
-  Presence = Struct.new(:total, :records)
+  # presence ids, records one PresenceRecord per id, sorted by id;
+  # truncated says records holds only the first ids, as many as fit in the
+  # server's 1 MiB answer.
+  Presence = Struct.new(:total, :records, :truncated)
 
   # PresenceRecord is one presence id on a stream and the info it joined
   # with, as a plain Ruby value (nil when the client gave none).

@@ -30,6 +30,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :type, :string, 1, json_name: "type"
       proto3_optional :total, :int32, 2, json_name: "total"
       repeated :records, :message, 3, "cablehub.v1.PresenceRecord", json_name: "records"
+      optional :truncated, :bool, 4, json_name: "truncated"
     end
     add_message "cablehub.v1.PresenceRecord" do
       optional :id, :string, 1, json_name: "id"

@@ -193,10 +193,22 @@ export declare type GetPresenceResponse = Message<"cablehub.v1.GetPresenceRespon
 
   /**
    * One record per presence id, sorted by id. Omitted when there are none.
+   * At most 1 MiB of records in all (encoded as this answer is): when the
+   * stream has more, records holds the first ids that fit, total stays the
+   * number of all ids, and truncated is true.
    *
    * @generated from field: repeated cablehub.v1.PresenceRecord records = 3;
    */
   records: PresenceRecord[];
+
+  /**
+   * True when records holds only the first ids of the stream, left short to
+   * keep the answer within 1 MiB; false (omitted over REST) when it holds
+   * them all.
+   *
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
 };
 
 /**
