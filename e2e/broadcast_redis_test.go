@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -14,7 +15,11 @@ import (
 // trimmed output.
 func redisCLI(t *testing.T, port int, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("redis-cli", append([]string{"-p", fmt.Sprint(port)}, args...)...).CombinedOutput()
+	// redis-cli waits for good on a Redis that accepts but does not
+	// answer (SIGSTOPped, as the deadline and failover tests make one).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-p", fmt.Sprint(port)}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli %v: %v %s", args, err, out)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +34,10 @@ type benchResult struct {
 
 func runBench(t *testing.T, bin string, args ...string) (benchResult, string, error) {
 	t.Helper()
-	out, err := exec.Command(bin, append([]string{"--json", "--timeout", "60s"}, args...)...).Output()
+	// Killed well past its own --timeout, should it not keep to it.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append([]string{"--json", "--timeout", "60s"}, args...)...).Output()
 	var res benchResult
 	if err == nil {
 		if jerr := json.Unmarshal(out, &res); jerr != nil {

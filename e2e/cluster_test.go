@@ -377,13 +377,17 @@ func concurrentPublishers(t *testing.T, client *wsClient, stream string, nodes [
 }
 
 func postJSON(s *server, body string) (int, error) {
-	resp, err := http.Post("http://"+s.Main+"/api/publish", "application/json", strings.NewReader(body))
+	resp, err := publishClient.Post("http://"+s.Main+"/api/publish", "application/json", strings.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// publishClient bounds every publication a test sends, so a request the
+// server never answers fails the test instead of hanging it.
+var publishClient = &http.Client{Timeout: 15 * time.Second}
 
 func TestConcurrentPublishersKeepOffsetsInOrder(t *testing.T) {
 	s := startServer(t, nil, "--public")

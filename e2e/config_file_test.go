@@ -158,7 +158,7 @@ func TestAnyCableTomlInEffect(t *testing.T) {
 			t.Errorf("startup log lacks %q:\n%s", want, logs)
 		}
 	}
-	resp, err := http.Get("http://" + s.Main + "/up")
+	resp, err := httpClient.Get("http://" + s.Main + "/up")
 	if err != nil {
 		t.Fatal(err)
 	}

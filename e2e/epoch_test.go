@@ -113,8 +113,13 @@ func TestEpochSurvivesRedisDataLoss(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := <-flushed; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("only %d of %d publications were answered", answered.Load(), workers*each)
 	}
 	// And some certainly after the flush, through both nodes.
 	for n := workers * each; n < workers*each+10; n++ {

@@ -105,9 +105,18 @@ func TestFaultsJetStreamSnapshotRestart(t *testing.T) {
 	trackers := pairTrackers(t, stream, a, b)
 	p := &publisher{stream: stream, nodes: []*server{a, b}, accepted: map[int]bool{}}
 	p.run(4, 400)
-	// A snapshot: the store as a stopped server leaves it.
+	// A snapshot: the store as a stopped server leaves it. A graceful stop
+	// may stall, so it is waited for a bounded time, not for good.
 	cmd.Process.Signal(os.Interrupt)
-	cmd.Wait()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatal("nats-server did not exit within 30s of SIGINT")
+	}
 	snapshot := t.TempDir()
 	copyDir(t, dir, snapshot)
 	cmd = startNATSJetStream(t, port, dir)

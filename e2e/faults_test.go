@@ -227,7 +227,15 @@ type publisher struct {
 	// its data: a subscriber that sees the epoch change has been told that
 	// of these it may miss the ones published last.
 	beforeLoss map[int]bool
+	// unsent counts publications given up because their run overran
+	// publishRunLimit; settle fails the test on any.
+	unsent int
 }
+
+// publishRunLimit bounds one run. A run takes seconds; with a server that
+// stops answering, each call waits for the client's 10 s timeout, and a
+// worker's hundreds of calls would hold the test past go test's -timeout.
+const publishRunLimit = 2 * time.Minute
 
 // markLoss records that the shared service is about to lose its data.
 func (p *publisher) markLoss() {
@@ -239,9 +247,15 @@ func (p *publisher) markLoss() {
 	}
 }
 
-func (p *publisher) publish(count int) {
+func (p *publisher) publish(count int, deadline time.Time) {
 	client := &http.Client{Timeout: 10 * time.Second}
-	for range count {
+	for i := range count {
+		if time.Now().After(deadline) {
+			p.mu.Lock()
+			p.unsent += count - i
+			p.mu.Unlock()
+			return
+		}
 		n := int(p.next.Add(1))
 		node := p.nodes[n%len(p.nodes)]
 		body := fmt.Sprintf(`{"stream":%q,"data":"%d"}`, p.stream, n)
@@ -259,12 +273,14 @@ func (p *publisher) publish(count int) {
 	}
 }
 
-// run publishes count numbered publications from workers goroutines.
+// run publishes count numbered publications from workers goroutines,
+// giving up those not sent within publishRunLimit.
 func (p *publisher) run(workers, count int) {
+	deadline := time.Now().Add(publishRunLimit)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
-		go func() { defer wg.Done(); p.publish(count / workers) }()
+		go func() { defer wg.Done(); p.publish(count/workers, deadline) }()
 	}
 	wg.Wait()
 }
@@ -279,8 +295,11 @@ func settle(t *testing.T, setup string, p *publisher, trackers []*tracker) {
 	for n := range p.accepted {
 		accepted = append(accepted, n)
 	}
-	sent := p.sent
+	sent, unsent := p.sent, p.unsent
 	p.mu.Unlock()
+	if unsent > 0 {
+		t.Errorf("%s: %d publications not sent: a run took over %s (the server stopped answering?)", setup, unsent, publishRunLimit)
+	}
 	if len(accepted) == 0 {
 		t.Fatalf("%s: nothing was accepted", setup)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,8 +55,8 @@ type server struct {
 }
 
 var (
-	healthLine = regexp.MustCompile(`Handle health requests at http://([^/\s"]+)/`)
-	apiLine    = regexp.MustCompile(`Handle API requests at http://([^/\s"]+)/`)
+	healthLine = regexp.MustCompile(`Handle health requests at https?://([^/\s"]+)/`)
+	apiLine    = regexp.MustCompile(`Handle API requests at https?://([^/\s"]+)/`)
 	grpcLine   = regexp.MustCompile(`Handle gRPC API requests at ([^\s"]+) `)
 	epochLine  = regexp.MustCompile(`Using in-memory broker \(epoch: ([^,]+),`)
 )
@@ -100,6 +101,10 @@ func startServerIn(t *testing.T, dir string, env []string, args ...string) *serv
 		}
 		s.cmd.Wait()
 	}()
+	// Disarmed after the server's stop (cleanups run last first), so a
+	// stop that hangs is caught too.
+	watchdog := time.AfterFunc(hangAfter, func() { hung(t.Name()) })
+	t.Cleanup(func() { watchdog.Stop() })
 	t.Cleanup(s.stop)
 
 	deadline := time.After(20 * time.Second)
@@ -128,6 +133,20 @@ func startServerIn(t *testing.T, dir string, env []string, args ...string) *serv
 		s.Epoch = m[1]
 	}
 	return s
+}
+
+// hangAfter is how long a test may hold a server: every test ends within a
+// minute, so one still running after this is stuck. The whole run would
+// otherwise wait for go test's -timeout, whose report the end of a long
+// output may not show.
+const hangAfter = 5 * time.Minute
+
+// hung ends the run on a stuck test: every goroutine's stack, then, last,
+// the test's name.
+func hung(name string) {
+	pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+	fmt.Fprintf(os.Stderr, "\nFAIL: %s still holds a server %s after starting it: stuck (stacks above)\n", name, hangAfter)
+	os.Exit(2)
 }
 
 // Logs returns what the process has printed so far.
@@ -210,6 +229,10 @@ func do(t *testing.T, method, url, body string, headers ...string) response {
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
 }
+
+// httpClient is for requests made without do, bounded as do's are: a
+// server that never answers fails the test instead of hanging it.
+var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // stamp is the tail the memory broker adds to a broadcast of stream at
 // offset: `,"stream_id":..,"epoch":..,"offset":..`.

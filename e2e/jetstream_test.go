@@ -77,6 +77,9 @@ func publishRate(t *testing.T, setup string, a, b *server) {
 	start := time.Now()
 	p.run(8, 2000)
 	elapsed := time.Since(start)
+	if p.unsent > 0 {
+		t.Errorf("%s: %d publications not sent: the run took over %s", setup, p.unsent, publishRunLimit)
+	}
 	t.Logf("%s: %d publishes over HTTP from 8 workers through 2 nodes in %s: %.0f publishes/s",
 		setup, len(p.accepted), elapsed.Round(time.Millisecond), float64(len(p.accepted))/elapsed.Seconds())
 }

@@ -26,7 +26,7 @@ func TestWrongWebSocketPath(t *testing.T) {
 	req, _ := http.NewRequest("GET", "http://"+s.Main+"/cabel", nil)
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Connection", "Upgrade")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

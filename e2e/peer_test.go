@@ -38,6 +38,9 @@ func startPeer(t *testing.T, name string, cmd *exec.Cmd) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Wait also waits for the copy of stderr, which a process the peer
+	// left behind could hold open for good: bound that wait.
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the %s: %v", name, err)
 	}

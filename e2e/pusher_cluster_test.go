@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -130,7 +129,7 @@ func pusherGet(t *testing.T, s *server, path string, params url.Values) (int, st
 	m := hmac.New(sha256.New, []byte(pusherSecret))
 	m.Write([]byte(pusher.StringToSign("GET", path, q)))
 	q.Set("auth_signature", hex.EncodeToString(m.Sum(nil)))
-	resp, err := http.Get("http://" + s.Main + path + "?" + q.Encode())
+	resp, err := httpClient.Get("http://" + s.Main + path + "?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}

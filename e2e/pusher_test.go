@@ -513,7 +513,7 @@ func TestPusherHealth(t *testing.T) {
 	connectPusher(t, s, nil)
 	var body string
 	waitUntil(t, "two Pusher clients on /health", func() bool {
-		resp, err := http.Get("http://" + s.Main + "/health")
+		resp, err := httpClient.Get("http://" + s.Main + "/health")
 		if err != nil {
 			return false
 		}

@@ -110,13 +110,20 @@ func TestRedisSentinel(t *testing.T) {
 		if r.Status != 201 {
 			return false
 		}
+		// One timer for the whole drain, and a closed connection ends it:
+		// a closed frames channel is always ready, so a timer made anew on
+		// every pass would never fire and the loop would spin for good.
+		wait := time.After(500 * time.Millisecond)
 		for {
 			select {
-			case f := <-client.frames:
+			case f, ok := <-client.frames:
+				if !ok {
+					t.Fatal("node B's client was disconnected during the failover")
+				}
 				if strings.Contains(f, `"message":"after failover"`) {
 					return true
 				}
-			case <-time.After(500 * time.Millisecond):
+			case <-wait:
 				return false
 			}
 		}

@@ -45,8 +45,14 @@ var rpcAppInstall = sync.OnceValues(func() ([]byte, error) {
 	if err == nil && !installed.ModTime().Before(lock.ModTime()) {
 		return nil, nil
 	}
-	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	// Bounded: npm retries a registry that does not answer for many
+	// minutes, and its children could hold the output pipe after it is
+	// killed.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
 	cmd.Dir = rpcAppDir
+	cmd.WaitDelay = 10 * time.Second
 	return cmd.CombinedOutput()
 })
 

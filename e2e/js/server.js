@@ -17,7 +17,7 @@ export function startServer(args) {
     const timer = setTimeout(() => reject(new Error('cablehub did not start:\n' + logs)), 20000)
     const onData = chunk => {
       logs += chunk
-      const m = logs.match(/Handle health requests at http:\/\/([^/\s"]+)\//)
+      const m = logs.match(/Handle health requests at https?:\/\/([^/\s"]+)\//)
       if (m) {
         clearTimeout(timer)
         resolve({

@@ -86,14 +86,14 @@ func (a *HTTP) Role() string { return "" }
 // served at, which only the runner knows once it is bound (DescribeAt).
 func (a *HTTP) Describe() string { return "" }
 
-// DescribeAt is the startup line for the adapter served at addr
-// (host:port).
-func (a *HTTP) DescribeAt(addr string) string {
+// DescribeAt is the startup line for the adapter served at base
+// (scheme://host:port).
+func (a *HTTP) DescribeAt(base string) string {
 	mode := "no authorization"
 	if a.AuthRequired() {
 		mode = "authorization required"
 	}
-	return fmt.Sprintf("Accept broadcast requests at http://%s%s (%s)", addr, a.opts.Path, mode)
+	return fmt.Sprintf("Accept broadcast requests at %s%s (%s)", base, a.opts.Path, mode)
 }
 
 func (a *HTTP) allowed(authorization string) bool {

@@ -69,8 +69,8 @@ func TestHTTP(t *testing.T) {
 	if got := len(sink.got()); got != 3 {
 		t.Errorf("the sink got %d calls, want 3 (two publishes, one disconnect)", got)
 	}
-	if !a.AuthRequired() || a.DescribeAt("127.0.0.1:8080") != "Accept broadcast requests at http://127.0.0.1:8080/_broadcast (authorization required)" {
-		t.Errorf("startup line %q", a.DescribeAt("127.0.0.1:8080"))
+	if !a.AuthRequired() || a.DescribeAt("http://127.0.0.1:8080") != "Accept broadcast requests at http://127.0.0.1:8080/_broadcast (authorization required)" {
+		t.Errorf("startup line %q", a.DescribeAt("http://127.0.0.1:8080"))
 	}
 }
 
@@ -84,7 +84,7 @@ func TestHTTPNoKey(t *testing.T) {
 	if rec.Code != 201 || len(sink.got()) != 1 {
 		t.Errorf("status %d, sink %v", rec.Code, sink.got())
 	}
-	if a.AuthRequired() || a.DescribeAt("localhost:8090") != "Accept broadcast requests at http://localhost:8090/pub (no authorization)" {
-		t.Errorf("startup line %q", a.DescribeAt("localhost:8090"))
+	if a.AuthRequired() || a.DescribeAt("http://localhost:8090") != "Accept broadcast requests at http://localhost:8090/pub (no authorization)" {
+		t.Errorf("startup line %q", a.DescribeAt("http://localhost:8090"))
 	}
 }

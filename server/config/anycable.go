@@ -24,7 +24,6 @@ type anycableSetting struct {
 const (
 	notYet        = "not implemented yet"
 	noCableReady  = "CableReady streams are not implemented (Turbo streams are: --turbo_streams)"
-	noTLS         = "it serves plain HTTP and WebSocket; terminate TLS in a proxy or load balancer in front of it"
 	noBuffers     = "its WebSocket buffer sizes are fixed"
 	noLogMetrics  = "metrics are not logged; scrape them from --metrics_http"
 	noGateways    = "its embedded NATS server clusters (--enats_cluster, --enats_cluster_routes) but has no gateways"
@@ -42,8 +41,6 @@ func anycableSettings() []anycableSetting {
 		// AnyCable's default adapters, http and redis, do ask for something:
 		// a listener and a subscription.
 		// [app]
-		{"", "server.ssl.cert_path", []string{""}, noTLS},
-		{"", "server.ssl.key_path", []string{""}, noTLS},
 		{"shutdown_pool_size", "app.shutdown_disconnect_gopool_size", []string{"16"}, "it sizes its shutdown work itself"},
 		{"hub_gopool_size", "app.broadcast_gopool_size", []string{"16"}, "its broadcast fan-out has no worker pool to size"},
 		{"enable_native_pings", "app.enable_native_ping", []string{"false"}, "it sends Action Cable pings only"},

@@ -48,8 +48,8 @@ type Config struct {
 	// node uses it (--headers, --proxy-cookies, --disconnect_*) is
 	// Node.AppOptions.
 	RPC RPC
-	// Later: AnyCable features Cablehub does not have yet (see deploy.go).
-	Later Later
+	// TLS: --ssl_cert, --ssl_key.
+	TLS TLS
 	// SSE: --sse, --sse_path.
 	SSE SSE
 	// Pusher: --pusher_app_id, --pusher_app_key, --pusher_secret,

@@ -140,14 +140,16 @@ func (p *Pusher) check() error {
 	return nil
 }
 
-// Later holds the AnyCable settings for features Cablehub does not have
-// yet. The runner names each one set in a startup WARN; the TLS pair is a
-// startup error (see finishDeploy).
-type Later struct {
-	WSCompression bool
-	SSLCert       string
-	SSLKey        string
+// TLS is where the server's certificate and key are (--ssl_cert,
+// --ssl_key). TLS is on when both are set; one without the other is a
+// startup error (AnyCable would silently serve plain HTTP).
+type TLS struct {
+	CertPath string
+	KeyPath  string
 }
+
+// Enabled reports whether the listeners serve TLS.
+func (t TLS) Enabled() bool { return t.CertPath != "" && t.KeyPath != "" }
 
 // finishDeploy applies --debug, picks the node's id and checks the Redis,
 // metrics and TLS settings.
@@ -182,8 +184,8 @@ func (c *Config) finishDeploy() error {
 	if c.DS.SSETTL <= 0 {
 		c.DS.SSETTL = 60 * time.Second
 	}
-	if c.Later.SSLCert != "" || c.Later.SSLKey != "" {
-		return fmt.Errorf("--ssl_cert and --ssl_key are not supported yet: Cablehub serves plain HTTP; terminate TLS in front of it (a load balancer or proxy) and unset them")
+	if (c.TLS.CertPath == "") != (c.TLS.KeyPath == "") {
+		return fmt.Errorf("--ssl_cert and --ssl_key go together: set both to serve TLS, or neither")
 	}
 	r := &c.Cluster.Redis
 	if (r.TLSClientCertPath == "") != (r.TLSClientKeyPath == "") {

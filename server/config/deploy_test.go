@@ -30,8 +30,8 @@ func TestDeployDefaults(t *testing.T) {
 	if r.TLSVerify || r.KeepaliveInterval != 30*time.Second || r.Sentinels != "" {
 		t.Errorf("redis defaults: %+v", r)
 	}
-	if c.SSE.Enabled || c.SSE.Path != "/events" || c.Later.WSCompression {
-		t.Errorf("later defaults: %+v", c.Later)
+	if c.SSE.Enabled || c.SSE.Path != "/events" || c.WS.Compression {
+		t.Errorf("transport defaults: %+v %v", c.SSE, c.WS.Compression)
 	}
 	if c.DS != (DS{Path: "/ds", PollInterval: 10 * time.Second, SSETTL: 60 * time.Second}) {
 		t.Errorf("ds defaults: %+v", c.DS)
@@ -64,8 +64,8 @@ func TestDeployEnvironment(t *testing.T) {
 		!reflect.DeepEqual(m.Tags, map[string]string{"env": "prod", "region": "eu"}) {
 		t.Errorf("metrics: %+v", m)
 	}
-	if !c.SSE.Enabled || c.SSE.Path != "/sse" || !c.Later.WSCompression {
-		t.Errorf("later: %+v", c.Later)
+	if !c.SSE.Enabled || c.SSE.Path != "/sse" || !c.WS.Compression {
+		t.Errorf("transports: %+v %v", c.SSE, c.WS.Compression)
 	}
 	if c.DS != (DS{Enabled: true, Path: "/streams", SkipAuth: true, PollInterval: 3 * time.Second, SSETTL: 6 * time.Second}) {
 		t.Errorf("ds: %+v", c.DS)
@@ -89,7 +89,8 @@ func TestDeployInvalidValues(t *testing.T) {
 		{[]string{"--max-conn", "-1"}, `invalid value "-1" for --max-conn`},
 		{[]string{"--presets", "aws"}, `invalid value "aws" for --presets: each preset must be one of fly, heroku, broker, none`},
 		{[]string{"--presets", "fly"}, "--presets fly needs FLY_REGION and FLY_APP_NAME"},
-		{[]string{"--ssl_cert", "/c.pem", "--ssl_key", "/k.pem"}, "--ssl_cert and --ssl_key are not supported yet"},
+		{[]string{"--ssl_cert", "/c.pem"}, "--ssl_cert and --ssl_key go together"},
+		{[]string{"--ssl_key", "/k.pem"}, "--ssl_cert and --ssl_key go together"},
 		{[]string{"--ds", "--broker", "none"}, "--ds needs a broker that keeps history"},
 		{[]string{"--ds", "--ds_path", "ds"}, `--ds_path "ds" must start with /`},
 		{[]string{"--ds", "--ds_path", "/"}, "--ds_path must name a prefix such as /ds, not /"},

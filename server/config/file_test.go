@@ -132,6 +132,9 @@ var fileCases = []struct{ key, value, flag string }{
 	{"ds.poll_interval", `3`, "--ds_poll_interval=3"},
 	{"ds.sse_ttl", `6`, "--ds_sse_ttl=6"},
 	{"ws.enable_compression", `true`, "--enable_ws_compression"},
+	{"ws.compression_min_size", `512`, "--ws_compression_min_size=512"},
+	{"server.ssl.cert_path", `"/etc/tls.crt"`, "--ssl_cert=/etc/tls.crt"},
+	{"server.ssl.key_path", `"/etc/tls.key"`, "--ssl_key=/etc/tls.key"},
 	{"broadcast_key", `"bk"`, "--broadcast_key=bk"},
 	{"http_broadcast.port", `9104`, "--http_broadcast_port=9104"},
 	{"http_broadcast.path", `"/pub/broadcast"`, "--http_broadcast_path=/pub/broadcast"},
@@ -243,6 +246,8 @@ func tomlFile(pairs [][2]string) string {
 var pairedKeys = map[string][][2]string{
 	"redis.tls_client_cert_path": {{"redis.tls_client_key_path", `"/etc/rk.pem"`}},
 	"redis.tls_client_key_path":  {{"redis.tls_client_cert_path", `"/etc/rc.pem"`}},
+	"server.ssl.cert_path":       {{"server.ssl.key_path", `"/etc/k.pem"`}},
+	"server.ssl.key_path":        {{"server.ssl.cert_path", `"/etc/c.pem"`}},
 	"pusher.app_id":              {{"pusher.app_key", `"k"`}, {"pusher.secret", `"s"`}},
 	"pusher.app_key":             {{"pusher.app_id", `"a"`}, {"pusher.secret", `"s"`}},
 	"pusher.api_port":            {{"pusher.app_id", `"a"`}, {"pusher.app_key", `"k"`}, {"pusher.secret", `"s"`}},

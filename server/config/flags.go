@@ -13,7 +13,6 @@ const (
 	groupLogging    = "Logging and metrics"
 	groupLimits     = "Limits per connection"
 	groupRedis      = "Redis"
-	groupLater      = "Not supported yet"
 )
 
 // bind registers every setting on the field it sets, in the order --help
@@ -37,7 +36,6 @@ func (c *Config) bind(p *parser) {
 	c.bindBroker(p)
 	c.bindRedis(p)
 	c.bindLogging(p)
-	c.bindLater(p)
 }
 
 func (c *Config) bindServer(p *parser) {
@@ -54,6 +52,8 @@ func (c *Config) bindServer(p *parser) {
 	p.add(groupServer, "max-conn", intValue{&c.Node.MaxConns, 0, 1 << 24}, "most client connections (WebSocket and SSE) at once; more are refused with a reconnect disconnect and close 1013, SSE with 503 (0 = unlimited)").file("server.max_conn")
 	p.add(groupServer, "shutdown_delay", durationValue{&s.ShutdownDelay}, "on SIGTERM or SIGINT, keep serving this long before shutting down, seconds (lets a load balancer stop routing first)").file("app.shutdown_delay")
 	p.add(groupServer, "node_id", stringValue{&s.NodeID}, "this node's id in the startup line and /health (default: a random 6-character id)").file("node_id").drawnDefault()
+	p.add(groupServer, "ssl_cert", stringValue{&c.TLS.CertPath}, "TLS certificate file (PEM, the chain after the leaf): with --ssl_key, every HTTP listener serves HTTPS and wss://, and gRPC over TLS; reloaded on SIGHUP or when the files change").file("server.ssl.cert_path")
+	p.add(groupServer, "ssl_key", stringValue{&c.TLS.KeyPath}, "TLS private key file (PEM) of --ssl_cert").file("server.ssl.key_path")
 	p.add(groupServer, "presets", presetsValue{&s.Presets}, "configuration presets, comma-separated: fly, heroku, broker, none (default: fly on Fly.io, heroku on Heroku, detected from their environment variables)").file("presets")
 }
 
@@ -76,6 +76,8 @@ func (c *Config) bindWebSocket(p *parser) {
 	p.add(groupWebSocket, "pong_timeout", durationValue{&c.Node.PongTimeout}, "disconnect extended-protocol clients silent this long after a ping, seconds (0 disables)").file("app.pong_timeout")
 	p.add(groupWebSocket, "ws_max_pending_size", sizeValue[int]{&c.WS.MaxPending, 0}, "most bytes queued for one client before it is cut as too slow (0 = unlimited)").file("ws.max_pending_size")
 	p.add(groupWebSocket, "ws_write_timeout", durationValue{&c.WS.WriteTimeout}, "limit for one socket write, seconds").file("ws.write_timeout")
+	p.add(groupWebSocket, "enable_ws_compression", boolValue{&c.WS.Compression}, "accept permessage-deflate (RFC 7692) from clients that offer it: each broadcast is compressed once for all its subscribers; clients that do not offer it get plain frames").file("ws.enable_compression")
+	p.add(groupWebSocket, "ws_compression_min_size", sizeValue[int]{&c.WS.CompressionMinSize, 1}, "smallest server message sent compressed, bytes (smaller ones go plain: deflate saves little on them)").file("ws.compression_min_size")
 	p.add(groupWebSocket, "ws_io_uring", boolValue{&c.WS.IOURing}, "send broadcasts that do not coalesce through io_uring, many clients per system call, where the kernel allows it (false: write(2) only)").file("ws.io_uring")
 }
 
@@ -194,16 +196,4 @@ func (c *Config) bindLogging(p *parser) {
 	p.add(groupLogging, "statsd_prefix", stringValue{&m.Statsd.Prefix}, "prefix of StatsD metric names").file("metrics.statsd.prefix")
 	p.add(groupLogging, "statsd_tags_format", enumValue{&m.Statsd.TagsFormat, []string{"datadog", "influxdb", "graphite"}}, "how StatsD packets carry --metrics_tags: datadog, influxdb, graphite").file("metrics.statsd.tags_format")
 	p.add(groupLogging, "stats_refresh_interval", durationValue{&m.StatsRefreshInterval}, "seconds; accepted for AnyCable compatibility and unused: Cablehub's gauges are always current").file("app.stats_refresh_interval")
-}
-
-// bindLater binds AnyCable flags for features Cablehub does not have yet:
-// they are accepted so a deployment's configuration parses, and the
-// startup log says by name what is not served (see runner's warnings);
-// TLS is refused instead, because serving plain HTTP where TLS was asked
-// for would be worse than not starting.
-func (c *Config) bindLater(p *parser) {
-	l := &c.Later
-	p.add(groupLater, "enable_ws_compression", boolValue{&l.WSCompression}, "WebSocket per-message compression: not supported yet (a WARN says so; frames go uncompressed)").file("ws.enable_compression")
-	p.add(groupLater, "ssl_cert", stringValue{&l.SSLCert}, "TLS certificate: not supported yet, setting it is a startup error (terminate TLS in a proxy or load balancer)").noFile()
-	p.add(groupLater, "ssl_key", stringValue{&l.SSLKey}, "TLS private key: not supported yet, setting it is a startup error").noFile()
 }

@@ -58,7 +58,7 @@ func (r *Runner) logStarting() {
 // "ready".
 func (r *Runner) logServing(listeners []bound, skipped []skippedListener, auth *api.Auth) {
 	cfg := r.cfg
-	r.broadcasts.logServing(listeners, skipped, r.log)
+	r.broadcasts.logServing(listeners, skipped, r.scheme(), r.log)
 	mode := "authorization required"
 	if !auth.Required() {
 		mode = "no authorization"
@@ -71,31 +71,36 @@ func (r *Runner) logServing(listeners []bound, skipped []skippedListener, auth *
 		if cfg.Gateway.CORS {
 			apiMode += ", CORS enabled"
 		}
-		r.log.Info(fmt.Sprintf("Handle API requests at http://%s%s (%s)", r.APIAddr, cfg.Gateway.Prefix, apiMode), "context", "api")
+		r.log.Info(fmt.Sprintf("Handle API requests at %s://%s%s (%s)", r.scheme(), r.APIAddr, cfg.Gateway.Prefix, apiMode), "context", "api")
 	}
 	for _, b := range listeners {
 		if !b.spec.serves(partGRPC) {
 			continue
 		}
 		kind := "h2c, shared with the REST API"
-		if b.spec.grpcOnly {
+		switch {
+		case b.spec.grpcOnly && r.certs != nil:
+			kind = "TLS, dedicated listener"
+		case b.spec.grpcOnly:
 			kind = "dedicated listener"
+		case r.certs != nil:
+			kind = "TLS, shared with the REST API"
 		}
 		r.log.Info(fmt.Sprintf("Handle gRPC API requests at %s (%s, %s)", r.GRPCAddr, mode, kind), "context", "grpc")
 	}
 	for _, p := range cfg.Server.Paths {
-		r.log.Info(fmt.Sprintf("Handle WebSocket connections at http://%s%s (clients connect to ws://%s%s)", r.MainAddr, p, r.MainAddr, p))
+		r.log.Info(fmt.Sprintf("Handle WebSocket connections at %s://%s%s (clients connect to %s://%s%s)", r.scheme(), r.MainAddr, p, r.wsScheme(), r.MainAddr, p))
 	}
 	if r.MetricsAddr != "" {
-		r.log.Info(fmt.Sprintf("Serve metrics at http://%s%s", r.MetricsAddr, cfg.Metrics.Path))
+		r.log.Info(fmt.Sprintf("Serve metrics at %s://%s%s", r.scheme(), r.MetricsAddr, cfg.Metrics.Path))
 	}
-	r.log.Info(fmt.Sprintf("Handle health requests at http://%s%s", r.MainAddr, cfg.Server.HealthPath))
+	r.log.Info(fmt.Sprintf("Handle health requests at %s://%s%s", r.scheme(), r.MainAddr, cfg.Server.HealthPath))
 	if cfg.SSE.Enabled {
 		// After the health line, as AnyCable logs it.
-		r.log.Info(fmt.Sprintf("Handle SSE requests at http://%s%s", r.MainAddr, cfg.SSE.Path))
+		r.log.Info(fmt.Sprintf("Handle SSE requests at %s://%s%s", r.scheme(), r.MainAddr, cfg.SSE.Path))
 	}
 	if cfg.DS.Enabled {
-		r.log.Info(fmt.Sprintf("Handle Durable Streams requests at http://%s%s/*", r.MainAddr, cfg.DS.Path))
+		r.log.Info(fmt.Sprintf("Handle Durable Streams requests at %s://%s%s/*", r.scheme(), r.MainAddr, cfg.DS.Path))
 	}
 	r.logPusher()
 }

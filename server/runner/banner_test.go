@@ -179,7 +179,6 @@ func TestStartupBanner(t *testing.T) {
 			"INFO Connecting to Redis server localhost:6379 (TLS: off) context=redis",
 			"INFO JWT authentication is enabled (param: jid, enforced: false)",
 			"INFO connection authentication is disabled",
-			"WARN --enable_ws_compression is not supported yet: WebSocket frames are sent uncompressed (clients are not offered permessage-deflate)",
 			"INFO Using no-op broker (no history, presence or session restore)",
 			"INFO Using local pub/sub (single node)",
 			"INFO auto-generated authorization secret from the application secret context=broadcast provider=http",

@@ -197,14 +197,14 @@ func planBroadcast(cfg *config.Config, specs []listenerSpec) []listenerSpec {
 }
 
 // logServing logs where the http adapter is served, or why it is not.
-func (b *broadcasts) logServing(listeners []bound, skipped []skippedListener, log *slog.Logger) {
+func (b *broadcasts) logServing(listeners []bound, skipped []skippedListener, scheme string, log *slog.Logger) {
 	if b.http == nil {
 		return
 	}
 	log = log.With("context", "broadcast", "provider", broadcast.NameHTTP)
 	for _, l := range listeners {
 		if l.spec.serves(partBroadcast) {
-			log.Info(b.http.DescribeAt(l.addr))
+			log.Info(b.http.DescribeAt(scheme + "://" + l.addr))
 		}
 	}
 	for _, s := range skipped {

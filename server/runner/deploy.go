@@ -90,9 +90,6 @@ func (p *deployParts) close() {
 func (r *Runner) deployWarnings() []string {
 	cfg := r.cfg
 	var w []string
-	if cfg.Later.WSCompression {
-		w = append(w, "--enable_ws_compression is not supported yet: WebSocket frames are sent uncompressed (clients are not offered permessage-deflate)")
-	}
 	if d, t := cfg.Server.ShutdownDelay, cfg.Server.ShutdownTimeout; d > 0 && d >= t {
 		w = append(w, fmt.Sprintf("--shutdown_delay (%s) is not shorter than --shutdown_timeout (%s), which it counts against: clients will be cut without the server_restart message", d, t))
 	}

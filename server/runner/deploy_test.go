@@ -29,7 +29,7 @@ func TestDeployWarnings(t *testing.T) {
 	}{
 		{nil, nil},
 		{[]string{"--sse", "--sse_path", "/events"}, nil},
-		{[]string{"--enable_ws_compression"}, []string{"--enable_ws_compression is not supported yet"}},
+		{[]string{"--enable_ws_compression"}, nil},
 		{[]string{"--shutdown_delay", "30", "--shutdown_timeout", "30"}, []string{"--shutdown_delay (30s) is not shorter than --shutdown_timeout (30s)"}},
 		{[]string{"--shutdown_delay", "5"}, nil},
 	}

@@ -95,8 +95,8 @@ func (r *Runner) logPusher() {
 		return
 	}
 	p := &r.cfg.Pusher
-	r.log.Info(fmt.Sprintf("Handle Pusher WebSocket connections at http://%s/app/%s", r.MainAddr, url.PathEscape(p.AppKey)))
-	msg := fmt.Sprintf("Handle Pusher API requests at http://%s/apps/%s/*", r.PusherAPIAddr, url.PathEscape(p.AppID))
+	r.log.Info(fmt.Sprintf("Handle Pusher WebSocket connections at %s://%s/app/%s", r.scheme(), r.MainAddr, url.PathEscape(p.AppKey)))
+	msg := fmt.Sprintf("Handle Pusher API requests at %s://%s/apps/%s/*", r.scheme(), r.PusherAPIAddr, url.PathEscape(p.AppID))
 	if p.APIPort != 0 {
 		r.log.Info(msg, "context", "pusher")
 	} else {

@@ -61,6 +61,10 @@ type Runner struct {
 	webhooks *pusher.Webhooks
 	stop     context.CancelFunc
 
+	// certs is the TLS certificate every listener serves, nil without
+	// --ssl_cert and --ssl_key.
+	certs *certificates
+
 	grpcServer *grpc.Server
 	gwConn     *api.InProcess
 	transport  *ws.Transport
@@ -234,6 +238,13 @@ func (r *Runner) Start(ctx context.Context) error {
 
 func (r *Runner) start(ctx context.Context) error {
 	cfg := r.cfg
+	if cfg.TLS.Enabled() {
+		certs, err := loadCertificates(cfg.TLS.CertPath, cfg.TLS.KeyPath, r.log)
+		if err != nil {
+			return err
+		}
+		r.certs = certs
+	}
 	b, err := newBroadcasts(cfg, r.deps, r.svc, r.limits, r.log)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,17 +53,36 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 		r.deploy.run(nodeCtx, r.metrics, r.cfg.Metrics.RotateInterval)
 	}()
 
+	var tlsConfig *tls.Config
+	if r.certs != nil {
+		tlsConfig = r.certs.serverConfig()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.certs.watch(nodeCtx)
+		}()
+	}
 	for _, b := range listeners {
-		if b.spec.grpcOnly {
-			r.serveGRPC(b.ln, "gRPC listener")
-			continue
-		}
-		ln := b.ln
 		var ws *wsFront
 		if b.spec.serves(partWS) && !r.limits.upgradeViaNetHTTP {
 			ws = newWSFront(h.mounts)
 			ws.onRaw = r.limits.onRawUpgrade
 		}
+		switch {
+		case tlsConfig != nil && b.spec.grpcOnly:
+			r.serveGRPC(tls.NewListener(b.ln, tlsConfig), "gRPC listener")
+			continue
+		case tlsConfig != nil:
+			// Every listener serves TLS, as in AnyCable. gRPC clients,
+			// which offer only h2 (see chooseHTTP1), reach the gRPC server
+			// through net/http (routes.ServeHTTP).
+			r.serveHTTP(newTLSFront(b.ln, tlsConfig, ws, 10*time.Second), r.routes(b.spec, h))
+			continue
+		case b.spec.grpcOnly:
+			r.serveGRPC(b.ln, "gRPC listener")
+			continue
+		}
+		ln := b.ln
 		if grpcShared := b.spec.serves(partGRPC); grpcShared || ws != nil {
 			// gRPC clients get the gRPC server's own transport on the
 			// shared port, WebSocket upgrades are answered before net/http;
@@ -76,6 +96,22 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 		}
 		r.serveHTTP(ln, r.routes(b.spec, h))
 	}
+}
+
+// scheme is the listeners' URL scheme, for the startup lines.
+func (r *Runner) scheme() string {
+	if r.certs != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// wsScheme is the scheme WebSocket clients connect with.
+func (r *Runner) wsScheme() string {
+	if r.certs != nil {
+		return "wss"
+	}
+	return "ws"
 }
 
 // routes is what spec's listener serves over HTTP.
@@ -119,10 +155,12 @@ func (r *Runner) serveHTTP(ln net.Listener, h http.Handler) {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(r.certs != nil)
 	srv := &http.Server{
 		Handler:           h,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       withTLSState,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
@@ -158,6 +196,9 @@ type routes struct {
 }
 
 func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.TLS == nil {
+		req.TLS = tlsStateOf(req.Context())
+	}
 	if rt.grpc != nil && req.ProtoMajor == 2 && strings.HasPrefix(req.Header.Get("Content-Type"), "application/grpc") {
 		rt.grpc.ServeHTTP(w, req)
 		return

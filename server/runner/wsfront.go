@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -57,6 +58,10 @@ func (f *wsFront) serve(c net.Conn, httpLn *chanListener, timeout time.Duration)
 	if complete {
 		if r, ok := ws.ParseRequest(head); ok && f.mount(r.URL.Path) != nil {
 			r.RemoteAddr = c.RemoteAddr().String()
+			if tc, ok := c.(*tls.Conn); ok {
+				state := tc.ConnectionState()
+				r.TLS = &state
+			}
 			if f.mount(r.URL.Path).raw.ServeRaw(c, r) {
 				if f.onRaw != nil {
 					f.onRaw()

@@ -32,6 +32,9 @@ type Conn struct {
 	t           *Transport
 	nc          net.Conn
 	subprotocol string
+	// deflateBits is the window of the permessage-deflate agreement, 0
+	// when the client did not agree compression.
+	deflateBits uint8
 	// stream marks a streamed HTTP response (Transport.Stream): frames
 	// are chunks, closing ends the body, input is dropped.
 	stream bool
@@ -41,6 +44,10 @@ type Conn struct {
 	// flusher (plain TCP on Linux).
 	raw     syscall.RawConn
 	flusher *flusher
+	// tlsSock is set for a TLS connection the poller reads (raw is its
+	// socket's): input is read through the TLS layer (readTLS) and output
+	// written by a goroutine (no flusher), since records are encrypted.
+	tlsSock *TLSSocket
 	pollFD  int32  // guarded by the poller's mutex
 	pollGen uint32 // guarded by the poller's mutex
 
@@ -162,10 +169,23 @@ func (c *Conn) Serve(handle func([]byte), end func()) {
 	}
 	c.endState = endArmed
 	c.watchFromServe()
+	if c.tlsSock != nil {
+		// Records the TLS layer read before (with the request) are not
+		// the socket's to report: a first read looks, then arms.
+		c.mu.Unlock()
+		c.flushInline()
+		c.tlsSock.nonblocking.Store(true)
+		if err := c.t.poller.add(c, false); err != nil {
+			c.finish()
+			return
+		}
+		go c.readable()
+		return
+	}
 	if c.raw != nil {
 		c.mu.Unlock()
 		c.flushInline()
-		if err := c.t.poller.add(c); err != nil {
+		if err := c.t.poller.add(c, true); err != nil {
 			c.finish()
 		}
 		return
@@ -209,10 +229,14 @@ func (c *Conn) encode(dst []byte) (out []byte, frames, bytes int, closed bool) {
 		dst = appendFrame(dst, opPing, nil)
 		c.watch.ping = false
 	}
+	minDeflate := c.t.opts.compressionMinSize()
 	for i, f := range c.queue {
-		if c.stream {
+		switch {
+		case c.stream:
 			dst = appendChunk(dst, f)
-		} else {
+		case c.deflateBits != 0 && len(f) >= minDeflate:
+			dst = appendFrame(dst, opText|rsv1, c.t.deflate.compressed(f, c.deflateBits))
+		default:
 			dst = appendFrame(dst, opText, f)
 		}
 		bytes += len(f)
@@ -262,6 +286,18 @@ func (c *Conn) flushInline() {
 		c.writer = writerIdle
 	}
 	out := c.hasOutput()
+	if c.tlsSock != nil {
+		// Encrypted output cannot go through a non-blocking write: this
+		// goroutine writes it, bounded by the write timeout.
+		if !out || c.writer != writerIdle || c.phase == phaseEnded {
+			c.mu.Unlock()
+			return
+		}
+		c.writer = writerBlocking
+		c.mu.Unlock()
+		c.writeLoop(false)
+		return
+	}
 	c.mu.Unlock()
 	if !out {
 		return

@@ -13,6 +13,10 @@ const (
 	opClose        = 0x8
 	opPing         = 0x9
 	opPong         = 0xA
+
+	// rsv1 marks a compressed message (RFC 7692 §6) in its first frame's
+	// first byte, beside the opcode.
+	rsv1 = 0x40
 )
 
 // Close codes the transport sends itself.
@@ -25,7 +29,7 @@ const (
 	closeNoStatus        = 1005 // never sent: the code a close without a payload means
 )
 
-// appendFrame appends one final, unmasked server frame.
+// appendFrame appends one final, unmasked server frame; op may carry rsv1.
 func appendFrame(dst []byte, op byte, payload []byte) []byte {
 	dst = append(dst, 0x80|op)
 	switch n := len(payload); {
@@ -89,6 +93,12 @@ type frameReader struct {
 	// checked is how many bytes of a fragmented text message are known to
 	// be whole, valid UTF-8 runes, so each byte is validated once.
 	checked int
+	// inflate is set when the client agreed permessage-deflate: a data
+	// message whose first frame has RSV1 set is compressed and inflated
+	// (within limit) before it is validated and emitted.
+	inflate *deflateCodec
+	// compressed marks the fragmented message in progress as compressed.
+	compressed bool
 }
 
 func invalidText() *closeError {
@@ -144,6 +154,8 @@ func (r *frameReader) feed(data []byte, emit func(op byte, payload []byte) bool)
 type frameHeader struct {
 	fin bool
 	op  byte
+	// compressed is RSV1: set on the first frame of a compressed message.
+	compressed bool
 	// size is the header's length in bytes, masking key included: the
 	// payload starts there, the key is the 4 bytes before it.
 	size int
@@ -154,18 +166,18 @@ type frameHeader struct {
 // parseHeader reads the header of the frame data starts with (len(data) ≥
 // 2). whole is false, with no error, while data does not hold the length
 // bytes yet. It fails with the close to send on what no later byte can
-// make right: reserved bits set (no extension is negotiated), an unmasked
+// make right: RSV2 or RSV3 set (no extension uses them), an unmasked
 // frame, a 64-bit length with its top bit set. Whether the opcode is
-// known and allowed is checkFrame's question.
+// known and allowed, and RSV1 with it, is checkFrame's question.
 func parseHeader(data []byte) (h frameHeader, whole bool, err *closeError) {
 	b0, b1 := data[0], data[1]
-	if b0&0x70 != 0 {
+	if b0&0x30 != 0 {
 		return h, false, protocolError("reserved bits set without an extension")
 	}
 	if b1&0x80 == 0 {
 		return h, false, protocolError("client frames must be masked")
 	}
-	h.fin, h.op = b0&0x80 != 0, b0&0x0f
+	h.fin, h.op, h.compressed = b0&0x80 != 0, b0&0x0f, b0&rsv1 != 0
 	h.size, h.length = 2, uint64(b1&0x7f)
 	switch h.length {
 	case 126:
@@ -190,9 +202,14 @@ func parseHeader(data []byte) (h frameHeader, whole bool, err *closeError) {
 // progress place on it, before its payload has arrived: a control frame is
 // final and at most 125 bytes; a continuation frame continues a fragmented
 // message, which no other data frame may interrupt; a data frame keeps its
-// message within the limit (closeTooBig, with no reason); other opcodes
-// are reserved.
+// message within the limit (closeTooBig, with no reason; a compressed
+// message is held to it before and after inflating); other opcodes are
+// reserved. RSV1 (compressed) may be set only on the first frame of a
+// data message, and only when permessage-deflate was agreed.
 func (r *frameReader) checkFrame(h frameHeader) *closeError {
+	if h.compressed && (r.inflate == nil || (h.op != opText && h.op != opBinary)) {
+		return protocolError("reserved bits set without an extension")
+	}
 	switch h.op {
 	case opClose, opPing, opPong:
 		if !h.fin {
@@ -239,28 +256,52 @@ func (r *frameReader) deliver(h frameHeader, payload []byte, emit func(op byte, 
 	case !h.fin:
 		if h.op != opContinuation {
 			r.messageOp = h.op
+			r.compressed = h.compressed
 			r.starts++
 		}
 		r.fragmented = true
 		r.message = append(r.message, payload...)
-		if r.messageOp == opText && !r.checkText() {
+		if r.messageOp == opText && !r.compressed && !r.checkText() {
 			return false, invalidText()
 		}
 		return true, nil
 	case r.fragmented:
 		msg := append(r.message, payload...)
-		if r.messageOp == opText && !utf8.Valid(msg[r.checked:]) {
-			return false, invalidText()
-		}
-		r.message, r.fragmented, r.checked = nil, false, 0
-		return emit(r.messageOp, msg), nil
+		compressed, from := r.compressed, r.checked
+		r.message, r.fragmented, r.checked, r.compressed = nil, false, 0, false
+		return r.complete(r.messageOp, msg, from, compressed, emit)
+	case h.compressed:
+		return r.complete(h.op, payload, 0, true, emit)
 	default:
-		if h.op == opText && !utf8.Valid(payload) {
-			return false, invalidText()
-		}
-		return emit(h.op, append([]byte(nil), payload...)), nil
+		return r.complete(h.op, append([]byte(nil), payload...), 0, false, emit)
 	}
 }
+
+// complete emits a whole data message, inflated first when it is
+// compressed (payload is then only read), after checking that text is
+// UTF-8 from byte checked on (the bytes before it were checked as they
+// arrived).
+func (r *frameReader) complete(op byte, msg []byte, checked int, compressed bool, emit func(op byte, payload []byte) bool) (bool, *closeError) {
+	if compressed {
+		limit := r.limit
+		if limit <= 0 {
+			limit = maxInflated
+		}
+		var err *closeError
+		if msg, err = r.inflate.inflate(msg, limit); err != nil {
+			return false, err
+		}
+		checked = 0
+	}
+	if op == opText && !utf8.Valid(msg[checked:]) {
+		return false, invalidText()
+	}
+	return emit(op, msg), nil
+}
+
+// maxInflated bounds a compressed message when no message limit is set,
+// so a small compressed frame can never inflate without bound.
+const maxInflated = 16 << 20
 
 // keep saves rest, the start of a frame not yet complete at the end of a
 // feed, for the next one. An idle connection (nothing left) holds no

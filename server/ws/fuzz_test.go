@@ -23,7 +23,13 @@ type fuzzResult struct {
 // is not UTF-8, a control frame over 125 bytes, or if it keeps more than
 // a message's and one frame's worth of input between reads.
 func fuzzFeed(t *testing.T, limit int64, chunks [][]byte) fuzzResult {
-	r := frameReader{limit: limit}
+	return fuzzFeedReader(t, frameReader{limit: limit}, chunks)
+}
+
+// fuzzFeedReader is fuzzFeed with a reader set up by the caller (one that
+// inflates, say).
+func fuzzFeedReader(t *testing.T, r frameReader, chunks [][]byte) fuzzResult {
+	limit := r.limit
 	var res fuzzResult
 	emit := func(op byte, p []byte) bool {
 		switch {
@@ -80,6 +86,41 @@ func FuzzFrameReader(f *testing.F) {
 		if len(data) <= 512 {
 			if bytewise := fuzzFeed(t, int64(limit), byteByByte(data)); !sameResult(whole, bytewise) {
 				t.Fatalf("whole and byte by byte differ:\n%+v\n%+v", whole, bytewise)
+			}
+		}
+	})
+}
+
+// FuzzInflatingReader is FuzzFrameReader for a connection that agreed
+// permessage-deflate: compressed messages (RSV1) are inflated within the
+// limit, whatever their bytes, and however the input is cut the result is
+// the same. A zero limit stands for the reader's own bound on inflating.
+func FuzzInflatingReader(f *testing.F) {
+	codec := &deflateCodec{}
+	f.Fuzz(func(t *testing.T, data []byte, split uint16, limit uint16) {
+		r := frameReader{limit: int64(limit), inflate: codec}
+		whole := fuzzFeedReader(t, r, [][]byte{data})
+		cut := int(split) % (len(data) + 1)
+		two := fuzzFeedReader(t, r, [][]byte{data[:cut], data[cut:]})
+		if !sameResult(whole, two) {
+			t.Fatalf("whole and cut at %d differ:\n%+v\n%+v", cut, whole, two)
+		}
+	})
+}
+
+// FuzzInflate gives the inflater arbitrary bytes: it must never panic nor
+// return more than limit bytes, and what the server's own compressor
+// makes of data must inflate back to data.
+func FuzzInflate(f *testing.F) {
+	codec := &deflateCodec{}
+	f.Fuzz(func(t *testing.T, data []byte, limit uint16) {
+		if out, err := codec.inflate(data, int64(limit)); err == nil && len(out) > int(limit) {
+			t.Fatalf("inflated %d bytes over the limit of %d", len(out), limit)
+		}
+		for _, bits := range []uint8{15, 9} {
+			back, err := codec.inflate(codec.compress(data, bits), int64(len(data)))
+			if err != nil || !bytes.Equal(back, data) {
+				t.Fatalf("round trip with window bits %d: %v, %q", bits, err, preview(back))
 			}
 		}
 	})

@@ -33,6 +33,9 @@ func (c *Conn) lingerClose() {
 		c.nc.Close()
 		return
 	}
+	if c.tlsSock != nil {
+		c.tlsSock.nonblocking.Store(false) // drain waits for the client
+	}
 	go c.drain(c.nc)
 }
 

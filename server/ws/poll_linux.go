@@ -71,14 +71,20 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-func (p *poller) add(c *Conn) error {
+// add registers c, armed (reported at its next input) or not (its
+// reader arms it with rearm).
+func (p *poller) add(c *Conn, armed bool) error {
+	events := uint32(pollEvents)
+	if !armed {
+		events = unix.EPOLLONESHOT
+	}
 	var err error
 	cerr := c.raw.Control(func(fd uintptr) {
 		p.mu.Lock()
 		p.gen++
 		c.pollFD, c.pollGen = int32(fd), p.gen
 		p.conns[int32(fd)] = c
-		ev := unix.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(p.gen)}
+		ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(p.gen)}
 		p.mu.Unlock()
 		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})

@@ -18,7 +18,7 @@ func newPoller() (*poller, error)          { return nil, errNoPoller }
 func rawConn(net.Conn) syscall.RawConn     { return nil }
 func (*poller) run()                       {}
 func (*poller) close()                     {}
-func (*poller) add(*Conn) error            { return errNoPoller }
+func (*poller) add(*Conn, bool) error      { return errNoPoller }
 func (*poller) rearm(*Conn) error          { return errNoPoller }
 func (*poller) remove(*Conn)               {}
 func readFD(uintptr, []byte) (int, error)  { return 0, errNoPoller }

@@ -200,6 +200,9 @@ func (c *Conn) readable() {
 
 // readAvailable reads and consumes until the socket has nothing more.
 func (c *Conn) readAvailable(buf []byte) readState {
+	if c.tlsSock != nil {
+		return c.readTLS(buf)
+	}
 	for {
 		var n int
 		var rerr error

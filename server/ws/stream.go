@@ -25,7 +25,7 @@ const maxStreamInput = 16 << 10
 // idle stream holds no goroutine and no buffer.
 func (t *Transport) Stream(nc net.Conn, head []byte) *Conn {
 	t.init()
-	c := t.newConn(unwrapConn(nc), "", head)
+	c := t.newConn(unwrapConn(nc), "", head, deflateParams{}, false)
 	c.stream = true
 	return c
 }

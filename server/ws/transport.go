@@ -94,6 +94,24 @@ type Options struct {
 	// coalesce (see flusher), where the kernel allows it; else, and
 	// without it, they write with write(2).
 	IOURing bool
+	// Compression accepts permessage-deflate (RFC 7692) from clients that
+	// offer it; the others get plain frames from the same server.
+	Compression bool
+	// CompressionMinSize is the smallest server message sent compressed to
+	// such clients; smaller ones go out plain (RFC 7692 lets any message be
+	// uncompressed), as deflate saves little on them and costs both ends
+	// CPU. Zero is DefaultCompressionMinSize.
+	CompressionMinSize int
+}
+
+// DefaultCompressionMinSize is Options.CompressionMinSize when unset.
+const DefaultCompressionMinSize = 256
+
+func (o *Options) compressionMinSize() int {
+	if o.CompressionMinSize > 0 {
+		return o.CompressionMinSize
+	}
+	return DefaultCompressionMinSize
 }
 
 func (o *Options) closeGrace() time.Duration {
@@ -113,6 +131,8 @@ func DefaultOptions() Options {
 		MaxPending:     1 << 20,
 		WriteTimeout:   2 * time.Second,
 		IOURing:        true,
+
+		CompressionMinSize: DefaultCompressionMinSize,
 	}
 }
 
@@ -131,6 +151,9 @@ type Transport struct {
 	flushers []*flusher
 	watcher  *watcher // nil: no frame limits
 	next     atomic.Uint32
+	// deflate compresses and inflates for the connections that agreed
+	// permessage-deflate; nil without Options.Compression.
+	deflate *deflateCodec
 
 	readBufs   sync.Pool // *[]byte of readBufSize, for input
 	writeBufs  sync.Pool // *[]byte, for writer goroutines
@@ -144,6 +167,9 @@ const readBufSize = 4096
 // NewTransport returns a transport for opts.
 func NewTransport(opts Options) *Transport {
 	t := &Transport{opts: opts, watcher: newWatcher(opts)}
+	if opts.Compression {
+		t.deflate = &deflateCodec{}
+	}
 	t.readBufs.New = func() any { b := make([]byte, readBufSize); return &b }
 	t.writeBufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	t.rawWriters.New = func() any { w := &rawWriter{}; w.init(); return w }
@@ -228,21 +254,47 @@ func (t *Transport) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, erro
 	if err != nil {
 		return nil, err
 	}
+	// Gorilla negotiates no extension (its compression is off): the
+	// agreed one, if any, joins its response after the subprotocol.
+	deflate, compress := t.negotiate(r.Header)
+	prefix := captured.buf
+	if compress {
+		prefix = insertExtension(prefix, deflate.response)
+	}
 	// Gorilla refuses clients that send before the handshake completes, so
 	// nothing is buffered in it: the socket is all there is.
-	return t.newConn(unwrapConn(captured.Conn), wsConn.Subprotocol(), captured.buf), nil
+	return t.newConn(unwrapConn(captured.Conn), wsConn.Subprotocol(), prefix, deflate, compress), nil
+}
+
+// negotiate is the permessage-deflate agreement for a request's offers;
+// compress is false when compression is off or no offer is acceptable.
+func (t *Transport) negotiate(h http.Header) (p deflateParams, compress bool) {
+	if t.deflate == nil {
+		return p, false
+	}
+	return negotiateDeflate(h)
 }
 
 // newConn is an upgraded connection on nc whose handshake response, not
-// sent yet, is prefix.
-func (t *Transport) newConn(nc net.Conn, subprotocol string, prefix []byte) *Conn {
+// sent yet, is prefix; compress says the client agreed deflate.
+func (t *Transport) newConn(nc net.Conn, subprotocol string, prefix []byte, deflate deflateParams, compress bool) *Conn {
 	c := &Conn{t: t, nc: nc, subprotocol: subprotocol, prefix: prefix}
 	c.fr.limit = t.opts.MaxMessageSize
+	if compress {
+		c.deflateBits = deflate.windowBits
+		c.fr.inflate = t.deflate
+	}
 	if t.poller != nil {
-		c.raw = rawConn(c.nc)
+		if s := tlsSocket(c.nc); s != nil {
+			c.raw, c.tlsSock = s.raw, s
+		} else {
+			c.raw = rawConn(c.nc)
+		}
+	}
+	if c.raw != nil && c.tlsSock == nil {
+		c.flusher = t.flushers[int(t.next.Add(1))%len(t.flushers)]
 	}
 	if c.raw != nil {
-		c.flusher = t.flushers[int(t.next.Add(1))%len(t.flushers)]
 		// The upgrading goroutine sends the handshake response together
 		// with the first frames (welcome or refusal) at Serve.
 		c.writer = writerDeferred

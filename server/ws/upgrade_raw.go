@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
 	"net"
@@ -37,14 +38,15 @@ func (t *Transport) UpgradeRaw(nc net.Conn, r *http.Request) (*Conn, bool) {
 		return nil, false
 	}
 	subprotocol := selectSubprotocol(websocket.Subprotocols(r))
-	return t.newConn(nc, subprotocol, t.handshake(key, subprotocol)), true
+	deflate, compress := t.negotiate(h)
+	return t.newConn(nc, subprotocol, t.handshake(key, subprotocol, deflate.response), deflate, compress), true
 }
 
 // handshake is the 101 response to a request with key, in the form gorilla
 // writes it: status line, Upgrade, Connection, Sec-WebSocket-Accept, the
-// subprotocol, then Options.Header (sorted; control bytes in values become
-// spaces).
-func (t *Transport) handshake(key, subprotocol string) []byte {
+// subprotocol, the agreed extension (as Upgrade inserts it; "" for none),
+// then Options.Header (sorted; control bytes in values become spaces).
+func (t *Transport) handshake(key, subprotocol, extension string) []byte {
 	p := make([]byte, 0, 256)
 	p = append(p, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	p = append(p, acceptKey(key)...)
@@ -52,6 +54,11 @@ func (t *Transport) handshake(key, subprotocol string) []byte {
 	if subprotocol != "" {
 		p = append(p, "Sec-WebSocket-Protocol: "...)
 		p = append(p, subprotocol...)
+		p = append(p, "\r\n"...)
+	}
+	if extension != "" {
+		p = append(p, extensionsHeader+": "...)
+		p = append(p, extension...)
 		p = append(p, "\r\n"...)
 	}
 	names := make([]string, 0, len(t.opts.Header))
@@ -76,6 +83,27 @@ func (t *Transport) handshake(key, subprotocol string) []byte {
 		}
 	}
 	return append(p, "\r\n"...)
+}
+
+// insertExtension adds the Sec-WebSocket-Extensions line to resp, a 101
+// response, where handshake puts it: after Sec-WebSocket-Protocol, or
+// after Sec-WebSocket-Accept when there is no subprotocol.
+func insertExtension(resp []byte, extension string) []byte {
+	at := -1
+	for _, name := range []string{"\r\nSec-WebSocket-Protocol:", "\r\nSec-WebSocket-Accept:"} {
+		if i := bytes.Index(resp, []byte(name)); i >= 0 {
+			at = i + 2 + bytes.Index(resp[i+2:], []byte("\r\n")) + 2
+			break
+		}
+	}
+	if at < 2 {
+		return resp
+	}
+	line := extensionsHeader + ": " + extension + "\r\n"
+	out := make([]byte, 0, len(resp)+len(line))
+	out = append(out, resp[:at]...)
+	out = append(out, line...)
+	return append(out, resp[at:]...)
 }
 
 // acceptKey is RFC 6455's Sec-WebSocket-Accept for a client's key.
