@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"crypto/tls"
 	"bufio"
 	"bytes"
 	"errors"
@@ -82,6 +83,8 @@ type serverConfig struct {
 	handle func(sc *serverConn, msg []byte)
 	// beforeServe, if set, runs between Upgrade and Serve.
 	beforeServe func(sc *serverConn)
+	// tls, if set, serves TLS with it (wss:// URLs).
+	tls *tls.Config
 }
 
 // testServer is an httptest server whose handler upgrades and serves
@@ -128,8 +131,17 @@ func newTestServer(t *testing.T, p path, cfg serverConfig) *testServer {
 		baseline: runtime.NumGoroutine(),
 	}
 	s.tr.noPoller = !p.poll
-	s.hs = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	s.url = "ws" + strings.TrimPrefix(s.hs.URL, "http")
+	if cfg.tls != nil {
+		// Connections made on TLSSocket, as the server's TLS front makes
+		// them, so the poller can read them.
+		s.hs = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+		s.hs.Listener = &tlsSocketListener{Listener: s.hs.Listener, config: cfg.tls}
+		s.hs.Start()
+		s.url = "wss" + strings.TrimPrefix(s.hs.URL, "http")
+	} else {
+		s.hs = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+		s.url = "ws" + strings.TrimPrefix(s.hs.URL, "http")
+	}
 	t.Cleanup(func() { s.shutdown(t) })
 	return s
 }
