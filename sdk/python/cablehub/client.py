@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional
+from typing import Any, Iterable, List, Mapping, Optional, Union
 
 import grpc
 from google.protobuf import struct_pb2
@@ -109,7 +109,10 @@ class Client:
     As on the server, ``api_secret`` wins when both are given. ``timeout``
     is each call's deadline in seconds.
 
-    The channel is plaintext HTTP/2 (h2c), which is what the server speaks.
+    The channel is plaintext HTTP/2 (h2c) unless TLS is asked for, as a
+    server with --ssl_cert needs: ``root_certificates`` (PEM bytes of the
+    CA that signed the server's certificate; ``b""`` or ``True`` for the
+    system's roots) or ``credentials`` (any ``grpc.ChannelCredentials``).
     Use the client as a context manager, or call close(), to release it.
     """
 
@@ -120,11 +123,19 @@ class Client:
         secret: Optional[str] = None,
         api_secret: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
+        root_certificates: Union[bytes, bool, None] = None,
+        credentials: Optional[grpc.ChannelCredentials] = None,
     ):
         token = api_secret if api_secret else (api_token(secret) if secret else None)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
-        self._channel = grpc.insecure_channel(address)
+        if credentials is None and root_certificates is not None and root_certificates is not False:
+            roots = root_certificates if isinstance(root_certificates, bytes) and root_certificates else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+        if credentials is not None:
+            self._channel = grpc.secure_channel(address, credentials)
+        else:
+            self._channel = grpc.insecure_channel(address)
         self._stub = cable_pb2_grpc.CableServiceStub(self._channel)
 
     def publish(

@@ -21,7 +21,7 @@ BINARY = os.environ.get("CABLEHUB_BIN") or os.path.join(REPO, "bin", "cablehub")
 SECRET = "py-sdk-secret"
 WAIT = 5.0  # seconds any single expectation may take
 
-_READY = re.compile(r"Handle health requests at http://([^/\s\"]+)/")
+_READY = re.compile(r"Handle health requests at https?://([^/\s\"]+)/")
 _GRPC = re.compile(r"Handle gRPC API requests at ([^\s\"]+)")
 _EPOCH = re.compile(r"broker \(epoch: ([^,\s]+)")
 

@@ -29,6 +29,10 @@ export interface ClientOptions {
   apiSecret?: string
   /** Deadline of each call in milliseconds (default DEFAULT_TIMEOUT_MS). */
   timeoutMs?: number
+  /** Over https: PEM of the CA that signed the server's certificate. */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Over https: other options of Node's TLS connect (cert, key, servername...). */
+  tls?: import('node:tls').ConnectionOptions
 }
 
 export interface PublishOptions {

@@ -96,20 +96,24 @@ function publication({ stream, data, excludeSocket, transient, broadcastType }) 
  * (cleartext HTTP/2), "https://..." for TLS. `apiSecret` is used as the
  * bearer token as is; otherwise `secret` (the application secret) derives
  * it; with neither, calls carry no authorization. `timeoutMs` is each
- * call's deadline (DEFAULT_TIMEOUT_MS by default).
+ * call's deadline (DEFAULT_TIMEOUT_MS by default). Over https, `ca` is the
+ * PEM of the CA that signed the server's certificate (--ssl_cert), for a
+ * certificate the system does not trust; `tls` passes any other options
+ * of Node's TLS connect (client certificate, servername...).
  *
  * The HTTP/2 connection is opened on the first call and reused; it does
  * not keep the process alive while idle. close() drops it at once (calls in
  * flight fail with CANCELLED); a later call opens a new one.
  */
-export function createClient({ url, secret, apiSecret, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+export function createClient({ url, secret, apiSecret, timeoutMs = DEFAULT_TIMEOUT_MS, ca, tls } = {}) {
   const token = apiSecret || (secret ? apiToken(secret) : '')
   const auth = next => req => {
     if (token) req.header.set('authorization', `Bearer ${token}`)
     return next(req)
   }
   const base = baseUrl(url)
-  const session = new Http2SessionManager(base)
+  const tlsOptions = ca || tls ? { ...tls, ...(ca ? { ca } : {}) } : undefined
+  const session = new Http2SessionManager(base, undefined, tlsOptions)
   const transport = createGrpcTransport({
     baseUrl: base,
     sessionManager: session,

@@ -32,10 +32,10 @@ export function startServer(args = []) {
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error('cablehub did not start:\n' + logs)) }, 20000)
     const onData = chunk => {
       logs += chunk
-      if (!/Handle health requests at http:\/\//.test(logs)) return
+      if (!/Handle health requests at https?:\/\//.test(logs)) return
       clearTimeout(timer)
       const grpc = logs.match(/Handle gRPC API requests at (\S+) /)
-      const ws = logs.match(/clients connect to (ws:\/\/\S+?)\)/)
+      const ws = logs.match(/clients connect to (wss?:\/\/\S+?)\)/)
       const epoch = logs.match(/broker \(epoch: ([^,]+),/)
       if (!grpc || !ws || !epoch) return reject(new Error('no gRPC address, WebSocket URL or epoch in the log:\n' + logs))
       resolve({

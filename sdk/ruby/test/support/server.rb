@@ -42,7 +42,7 @@ class TestServer
 
   def wait_ready
     deadline = Time.now + START_TIMEOUT
-    until (main = log[%r{Handle health requests at http://([^/\s"]+)/}, 1])
+    until (main = log[%r{Handle health requests at https?://([^/\s"]+)/}, 1])
       raise "cablehub exited:\n#{log}" if Process.wait(@pid, Process::WNOHANG)
       raise "cablehub did not start in #{START_TIMEOUT}s:\n#{log}" if Time.now > deadline
 
