@@ -25,6 +25,7 @@ func buildBench(t *testing.T) string {
 // benchResult is the part of cablebench's --json output the tests read.
 type benchResult struct {
 	Connected       int                `json:"connected"`
+	Compressed      int                `json:"compressed"`
 	Expected        int64              `json:"expected"`
 	Delivered       int64              `json:"delivered"`
 	RSSPerConnBytes float64            `json:"rss_per_conn_bytes"`
@@ -122,5 +123,21 @@ func TestCablebenchThroughRPC(t *testing.T) {
 		if err != nil || res.Connected != 50 {
 			t.Fatalf("through %s: connected %d/50: %v\n%s", host, res.Connected, err, out)
 		}
+	}
+}
+
+// TestCablebenchCompressed: with --compress the clients offer
+// permessage-deflate; a server with --enable_ws_compression agrees with
+// each, and every padded publication arrives (inflated by the clients).
+func TestCablebenchCompressed(t *testing.T) {
+	bin := buildBench(t)
+	s := startServer(t, nil, "--public", "--enable_ws_compression")
+	res, out, err := runBench(t, bin, "--url", "ws://"+s.Main+"/cable", "--api", "http://"+s.API+"/api",
+		"--clients", "40", "--messages", "30", "--payload_size", "2000", "--compress", "--settle", "0s")
+	if err != nil {
+		t.Fatalf("run failed: %v\n%s", err, out)
+	}
+	if res.Connected != 40 || res.Compressed != 40 || res.Delivered != 1200 || res.Expected != 1200 {
+		t.Fatalf("connected %d (compressed %d), delivered %d/%d; want 40 (40), 1200/1200", res.Connected, res.Compressed, res.Delivered, res.Expected)
 	}
 }

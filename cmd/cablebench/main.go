@@ -116,6 +116,12 @@ func checkLoopback(raw string) error {
 
 // benchOptions are the settings of cablebench's main mode, from its flags.
 type benchOptions struct {
+	// payloadSize is --payload_size.
+	payloadSize int
+	// compress offers permessage-deflate (--compress); inflate serves
+	// the clients the server agreed it with.
+	compress    bool
+	inflate     *inflater
 	urls        []string
 	clients     int
 	concurrency int // connections opened, and publish requests sent, at once
@@ -171,6 +177,8 @@ func parseFlags() (benchOptions, error) {
 	flag.DurationVar(&o.hold, "hold", 0, "keep the clients connected this long after measuring, for profiling the server (at most 10m)")
 	flag.StringVar(&o.rpcChannel, "rpc_channel", "", "subscribe to this application channel through the server's RPC back end (BenchRPCChannel with `cablebench rpc-backend`) instead of a $pubsub stream; client i is user bench-<i>")
 	flag.StringVar(&o.rpcUser, "rpc_user", "cookie", "with --rpc_channel, how a client names its user: cookie (Cookie: user=…) or query (?user=…)")
+	flag.IntVar(&o.payloadSize, "payload_size", 0, "add an \"xpad\" field of about this many bytes of HTML (a Turbo Stream's kind of text) to each publication, 0..1000000")
+	flag.BoolVar(&o.compress, "compress", false, "offer permessage-deflate (as browsers do) and inflate what the server compresses; the result says how many clients agreed")
 	flag.BoolVar(&o.sse, "sse", false, "open Server-Sent Events streams instead of WebSockets: GET <url>?signed_stream=… (or ?stream=…, ?identifier=… with --rpc_channel), --url being the events endpoint, e.g. http://127.0.0.1:8080/events")
 	usePusher := flag.Bool("pusher", false, "connect as Pusher Channels clients (protocol 7) to the --pusher_* app: --url is the app's WebSocket URL, e.g. ws://127.0.0.1:8080/app/key-1 (a URL without a path gets /app/<--pusher_key>; default ws://127.0.0.1:8080/app/<--pusher_key>); client i subscribes to the channel of stream i%--streams, named <stream> (public), private-<stream> or presence-<stream>")
 	transport := flag.String("transport", "ws", "ws, sse (the same as --sse) or pusher (the same as --pusher)")
@@ -188,6 +196,7 @@ func parseFlags() (benchOptions, error) {
 		return o, errors.New("--transport must be ws, sse or pusher")
 	}
 	o.urls = strings.Split(*targets, ",")
+	o.inflate = &inflater{}
 	if *usePusher {
 		o.pusher = po
 		if err := o.pusherSetup(flagSet("url"), flagSet("pusher_api")); err != nil {
@@ -216,6 +225,8 @@ func (o *benchOptions) check() error {
 		return errors.New("--clients must be 0..20000")
 	case o.messages < 0 || o.messages > 1_000_000:
 		return errors.New("--messages must be 0..1000000")
+	case o.payloadSize < 0 || o.payloadSize > 1_000_000:
+		return errors.New("--payload_size must be 0..1000000")
 	case o.hold < 0 || o.hold > 10*time.Minute:
 		return errors.New("--hold must be 0..10m")
 	case o.streams < 1 || o.streams > 1000:
@@ -390,7 +401,7 @@ func run() error {
 	}
 	if o.messages > 0 {
 		cpu = serverCPU(o.pid)
-		err := publishPhase(ctx, &res, conns, pub, streams, o.messages, o.batch, o.rate, o.concurrency, o.asJSON)
+		err := publishPhase(ctx, &res, conns, pub, streams, o.messages, o.batch, o.rate, o.concurrency, o.asJSON, padding(o.payloadSize))
 		res.ServerCPUPublishS = cpu()
 		if err != nil {
 			o.pusher.fill(&res)
@@ -455,6 +466,11 @@ func (o *benchOptions) connectAll(ctx context.Context, streams []string, subs []
 	wg.Wait()
 	res.ConnectSeconds = time.Since(start).Seconds()
 	res.Connected = int(done.Load())
+	for _, c := range conns {
+		if c != nil && c.deflate != nil {
+			res.Compressed++
+		}
+	}
 	if res.ConnectSeconds > 0 {
 		res.ConnectsPerSec = float64(res.Connected) / res.ConnectSeconds
 	}
@@ -481,7 +497,10 @@ func (o *benchOptions) connectOne(ctx context.Context, i int, stream string, sub
 	if o.sse {
 		return connectSSE(ctx, target, header, sub)
 	}
-	return connect(ctx, target, header, o.protocol, sub)
+	if o.compress {
+		header += deflateOffer
+	}
+	return connect(ctx, target, header, o.protocol, sub, o.inflate)
 }
 
 // parseMessage finds {"n":..,"t":..} in a broadcast frame, or is it: an
@@ -519,8 +538,12 @@ func parseNT(rest []byte, tKey, end string) (n int, sent int64, ok bool) {
 	if !ok {
 		return 0, 0, false
 	}
-	k := bytes.Index(rest, []byte(end))
-	if k < 0 {
+	// The time's digits end at end, or at the "xpad" field's comma.
+	k := 0
+	for k < len(rest) && rest[k] >= '0' && rest[k] <= '9' {
+		k++
+	}
+	if k == len(rest) || !(rest[k] == ',' || bytes.HasPrefix(rest[k:], []byte(end))) {
 		return 0, 0, false
 	}
 	sent, err = strconv.ParseInt(string(rest[:k]), 10, 64)

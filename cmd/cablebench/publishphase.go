@@ -14,7 +14,7 @@ import (
 // took to arrive. It fills res's publish figures (also when it fails) and
 // fails when a publish request fails, or when the clients stop receiving
 // (nothing for 15 s, or ctx ends) before every delivery arrived.
-func publishPhase(ctx context.Context, res *result, conns []*benchConn, pub publisher, streams []string, messages, batch int, rate float64, concurrency int, quiet bool) error {
+func publishPhase(ctx context.Context, res *result, conns []*benchConn, pub publisher, streams []string, messages, batch int, rate float64, concurrency int, quiet bool, pad string) error {
 	res.Messages = messages
 	res.Expected = expectedDeliveries(len(conns), len(streams), messages)
 	d := newDeliveries(len(conns), messages)
@@ -31,7 +31,7 @@ func publishPhase(ctx context.Context, res *result, conns []*benchConn, pub publ
 	if !quiet {
 		stopProgress = showPublishProgress(&next, messages, &d.delivered, res.Expected)
 	}
-	pubErr := publishAll(ctx, pub, streams, messages, batch, rate, concurrency, start, &next, d.sentAt)
+	pubErr := publishAll(ctx, pub, streams, messages, batch, rate, concurrency, start, &next, d.sentAt, pad)
 	res.PublishSeconds = time.Since(start).Seconds()
 	res.PublishesPerSec = float64(messages) / res.PublishSeconds
 	<-received
@@ -125,12 +125,13 @@ func (d *deliveries) summarize(res *result, elapsed time.Duration) {
 
 // publishAll publishes messages 0..messages-1 from concurrency goroutines,
 // batch to a request: message n to streams[n%len(streams)], with data
-// {"n":n,"t":<send time, Unix ns>} and the same time in sentAt[n]. With
+// {"n":n,"t":<send time, Unix ns>} (then pad, a field, if not empty) and
+// the same time in sentAt[n]. With
 // rate > 0, the batch starting at message n waits until start + n/rate
 // seconds. next counts the messages taken by the publishers, for
 // progress. It stops at the end of ctx or the first failed request, whose
 // error it returns.
-func publishAll(ctx context.Context, pub publisher, streams []string, messages, batch int, rate float64, concurrency int, start time.Time, next *atomic.Int64, sentAt []int64) error {
+func publishAll(ctx context.Context, pub publisher, streams []string, messages, batch int, rate float64, concurrency int, start time.Time, next *atomic.Int64, sentAt []int64, pad string) error {
 	var pubErr error
 	var errOnce sync.Once
 	var pubs sync.WaitGroup
@@ -149,7 +150,7 @@ func publishAll(ctx context.Context, pub publisher, streams []string, messages, 
 				for n := first; n < min(first+batch, messages); n++ {
 					t := time.Now().UnixNano()
 					sentAt[n] = t
-					items = append(items, item{stream: streams[n%len(streams)], data: fmt.Sprintf(`{"n":%d,"t":%d}`, n, t)})
+					items = append(items, item{stream: streams[n%len(streams)], data: fmt.Sprintf(`{"n":%d,"t":%d%s}`, n, t, pad)})
 				}
 				if err := pub.publish(ctx, items); err != nil {
 					errOnce.Do(func() { pubErr = err })

@@ -11,9 +11,12 @@ import (
 )
 
 type result struct {
-	Clients         int     `json:"clients"`
-	RPCChannel      string  `json:"rpc_channel,omitempty"`
-	Connected       int     `json:"connected"`
+	Clients    int    `json:"clients"`
+	RPCChannel string `json:"rpc_channel,omitempty"`
+	Connected  int    `json:"connected"`
+	// Compressed is how many connected clients agreed permessage-deflate
+	// (--compress).
+	Compressed      int     `json:"compressed,omitempty"`
 	ConnectSeconds  float64 `json:"connect_seconds"`
 	ConnectsPerSec  float64 `json:"connects_per_sec"`
 	RSSBeforeKiB    int64   `json:"rss_before_kib,omitempty"`
@@ -69,6 +72,9 @@ func report(res result, asJSON, rss bool) {
 		through = " (Pusher, " + res.Pusher + " channels)"
 	}
 	fmt.Printf("connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s%s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec, through)
+	if res.Compressed > 0 {
+		fmt.Printf("permessage-deflate agreed by %d/%d clients\n", res.Compressed, res.Connected)
+	}
 	if res.ServerCPUConnectS > 0 && res.Connected > 0 {
 		fmt.Printf("server CPU while connecting %.2fs: %.1f µs per connection\n", res.ServerCPUConnectS, res.ServerCPUConnectS*1e6/float64(res.Connected))
 	}

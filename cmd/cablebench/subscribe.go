@@ -80,10 +80,13 @@ func identify(target string, i int, via string) (string, string, error) {
 // connect opens one client, sending the extra request header lines, and
 // waits for its welcome and its subscription's confirmation, within 10 s
 // of the handshake or by ctx's deadline, whichever is sooner.
-func connect(ctx context.Context, target, header, subprotocol string, sub subscription) (*benchConn, error) {
+func connect(ctx context.Context, target, header, subprotocol string, sub subscription, inflate *inflater) (*benchConn, error) {
 	c, err := dial(ctx, target, header, subprotocol)
 	if err != nil {
 		return nil, err
+	}
+	if c.agreed {
+		c.deflate = inflate
 	}
 	if err := c.subscribe(deadlineWithin(ctx, 10*time.Second), sub); err != nil {
 		c.nc.Close()

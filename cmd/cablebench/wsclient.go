@@ -35,6 +35,12 @@ type benchConn struct {
 	fragmented bool
 	sse        *sseStream
 	pusher     *pusherStats
+	// agreed is set when the server agreed permessage-deflate; deflate
+	// then inflates messages whose first frame has RSV1 set (deflate.go).
+	agreed  bool
+	deflate *inflater
+	// compressed marks the fragmented message in progress as compressed.
+	compressed bool
 }
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -81,7 +87,7 @@ func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, 
 		status, _, _ := bytes.Cut(head, []byte("\r\n"))
 		return nil, &statusError{status: string(status)}
 	}
-	c := &benchConn{nc: nc}
+	c := &benchConn{nc: nc, agreed: agreedDeflate(head)}
 	if len(rest) > 0 {
 		c.pending = bytes.Clone(rest)
 	}
@@ -219,6 +225,7 @@ func (c *benchConn) feed(data []byte, onText func([]byte)) error {
 		data = c.pending
 	}
 	for {
+		rsv1 := len(data) > 0 && data[0]&0x40 != 0
 		op, fin, payload, rest, ok, err := nextFrame(data)
 		if err != nil {
 			return err
@@ -226,9 +233,18 @@ func (c *benchConn) feed(data []byte, onText func([]byte)) error {
 		if !ok {
 			break
 		}
-		if op, payload, ok = c.assemble(op, fin, payload); !ok {
+		if op, payload, ok = c.assemble(op, fin, payload, rsv1); !ok {
 			data = rest
 			continue
+		}
+		if rsv1 || (op == 0x1 && c.compressed) {
+			c.compressed = false
+			if c.deflate == nil {
+				return errors.New("compressed frame without permessage-deflate")
+			}
+			if payload, err = c.deflate.inflate(payload); err != nil {
+				return err
+			}
 		}
 		switch op {
 		case 0x1:
@@ -262,10 +278,10 @@ func (c *benchConn) feed(data []byte, onText func([]byte)) error {
 // assemble gathers a fragmented text message: it returns the whole
 // message (as a text frame) once its last fragment is in, ok false for
 // the fragments before; other frames pass through.
-func (c *benchConn) assemble(op byte, fin bool, payload []byte) (byte, []byte, bool) {
+func (c *benchConn) assemble(op byte, fin bool, payload []byte, rsv1 bool) (byte, []byte, bool) {
 	switch {
 	case op == 0x1 && !fin:
-		c.message, c.fragmented = append(c.message[:0], payload...), true
+		c.message, c.fragmented, c.compressed = append(c.message[:0], payload...), true, rsv1
 		return 0, nil, false
 	case op == 0x0 && c.fragmented:
 		c.message = append(c.message, payload...)
