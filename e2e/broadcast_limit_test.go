@@ -168,6 +168,9 @@ func TestRedisOutageLoggedOnce(t *testing.T) {
 	s := startServer(t, nil, "--public", "--broker", "redis", "--pubsub", "redis", "--broadcast_adapter", "",
 		"--redis_url", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "--metrics_http", "/metrics")
 	waitHealth(t, s, 200)
+	if logs := s.Logs(); strings.Contains(logs, "Redis connection lost") {
+		t.Fatalf("Redis was lost before the test stopped it:\n%s", logs)
+	}
 	redisProc.Process.Kill()
 	redisProc.Wait()
 	waitWarned(t, s, "Redis connection lost", "context=redis", "component=redis")

@@ -183,16 +183,27 @@ func cleanEnv() []string {
 }
 
 // freePort returns a port that was free a moment ago, for flags that must
-// name a port (--api_port, --grpc_port).
+// name a port (--api_port, --grpc_port) and services the tests start
+// (redis-server, nats-server). It never returns a port twice in a run:
+// two parallel tests given the same port would each start a service on
+// it, one failing to bind, and both talk to (and kill) the other's.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, taken := portsGiven.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// portsGiven are the ports freePort has returned in this run.
+var portsGiven sync.Map
 
 // response is what a test looks at in an HTTP answer.
 type response struct {

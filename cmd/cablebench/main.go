@@ -229,6 +229,8 @@ func (o *benchOptions) check() error {
 		return errors.New("--payload_size must be 0..1000000")
 	case o.hold < 0 || o.hold > 10*time.Minute:
 		return errors.New("--hold must be 0..10m")
+	case (o.hold > 0 || o.pusher != nil) && strings.HasPrefix(o.urls[0], "wss://"):
+		return errors.New("--hold and Pusher clients are not supported over wss://")
 	case o.streams < 1 || o.streams > 1000:
 		return errors.New("--streams must be 1..1000")
 	case o.batch < 1 || o.batch > 1000:

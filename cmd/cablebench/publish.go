@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -31,8 +32,11 @@ type restPublisher struct {
 }
 
 func newRESTPublisher(api, token string, conns int) *restPublisher {
-	return &restPublisher{url: api + "/publish", token: token,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}}}
+	tr := &http.Transport{MaxIdleConnsPerHost: conns}
+	if u, err := url.Parse(api); err == nil && u.Scheme == "https" {
+		tr.TLSClientConfig = tlsConfig(u.Hostname()) // loopback, as for wss://
+	}
+	return &restPublisher{url: api + "/publish", token: token, client: &http.Client{Transport: tr}}
 }
 
 // encodeItems is the publish body of items in AnyCable's broadcast format:

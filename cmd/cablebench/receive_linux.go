@@ -19,6 +19,9 @@ import (
 // that costs little per message leaves the cores to the server.
 // It fails when nothing arrives for idle, or ctx ends.
 func receive(ctx context.Context, conns []*benchConn, onText func(i int, payload []byte), done func() bool, idle time.Duration) error {
+	if len(conns) > 0 && conns[0].isTLS() {
+		return receiveEach(ctx, conns, onText, done, idle)
+	}
 	readers := min(runtime.GOMAXPROCS(0), max(1, len(conns)))
 	errs := make([]error, readers)
 	var wg sync.WaitGroup
