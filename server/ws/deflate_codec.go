@@ -5,7 +5,6 @@ import (
 	"io"
 	"sync"
 	"unsafe"
-	"weak"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -24,10 +23,11 @@ const inflateEnd = deflateTail + "\x01\x00\x00\xff\xff"
 // CPU.
 const deflateLevel = flate.BestSpeed
 
-// maxCachedDeflate is the largest message deflateCache keeps the
-// compressed form of; larger ones (rare) are compressed per connection,
-// so the cache holds at most deflateSlots × this many bytes.
-const maxCachedDeflate = 64 << 10
+// maxCachedDeflate is the largest message the cache keeps the compressed
+// form of; larger ones (rare) are compressed per connection, so the cache
+// holds at most deflateSlots × (this + its compressed form) bytes, about
+// 8 MiB.
+const maxCachedDeflate = 16 << 10
 
 const deflateSlots = 256
 
@@ -41,9 +41,11 @@ const deflateSlots = 256
 // form of a broadcast is made once and shared by its subscribers: a small
 // cache keyed by the message's identity (a payload handed to Conn.Send is
 // never modified after, and fan-out gives every subscriber the same
-// slice). The key is a weak pointer, so the cache keeps no message alive
-// and a message collected and its memory reused can never be mistaken for
-// it.
+// slice). An entry holds its message, so the message's memory cannot be
+// reused by another while the entry lasts, and an address seen again is
+// the same message. (A weak pointer would keep less alive, but the
+// runtime aborts on one made to memory outside the heap, which a payload
+// may be.)
 type deflateCodec struct {
 	slots     [deflateSlots]deflateSlot
 	writers   [16]sync.Pool // *flate.Writer by window bits
@@ -52,8 +54,7 @@ type deflateCodec struct {
 
 type deflateSlot struct {
 	mu   sync.Mutex
-	key  weak.Pointer[byte]
-	n    int
+	msg  []byte
 	bits uint8
 	out  []byte
 }
@@ -70,11 +71,11 @@ func (d *deflateCodec) compressed(p []byte, bits uint8) []byte {
 	s := &d.slots[h>>56]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.n == len(p) && s.bits == bits && s.key.Value() == ptr {
+	if len(s.msg) == len(p) && s.bits == bits && unsafe.SliceData(s.msg) == ptr {
 		return s.out
 	}
 	out := d.compress(p, bits)
-	s.key, s.n, s.bits, s.out = weak.Make(ptr), len(p), bits, out
+	s.msg, s.bits, s.out = p, bits, out
 	return out
 }
 
