@@ -130,6 +130,8 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "Cablehub Test CA")
 	s, _, _ := startTLSServer(t, ca, "--public", "--sse")
+	// The SSE line follows the health line startServer waits for.
+	waitUntil(t, "the startup lines", func() bool { return strings.Contains(s.Logs(), "Handle SSE requests") })
 	logs := s.Logs()
 	for _, want := range []string{
 		"Handle WebSocket connections at https://" + s.Main + "/cable (clients connect to wss://" + s.Main + "/cable)",
@@ -261,5 +263,48 @@ func TestTLSSettingsErrors(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %s", c.env, code, stderr)
 		}
+	}
+}
+
+// TestTLSDedicatedPorts: --api_port, --grpc_port and --metrics_port serve
+// TLS with the same certificate.
+func TestTLSDedicatedPorts(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t, "Ports CA")
+	apiPort, grpcPort, metricsPort := freePort(t), freePort(t), freePort(t)
+	s, _, _ := startTLSServer(t, ca, "--public", "--api_port", fmt.Sprint(apiPort), "--grpc_port", fmt.Sprint(grpcPort),
+		"--metrics_http", "/metrics", "--metrics_port", fmt.Sprint(metricsPort))
+	client := httpsClient(ca.pool)
+	for _, url := range []string{
+		fmt.Sprintf("https://127.0.0.1:%d/api/publish", apiPort),
+		fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort),
+	} {
+		var resp *http.Response
+		var err error
+		if strings.HasSuffix(url, "/publish") {
+			resp, err = client.Post(url, "application/json", strings.NewReader(`{"stream":"ports","data":"x"}`))
+		} else {
+			resp, err = client.Get(url)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Errorf("%s: %d", url, resp.StatusCode)
+		}
+	}
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.pool})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cablehubv1.NewCableServiceClient(conn).Publish(ctx, onePub("ports", "over grpc")); err != nil {
+		t.Fatalf("gRPC over TLS on --grpc_port: %v", err)
+	}
+	if !strings.Contains(s.Logs(), "(no authorization, TLS, dedicated listener)") {
+		t.Errorf("gRPC line:\n%s", s.Logs())
 	}
 }
