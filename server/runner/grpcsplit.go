@@ -80,35 +80,44 @@ func newSplitListener(inner net.Listener, routeTimeout time.Duration, withGRPC b
 }
 
 func (s *splitListener) run() {
-	delay := time.Duration(0)
-	for {
-		c, err := s.inner.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of descriptors and the like: back off as net/http does.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			// The listener is closed: net/http is told; the gRPC server
-			// stops accepting when it is stopped itself.
-			s.http.fail(err)
-			return
-		}
-		delay = 0
+	// When the listener is closed net/http is told; the gRPC server stops
+	// accepting when it is stopped itself.
+	acceptEach(s.inner, s.http.fail, func(c net.Conn) {
 		switch kind := peekPreface(c, false); kind {
 		case prefaceUnknown:
 			go s.route(c)
 		case prefaceGET:
 			if s.ws != nil {
 				go s.ws.serve(c, s.http, s.routeTimeout)
-				continue
+				return
 			}
 			s.http.push(c)
 		default:
 			s.hand(c, kind)
 		}
+	})
+}
+
+// acceptEach accepts ln's connections and hands each to handle, on the
+// calling goroutine, until ln fails for good (it is closed), which it
+// reports to closed. Temporary failures (out of descriptors and the like)
+// are retried after a growing pause, as net/http does.
+func acceptEach(ln net.Listener, closed func(error), handle func(net.Conn)) {
+	delay := time.Duration(0)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			closed(err)
+			return
+		}
+		delay = 0
+		handle(c)
 	}
 }
 

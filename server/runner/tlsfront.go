@@ -39,22 +39,7 @@ func newTLSFront(inner net.Listener, config *tls.Config, ws *wsFront, timeout ti
 }
 
 func (f *tlsFront) run() {
-	delay := time.Duration(0)
-	for {
-		c, err := f.inner.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			f.http.fail(err)
-			return
-		}
-		delay = 0
-		go f.serve(c)
-	}
+	acceptEach(f.inner, f.http.fail, func(c net.Conn) { go f.serve(c) })
 }
 
 // serve handshakes c and hands it on.
