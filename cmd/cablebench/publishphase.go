@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -166,6 +167,14 @@ func publishAll(ctx context.Context, pub publisher, streams []string, messages, 
 // showPublishProgress prints published and delivered counts on stderr
 // every second until the returned function is called, which ends the line.
 func showPublishProgress(next *atomic.Int64, messages int, delivered *atomic.Int64, expected int64) (stop func()) {
+	return everySecond(os.Stderr, func() string {
+		return fmt.Sprintf("published %d/%d, delivered %d/%d", min(next.Load(), int64(messages)), messages, delivered.Load(), expected)
+	})
+}
+
+// everySecond rewrites line() on w every second until the returned
+// function is called, which ends the line.
+func everySecond(w io.Writer, line func() string) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -174,10 +183,10 @@ func showPublishProgress(next *atomic.Int64, messages int, delivered *atomic.Int
 		for {
 			select {
 			case <-quit:
-				fmt.Fprintln(os.Stderr)
+				fmt.Fprintln(w)
 				return
 			case <-t.C:
-				fmt.Fprintf(os.Stderr, "\rpublished %d/%d, delivered %d/%d", min(next.Load(), int64(messages)), messages, delivered.Load(), expected)
+				fmt.Fprint(w, "\r"+line())
 			}
 		}
 	}()

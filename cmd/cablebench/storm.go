@@ -406,22 +406,9 @@ func (o *stormOptions) showProgress(clients int, subscribed *atomic.Int64, tally
 	if o.progress == nil {
 		return func() {}
 	}
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				fmt.Fprintln(o.progress)
-				return
-			case <-t.C:
-				fmt.Fprintf(o.progress, "\r%d/%d subscribed, %d refusals", subscribed.Load(), clients, tally.total())
-			}
-		}
-	}()
-	return func() { close(quit); <-done }
+	return everySecond(o.progress, func() string {
+		return fmt.Sprintf("%d/%d subscribed, %d refusals", subscribed.Load(), clients, tally.total())
+	})
 }
 
 // holdConns keeps the subscribed connections for hold, reading them (the

@@ -68,6 +68,31 @@ func splitOffers(field string) []string {
 	return append(out, field[start:])
 }
 
+// The parameters RFC 7692 defines, as indexes of the ones an offer named.
+const (
+	paramServerNoTakeover = iota
+	paramClientNoTakeover
+	paramServerWindow
+	paramClientWindow
+	paramCount
+)
+
+// deflateParam is the index of a parameter name, -1 for one RFC 7692 does
+// not define (which declines the offer).
+func deflateParam(name string) int {
+	switch name {
+	case "server_no_context_takeover":
+		return paramServerNoTakeover
+	case "client_no_context_takeover":
+		return paramClientNoTakeover
+	case "server_max_window_bits":
+		return paramServerWindow
+	case "client_max_window_bits":
+		return paramClientWindow
+	}
+	return -1
+}
+
 // acceptOffer reads one offer ("permessage-deflate; name=value; ...") and
 // returns the parameters the server answers it with, or false to decline
 // it.
@@ -77,15 +102,16 @@ func acceptOffer(offer string) (deflateParams, bool) {
 		return deflateParams{}, false
 	}
 	p := deflateParams{windowBits: 15}
-	seen := map[string]bool{}
+	var seen [paramCount]bool // each parameter at most once
 	for _, param := range parts[1:] {
 		name, value, hasValue := strings.Cut(strings.Trim(param, " \t"), "=")
 		name = strings.ToLower(strings.Trim(name, " \t"))
 		value = unquote(strings.Trim(value, " \t"))
-		if seen[name] {
+		k := deflateParam(name)
+		if k < 0 || seen[k] {
 			return deflateParams{}, false
 		}
-		seen[name] = true
+		seen[k] = true
 		switch name {
 		case "server_no_context_takeover", "client_no_context_takeover":
 			if hasValue {
@@ -103,12 +129,10 @@ func acceptOffer(offer string) (deflateParams, bool) {
 			if _, ok := windowBits(value); hasValue && !ok {
 				return deflateParams{}, false
 			}
-		default:
-			return deflateParams{}, false
 		}
 	}
 	p.response = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-	if seen["server_max_window_bits"] {
+	if seen[paramServerWindow] {
 		p.response += "; server_max_window_bits=" + strconv.Itoa(int(p.windowBits))
 	}
 	return p, true
