@@ -72,6 +72,11 @@ func (h *handler) counts() (int, int) {
 
 func testRedisPubSub(t *testing.T) (*Redis, *handler, *redis.Client) {
 	t.Helper()
+	return testRedisPubSubNamed(t, NewRedisNames("__anycable__"))
+}
+
+func testRedisPubSubNamed(t *testing.T, names RedisNames) (*Redis, *handler, *redis.Client) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs Redis at 127.0.0.1:6379 (make test runs it)")
 	}
@@ -82,7 +87,7 @@ func testRedisPubSub(t *testing.T) (*Redis, *handler, *redis.Client) {
 	}
 	h := &handler{}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := NewRedis(ctx, client, NewRedisNames("__anycable__"), h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := NewRedis(ctx, client, names, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -103,23 +108,37 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // A client that subscribes to and leaves a stream named as the internal
 // channel does not unsubscribe the node from it: remote commands still
 // arrive. A stream named as the redis adapter's channel does not receive
-// what is published there.
+// what is published there. The adapter's channel is named for this run:
+// servers of other packages' tests share this Redis, and one listening
+// on "__anycable__" would rightly turn a raw message there into a
+// broadcast of its own.
 func TestRedisStreamsCannotReachInternalChannels(t *testing.T) {
-	r, h, client := testRedisPubSub(t)
+	adapter := fmt.Sprintf("adapter-%d", time.Now().UnixNano())
+	r, h, client := testRedisPubSubNamed(t, NewRedisNames(adapter))
 	ctx := context.Background()
-	for _, s := range []string{InternalChannel, "__anycable__"} {
+	for _, s := range []string{InternalChannel, adapter} {
 		if err := waitReady(r.Subscribe(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r.Unsubscribe(InternalChannel)
-	if err := r.PublishCommand(ctx, &Command{Command: "disconnect", Identifier: "x"}); err != nil {
+	id := fmt.Sprintf("x-%d", time.Now().UnixNano())
+	if err := r.PublishCommand(ctx, &Command{Command: "disconnect", Identifier: id}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the remote command", func() bool { _, c := h.counts(); return c == 1 })
-	raw := fmt.Sprintf(`{"stream":"__anycable__","data":"%d"}`, time.Now().UnixNano())
-	client.Publish(ctx, "__anycable__", raw)
-	if err := r.Publish(ctx, []protocol.Publication{{Stream: "__anycable__", Data: "through the pub/sub"}}); err != nil {
+	waitUntil(t, "the remote command", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, c := range h.commands {
+			if c.Identifier == id {
+				return true
+			}
+		}
+		return false
+	})
+	raw := fmt.Sprintf(`{"stream":%q,"data":"%d"}`, adapter, time.Now().UnixNano())
+	client.Publish(ctx, adapter, raw)
+	if err := r.Publish(ctx, []protocol.Publication{{Stream: adapter, Data: "through the pub/sub"}}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the stream's publication", func() bool { p, _ := h.counts(); return p >= 1 })
