@@ -38,8 +38,16 @@ var messageFacts = map[string]restFacts{
 		required: []string{"type", "total"},
 		fields:   map[string]func(*schema){"type": func(s *schema) { s.Const = "info" }},
 	},
-	"PresenceRecord":    {required: []string{"id"}},
-	"DisconnectRequest": {closed: true},
+	"PresenceRecord":           {required: []string{"id"}},
+	"DisconnectRequest":        {closed: true},
+	"GetHistoryResponse":       {required: []string{"epoch", "offset", "publications", "truncated"}},
+	"HistoryPublication":       {required: []string{"offset", "data"}},
+	"GetPresenceStatsResponse": {required: []string{"users", "sessions"}},
+	"ListStreamsResponse":      {required: []string{"streams", "unavailable_nodes", "truncated"}},
+	"StreamInfo":               {required: []string{"name", "subscribers"}},
+	"GetInfoResponse":          {required: []string{"nodes", "unavailable_nodes"}},
+	"NodeInfo":                 {required: []string{"id", "version", "uptime_seconds", "connections", "subscriptions", "streams"}},
+	"StreamPublication":        {required: []string{"stream", "epoch", "offset", "data"}},
 }
 
 // grpcCode is a gRPC status code as the error body's "code" carries it.
@@ -52,6 +60,7 @@ var (
 	codeInvalidArgument   = grpcCode{3, "INVALID_ARGUMENT"}
 	codeDeadlineExceeded  = grpcCode{4, "DEADLINE_EXCEEDED"}
 	codeNotFound          = grpcCode{5, "NOT_FOUND"}
+	codeFailedPrecondition = grpcCode{9, "FAILED_PRECONDITION"}
 	codeResourceExhausted = grpcCode{8, "RESOURCE_EXHAUSTED"}
 	codeUnimplemented     = grpcCode{12, "UNIMPLEMENTED"}
 	codeInternal          = grpcCode{13, "INTERNAL"}
@@ -66,6 +75,10 @@ type errorStatus struct {
 	description string
 	// wwwAuthenticate: the answer carries "WWW-Authenticate: Bearer".
 	wwwAuthenticate bool
+	// allow: the answer carries an Allow header naming the route's methods.
+	allow bool
+	// position: the body also carries the stream's "epoch" and "offset".
+	position bool
 }
 
 var (
@@ -96,9 +109,26 @@ var (
 	errPresenceUnavailable = errorStatus{status: 501, codes: []grpcCode{codeUnimplemented, codeUnavailable},
 		description: "UNIMPLEMENTED: the configured broker keeps no presence (--broker none or nats). " +
 			"UNAVAILABLE: the broker failed or did not answer within --publish_timeout."}
-	errMethod = errorStatus{status: 422, codes: []grpcCode{codeInvalidArgument},
+	errMethod = errorStatus{status: 405, codes: []grpcCode{codeUnimplemented}, allow: true,
 		description: "CORS is off (no --api_cors_headers), so OPTIONS is a method this route does not " +
 			"take; answered before the token is checked."}
+	errStreamPath = errorStatus{status: 404, codes: []grpcCode{codeNotFound},
+		description: "The stream segment of the path is empty, holds a raw \"/\" (send %2F) or a malformed percent-escape."}
+	errInvalidQuery = errorStatus{status: 422, codes: []grpcCode{codeInvalidArgument},
+		description: "A query parameter is malformed (not a number where one is expected), since is given " +
+			"without epoch, or limit is out of range."}
+	errPosition = errorStatus{status: 409, codes: []grpcCode{codeFailedPrecondition}, position: true,
+		description: "since names a position the stream's history cannot serve: another epoch, an offset " +
+			"past the latest, or publications no longer retained. The body carries the stream's current " +
+			"epoch and offset, from which to start over."}
+	errHistoryUnavailable = errorStatus{status: 501, codes: []grpcCode{codeUnimplemented, codeUnavailable},
+		description: "UNIMPLEMENTED: the configured broker keeps no history (--broker none). " +
+			"UNAVAILABLE: the broker failed or did not answer within --publish_timeout."}
+	errClusterUnavailable = errorStatus{status: 501, codes: []grpcCode{codeUnavailable},
+		description: "The pub/sub failed to carry the query to the other nodes."}
+	errWatchUnavailable = errorStatus{status: 501, codes: []grpcCode{codeUnimplemented, codeUnavailable},
+		description: "UNIMPLEMENTED: since was given and the broker keeps no history. UNAVAILABLE: the " +
+			"pub/sub could not subscribe the node to the stream, or the broker failed."}
 )
 
 // operationFacts are the REST answers of each RPC, by selector.
@@ -112,6 +142,16 @@ var operationFacts = map[string]struct {
 		errUnauthorized, errPresencePath, errPresenceUnavailable}},
 	"cablehub.v1.CableService.Disconnect": {201, []errorStatus{
 		errUnauthorized, errBodyTimeout, errTooLarge, errInvalidDisconnect, errDisconnectUnavailable}},
+	"cablehub.v1.CableService.GetHistory": {200, []errorStatus{
+		errUnauthorized, errStreamPath, errInvalidQuery, errPosition, errHistoryUnavailable}},
+	"cablehub.v1.CableService.GetPresenceStats": {200, []errorStatus{
+		errUnauthorized, errPresencePath, errPresenceUnavailable}},
+	"cablehub.v1.CableService.ListStreams": {200, []errorStatus{
+		errUnauthorized, errInvalidQuery, errClusterUnavailable}},
+	"cablehub.v1.CableService.GetInfo": {200, []errorStatus{
+		errUnauthorized, errClusterUnavailable}},
+	"cablehub.v1.CableService.Watch": {200, []errorStatus{
+		errUnauthorized, errStreamPath, errInvalidQuery, errPosition, errWatchUnavailable}},
 }
 
 // errorSchema is the body of every REST error, jsonerr.Write's.
@@ -122,7 +162,8 @@ var errorSchema = &schema{
 	Properties: &properties{
 		{"code", &schema{Type: "integer", Format: "int32", Description: "gRPC status code number: " +
 			"3 INVALID_ARGUMENT (422), 4 DEADLINE_EXCEEDED (408), 5 NOT_FOUND (404), 8 RESOURCE_EXHAUSTED (413), " +
-			"12 UNIMPLEMENTED and 14 UNAVAILABLE (501), 13 INTERNAL (500), 16 UNAUTHENTICATED (401)."}},
+			"9 FAILED_PRECONDITION (409), 12 UNIMPLEMENTED (501; 405 for a method a route does not take), " +
+			"14 UNAVAILABLE (501), 13 INTERNAL (500), 16 UNAUTHENTICATED (401)."}},
 		{"message", &schema{Type: "string", Description: "What went wrong, for people; not a stable interface."}},
 	},
 	Required:             []string{"code", "message"},
@@ -152,6 +193,19 @@ func errorResponse(e errorStatus) *response {
 	if e.wwwAuthenticate {
 		r.Headers = map[string]header{"WWW-Authenticate": {Schema: &schema{Type: "string", Const: "Bearer"}}}
 	}
+	if e.allow {
+		r.Headers = map[string]header{"Allow": {Description: "The route's method (and OPTIONS with CORS on).", Schema: &schema{Type: "string"}}}
+	}
+	if e.position {
+		r.Content = jsonContent(&schema{AllOf: []*schema{
+			ref("Error"),
+			{Properties: &properties{
+				{"code", code},
+				{"epoch", &schema{Type: "string", Description: "The stream's current epoch."}},
+				{"offset", &schema{Type: "integer", Format: "uint64", Description: "The stream's latest offset."}},
+			}, Required: []string{"epoch", "offset"}},
+		}})
+	}
 	return r
 }
 
@@ -168,13 +222,14 @@ func jsonContent(s *schema) map[string]mediaType {
 
 const bearerDescription = "The API token: --api_secret, or when that is unset and --secret is set, " +
 	"the lower-case hex HMAC-SHA256 of \"api-cable\" keyed with --secret " +
-	"(echo -n api-cable | openssl dgst -sha256 -hmac SECRET). The scheme must be exactly \"Bearer \". " +
+	"(printf %s api-cable | openssl dgst -sha256 -hmac SECRET | awk '{print $NF}': OpenSSL 3 prints \"SHA2-256(stdin)= <hex>\", older versions \"(stdin)= <hex>\", and the token is the hex). " +
+	"The scheme must be exactly \"Bearer \". " +
 	"When no API secret is in effect (--public, or a dedicated --api_port without a secret) no token is " +
 	"needed and any Authorization header is ignored."
 
 const apiDescription = "\n\nThe REST API, served under --api_path (/api by default; the document served at " +
 	"{api_path}/openapi.json names the one in use in servers). Every error has a JSON body " +
 	"{\"code\": <gRPC code>, \"message\": \"...\"} (schema Error). On every route a method the route does " +
-	"not take is answered 422 (code 3) before the token is checked, and a path under --api_path that " +
+	"not take is answered 405 (code 12) with an Allow header, before the token is checked, and a path under --api_path that " +
 	"is no route 404 (code 5). Request bodies are read as JSON whatever their Content-Type. With " +
 	"--api_cors_headers every answer carries CORS headers and OPTIONS is a preflight (200)."

@@ -106,6 +106,7 @@ type schema struct {
 	Const                any         `json:"const,omitempty"`
 	Enum                 []any       `json:"enum,omitempty"`
 	MinLength            *int        `json:"minLength,omitempty"`
+	Minimum              *int        `json:"minimum,omitempty"`
 	MinItems             *int        `json:"minItems,omitempty"`
 	Items                *schema     `json:"items,omitempty"`
 	Properties           *properties `json:"properties,omitempty"`

@@ -87,6 +87,7 @@ func build(p *protogen.Plugin, rules []rule, table routes.Table) (*document, err
 		item := doc.Paths[path]
 		if item == nil {
 			item = &pathItem{Options: preflight(m.GoName)}
+			item.Options.Parameters = pathParameters(op)
 			doc.Paths[path] = item
 		}
 		if verb == "get" {
@@ -149,11 +150,37 @@ func rpcOperation(ss *schemaSet, svc *protogen.Service, m *protogen.Method, r ru
 	}
 	op.RequestBody = body
 	for _, f := range m.Input.Fields {
-		if !used[string(f.Desc.Name())] {
-			return nil, fmt.Errorf("rule %s: field %s is neither in the path nor the body (query parameters are not described)", r.Selector, f.Desc.Name())
+		if used[string(f.Desc.Name())] {
+			continue
 		}
+		if r.Body != "" || f.Message != nil || f.Desc.IsList() {
+			return nil, fmt.Errorf("rule %s: field %s is neither in the path nor the body, nor a scalar query parameter", r.Selector, f.Desc.Name())
+		}
+		op.Parameters = append(op.Parameters, parameter{
+			Name: string(f.Desc.Name()), In: "query", Schema: ss.value(f),
+			Description: comment(f.Comments.Leading),
+		})
+	}
+	if m.Desc.IsStreamingServer() {
+		ok := op.Responses[strconv.Itoa(facts.success)]
+		ok.Description = fmt.Sprintf("The call is live (gRPC headers sent): %d, then newline-delimited JSON, "+
+			"one object per message as it happens; an error ends the answer with a line "+
+			"{\"error\":{\"code\":<gRPC code>,\"message\":\"...\"}}.", facts.success)
+		ok.Content = map[string]mediaType{"application/x-ndjson": {Schema: ss.message(m.Output)}}
 	}
 	return op, nil
+}
+
+// pathParameters are op's path parameters, which its route's preflight
+// takes too.
+func pathParameters(op *operation) []parameter {
+	var params []parameter
+	for _, p := range op.Parameters {
+		if p.In == "path" {
+			params = append(params, p)
+		}
+	}
+	return params
 }
 
 // requestBodyOf describes the rule's body and marks the fields it carries.
@@ -226,13 +253,13 @@ func preflight(id string) *operation {
 		OperationID: id + "Preflight",
 		Summary:     "CORS preflight",
 		Description: "With --api_cors_headers: 200, an empty body and the CORS headers, no token needed. " +
-			"Without it: 422, like any method the route does not take.",
+			"Without it: 405, like any method the route does not take.",
 		Security: &[]secReq{},
 		Responses: map[string]*response{
 			"200": {Description: "The preflight answer (CORS on).", Headers: map[string]header{
 				"Access-Control-Allow-Methods": {Description: "The route's method, then OPTIONS.", Schema: &schema{Type: "string"}},
 			}},
-			"422": errorResponse(errMethod),
+			"405": errorResponse(errMethod),
 		},
 	}
 }

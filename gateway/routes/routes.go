@@ -25,7 +25,13 @@ const (
 	Publish     = "Publish"
 	GetPresence = "GetPresence"
 	Disconnect  = "Disconnect"
-	GetOpenAPI  = "GetOpenAPI"
+	GetHistory  = "GetHistory"
+	// GetPresenceStats and the rest are the v2 RPCs.
+	GetPresenceStats = "GetPresenceStats"
+	ListStreams      = "ListStreams"
+	GetInfo          = "GetInfo"
+	Watch            = "Watch"
+	GetOpenAPI       = "GetOpenAPI"
 )
 
 // OtherLabel is the metrics route label of API requests whose path has no
@@ -35,7 +41,7 @@ const OtherLabel = "other"
 // Route is one REST route.
 type Route struct {
 	// Method is the HTTP method the route answers; any other is refused
-	// with 422 (OPTIONS is a CORS preflight when CORS is on).
+	// with 405 (OPTIONS is a CORS preflight when CORS is on).
 	Method string
 	// Path is relative to --api_path and spelled as in http.yaml: literal
 	// segments, and {name} for a parameter, one non-empty segment.
@@ -67,6 +73,16 @@ func New() Table {
 			RPC: "cablehub.v1.CableService.GetPresence", Label: "presence", Auth: true},
 		{Method: http.MethodPost, Path: "/disconnect", Operation: Disconnect,
 			RPC: "cablehub.v1.CableService.Disconnect", Label: "disconnect", Auth: true},
+		{Method: http.MethodGet, Path: "/history/{stream}", Operation: GetHistory,
+			RPC: "cablehub.v1.CableService.GetHistory", Label: "history", Auth: true},
+		{Method: http.MethodGet, Path: "/presence/{stream}/stats", Operation: GetPresenceStats,
+			RPC: "cablehub.v1.CableService.GetPresenceStats", Label: "presence_stats", Auth: true},
+		{Method: http.MethodGet, Path: "/streams", Operation: ListStreams,
+			RPC: "cablehub.v1.CableService.ListStreams", Label: "streams", Auth: true},
+		{Method: http.MethodGet, Path: "/info", Operation: GetInfo,
+			RPC: "cablehub.v1.CableService.GetInfo", Label: "info", Auth: true},
+		{Method: http.MethodGet, Path: "/watch/{stream}", Operation: Watch,
+			RPC: "cablehub.v1.CableService.Watch", Label: "watch", Auth: true},
 		// The description tells nothing about streams, so tools may read
 		// it before they have a token. Its requests have been counted
 		// under "other" since it was added.
@@ -79,14 +95,27 @@ func New() Table {
 // takes every path that starts with its literal part ("/presence/"), so
 // that a misshapen path still gets the route's method and token checks
 // before Fits refuses it: a caller without a token learns nothing about
-// which paths exist.
+// which paths exist. Of routes sharing a literal part
+// ("/presence/{stream}/users" and "/presence/{stream}/stats") the one
+// whose last literal segment ends the path wins, else the first.
 func (t Table) Lookup(rel string) (Route, bool) {
+	var found Route
+	ok := false
 	for _, r := range t {
-		if lit, params := r.literal(); params && strings.HasPrefix(rel, lit) || !params && rel == r.Path {
+		lit, params := r.literal()
+		switch {
+		case !params && rel == r.Path:
 			return r, true
+		case params && strings.HasPrefix(rel, lit):
+			if !ok {
+				found, ok = r, true
+			}
+			if tail := r.Path[strings.LastIndexByte(r.Path, '/'):]; !isParam(tail[1:]) && strings.HasSuffix(rel, tail) {
+				return r, true
+			}
 		}
 	}
-	return Route{}, false
+	return found, ok
 }
 
 // Find returns the route of an operation.

@@ -4,9 +4,10 @@
 // 	protoc        (unknown)
 // source: cablehub/v1/cable.proto
 
-// Package cablehub.v1 is Cablehub's server API: publishing to streams and
-// reading presence. gRPC clients call CableService directly; the REST API
-// (POST {api_path}/publish, GET {api_path}/presence/{stream}/users) is
+// Package cablehub.v1 is Cablehub's server API: publishing to streams,
+// reading presence, history and the cluster's state, and watching streams.
+// gRPC clients call CableService directly; the REST API (POST
+// {api_path}/publish, GET {api_path}/presence/{stream}/users, ...) is
 // transcoded onto the same RPCs by grpc-gateway, and both pass through the
 // same bearer-token check.
 
@@ -548,6 +549,869 @@ func (*DisconnectResponse) Descriptor() ([]byte, []int) {
 	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{8}
 }
 
+// GetHistoryRequest names a stream and what of its history to read.
+type GetHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stream name, non-empty.
+	Stream string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// At most this many publications: with since the first ones after it,
+	// without since the latest ones. 0 means every retained publication.
+	Limit uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Epoch of since; required with since. Alone it asks for the whole epoch
+	// (as since 0 would), failing when the stream is in another one.
+	Epoch string `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Offset the reader has seen everything up to: the answer holds the
+	// publications after it.
+	Since         *uint64 `protobuf:"varint,4,opt,name=since,proto3,oneof" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryRequest) Reset() {
+	*x = GetHistoryRequest{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryRequest) ProtoMessage() {}
+
+func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetHistoryRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *GetHistoryRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *GetHistoryRequest) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *GetHistoryRequest) GetSince() uint64 {
+	if x != nil && x.Since != nil {
+		return *x.Since
+	}
+	return 0
+}
+
+// GetHistoryResponse is a read of a stream's history.
+type GetHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Epoch the stream's offsets count in; "" for a stream never published
+	// to (or whose history expired with its epoch).
+	Epoch string `protobuf:"bytes,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Offset of the stream's latest publication, whether or not history
+	// still holds it; 0 for an unknown stream.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The publications, oldest first.
+	Publications []*HistoryPublication `protobuf:"bytes,3,rep,name=publications,proto3" json:"publications,omitempty"`
+	// True when publications was cut short to keep the answer within 3 MiB:
+	// with since, read on from the last offset returned.
+	Truncated     bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryResponse) Reset() {
+	*x = GetHistoryResponse{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryResponse) ProtoMessage() {}
+
+func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetHistoryResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *GetHistoryResponse) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetHistoryResponse) GetPublications() []*HistoryPublication {
+	if x != nil {
+		return x.Publications
+	}
+	return nil
+}
+
+func (x *GetHistoryResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+// HistoryPublication is one publication kept in history.
+type HistoryPublication struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Offset of the publication within the response's epoch.
+	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The data as it was published.
+	Data          string `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryPublication) Reset() {
+	*x = HistoryPublication{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryPublication) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryPublication) ProtoMessage() {}
+
+func (x *HistoryPublication) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryPublication.ProtoReflect.Descriptor instead.
+func (*HistoryPublication) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *HistoryPublication) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *HistoryPublication) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
+// StreamPosition is a stream's current position: the detail of a
+// FAILED_PRECONDITION answer to GetHistory or Watch whose since cannot be
+// served, from which the reader starts over.
+type StreamPosition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream's current epoch ("" for an unknown stream).
+	Epoch string `protobuf:"bytes,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Offset of the stream's latest publication.
+	Offset        uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamPosition) Reset() {
+	*x = StreamPosition{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamPosition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamPosition) ProtoMessage() {}
+
+func (x *StreamPosition) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamPosition.ProtoReflect.Descriptor instead.
+func (*StreamPosition) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StreamPosition) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *StreamPosition) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+// GetPresenceStatsRequest names the stream whose presence is counted.
+type GetPresenceStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stream name, non-empty.
+	Stream        string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceStatsRequest) Reset() {
+	*x = GetPresenceStatsRequest{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceStatsRequest) ProtoMessage() {}
+
+func (x *GetPresenceStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetPresenceStatsRequest) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetPresenceStatsRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+// GetPresenceStatsResponse counts who is present on a stream.
+type GetPresenceStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Number of unique presence ids.
+	Users uint32 `protobuf:"varint,1,opt,name=users,proto3" json:"users,omitempty"`
+	// Number of joined sessions (one user may have several).
+	Sessions      uint32 `protobuf:"varint,2,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceStatsResponse) Reset() {
+	*x = GetPresenceStatsResponse{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceStatsResponse) ProtoMessage() {}
+
+func (x *GetPresenceStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetPresenceStatsResponse) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetPresenceStatsResponse) GetUsers() uint32 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *GetPresenceStatsResponse) GetSessions() uint32 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
+}
+
+// ListStreamsRequest selects the streams to list.
+type ListStreamsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only streams whose names start with prefix; "" for all.
+	Prefix string `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// At most this many, the first by name; 0 means 100, and more than 1000
+	// is INVALID_ARGUMENT.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStreamsRequest) Reset() {
+	*x = ListStreamsRequest{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStreamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStreamsRequest) ProtoMessage() {}
+
+func (x *ListStreamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStreamsRequest.ProtoReflect.Descriptor instead.
+func (*ListStreamsRequest) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListStreamsRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListStreamsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListStreamsResponse lists streams with subscribers.
+type ListStreamsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The streams, sorted by name.
+	Streams []*StreamInfo `protobuf:"bytes,1,rep,name=streams,proto3" json:"streams,omitempty"`
+	// Ids of the live nodes that did not answer in time; empty when every
+	// node did.
+	UnavailableNodes []string `protobuf:"bytes,2,rep,name=unavailable_nodes,json=unavailableNodes,proto3" json:"unavailable_nodes,omitempty"`
+	// True when more streams match than limit.
+	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStreamsResponse) Reset() {
+	*x = ListStreamsResponse{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStreamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStreamsResponse) ProtoMessage() {}
+
+func (x *ListStreamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStreamsResponse.ProtoReflect.Descriptor instead.
+func (*ListStreamsResponse) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListStreamsResponse) GetStreams() []*StreamInfo {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *ListStreamsResponse) GetUnavailableNodes() []string {
+	if x != nil {
+		return x.UnavailableNodes
+	}
+	return nil
+}
+
+func (x *ListStreamsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+// StreamInfo is a stream with subscribers.
+type StreamInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Subscriptions to the stream on all nodes that answered.
+	Subscribers   uint32 `protobuf:"varint,2,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamInfo) Reset() {
+	*x = StreamInfo{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamInfo) ProtoMessage() {}
+
+func (x *StreamInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamInfo.ProtoReflect.Descriptor instead.
+func (*StreamInfo) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StreamInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StreamInfo) GetSubscribers() uint32 {
+	if x != nil {
+		return x.Subscribers
+	}
+	return 0
+}
+
+// GetInfoRequest asks for the cluster's nodes.
+type GetInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInfoRequest) Reset() {
+	*x = GetInfoRequest{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInfoRequest) ProtoMessage() {}
+
+func (x *GetInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetInfoRequest) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{18}
+}
+
+// GetInfoResponse describes the cluster's live nodes.
+type GetInfoResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The nodes that answered, sorted by id.
+	Nodes []*NodeInfo `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Ids of the live nodes that did not answer in time.
+	UnavailableNodes []string `protobuf:"bytes,2,rep,name=unavailable_nodes,json=unavailableNodes,proto3" json:"unavailable_nodes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GetInfoResponse) Reset() {
+	*x = GetInfoResponse{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInfoResponse) ProtoMessage() {}
+
+func (x *GetInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetInfoResponse) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetInfoResponse) GetNodes() []*NodeInfo {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *GetInfoResponse) GetUnavailableNodes() []string {
+	if x != nil {
+		return x.UnavailableNodes
+	}
+	return nil
+}
+
+// NodeInfo describes one node.
+type NodeInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's id, new at every start.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The node's version (cablehub --version).
+	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Seconds since the node started.
+	UptimeSeconds uint32 `protobuf:"varint,3,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	// Client connections (sessions of every transport) on the node.
+	Connections uint32 `protobuf:"varint,4,opt,name=connections,proto3" json:"connections,omitempty"`
+	// Subscriptions of those connections to streams.
+	Subscriptions uint32 `protobuf:"varint,5,opt,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	// Streams with at least one subscriber on the node.
+	Streams       uint32 `protobuf:"varint,6,opt,name=streams,proto3" json:"streams,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeInfo) Reset() {
+	*x = NodeInfo{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInfo) ProtoMessage() {}
+
+func (x *NodeInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
+func (*NodeInfo) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *NodeInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetUptimeSeconds() uint32 {
+	if x != nil {
+		return x.UptimeSeconds
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetConnections() uint32 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetSubscriptions() uint32 {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetStreams() uint32 {
+	if x != nil {
+		return x.Streams
+	}
+	return 0
+}
+
+// WatchRequest names the stream to watch and where to start.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stream name, non-empty.
+	Stream string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Epoch of since; required with since.
+	Epoch string `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Offset the watcher has seen everything up to: the publications after
+	// it are replayed from history before the live ones. Without it the
+	// watch starts with the next publication.
+	Since         *uint64 `protobuf:"varint,3,opt,name=since,proto3,oneof" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WatchRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetSince() uint64 {
+	if x != nil && x.Since != nil {
+		return *x.Since
+	}
+	return 0
+}
+
+// StreamPublication is one publication of a watched stream.
+type StreamPublication struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream's name.
+	Stream string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Epoch the offset counts in; "" for a transient publication.
+	Epoch string `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The publication's offset; 0 for a transient publication.
+	Offset uint64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The data as it was published.
+	Data          string `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamPublication) Reset() {
+	*x = StreamPublication{}
+	mi := &file_cablehub_v1_cable_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamPublication) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamPublication) ProtoMessage() {}
+
+func (x *StreamPublication) ProtoReflect() protoreflect.Message {
+	mi := &file_cablehub_v1_cable_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamPublication.ProtoReflect.Descriptor instead.
+func (*StreamPublication) Descriptor() ([]byte, []int) {
+	return file_cablehub_v1_cable_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *StreamPublication) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *StreamPublication) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *StreamPublication) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *StreamPublication) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
 var File_cablehub_v1_cable_proto protoreflect.FileDescriptor
 
 const file_cablehub_v1_cable_proto_rawDesc = "" +
@@ -581,12 +1445,72 @@ const file_cablehub_v1_cable_proto_rawDesc = "" +
 	"identifier\x18\x01 \x01(\tR\n" +
 	"identifier\x12\x1c\n" +
 	"\treconnect\x18\x02 \x01(\bR\treconnect\"\x14\n" +
-	"\x12DisconnectResponse2\xf5\x01\n" +
+	"\x12DisconnectResponse\"|\n" +
+	"\x11GetHistoryRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12\x19\n" +
+	"\x05since\x18\x04 \x01(\x04H\x00R\x05since\x88\x01\x01B\b\n" +
+	"\x06_since\"\xa5\x01\n" +
+	"\x12GetHistoryResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12C\n" +
+	"\fpublications\x18\x03 \x03(\v2\x1f.cablehub.v1.HistoryPublicationR\fpublications\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\"@\n" +
+	"\x12HistoryPublication\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\tR\x04data\">\n" +
+	"\x0eStreamPosition\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\"1\n" +
+	"\x17GetPresenceStatsRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\"L\n" +
+	"\x18GetPresenceStatsResponse\x12\x14\n" +
+	"\x05users\x18\x01 \x01(\rR\x05users\x12\x1a\n" +
+	"\bsessions\x18\x02 \x01(\rR\bsessions\"B\n" +
+	"\x12ListStreamsRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"\x93\x01\n" +
+	"\x13ListStreamsResponse\x121\n" +
+	"\astreams\x18\x01 \x03(\v2\x17.cablehub.v1.StreamInfoR\astreams\x12+\n" +
+	"\x11unavailable_nodes\x18\x02 \x03(\tR\x10unavailableNodes\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"B\n" +
+	"\n" +
+	"StreamInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vsubscribers\x18\x02 \x01(\rR\vsubscribers\"\x10\n" +
+	"\x0eGetInfoRequest\"k\n" +
+	"\x0fGetInfoResponse\x12+\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x15.cablehub.v1.NodeInfoR\x05nodes\x12+\n" +
+	"\x11unavailable_nodes\x18\x02 \x03(\tR\x10unavailableNodes\"\xbd\x01\n" +
+	"\bNodeInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12%\n" +
+	"\x0euptime_seconds\x18\x03 \x01(\rR\ruptimeSeconds\x12 \n" +
+	"\vconnections\x18\x04 \x01(\rR\vconnections\x12$\n" +
+	"\rsubscriptions\x18\x05 \x01(\rR\rsubscriptions\x12\x18\n" +
+	"\astreams\x18\x06 \x01(\rR\astreams\"a\n" +
+	"\fWatchRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x12\x19\n" +
+	"\x05since\x18\x03 \x01(\x04H\x00R\x05since\x88\x01\x01B\b\n" +
+	"\x06_since\"m\n" +
+	"\x11StreamPublication\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\tR\x04data2\x83\x05\n" +
 	"\fCableService\x12D\n" +
 	"\aPublish\x12\x1b.cablehub.v1.PublishRequest\x1a\x1c.cablehub.v1.PublishResponse\x12P\n" +
 	"\vGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponse\x12M\n" +
 	"\n" +
-	"Disconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponseB9Z7github.com/cablehub/cablehub/gen/cablehub/v1;cablehubv1b\x06proto3"
+	"Disconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponse\x12M\n" +
+	"\n" +
+	"GetHistory\x12\x1e.cablehub.v1.GetHistoryRequest\x1a\x1f.cablehub.v1.GetHistoryResponse\x12_\n" +
+	"\x10GetPresenceStats\x12$.cablehub.v1.GetPresenceStatsRequest\x1a%.cablehub.v1.GetPresenceStatsResponse\x12P\n" +
+	"\vListStreams\x12\x1f.cablehub.v1.ListStreamsRequest\x1a .cablehub.v1.ListStreamsResponse\x12D\n" +
+	"\aGetInfo\x12\x1b.cablehub.v1.GetInfoRequest\x1a\x1c.cablehub.v1.GetInfoResponse\x12D\n" +
+	"\x05Watch\x12\x19.cablehub.v1.WatchRequest\x1a\x1e.cablehub.v1.StreamPublication0\x01B9Z7github.com/cablehub/cablehub/gen/cablehub/v1;cablehubv1b\x06proto3"
 
 var (
 	file_cablehub_v1_cable_proto_rawDescOnce sync.Once
@@ -600,35 +1524,62 @@ func file_cablehub_v1_cable_proto_rawDescGZIP() []byte {
 	return file_cablehub_v1_cable_proto_rawDescData
 }
 
-var file_cablehub_v1_cable_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_cablehub_v1_cable_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cablehub_v1_cable_proto_goTypes = []any{
-	(*PublishRequest)(nil),      // 0: cablehub.v1.PublishRequest
-	(*Publication)(nil),         // 1: cablehub.v1.Publication
-	(*PublicationMeta)(nil),     // 2: cablehub.v1.PublicationMeta
-	(*PublishResponse)(nil),     // 3: cablehub.v1.PublishResponse
-	(*GetPresenceRequest)(nil),  // 4: cablehub.v1.GetPresenceRequest
-	(*GetPresenceResponse)(nil), // 5: cablehub.v1.GetPresenceResponse
-	(*PresenceRecord)(nil),      // 6: cablehub.v1.PresenceRecord
-	(*DisconnectRequest)(nil),   // 7: cablehub.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),  // 8: cablehub.v1.DisconnectResponse
-	(*structpb.Value)(nil),      // 9: google.protobuf.Value
+	(*PublishRequest)(nil),           // 0: cablehub.v1.PublishRequest
+	(*Publication)(nil),              // 1: cablehub.v1.Publication
+	(*PublicationMeta)(nil),          // 2: cablehub.v1.PublicationMeta
+	(*PublishResponse)(nil),          // 3: cablehub.v1.PublishResponse
+	(*GetPresenceRequest)(nil),       // 4: cablehub.v1.GetPresenceRequest
+	(*GetPresenceResponse)(nil),      // 5: cablehub.v1.GetPresenceResponse
+	(*PresenceRecord)(nil),           // 6: cablehub.v1.PresenceRecord
+	(*DisconnectRequest)(nil),        // 7: cablehub.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),       // 8: cablehub.v1.DisconnectResponse
+	(*GetHistoryRequest)(nil),        // 9: cablehub.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),       // 10: cablehub.v1.GetHistoryResponse
+	(*HistoryPublication)(nil),       // 11: cablehub.v1.HistoryPublication
+	(*StreamPosition)(nil),           // 12: cablehub.v1.StreamPosition
+	(*GetPresenceStatsRequest)(nil),  // 13: cablehub.v1.GetPresenceStatsRequest
+	(*GetPresenceStatsResponse)(nil), // 14: cablehub.v1.GetPresenceStatsResponse
+	(*ListStreamsRequest)(nil),       // 15: cablehub.v1.ListStreamsRequest
+	(*ListStreamsResponse)(nil),      // 16: cablehub.v1.ListStreamsResponse
+	(*StreamInfo)(nil),               // 17: cablehub.v1.StreamInfo
+	(*GetInfoRequest)(nil),           // 18: cablehub.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),          // 19: cablehub.v1.GetInfoResponse
+	(*NodeInfo)(nil),                 // 20: cablehub.v1.NodeInfo
+	(*WatchRequest)(nil),             // 21: cablehub.v1.WatchRequest
+	(*StreamPublication)(nil),        // 22: cablehub.v1.StreamPublication
+	(*structpb.Value)(nil),           // 23: google.protobuf.Value
 }
 var file_cablehub_v1_cable_proto_depIdxs = []int32{
-	1, // 0: cablehub.v1.PublishRequest.publications:type_name -> cablehub.v1.Publication
-	2, // 1: cablehub.v1.Publication.meta:type_name -> cablehub.v1.PublicationMeta
-	6, // 2: cablehub.v1.GetPresenceResponse.records:type_name -> cablehub.v1.PresenceRecord
-	9, // 3: cablehub.v1.PresenceRecord.info:type_name -> google.protobuf.Value
-	0, // 4: cablehub.v1.CableService.Publish:input_type -> cablehub.v1.PublishRequest
-	4, // 5: cablehub.v1.CableService.GetPresence:input_type -> cablehub.v1.GetPresenceRequest
-	7, // 6: cablehub.v1.CableService.Disconnect:input_type -> cablehub.v1.DisconnectRequest
-	3, // 7: cablehub.v1.CableService.Publish:output_type -> cablehub.v1.PublishResponse
-	5, // 8: cablehub.v1.CableService.GetPresence:output_type -> cablehub.v1.GetPresenceResponse
-	8, // 9: cablehub.v1.CableService.Disconnect:output_type -> cablehub.v1.DisconnectResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	1,  // 0: cablehub.v1.PublishRequest.publications:type_name -> cablehub.v1.Publication
+	2,  // 1: cablehub.v1.Publication.meta:type_name -> cablehub.v1.PublicationMeta
+	6,  // 2: cablehub.v1.GetPresenceResponse.records:type_name -> cablehub.v1.PresenceRecord
+	23, // 3: cablehub.v1.PresenceRecord.info:type_name -> google.protobuf.Value
+	11, // 4: cablehub.v1.GetHistoryResponse.publications:type_name -> cablehub.v1.HistoryPublication
+	17, // 5: cablehub.v1.ListStreamsResponse.streams:type_name -> cablehub.v1.StreamInfo
+	20, // 6: cablehub.v1.GetInfoResponse.nodes:type_name -> cablehub.v1.NodeInfo
+	0,  // 7: cablehub.v1.CableService.Publish:input_type -> cablehub.v1.PublishRequest
+	4,  // 8: cablehub.v1.CableService.GetPresence:input_type -> cablehub.v1.GetPresenceRequest
+	7,  // 9: cablehub.v1.CableService.Disconnect:input_type -> cablehub.v1.DisconnectRequest
+	9,  // 10: cablehub.v1.CableService.GetHistory:input_type -> cablehub.v1.GetHistoryRequest
+	13, // 11: cablehub.v1.CableService.GetPresenceStats:input_type -> cablehub.v1.GetPresenceStatsRequest
+	15, // 12: cablehub.v1.CableService.ListStreams:input_type -> cablehub.v1.ListStreamsRequest
+	18, // 13: cablehub.v1.CableService.GetInfo:input_type -> cablehub.v1.GetInfoRequest
+	21, // 14: cablehub.v1.CableService.Watch:input_type -> cablehub.v1.WatchRequest
+	3,  // 15: cablehub.v1.CableService.Publish:output_type -> cablehub.v1.PublishResponse
+	5,  // 16: cablehub.v1.CableService.GetPresence:output_type -> cablehub.v1.GetPresenceResponse
+	8,  // 17: cablehub.v1.CableService.Disconnect:output_type -> cablehub.v1.DisconnectResponse
+	10, // 18: cablehub.v1.CableService.GetHistory:output_type -> cablehub.v1.GetHistoryResponse
+	14, // 19: cablehub.v1.CableService.GetPresenceStats:output_type -> cablehub.v1.GetPresenceStatsResponse
+	16, // 20: cablehub.v1.CableService.ListStreams:output_type -> cablehub.v1.ListStreamsResponse
+	19, // 21: cablehub.v1.CableService.GetInfo:output_type -> cablehub.v1.GetInfoResponse
+	22, // 22: cablehub.v1.CableService.Watch:output_type -> cablehub.v1.StreamPublication
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_cablehub_v1_cable_proto_init() }
@@ -637,13 +1588,15 @@ func file_cablehub_v1_cable_proto_init() {
 		return
 	}
 	file_cablehub_v1_cable_proto_msgTypes[5].OneofWrappers = []any{}
+	file_cablehub_v1_cable_proto_msgTypes[9].OneofWrappers = []any{}
+	file_cablehub_v1_cable_proto_msgTypes[21].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cablehub_v1_cable_proto_rawDesc), len(file_cablehub_v1_cable_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -4,9 +4,10 @@
 // - protoc             (unknown)
 // source: cablehub/v1/cable.proto
 
-// Package cablehub.v1 is Cablehub's server API: publishing to streams and
-// reading presence. gRPC clients call CableService directly; the REST API
-// (POST {api_path}/publish, GET {api_path}/presence/{stream}/users) is
+// Package cablehub.v1 is Cablehub's server API: publishing to streams,
+// reading presence, history and the cluster's state, and watching streams.
+// gRPC clients call CableService directly; the REST API (POST
+// {api_path}/publish, GET {api_path}/presence/{stream}/users, ...) is
 // transcoded onto the same RPCs by grpc-gateway, and both pass through the
 // same bearer-token check.
 
@@ -25,9 +26,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CableService_Publish_FullMethodName     = "/cablehub.v1.CableService/Publish"
-	CableService_GetPresence_FullMethodName = "/cablehub.v1.CableService/GetPresence"
-	CableService_Disconnect_FullMethodName  = "/cablehub.v1.CableService/Disconnect"
+	CableService_Publish_FullMethodName          = "/cablehub.v1.CableService/Publish"
+	CableService_GetPresence_FullMethodName      = "/cablehub.v1.CableService/GetPresence"
+	CableService_Disconnect_FullMethodName       = "/cablehub.v1.CableService/Disconnect"
+	CableService_GetHistory_FullMethodName       = "/cablehub.v1.CableService/GetHistory"
+	CableService_GetPresenceStats_FullMethodName = "/cablehub.v1.CableService/GetPresenceStats"
+	CableService_ListStreams_FullMethodName      = "/cablehub.v1.CableService/ListStreams"
+	CableService_GetInfo_FullMethodName          = "/cablehub.v1.CableService/GetInfo"
+	CableService_Watch_FullMethodName            = "/cablehub.v1.CableService/Watch"
 )
 
 // CableServiceClient is the client API for CableService service.
@@ -65,6 +71,47 @@ type CableServiceClient interface {
 	// {api_path}/disconnect, answering 201; the publish endpoint also accepts
 	// AnyCable's {"command":"disconnect","payload":{...}} body for the same.
 	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
+	// GetHistory returns what the stream's history retains (--history_limit,
+	// --history_ttl), oldest first, and the stream's position: its epoch and
+	// the offset of its latest publication. With since (and epoch) it returns
+	// the publications after that position, the first limit of them; without
+	// since, the latest limit. A since whose epoch is not the stream's
+	// current one, or whose publications are no longer retained, fails with
+	// FAILED_PRECONDITION (REST 409): the error carries the stream's current
+	// position as a StreamPosition detail (REST: "epoch" and "offset" beside
+	// "message"), from which a reader starts over. UNIMPLEMENTED means the
+	// broker keeps no history. REST: GET {api_path}/history/{stream}.
+	GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error)
+	// GetPresenceStats counts who is present on a stream without listing
+	// them. UNIMPLEMENTED means the broker keeps no presence. REST: GET
+	// {api_path}/presence/{stream}/stats.
+	GetPresenceStats(ctx context.Context, in *GetPresenceStatsRequest, opts ...grpc.CallOption) (*GetPresenceStatsResponse, error)
+	// ListStreams lists the streams that have at least one subscriber on some
+	// node of the cluster, with their subscriber counts summed over the
+	// nodes, sorted by name. Nodes that did not answer within the call's
+	// deadline are named in unavailable_nodes; what they hold is missing from
+	// the counts. REST: GET {api_path}/streams.
+	ListStreams(ctx context.Context, in *ListStreamsRequest, opts ...grpc.CallOption) (*ListStreamsResponse, error)
+	// GetInfo describes every live node of the cluster (the nodes that
+	// announced themselves within the announce TTL), this one included.
+	// Nodes that did not answer within the call's deadline are named in
+	// unavailable_nodes. REST: GET {api_path}/info.
+	GetInfo(ctx context.Context, in *GetInfoRequest, opts ...grpc.CallOption) (*GetInfoResponse, error)
+	// Watch streams a stream's publications as they happen, in offset order
+	// and each once, like a subscribed client gets them. With since (and
+	// epoch) it first replays the publications after that position from
+	// history; a position history cannot serve fails with
+	// FAILED_PRECONDITION and a StreamPosition detail, as GetHistory does.
+	// The response headers (metadata "cablehub-watch: live") are sent once
+	// the node listens to the stream: a publication made after they arrive
+	// is delivered. When the stream's epoch changes or publications are
+	// lost to the watcher (a pub/sub outage longer than history covers), or
+	// the watcher does not keep up (RESOURCE_EXHAUSTED), the call ends with
+	// an error; a watcher resumes with since set to the last offset it got.
+	// REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
+	// one StreamPublication object per line (an error ends the answer with a
+	// line {"error":{"code":…,"message":…}}).
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPublication], error)
 }
 
 type cableServiceClient struct {
@@ -105,6 +152,65 @@ func (c *cableServiceClient) Disconnect(ctx context.Context, in *DisconnectReque
 	return out, nil
 }
 
+func (c *cableServiceClient) GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHistoryResponse)
+	err := c.cc.Invoke(ctx, CableService_GetHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cableServiceClient) GetPresenceStats(ctx context.Context, in *GetPresenceStatsRequest, opts ...grpc.CallOption) (*GetPresenceStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPresenceStatsResponse)
+	err := c.cc.Invoke(ctx, CableService_GetPresenceStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cableServiceClient) ListStreams(ctx context.Context, in *ListStreamsRequest, opts ...grpc.CallOption) (*ListStreamsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListStreamsResponse)
+	err := c.cc.Invoke(ctx, CableService_ListStreams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cableServiceClient) GetInfo(ctx context.Context, in *GetInfoRequest, opts ...grpc.CallOption) (*GetInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetInfoResponse)
+	err := c.cc.Invoke(ctx, CableService_GetInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cableServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPublication], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CableService_ServiceDesc.Streams[0], CableService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, StreamPublication]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CableService_WatchClient = grpc.ServerStreamingClient[StreamPublication]
+
 // CableServiceServer is the server API for CableService service.
 // All implementations must embed UnimplementedCableServiceServer
 // for forward compatibility.
@@ -140,6 +246,47 @@ type CableServiceServer interface {
 	// {api_path}/disconnect, answering 201; the publish endpoint also accepts
 	// AnyCable's {"command":"disconnect","payload":{...}} body for the same.
 	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
+	// GetHistory returns what the stream's history retains (--history_limit,
+	// --history_ttl), oldest first, and the stream's position: its epoch and
+	// the offset of its latest publication. With since (and epoch) it returns
+	// the publications after that position, the first limit of them; without
+	// since, the latest limit. A since whose epoch is not the stream's
+	// current one, or whose publications are no longer retained, fails with
+	// FAILED_PRECONDITION (REST 409): the error carries the stream's current
+	// position as a StreamPosition detail (REST: "epoch" and "offset" beside
+	// "message"), from which a reader starts over. UNIMPLEMENTED means the
+	// broker keeps no history. REST: GET {api_path}/history/{stream}.
+	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
+	// GetPresenceStats counts who is present on a stream without listing
+	// them. UNIMPLEMENTED means the broker keeps no presence. REST: GET
+	// {api_path}/presence/{stream}/stats.
+	GetPresenceStats(context.Context, *GetPresenceStatsRequest) (*GetPresenceStatsResponse, error)
+	// ListStreams lists the streams that have at least one subscriber on some
+	// node of the cluster, with their subscriber counts summed over the
+	// nodes, sorted by name. Nodes that did not answer within the call's
+	// deadline are named in unavailable_nodes; what they hold is missing from
+	// the counts. REST: GET {api_path}/streams.
+	ListStreams(context.Context, *ListStreamsRequest) (*ListStreamsResponse, error)
+	// GetInfo describes every live node of the cluster (the nodes that
+	// announced themselves within the announce TTL), this one included.
+	// Nodes that did not answer within the call's deadline are named in
+	// unavailable_nodes. REST: GET {api_path}/info.
+	GetInfo(context.Context, *GetInfoRequest) (*GetInfoResponse, error)
+	// Watch streams a stream's publications as they happen, in offset order
+	// and each once, like a subscribed client gets them. With since (and
+	// epoch) it first replays the publications after that position from
+	// history; a position history cannot serve fails with
+	// FAILED_PRECONDITION and a StreamPosition detail, as GetHistory does.
+	// The response headers (metadata "cablehub-watch: live") are sent once
+	// the node listens to the stream: a publication made after they arrive
+	// is delivered. When the stream's epoch changes or publications are
+	// lost to the watcher (a pub/sub outage longer than history covers), or
+	// the watcher does not keep up (RESOURCE_EXHAUSTED), the call ends with
+	// an error; a watcher resumes with since set to the last offset it got.
+	// REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
+	// one StreamPublication object per line (an error ends the answer with a
+	// line {"error":{"code":…,"message":…}}).
+	Watch(*WatchRequest, grpc.ServerStreamingServer[StreamPublication]) error
 	mustEmbedUnimplementedCableServiceServer()
 }
 
@@ -158,6 +305,21 @@ func (UnimplementedCableServiceServer) GetPresence(context.Context, *GetPresence
 }
 func (UnimplementedCableServiceServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
+}
+func (UnimplementedCableServiceServer) GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHistory not implemented")
+}
+func (UnimplementedCableServiceServer) GetPresenceStats(context.Context, *GetPresenceStatsRequest) (*GetPresenceStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPresenceStats not implemented")
+}
+func (UnimplementedCableServiceServer) ListStreams(context.Context, *ListStreamsRequest) (*ListStreamsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListStreams not implemented")
+}
+func (UnimplementedCableServiceServer) GetInfo(context.Context, *GetInfoRequest) (*GetInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetInfo not implemented")
+}
+func (UnimplementedCableServiceServer) Watch(*WatchRequest, grpc.ServerStreamingServer[StreamPublication]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedCableServiceServer) mustEmbedUnimplementedCableServiceServer() {}
 func (UnimplementedCableServiceServer) testEmbeddedByValue()                      {}
@@ -234,6 +396,89 @@ func _CableService_Disconnect_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CableService_GetHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CableServiceServer).GetHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CableService_GetHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CableServiceServer).GetHistory(ctx, req.(*GetHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CableService_GetPresenceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPresenceStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CableServiceServer).GetPresenceStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CableService_GetPresenceStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CableServiceServer).GetPresenceStats(ctx, req.(*GetPresenceStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CableService_ListStreams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListStreamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CableServiceServer).ListStreams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CableService_ListStreams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CableServiceServer).ListStreams(ctx, req.(*ListStreamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CableService_GetInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CableServiceServer).GetInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CableService_GetInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CableServiceServer).GetInfo(ctx, req.(*GetInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CableService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CableServiceServer).Watch(m, &grpc.GenericServerStream[WatchRequest, StreamPublication]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CableService_WatchServer = grpc.ServerStreamingServer[StreamPublication]
+
 // CableService_ServiceDesc is the grpc.ServiceDesc for CableService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -253,7 +498,29 @@ var CableService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Disconnect",
 			Handler:    _CableService_Disconnect_Handler,
 		},
+		{
+			MethodName: "GetHistory",
+			Handler:    _CableService_GetHistory_Handler,
+		},
+		{
+			MethodName: "GetPresenceStats",
+			Handler:    _CableService_GetPresenceStats_Handler,
+		},
+		{
+			MethodName: "ListStreams",
+			Handler:    _CableService_ListStreams_Handler,
+		},
+		{
+			MethodName: "GetInfo",
+			Handler:    _CableService_GetInfo_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _CableService_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "cablehub/v1/cable.proto",
 }

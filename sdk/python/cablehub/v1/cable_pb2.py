@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61\x62lehub/v1/cable.proto\x12\x0b\x63\x61\x62lehub.v1\x1a\x1cgoogle/protobuf/struct.proto\"N\n\x0ePublishRequest\x12<\n\x0cpublications\x18\x01 \x03(\x0b\x32\x18.cablehub.v1.PublicationR\x0cpublications\"\x94\x01\n\x0bPublication\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\tR\x04\x64\x61ta\x12\x30\n\x04meta\x18\x03 \x01(\x0b\x32\x1c.cablehub.v1.PublicationMetaR\x04meta\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"}\n\x0fPublicationMeta\x12%\n\x0e\x65xclude_socket\x18\x01 \x01(\tR\rexcludeSocket\x12%\n\x0e\x62roadcast_type\x18\x02 \x01(\tR\rbroadcastType\x12\x1c\n\ttransient\x18\x03 \x01(\x08R\ttransient\"\x11\n\x0fPublishResponse\",\n\x12GetPresenceRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\"\xa3\x01\n\x13GetPresenceResponse\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x19\n\x05total\x18\x02 \x01(\x05H\x00R\x05total\x88\x01\x01\x12\x35\n\x07records\x18\x03 \x03(\x0b\x32\x1b.cablehub.v1.PresenceRecordR\x07records\x12\x1c\n\ttruncated\x18\x04 \x01(\x08R\ttruncatedB\x08\n\x06_total\"L\n\x0ePresenceRecord\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12*\n\x04info\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04info\"Q\n\x11\x44isconnectRequest\x12\x1e\n\nidentifier\x18\x01 \x01(\tR\nidentifier\x12\x1c\n\treconnect\x18\x02 \x01(\x08R\treconnect\"\x14\n\x12\x44isconnectResponse2\xf5\x01\n\x0c\x43\x61\x62leService\x12\x44\n\x07Publish\x12\x1b.cablehub.v1.PublishRequest\x1a\x1c.cablehub.v1.PublishResponse\x12P\n\x0bGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponse\x12M\n\nDisconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponseB9Z7github.com/cablehub/cablehub/gen/cablehub/v1;cablehubv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63\x61\x62lehub/v1/cable.proto\x12\x0b\x63\x61\x62lehub.v1\x1a\x1cgoogle/protobuf/struct.proto\"N\n\x0ePublishRequest\x12<\n\x0cpublications\x18\x01 \x03(\x0b\x32\x18.cablehub.v1.PublicationR\x0cpublications\"\x94\x01\n\x0bPublication\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\tR\x04\x64\x61ta\x12\x30\n\x04meta\x18\x03 \x01(\x0b\x32\x1c.cablehub.v1.PublicationMetaR\x04meta\x12\'\n\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"}\n\x0fPublicationMeta\x12%\n\x0e\x65xclude_socket\x18\x01 \x01(\tR\rexcludeSocket\x12%\n\x0e\x62roadcast_type\x18\x02 \x01(\tR\rbroadcastType\x12\x1c\n\ttransient\x18\x03 \x01(\x08R\ttransient\"\x11\n\x0fPublishResponse\",\n\x12GetPresenceRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\"\xa3\x01\n\x13GetPresenceResponse\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x19\n\x05total\x18\x02 \x01(\x05H\x00R\x05total\x88\x01\x01\x12\x35\n\x07records\x18\x03 \x03(\x0b\x32\x1b.cablehub.v1.PresenceRecordR\x07records\x12\x1c\n\ttruncated\x18\x04 \x01(\x08R\ttruncatedB\x08\n\x06_total\"L\n\x0ePresenceRecord\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12*\n\x04info\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueR\x04info\"Q\n\x11\x44isconnectRequest\x12\x1e\n\nidentifier\x18\x01 \x01(\tR\nidentifier\x12\x1c\n\treconnect\x18\x02 \x01(\x08R\treconnect\"\x14\n\x12\x44isconnectResponse\"|\n\x11GetHistoryRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\x12\x14\n\x05\x65poch\x18\x03 \x01(\tR\x05\x65poch\x12\x19\n\x05since\x18\x04 \x01(\x04H\x00R\x05since\x88\x01\x01\x42\x08\n\x06_since\"\xa5\x01\n\x12GetHistoryResponse\x12\x14\n\x05\x65poch\x18\x01 \x01(\tR\x05\x65poch\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x43\n\x0cpublications\x18\x03 \x03(\x0b\x32\x1f.cablehub.v1.HistoryPublicationR\x0cpublications\x12\x1c\n\ttruncated\x18\x04 \x01(\x08R\ttruncated\"@\n\x12HistoryPublication\x12\x16\n\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\tR\x04\x64\x61ta\">\n\x0eStreamPosition\x12\x14\n\x05\x65poch\x18\x01 \x01(\tR\x05\x65poch\x12\x16\n\x06offset\x18\x02 \x01(\x04R\x06offset\"1\n\x17GetPresenceStatsRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\"L\n\x18GetPresenceStatsResponse\x12\x14\n\x05users\x18\x01 \x01(\rR\x05users\x12\x1a\n\x08sessions\x18\x02 \x01(\rR\x08sessions\"B\n\x12ListStreamsRequest\x12\x16\n\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\"\x93\x01\n\x13ListStreamsResponse\x12\x31\n\x07streams\x18\x01 \x03(\x0b\x32\x17.cablehub.v1.StreamInfoR\x07streams\x12+\n\x11unavailable_nodes\x18\x02 \x03(\tR\x10unavailableNodes\x12\x1c\n\ttruncated\x18\x03 \x01(\x08R\ttruncated\"B\n\nStreamInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0bsubscribers\x18\x02 \x01(\rR\x0bsubscribers\"\x10\n\x0eGetInfoRequest\"k\n\x0fGetInfoResponse\x12+\n\x05nodes\x18\x01 \x03(\x0b\x32\x15.cablehub.v1.NodeInfoR\x05nodes\x12+\n\x11unavailable_nodes\x18\x02 \x03(\tR\x10unavailableNodes\"\xbd\x01\n\x08NodeInfo\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12%\n\x0euptime_seconds\x18\x03 \x01(\rR\ruptimeSeconds\x12 \n\x0b\x63onnections\x18\x04 \x01(\rR\x0b\x63onnections\x12$\n\rsubscriptions\x18\x05 \x01(\rR\rsubscriptions\x12\x18\n\x07streams\x18\x06 \x01(\rR\x07streams\"a\n\x0cWatchRequest\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n\x05\x65poch\x18\x02 \x01(\tR\x05\x65poch\x12\x19\n\x05since\x18\x03 \x01(\x04H\x00R\x05since\x88\x01\x01\x42\x08\n\x06_since\"m\n\x11StreamPublication\x12\x16\n\x06stream\x18\x01 \x01(\tR\x06stream\x12\x14\n\x05\x65poch\x18\x02 \x01(\tR\x05\x65poch\x12\x16\n\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n\x04\x64\x61ta\x18\x04 \x01(\tR\x04\x64\x61ta2\x83\x05\n\x0c\x43\x61\x62leService\x12\x44\n\x07Publish\x12\x1b.cablehub.v1.PublishRequest\x1a\x1c.cablehub.v1.PublishResponse\x12P\n\x0bGetPresence\x12\x1f.cablehub.v1.GetPresenceRequest\x1a .cablehub.v1.GetPresenceResponse\x12M\n\nDisconnect\x12\x1e.cablehub.v1.DisconnectRequest\x1a\x1f.cablehub.v1.DisconnectResponse\x12M\n\nGetHistory\x12\x1e.cablehub.v1.GetHistoryRequest\x1a\x1f.cablehub.v1.GetHistoryResponse\x12_\n\x10GetPresenceStats\x12$.cablehub.v1.GetPresenceStatsRequest\x1a%.cablehub.v1.GetPresenceStatsResponse\x12P\n\x0bListStreams\x12\x1f.cablehub.v1.ListStreamsRequest\x1a .cablehub.v1.ListStreamsResponse\x12\x44\n\x07GetInfo\x12\x1b.cablehub.v1.GetInfoRequest\x1a\x1c.cablehub.v1.GetInfoResponse\x12\x44\n\x05Watch\x12\x19.cablehub.v1.WatchRequest\x1a\x1e.cablehub.v1.StreamPublication0\x01\x42\x39Z7github.com/cablehub/cablehub/gen/cablehub/v1;cablehubv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cablehub.v1.cable_pb2', globals())
@@ -40,6 +40,34 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _DISCONNECTREQUEST._serialized_end=818
   _DISCONNECTRESPONSE._serialized_start=820
   _DISCONNECTRESPONSE._serialized_end=840
-  _CABLESERVICE._serialized_start=843
-  _CABLESERVICE._serialized_end=1088
+  _GETHISTORYREQUEST._serialized_start=842
+  _GETHISTORYREQUEST._serialized_end=966
+  _GETHISTORYRESPONSE._serialized_start=969
+  _GETHISTORYRESPONSE._serialized_end=1134
+  _HISTORYPUBLICATION._serialized_start=1136
+  _HISTORYPUBLICATION._serialized_end=1200
+  _STREAMPOSITION._serialized_start=1202
+  _STREAMPOSITION._serialized_end=1264
+  _GETPRESENCESTATSREQUEST._serialized_start=1266
+  _GETPRESENCESTATSREQUEST._serialized_end=1315
+  _GETPRESENCESTATSRESPONSE._serialized_start=1317
+  _GETPRESENCESTATSRESPONSE._serialized_end=1393
+  _LISTSTREAMSREQUEST._serialized_start=1395
+  _LISTSTREAMSREQUEST._serialized_end=1461
+  _LISTSTREAMSRESPONSE._serialized_start=1464
+  _LISTSTREAMSRESPONSE._serialized_end=1611
+  _STREAMINFO._serialized_start=1613
+  _STREAMINFO._serialized_end=1679
+  _GETINFOREQUEST._serialized_start=1681
+  _GETINFOREQUEST._serialized_end=1697
+  _GETINFORESPONSE._serialized_start=1699
+  _GETINFORESPONSE._serialized_end=1806
+  _NODEINFO._serialized_start=1809
+  _NODEINFO._serialized_end=1998
+  _WATCHREQUEST._serialized_start=2000
+  _WATCHREQUEST._serialized_end=2097
+  _STREAMPUBLICATION._serialized_start=2099
+  _STREAMPUBLICATION._serialized_end=2208
+  _CABLESERVICE._serialized_start=2211
+  _CABLESERVICE._serialized_end=2854
 # @@protoc_insertion_point(module_scope)

@@ -18,6 +18,42 @@ class DisconnectResponse(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
 
+class GetHistoryRequest(_message.Message):
+    __slots__ = ["epoch", "limit", "since", "stream"]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    epoch: str
+    limit: int
+    since: int
+    stream: str
+    def __init__(self, stream: _Optional[str] = ..., limit: _Optional[int] = ..., epoch: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
+
+class GetHistoryResponse(_message.Message):
+    __slots__ = ["epoch", "offset", "publications", "truncated"]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    PUBLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    epoch: str
+    offset: int
+    publications: _containers.RepeatedCompositeFieldContainer[HistoryPublication]
+    truncated: bool
+    def __init__(self, epoch: _Optional[str] = ..., offset: _Optional[int] = ..., publications: _Optional[_Iterable[_Union[HistoryPublication, _Mapping]]] = ..., truncated: bool = ...) -> None: ...
+
+class GetInfoRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class GetInfoResponse(_message.Message):
+    __slots__ = ["nodes", "unavailable_nodes"]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    unavailable_nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., unavailable_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class GetPresenceRequest(_message.Message):
     __slots__ = ["stream"]
     STREAM_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +71,62 @@ class GetPresenceResponse(_message.Message):
     truncated: bool
     type: str
     def __init__(self, type: _Optional[str] = ..., total: _Optional[int] = ..., records: _Optional[_Iterable[_Union[PresenceRecord, _Mapping]]] = ..., truncated: bool = ...) -> None: ...
+
+class GetPresenceStatsRequest(_message.Message):
+    __slots__ = ["stream"]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    stream: str
+    def __init__(self, stream: _Optional[str] = ...) -> None: ...
+
+class GetPresenceStatsResponse(_message.Message):
+    __slots__ = ["sessions", "users"]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    sessions: int
+    users: int
+    def __init__(self, users: _Optional[int] = ..., sessions: _Optional[int] = ...) -> None: ...
+
+class HistoryPublication(_message.Message):
+    __slots__ = ["data", "offset"]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    data: str
+    offset: int
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[str] = ...) -> None: ...
+
+class ListStreamsRequest(_message.Message):
+    __slots__ = ["limit", "prefix"]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListStreamsResponse(_message.Message):
+    __slots__ = ["streams", "truncated", "unavailable_nodes"]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_NODES_FIELD_NUMBER: _ClassVar[int]
+    streams: _containers.RepeatedCompositeFieldContainer[StreamInfo]
+    truncated: bool
+    unavailable_nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, streams: _Optional[_Iterable[_Union[StreamInfo, _Mapping]]] = ..., unavailable_nodes: _Optional[_Iterable[str]] = ..., truncated: bool = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ["connections", "id", "streams", "subscriptions", "uptime_seconds", "version"]
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    connections: int
+    id: str
+    streams: int
+    subscriptions: int
+    uptime_seconds: int
+    version: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., connections: _Optional[int] = ..., subscriptions: _Optional[int] = ..., streams: _Optional[int] = ...) -> None: ...
 
 class PresenceRecord(_message.Message):
     __slots__ = ["id", "info"]
@@ -75,3 +167,41 @@ class PublishRequest(_message.Message):
 class PublishResponse(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
+
+class StreamInfo(_message.Message):
+    __slots__ = ["name", "subscribers"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    subscribers: int
+    def __init__(self, name: _Optional[str] = ..., subscribers: _Optional[int] = ...) -> None: ...
+
+class StreamPosition(_message.Message):
+    __slots__ = ["epoch", "offset"]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    epoch: str
+    offset: int
+    def __init__(self, epoch: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class StreamPublication(_message.Message):
+    __slots__ = ["data", "epoch", "offset", "stream"]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    data: str
+    epoch: str
+    offset: int
+    stream: str
+    def __init__(self, stream: _Optional[str] = ..., epoch: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[str] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ["epoch", "since", "stream"]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    epoch: str
+    since: int
+    stream: str
+    def __init__(self, stream: _Optional[str] = ..., epoch: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...

@@ -32,6 +32,31 @@ class CableServiceStub(object):
                 request_serializer=cablehub_dot_v1_dot_cable__pb2.DisconnectRequest.SerializeToString,
                 response_deserializer=cablehub_dot_v1_dot_cable__pb2.DisconnectResponse.FromString,
                 )
+        self.GetHistory = channel.unary_unary(
+                '/cablehub.v1.CableService/GetHistory',
+                request_serializer=cablehub_dot_v1_dot_cable__pb2.GetHistoryRequest.SerializeToString,
+                response_deserializer=cablehub_dot_v1_dot_cable__pb2.GetHistoryResponse.FromString,
+                )
+        self.GetPresenceStats = channel.unary_unary(
+                '/cablehub.v1.CableService/GetPresenceStats',
+                request_serializer=cablehub_dot_v1_dot_cable__pb2.GetPresenceStatsRequest.SerializeToString,
+                response_deserializer=cablehub_dot_v1_dot_cable__pb2.GetPresenceStatsResponse.FromString,
+                )
+        self.ListStreams = channel.unary_unary(
+                '/cablehub.v1.CableService/ListStreams',
+                request_serializer=cablehub_dot_v1_dot_cable__pb2.ListStreamsRequest.SerializeToString,
+                response_deserializer=cablehub_dot_v1_dot_cable__pb2.ListStreamsResponse.FromString,
+                )
+        self.GetInfo = channel.unary_unary(
+                '/cablehub.v1.CableService/GetInfo',
+                request_serializer=cablehub_dot_v1_dot_cable__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=cablehub_dot_v1_dot_cable__pb2.GetInfoResponse.FromString,
+                )
+        self.Watch = channel.unary_stream(
+                '/cablehub.v1.CableService/Watch',
+                request_serializer=cablehub_dot_v1_dot_cable__pb2.WatchRequest.SerializeToString,
+                response_deserializer=cablehub_dot_v1_dot_cable__pb2.StreamPublication.FromString,
+                )
 
 
 class CableServiceServicer(object):
@@ -82,6 +107,72 @@ class CableServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHistory(self, request, context):
+        """GetHistory returns what the stream's history retains (--history_limit,
+        --history_ttl), oldest first, and the stream's position: its epoch and
+        the offset of its latest publication. With since (and epoch) it returns
+        the publications after that position, the first limit of them; without
+        since, the latest limit. A since whose epoch is not the stream's
+        current one, or whose publications are no longer retained, fails with
+        FAILED_PRECONDITION (REST 409): the error carries the stream's current
+        position as a StreamPosition detail (REST: "epoch" and "offset" beside
+        "message"), from which a reader starts over. UNIMPLEMENTED means the
+        broker keeps no history. REST: GET {api_path}/history/{stream}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPresenceStats(self, request, context):
+        """GetPresenceStats counts who is present on a stream without listing
+        them. UNIMPLEMENTED means the broker keeps no presence. REST: GET
+        {api_path}/presence/{stream}/stats.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStreams(self, request, context):
+        """ListStreams lists the streams that have at least one subscriber on some
+        node of the cluster, with their subscriber counts summed over the
+        nodes, sorted by name. Nodes that did not answer within the call's
+        deadline are named in unavailable_nodes; what they hold is missing from
+        the counts. REST: GET {api_path}/streams.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInfo(self, request, context):
+        """GetInfo describes every live node of the cluster (the nodes that
+        announced themselves within the announce TTL), this one included.
+        Nodes that did not answer within the call's deadline are named in
+        unavailable_nodes. REST: GET {api_path}/info.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Watch streams a stream's publications as they happen, in offset order
+        and each once, like a subscribed client gets them. With since (and
+        epoch) it first replays the publications after that position from
+        history; a position history cannot serve fails with
+        FAILED_PRECONDITION and a StreamPosition detail, as GetHistory does.
+        The response headers (metadata "cablehub-watch: live") are sent once
+        the node listens to the stream: a publication made after they arrive
+        is delivered. When the stream's epoch changes or publications are
+        lost to the watcher (a pub/sub outage longer than history covers), or
+        the watcher does not keep up (RESOURCE_EXHAUSTED), the call ends with
+        an error; a watcher resumes with since set to the last offset it got.
+        REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
+        one StreamPublication object per line (an error ends the answer with a
+        line {"error":{"code":…,"message":…}}).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CableServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -99,6 +190,31 @@ def add_CableServiceServicer_to_server(servicer, server):
                     servicer.Disconnect,
                     request_deserializer=cablehub_dot_v1_dot_cable__pb2.DisconnectRequest.FromString,
                     response_serializer=cablehub_dot_v1_dot_cable__pb2.DisconnectResponse.SerializeToString,
+            ),
+            'GetHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHistory,
+                    request_deserializer=cablehub_dot_v1_dot_cable__pb2.GetHistoryRequest.FromString,
+                    response_serializer=cablehub_dot_v1_dot_cable__pb2.GetHistoryResponse.SerializeToString,
+            ),
+            'GetPresenceStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPresenceStats,
+                    request_deserializer=cablehub_dot_v1_dot_cable__pb2.GetPresenceStatsRequest.FromString,
+                    response_serializer=cablehub_dot_v1_dot_cable__pb2.GetPresenceStatsResponse.SerializeToString,
+            ),
+            'ListStreams': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStreams,
+                    request_deserializer=cablehub_dot_v1_dot_cable__pb2.ListStreamsRequest.FromString,
+                    response_serializer=cablehub_dot_v1_dot_cable__pb2.ListStreamsResponse.SerializeToString,
+            ),
+            'GetInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInfo,
+                    request_deserializer=cablehub_dot_v1_dot_cable__pb2.GetInfoRequest.FromString,
+                    response_serializer=cablehub_dot_v1_dot_cable__pb2.GetInfoResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=cablehub_dot_v1_dot_cable__pb2.WatchRequest.FromString,
+                    response_serializer=cablehub_dot_v1_dot_cable__pb2.StreamPublication.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -161,5 +277,90 @@ class CableService(object):
         return grpc.experimental.unary_unary(request, target, '/cablehub.v1.CableService/Disconnect',
             cablehub_dot_v1_dot_cable__pb2.DisconnectRequest.SerializeToString,
             cablehub_dot_v1_dot_cable__pb2.DisconnectResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/cablehub.v1.CableService/GetHistory',
+            cablehub_dot_v1_dot_cable__pb2.GetHistoryRequest.SerializeToString,
+            cablehub_dot_v1_dot_cable__pb2.GetHistoryResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetPresenceStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/cablehub.v1.CableService/GetPresenceStats',
+            cablehub_dot_v1_dot_cable__pb2.GetPresenceStatsRequest.SerializeToString,
+            cablehub_dot_v1_dot_cable__pb2.GetPresenceStatsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListStreams(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/cablehub.v1.CableService/ListStreams',
+            cablehub_dot_v1_dot_cable__pb2.ListStreamsRequest.SerializeToString,
+            cablehub_dot_v1_dot_cable__pb2.ListStreamsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/cablehub.v1.CableService/GetInfo',
+            cablehub_dot_v1_dot_cable__pb2.GetInfoRequest.SerializeToString,
+            cablehub_dot_v1_dot_cable__pb2.GetInfoResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/cablehub.v1.CableService/Watch',
+            cablehub_dot_v1_dot_cable__pb2.WatchRequest.SerializeToString,
+            cablehub_dot_v1_dot_cable__pb2.StreamPublication.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

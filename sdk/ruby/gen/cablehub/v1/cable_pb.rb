@@ -42,6 +42,71 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
     end
     add_message "cablehub.v1.DisconnectResponse" do
     end
+    add_message "cablehub.v1.GetHistoryRequest" do
+      optional :stream, :string, 1, json_name: "stream"
+      optional :limit, :uint32, 2, json_name: "limit"
+      optional :epoch, :string, 3, json_name: "epoch"
+      proto3_optional :since, :uint64, 4, json_name: "since"
+    end
+    add_message "cablehub.v1.GetHistoryResponse" do
+      optional :epoch, :string, 1, json_name: "epoch"
+      optional :offset, :uint64, 2, json_name: "offset"
+      repeated :publications, :message, 3, "cablehub.v1.HistoryPublication", json_name: "publications"
+      optional :truncated, :bool, 4, json_name: "truncated"
+    end
+    add_message "cablehub.v1.HistoryPublication" do
+      optional :offset, :uint64, 1, json_name: "offset"
+      optional :data, :string, 2, json_name: "data"
+    end
+    add_message "cablehub.v1.StreamPosition" do
+      optional :epoch, :string, 1, json_name: "epoch"
+      optional :offset, :uint64, 2, json_name: "offset"
+    end
+    add_message "cablehub.v1.GetPresenceStatsRequest" do
+      optional :stream, :string, 1, json_name: "stream"
+    end
+    add_message "cablehub.v1.GetPresenceStatsResponse" do
+      optional :users, :uint32, 1, json_name: "users"
+      optional :sessions, :uint32, 2, json_name: "sessions"
+    end
+    add_message "cablehub.v1.ListStreamsRequest" do
+      optional :prefix, :string, 1, json_name: "prefix"
+      optional :limit, :uint32, 2, json_name: "limit"
+    end
+    add_message "cablehub.v1.ListStreamsResponse" do
+      repeated :streams, :message, 1, "cablehub.v1.StreamInfo", json_name: "streams"
+      repeated :unavailable_nodes, :string, 2, json_name: "unavailableNodes"
+      optional :truncated, :bool, 3, json_name: "truncated"
+    end
+    add_message "cablehub.v1.StreamInfo" do
+      optional :name, :string, 1, json_name: "name"
+      optional :subscribers, :uint32, 2, json_name: "subscribers"
+    end
+    add_message "cablehub.v1.GetInfoRequest" do
+    end
+    add_message "cablehub.v1.GetInfoResponse" do
+      repeated :nodes, :message, 1, "cablehub.v1.NodeInfo", json_name: "nodes"
+      repeated :unavailable_nodes, :string, 2, json_name: "unavailableNodes"
+    end
+    add_message "cablehub.v1.NodeInfo" do
+      optional :id, :string, 1, json_name: "id"
+      optional :version, :string, 2, json_name: "version"
+      optional :uptime_seconds, :uint32, 3, json_name: "uptimeSeconds"
+      optional :connections, :uint32, 4, json_name: "connections"
+      optional :subscriptions, :uint32, 5, json_name: "subscriptions"
+      optional :streams, :uint32, 6, json_name: "streams"
+    end
+    add_message "cablehub.v1.WatchRequest" do
+      optional :stream, :string, 1, json_name: "stream"
+      optional :epoch, :string, 2, json_name: "epoch"
+      proto3_optional :since, :uint64, 3, json_name: "since"
+    end
+    add_message "cablehub.v1.StreamPublication" do
+      optional :stream, :string, 1, json_name: "stream"
+      optional :epoch, :string, 2, json_name: "epoch"
+      optional :offset, :uint64, 3, json_name: "offset"
+      optional :data, :string, 4, json_name: "data"
+    end
   end
 end
 
@@ -56,5 +121,19 @@ module Cablehub
     PresenceRecord = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.PresenceRecord").msgclass
     DisconnectRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.DisconnectRequest").msgclass
     DisconnectResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.DisconnectResponse").msgclass
+    GetHistoryRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.GetHistoryRequest").msgclass
+    GetHistoryResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.GetHistoryResponse").msgclass
+    HistoryPublication = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.HistoryPublication").msgclass
+    StreamPosition = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.StreamPosition").msgclass
+    GetPresenceStatsRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.GetPresenceStatsRequest").msgclass
+    GetPresenceStatsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.GetPresenceStatsResponse").msgclass
+    ListStreamsRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.ListStreamsRequest").msgclass
+    ListStreamsResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.ListStreamsResponse").msgclass
+    StreamInfo = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.StreamInfo").msgclass
+    GetInfoRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.GetInfoRequest").msgclass
+    GetInfoResponse = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.GetInfoResponse").msgclass
+    NodeInfo = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.NodeInfo").msgclass
+    WatchRequest = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.WatchRequest").msgclass
+    StreamPublication = ::Google::Protobuf::DescriptorPool.generated_pool.lookup("cablehub.v1.StreamPublication").msgclass
   end
 end

@@ -45,6 +45,47 @@ module Cablehub
         # {api_path}/disconnect, answering 201; the publish endpoint also accepts
         # AnyCable's {"command":"disconnect","payload":{...}} body for the same.
         rpc :Disconnect, ::Cablehub::V1::DisconnectRequest, ::Cablehub::V1::DisconnectResponse
+        # GetHistory returns what the stream's history retains (--history_limit,
+        # --history_ttl), oldest first, and the stream's position: its epoch and
+        # the offset of its latest publication. With since (and epoch) it returns
+        # the publications after that position, the first limit of them; without
+        # since, the latest limit. A since whose epoch is not the stream's
+        # current one, or whose publications are no longer retained, fails with
+        # FAILED_PRECONDITION (REST 409): the error carries the stream's current
+        # position as a StreamPosition detail (REST: "epoch" and "offset" beside
+        # "message"), from which a reader starts over. UNIMPLEMENTED means the
+        # broker keeps no history. REST: GET {api_path}/history/{stream}.
+        rpc :GetHistory, ::Cablehub::V1::GetHistoryRequest, ::Cablehub::V1::GetHistoryResponse
+        # GetPresenceStats counts who is present on a stream without listing
+        # them. UNIMPLEMENTED means the broker keeps no presence. REST: GET
+        # {api_path}/presence/{stream}/stats.
+        rpc :GetPresenceStats, ::Cablehub::V1::GetPresenceStatsRequest, ::Cablehub::V1::GetPresenceStatsResponse
+        # ListStreams lists the streams that have at least one subscriber on some
+        # node of the cluster, with their subscriber counts summed over the
+        # nodes, sorted by name. Nodes that did not answer within the call's
+        # deadline are named in unavailable_nodes; what they hold is missing from
+        # the counts. REST: GET {api_path}/streams.
+        rpc :ListStreams, ::Cablehub::V1::ListStreamsRequest, ::Cablehub::V1::ListStreamsResponse
+        # GetInfo describes every live node of the cluster (the nodes that
+        # announced themselves within the announce TTL), this one included.
+        # Nodes that did not answer within the call's deadline are named in
+        # unavailable_nodes. REST: GET {api_path}/info.
+        rpc :GetInfo, ::Cablehub::V1::GetInfoRequest, ::Cablehub::V1::GetInfoResponse
+        # Watch streams a stream's publications as they happen, in offset order
+        # and each once, like a subscribed client gets them. With since (and
+        # epoch) it first replays the publications after that position from
+        # history; a position history cannot serve fails with
+        # FAILED_PRECONDITION and a StreamPosition detail, as GetHistory does.
+        # The response headers (metadata "cablehub-watch: live") are sent once
+        # the node listens to the stream: a publication made after they arrive
+        # is delivered. When the stream's epoch changes or publications are
+        # lost to the watcher (a pub/sub outage longer than history covers), or
+        # the watcher does not keep up (RESOURCE_EXHAUSTED), the call ends with
+        # an error; a watcher resumes with since set to the last offset it got.
+        # REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
+        # one StreamPublication object per line (an error ends the answer with a
+        # line {"error":{"code":…,"message":…}}).
+        rpc :Watch, ::Cablehub::V1::WatchRequest, stream(::Cablehub::V1::StreamPublication)
       end
 
       Stub = Service.rpc_stub_class

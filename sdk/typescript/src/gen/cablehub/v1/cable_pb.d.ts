@@ -2,9 +2,10 @@
 // @generated from file cablehub/v1/cable.proto (package cablehub.v1, syntax proto3)
 /* eslint-disable */
 
-// Package cablehub.v1 is Cablehub's server API: publishing to streams and
-// reading presence. gRPC clients call CableService directly; the REST API
-// (POST {api_path}/publish, GET {api_path}/presence/{stream}/users) is
+// Package cablehub.v1 is Cablehub's server API: publishing to streams,
+// reading presence, history and the cluster's state, and watching streams.
+// gRPC clients call CableService directly; the REST API (POST
+// {api_path}/publish, GET {api_path}/presence/{stream}/users, ...) is
 // transcoded onto the same RPCs by grpc-gateway, and both pass through the
 // same bearer-token check.
 
@@ -290,6 +291,460 @@ export declare type DisconnectResponse = Message<"cablehub.v1.DisconnectResponse
 export declare const DisconnectResponseSchema: GenMessage<DisconnectResponse>;
 
 /**
+ * GetHistoryRequest names a stream and what of its history to read.
+ *
+ * @generated from message cablehub.v1.GetHistoryRequest
+ */
+export declare type GetHistoryRequest = Message<"cablehub.v1.GetHistoryRequest"> & {
+  /**
+   * Stream name, non-empty.
+   *
+   * @generated from field: string stream = 1;
+   */
+  stream: string;
+
+  /**
+   * At most this many publications: with since the first ones after it,
+   * without since the latest ones. 0 means every retained publication.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * Epoch of since; required with since. Alone it asks for the whole epoch
+   * (as since 0 would), failing when the stream is in another one.
+   *
+   * @generated from field: string epoch = 3;
+   */
+  epoch: string;
+
+  /**
+   * Offset the reader has seen everything up to: the answer holds the
+   * publications after it.
+   *
+   * @generated from field: optional uint64 since = 4;
+   */
+  since?: bigint | undefined;
+};
+
+/**
+ * Describes the message cablehub.v1.GetHistoryRequest.
+ * Use `create(GetHistoryRequestSchema)` to create a new message.
+ */
+export declare const GetHistoryRequestSchema: GenMessage<GetHistoryRequest>;
+
+/**
+ * GetHistoryResponse is a read of a stream's history.
+ *
+ * @generated from message cablehub.v1.GetHistoryResponse
+ */
+export declare type GetHistoryResponse = Message<"cablehub.v1.GetHistoryResponse"> & {
+  /**
+   * Epoch the stream's offsets count in; "" for a stream never published
+   * to (or whose history expired with its epoch).
+   *
+   * @generated from field: string epoch = 1;
+   */
+  epoch: string;
+
+  /**
+   * Offset of the stream's latest publication, whether or not history
+   * still holds it; 0 for an unknown stream.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * The publications, oldest first.
+   *
+   * @generated from field: repeated cablehub.v1.HistoryPublication publications = 3;
+   */
+  publications: HistoryPublication[];
+
+  /**
+   * True when publications was cut short to keep the answer within 3 MiB:
+   * with since, read on from the last offset returned.
+   *
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message cablehub.v1.GetHistoryResponse.
+ * Use `create(GetHistoryResponseSchema)` to create a new message.
+ */
+export declare const GetHistoryResponseSchema: GenMessage<GetHistoryResponse>;
+
+/**
+ * HistoryPublication is one publication kept in history.
+ *
+ * @generated from message cablehub.v1.HistoryPublication
+ */
+export declare type HistoryPublication = Message<"cablehub.v1.HistoryPublication"> & {
+  /**
+   * Offset of the publication within the response's epoch.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The data as it was published.
+   *
+   * @generated from field: string data = 2;
+   */
+  data: string;
+};
+
+/**
+ * Describes the message cablehub.v1.HistoryPublication.
+ * Use `create(HistoryPublicationSchema)` to create a new message.
+ */
+export declare const HistoryPublicationSchema: GenMessage<HistoryPublication>;
+
+/**
+ * StreamPosition is a stream's current position: the detail of a
+ * FAILED_PRECONDITION answer to GetHistory or Watch whose since cannot be
+ * served, from which the reader starts over.
+ *
+ * @generated from message cablehub.v1.StreamPosition
+ */
+export declare type StreamPosition = Message<"cablehub.v1.StreamPosition"> & {
+  /**
+   * The stream's current epoch ("" for an unknown stream).
+   *
+   * @generated from field: string epoch = 1;
+   */
+  epoch: string;
+
+  /**
+   * Offset of the stream's latest publication.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+};
+
+/**
+ * Describes the message cablehub.v1.StreamPosition.
+ * Use `create(StreamPositionSchema)` to create a new message.
+ */
+export declare const StreamPositionSchema: GenMessage<StreamPosition>;
+
+/**
+ * GetPresenceStatsRequest names the stream whose presence is counted.
+ *
+ * @generated from message cablehub.v1.GetPresenceStatsRequest
+ */
+export declare type GetPresenceStatsRequest = Message<"cablehub.v1.GetPresenceStatsRequest"> & {
+  /**
+   * Stream name, non-empty.
+   *
+   * @generated from field: string stream = 1;
+   */
+  stream: string;
+};
+
+/**
+ * Describes the message cablehub.v1.GetPresenceStatsRequest.
+ * Use `create(GetPresenceStatsRequestSchema)` to create a new message.
+ */
+export declare const GetPresenceStatsRequestSchema: GenMessage<GetPresenceStatsRequest>;
+
+/**
+ * GetPresenceStatsResponse counts who is present on a stream.
+ *
+ * @generated from message cablehub.v1.GetPresenceStatsResponse
+ */
+export declare type GetPresenceStatsResponse = Message<"cablehub.v1.GetPresenceStatsResponse"> & {
+  /**
+   * Number of unique presence ids.
+   *
+   * @generated from field: uint32 users = 1;
+   */
+  users: number;
+
+  /**
+   * Number of joined sessions (one user may have several).
+   *
+   * @generated from field: uint32 sessions = 2;
+   */
+  sessions: number;
+};
+
+/**
+ * Describes the message cablehub.v1.GetPresenceStatsResponse.
+ * Use `create(GetPresenceStatsResponseSchema)` to create a new message.
+ */
+export declare const GetPresenceStatsResponseSchema: GenMessage<GetPresenceStatsResponse>;
+
+/**
+ * ListStreamsRequest selects the streams to list.
+ *
+ * @generated from message cablehub.v1.ListStreamsRequest
+ */
+export declare type ListStreamsRequest = Message<"cablehub.v1.ListStreamsRequest"> & {
+  /**
+   * Only streams whose names start with prefix; "" for all.
+   *
+   * @generated from field: string prefix = 1;
+   */
+  prefix: string;
+
+  /**
+   * At most this many, the first by name; 0 means 100, and more than 1000
+   * is INVALID_ARGUMENT.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message cablehub.v1.ListStreamsRequest.
+ * Use `create(ListStreamsRequestSchema)` to create a new message.
+ */
+export declare const ListStreamsRequestSchema: GenMessage<ListStreamsRequest>;
+
+/**
+ * ListStreamsResponse lists streams with subscribers.
+ *
+ * @generated from message cablehub.v1.ListStreamsResponse
+ */
+export declare type ListStreamsResponse = Message<"cablehub.v1.ListStreamsResponse"> & {
+  /**
+   * The streams, sorted by name.
+   *
+   * @generated from field: repeated cablehub.v1.StreamInfo streams = 1;
+   */
+  streams: StreamInfo[];
+
+  /**
+   * Ids of the live nodes that did not answer in time; empty when every
+   * node did.
+   *
+   * @generated from field: repeated string unavailable_nodes = 2;
+   */
+  unavailableNodes: string[];
+
+  /**
+   * True when more streams match than limit.
+   *
+   * @generated from field: bool truncated = 3;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message cablehub.v1.ListStreamsResponse.
+ * Use `create(ListStreamsResponseSchema)` to create a new message.
+ */
+export declare const ListStreamsResponseSchema: GenMessage<ListStreamsResponse>;
+
+/**
+ * StreamInfo is a stream with subscribers.
+ *
+ * @generated from message cablehub.v1.StreamInfo
+ */
+export declare type StreamInfo = Message<"cablehub.v1.StreamInfo"> & {
+  /**
+   * The stream's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Subscriptions to the stream on all nodes that answered.
+   *
+   * @generated from field: uint32 subscribers = 2;
+   */
+  subscribers: number;
+};
+
+/**
+ * Describes the message cablehub.v1.StreamInfo.
+ * Use `create(StreamInfoSchema)` to create a new message.
+ */
+export declare const StreamInfoSchema: GenMessage<StreamInfo>;
+
+/**
+ * GetInfoRequest asks for the cluster's nodes.
+ *
+ * @generated from message cablehub.v1.GetInfoRequest
+ */
+export declare type GetInfoRequest = Message<"cablehub.v1.GetInfoRequest"> & {
+};
+
+/**
+ * Describes the message cablehub.v1.GetInfoRequest.
+ * Use `create(GetInfoRequestSchema)` to create a new message.
+ */
+export declare const GetInfoRequestSchema: GenMessage<GetInfoRequest>;
+
+/**
+ * GetInfoResponse describes the cluster's live nodes.
+ *
+ * @generated from message cablehub.v1.GetInfoResponse
+ */
+export declare type GetInfoResponse = Message<"cablehub.v1.GetInfoResponse"> & {
+  /**
+   * The nodes that answered, sorted by id.
+   *
+   * @generated from field: repeated cablehub.v1.NodeInfo nodes = 1;
+   */
+  nodes: NodeInfo[];
+
+  /**
+   * Ids of the live nodes that did not answer in time.
+   *
+   * @generated from field: repeated string unavailable_nodes = 2;
+   */
+  unavailableNodes: string[];
+};
+
+/**
+ * Describes the message cablehub.v1.GetInfoResponse.
+ * Use `create(GetInfoResponseSchema)` to create a new message.
+ */
+export declare const GetInfoResponseSchema: GenMessage<GetInfoResponse>;
+
+/**
+ * NodeInfo describes one node.
+ *
+ * @generated from message cablehub.v1.NodeInfo
+ */
+export declare type NodeInfo = Message<"cablehub.v1.NodeInfo"> & {
+  /**
+   * The node's id, new at every start.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The node's version (cablehub --version).
+   *
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * Seconds since the node started.
+   *
+   * @generated from field: uint32 uptime_seconds = 3;
+   */
+  uptimeSeconds: number;
+
+  /**
+   * Client connections (sessions of every transport) on the node.
+   *
+   * @generated from field: uint32 connections = 4;
+   */
+  connections: number;
+
+  /**
+   * Subscriptions of those connections to streams.
+   *
+   * @generated from field: uint32 subscriptions = 5;
+   */
+  subscriptions: number;
+
+  /**
+   * Streams with at least one subscriber on the node.
+   *
+   * @generated from field: uint32 streams = 6;
+   */
+  streams: number;
+};
+
+/**
+ * Describes the message cablehub.v1.NodeInfo.
+ * Use `create(NodeInfoSchema)` to create a new message.
+ */
+export declare const NodeInfoSchema: GenMessage<NodeInfo>;
+
+/**
+ * WatchRequest names the stream to watch and where to start.
+ *
+ * @generated from message cablehub.v1.WatchRequest
+ */
+export declare type WatchRequest = Message<"cablehub.v1.WatchRequest"> & {
+  /**
+   * Stream name, non-empty.
+   *
+   * @generated from field: string stream = 1;
+   */
+  stream: string;
+
+  /**
+   * Epoch of since; required with since.
+   *
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * Offset the watcher has seen everything up to: the publications after
+   * it are replayed from history before the live ones. Without it the
+   * watch starts with the next publication.
+   *
+   * @generated from field: optional uint64 since = 3;
+   */
+  since?: bigint | undefined;
+};
+
+/**
+ * Describes the message cablehub.v1.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export declare const WatchRequestSchema: GenMessage<WatchRequest>;
+
+/**
+ * StreamPublication is one publication of a watched stream.
+ *
+ * @generated from message cablehub.v1.StreamPublication
+ */
+export declare type StreamPublication = Message<"cablehub.v1.StreamPublication"> & {
+  /**
+   * The stream's name.
+   *
+   * @generated from field: string stream = 1;
+   */
+  stream: string;
+
+  /**
+   * Epoch the offset counts in; "" for a transient publication.
+   *
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * The publication's offset; 0 for a transient publication.
+   *
+   * @generated from field: uint64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * The data as it was published.
+   *
+   * @generated from field: string data = 4;
+   */
+  data: string;
+};
+
+/**
+ * Describes the message cablehub.v1.StreamPublication.
+ * Use `create(StreamPublicationSchema)` to create a new message.
+ */
+export declare const StreamPublicationSchema: GenMessage<StreamPublication>;
+
+/**
  * CableService is the server API of a Cablehub node. With an API secret in
  * effect every call must carry the metadata "authorization: Bearer <secret>";
  * otherwise it fails with UNAUTHENTICATED.
@@ -347,6 +802,87 @@ export declare const CableService: GenService<{
     methodKind: "unary";
     input: typeof DisconnectRequestSchema;
     output: typeof DisconnectResponseSchema;
+  },
+  /**
+   * GetHistory returns what the stream's history retains (--history_limit,
+   * --history_ttl), oldest first, and the stream's position: its epoch and
+   * the offset of its latest publication. With since (and epoch) it returns
+   * the publications after that position, the first limit of them; without
+   * since, the latest limit. A since whose epoch is not the stream's
+   * current one, or whose publications are no longer retained, fails with
+   * FAILED_PRECONDITION (REST 409): the error carries the stream's current
+   * position as a StreamPosition detail (REST: "epoch" and "offset" beside
+   * "message"), from which a reader starts over. UNIMPLEMENTED means the
+   * broker keeps no history. REST: GET {api_path}/history/{stream}.
+   *
+   * @generated from rpc cablehub.v1.CableService.GetHistory
+   */
+  getHistory: {
+    methodKind: "unary";
+    input: typeof GetHistoryRequestSchema;
+    output: typeof GetHistoryResponseSchema;
+  },
+  /**
+   * GetPresenceStats counts who is present on a stream without listing
+   * them. UNIMPLEMENTED means the broker keeps no presence. REST: GET
+   * {api_path}/presence/{stream}/stats.
+   *
+   * @generated from rpc cablehub.v1.CableService.GetPresenceStats
+   */
+  getPresenceStats: {
+    methodKind: "unary";
+    input: typeof GetPresenceStatsRequestSchema;
+    output: typeof GetPresenceStatsResponseSchema;
+  },
+  /**
+   * ListStreams lists the streams that have at least one subscriber on some
+   * node of the cluster, with their subscriber counts summed over the
+   * nodes, sorted by name. Nodes that did not answer within the call's
+   * deadline are named in unavailable_nodes; what they hold is missing from
+   * the counts. REST: GET {api_path}/streams.
+   *
+   * @generated from rpc cablehub.v1.CableService.ListStreams
+   */
+  listStreams: {
+    methodKind: "unary";
+    input: typeof ListStreamsRequestSchema;
+    output: typeof ListStreamsResponseSchema;
+  },
+  /**
+   * GetInfo describes every live node of the cluster (the nodes that
+   * announced themselves within the announce TTL), this one included.
+   * Nodes that did not answer within the call's deadline are named in
+   * unavailable_nodes. REST: GET {api_path}/info.
+   *
+   * @generated from rpc cablehub.v1.CableService.GetInfo
+   */
+  getInfo: {
+    methodKind: "unary";
+    input: typeof GetInfoRequestSchema;
+    output: typeof GetInfoResponseSchema;
+  },
+  /**
+   * Watch streams a stream's publications as they happen, in offset order
+   * and each once, like a subscribed client gets them. With since (and
+   * epoch) it first replays the publications after that position from
+   * history; a position history cannot serve fails with
+   * FAILED_PRECONDITION and a StreamPosition detail, as GetHistory does.
+   * The response headers (metadata "cablehub-watch: live") are sent once
+   * the node listens to the stream: a publication made after they arrive
+   * is delivered. When the stream's epoch changes or publications are
+   * lost to the watcher (a pub/sub outage longer than history covers), or
+   * the watcher does not keep up (RESOURCE_EXHAUSTED), the call ends with
+   * an error; a watcher resumes with since set to the last offset it got.
+   * REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
+   * one StreamPublication object per line (an error ends the answer with a
+   * line {"error":{"code":…,"message":…}}).
+   *
+   * @generated from rpc cablehub.v1.CableService.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof StreamPublicationSchema;
   },
 }>;
 

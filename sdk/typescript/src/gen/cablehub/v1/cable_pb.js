@@ -2,9 +2,10 @@
 // @generated from file cablehub/v1/cable.proto (package cablehub.v1, syntax proto3)
 /* eslint-disable */
 
-// Package cablehub.v1 is Cablehub's server API: publishing to streams and
-// reading presence. gRPC clients call CableService directly; the REST API
-// (POST {api_path}/publish, GET {api_path}/presence/{stream}/users) is
+// Package cablehub.v1 is Cablehub's server API: publishing to streams,
+// reading presence, history and the cluster's state, and watching streams.
+// gRPC clients call CableService directly; the REST API (POST
+// {api_path}/publish, GET {api_path}/presence/{stream}/users, ...) is
 // transcoded onto the same RPCs by grpc-gateway, and both pass through the
 // same bearer-token check.
 
@@ -15,7 +16,7 @@ import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
  * Describes the file cablehub/v1/cable.proto.
  */
 export const file_cablehub_v1_cable = /*@__PURE__*/
-  fileDesc("ChdjYWJsZWh1Yi92MS9jYWJsZS5wcm90bxILY2FibGVodWIudjEiQAoOUHVibGlzaFJlcXVlc3QSLgoMcHVibGljYXRpb25zGAEgAygLMhguY2FibGVodWIudjEuUHVibGljYXRpb24icAoLUHVibGljYXRpb24SDgoGc3RyZWFtGAEgASgJEgwKBGRhdGEYAiABKAkSKgoEbWV0YRgDIAEoCzIcLmNhYmxlaHViLnYxLlB1YmxpY2F0aW9uTWV0YRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiVAoPUHVibGljYXRpb25NZXRhEhYKDmV4Y2x1ZGVfc29ja2V0GAEgASgJEhYKDmJyb2FkY2FzdF90eXBlGAIgASgJEhEKCXRyYW5zaWVudBgDIAEoCCIRCg9QdWJsaXNoUmVzcG9uc2UiJAoSR2V0UHJlc2VuY2VSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSKCAQoTR2V0UHJlc2VuY2VSZXNwb25zZRIMCgR0eXBlGAEgASgJEhIKBXRvdGFsGAIgASgFSACIAQESLAoHcmVjb3JkcxgDIAMoCzIbLmNhYmxlaHViLnYxLlByZXNlbmNlUmVjb3JkEhEKCXRydW5jYXRlZBgEIAEoCEIICgZfdG90YWwiQgoOUHJlc2VuY2VSZWNvcmQSCgoCaWQYASABKAkSJAoEaW5mbxgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSI6ChFEaXNjb25uZWN0UmVxdWVzdBISCgppZGVudGlmaWVyGAEgASgJEhEKCXJlY29ubmVjdBgCIAEoCCIUChJEaXNjb25uZWN0UmVzcG9uc2Uy9QEKDENhYmxlU2VydmljZRJECgdQdWJsaXNoEhsuY2FibGVodWIudjEuUHVibGlzaFJlcXVlc3QaHC5jYWJsZWh1Yi52MS5QdWJsaXNoUmVzcG9uc2USUAoLR2V0UHJlc2VuY2USHy5jYWJsZWh1Yi52MS5HZXRQcmVzZW5jZVJlcXVlc3QaIC5jYWJsZWh1Yi52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEk0KCkRpc2Nvbm5lY3QSHi5jYWJsZWh1Yi52MS5EaXNjb25uZWN0UmVxdWVzdBofLmNhYmxlaHViLnYxLkRpc2Nvbm5lY3RSZXNwb25zZUI5WjdnaXRodWIuY29tL2NhYmxlaHViL2NhYmxlaHViL2dlbi9jYWJsZWh1Yi92MTtjYWJsZWh1YnYxYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("ChdjYWJsZWh1Yi92MS9jYWJsZS5wcm90bxILY2FibGVodWIudjEiQAoOUHVibGlzaFJlcXVlc3QSLgoMcHVibGljYXRpb25zGAEgAygLMhguY2FibGVodWIudjEuUHVibGljYXRpb24icAoLUHVibGljYXRpb24SDgoGc3RyZWFtGAEgASgJEgwKBGRhdGEYAiABKAkSKgoEbWV0YRgDIAEoCzIcLmNhYmxlaHViLnYxLlB1YmxpY2F0aW9uTWV0YRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiVAoPUHVibGljYXRpb25NZXRhEhYKDmV4Y2x1ZGVfc29ja2V0GAEgASgJEhYKDmJyb2FkY2FzdF90eXBlGAIgASgJEhEKCXRyYW5zaWVudBgDIAEoCCIRCg9QdWJsaXNoUmVzcG9uc2UiJAoSR2V0UHJlc2VuY2VSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSKCAQoTR2V0UHJlc2VuY2VSZXNwb25zZRIMCgR0eXBlGAEgASgJEhIKBXRvdGFsGAIgASgFSACIAQESLAoHcmVjb3JkcxgDIAMoCzIbLmNhYmxlaHViLnYxLlByZXNlbmNlUmVjb3JkEhEKCXRydW5jYXRlZBgEIAEoCEIICgZfdG90YWwiQgoOUHJlc2VuY2VSZWNvcmQSCgoCaWQYASABKAkSJAoEaW5mbxgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSI6ChFEaXNjb25uZWN0UmVxdWVzdBISCgppZGVudGlmaWVyGAEgASgJEhEKCXJlY29ubmVjdBgCIAEoCCIUChJEaXNjb25uZWN0UmVzcG9uc2UiXwoRR2V0SGlzdG9yeVJlcXVlc3QSDgoGc3RyZWFtGAEgASgJEg0KBWxpbWl0GAIgASgNEg0KBWVwb2NoGAMgASgJEhIKBXNpbmNlGAQgASgESACIAQFCCAoGX3NpbmNlIn0KEkdldEhpc3RvcnlSZXNwb25zZRINCgVlcG9jaBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSNQoMcHVibGljYXRpb25zGAMgAygLMh8uY2FibGVodWIudjEuSGlzdG9yeVB1YmxpY2F0aW9uEhEKCXRydW5jYXRlZBgEIAEoCCIyChJIaXN0b3J5UHVibGljYXRpb24SDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAkiLwoOU3RyZWFtUG9zaXRpb24SDQoFZXBvY2gYASABKAkSDgoGb2Zmc2V0GAIgASgEIikKF0dldFByZXNlbmNlU3RhdHNSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCSI7ChhHZXRQcmVzZW5jZVN0YXRzUmVzcG9uc2USDQoFdXNlcnMYASABKA0SEAoIc2Vzc2lvbnMYAiABKA0iMwoSTGlzdFN0cmVhbXNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRINCgVsaW1pdBgCIAEoDSJtChNMaXN0U3RyZWFtc1Jlc3BvbnNlEigKB3N0cmVhbXMYASADKAsyFy5jYWJsZWh1Yi52MS5TdHJlYW1JbmZvEhkKEXVuYXZhaWxhYmxlX25vZGVzGAIgAygJEhEKCXRydW5jYXRlZBgDIAEoCCIvCgpTdHJlYW1JbmZvEgwKBG5hbWUYASABKAkSEwoLc3Vic2NyaWJlcnMYAiABKA0iEAoOR2V0SW5mb1JlcXVlc3QiUgoPR2V0SW5mb1Jlc3BvbnNlEiQKBW5vZGVzGAEgAygLMhUuY2FibGVodWIudjEuTm9kZUluZm8SGQoRdW5hdmFpbGFibGVfbm9kZXMYAiADKAkifAoITm9kZUluZm8SCgoCaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIWCg51cHRpbWVfc2Vjb25kcxgDIAEoDRITCgtjb25uZWN0aW9ucxgEIAEoDRIVCg1zdWJzY3JpcHRpb25zGAUgASgNEg8KB3N0cmVhbXMYBiABKA0iSwoMV2F0Y2hSZXF1ZXN0Eg4KBnN0cmVhbRgBIAEoCRINCgVlcG9jaBgCIAEoCRISCgVzaW5jZRgDIAEoBEgAiAEBQggKBl9zaW5jZSJQChFTdHJlYW1QdWJsaWNhdGlvbhIOCgZzdHJlYW0YASABKAkSDQoFZXBvY2gYAiABKAkSDgoGb2Zmc2V0GAMgASgEEgwKBGRhdGEYBCABKAkygwUKDENhYmxlU2VydmljZRJECgdQdWJsaXNoEhsuY2FibGVodWIudjEuUHVibGlzaFJlcXVlc3QaHC5jYWJsZWh1Yi52MS5QdWJsaXNoUmVzcG9uc2USUAoLR2V0UHJlc2VuY2USHy5jYWJsZWh1Yi52MS5HZXRQcmVzZW5jZVJlcXVlc3QaIC5jYWJsZWh1Yi52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEk0KCkRpc2Nvbm5lY3QSHi5jYWJsZWh1Yi52MS5EaXNjb25uZWN0UmVxdWVzdBofLmNhYmxlaHViLnYxLkRpc2Nvbm5lY3RSZXNwb25zZRJNCgpHZXRIaXN0b3J5Eh4uY2FibGVodWIudjEuR2V0SGlzdG9yeVJlcXVlc3QaHy5jYWJsZWh1Yi52MS5HZXRIaXN0b3J5UmVzcG9uc2USXwoQR2V0UHJlc2VuY2VTdGF0cxIkLmNhYmxlaHViLnYxLkdldFByZXNlbmNlU3RhdHNSZXF1ZXN0GiUuY2FibGVodWIudjEuR2V0UHJlc2VuY2VTdGF0c1Jlc3BvbnNlElAKC0xpc3RTdHJlYW1zEh8uY2FibGVodWIudjEuTGlzdFN0cmVhbXNSZXF1ZXN0GiAuY2FibGVodWIudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJECgdHZXRJbmZvEhsuY2FibGVodWIudjEuR2V0SW5mb1JlcXVlc3QaHC5jYWJsZWh1Yi52MS5HZXRJbmZvUmVzcG9uc2USRAoFV2F0Y2gSGS5jYWJsZWh1Yi52MS5XYXRjaFJlcXVlc3QaHi5jYWJsZWh1Yi52MS5TdHJlYW1QdWJsaWNhdGlvbjABQjlaN2dpdGh1Yi5jb20vY2FibGVodWIvY2FibGVodWIvZ2VuL2NhYmxlaHViL3YxO2NhYmxlaHVidjFiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * Describes the message cablehub.v1.PublishRequest.
@@ -79,6 +80,104 @@ export const DisconnectRequestSchema = /*@__PURE__*/
  */
 export const DisconnectResponseSchema = /*@__PURE__*/
   messageDesc(file_cablehub_v1_cable, 8);
+
+/**
+ * Describes the message cablehub.v1.GetHistoryRequest.
+ * Use `create(GetHistoryRequestSchema)` to create a new message.
+ */
+export const GetHistoryRequestSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 9);
+
+/**
+ * Describes the message cablehub.v1.GetHistoryResponse.
+ * Use `create(GetHistoryResponseSchema)` to create a new message.
+ */
+export const GetHistoryResponseSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 10);
+
+/**
+ * Describes the message cablehub.v1.HistoryPublication.
+ * Use `create(HistoryPublicationSchema)` to create a new message.
+ */
+export const HistoryPublicationSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 11);
+
+/**
+ * Describes the message cablehub.v1.StreamPosition.
+ * Use `create(StreamPositionSchema)` to create a new message.
+ */
+export const StreamPositionSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 12);
+
+/**
+ * Describes the message cablehub.v1.GetPresenceStatsRequest.
+ * Use `create(GetPresenceStatsRequestSchema)` to create a new message.
+ */
+export const GetPresenceStatsRequestSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 13);
+
+/**
+ * Describes the message cablehub.v1.GetPresenceStatsResponse.
+ * Use `create(GetPresenceStatsResponseSchema)` to create a new message.
+ */
+export const GetPresenceStatsResponseSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 14);
+
+/**
+ * Describes the message cablehub.v1.ListStreamsRequest.
+ * Use `create(ListStreamsRequestSchema)` to create a new message.
+ */
+export const ListStreamsRequestSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 15);
+
+/**
+ * Describes the message cablehub.v1.ListStreamsResponse.
+ * Use `create(ListStreamsResponseSchema)` to create a new message.
+ */
+export const ListStreamsResponseSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 16);
+
+/**
+ * Describes the message cablehub.v1.StreamInfo.
+ * Use `create(StreamInfoSchema)` to create a new message.
+ */
+export const StreamInfoSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 17);
+
+/**
+ * Describes the message cablehub.v1.GetInfoRequest.
+ * Use `create(GetInfoRequestSchema)` to create a new message.
+ */
+export const GetInfoRequestSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 18);
+
+/**
+ * Describes the message cablehub.v1.GetInfoResponse.
+ * Use `create(GetInfoResponseSchema)` to create a new message.
+ */
+export const GetInfoResponseSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 19);
+
+/**
+ * Describes the message cablehub.v1.NodeInfo.
+ * Use `create(NodeInfoSchema)` to create a new message.
+ */
+export const NodeInfoSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 20);
+
+/**
+ * Describes the message cablehub.v1.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 21);
+
+/**
+ * Describes the message cablehub.v1.StreamPublication.
+ * Use `create(StreamPublicationSchema)` to create a new message.
+ */
+export const StreamPublicationSchema = /*@__PURE__*/
+  messageDesc(file_cablehub_v1_cable, 22);
 
 /**
  * CableService is the server API of a Cablehub node. With an API secret in
