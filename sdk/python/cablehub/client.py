@@ -1,119 +1,47 @@
-"""A thin client for Cablehub's gRPC server API (cablehub.v1.CableService)."""
+"""The blocking client for Cablehub's gRPC server API
+(cablehub.v1.CableService). cablehub.aio has the same calls for asyncio."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional, Union
+import threading
+import weakref
+from typing import Any, Iterable, Mapping, Optional, Union
 
 import grpc
-from google.protobuf import struct_pb2
 
-from cablehub.v1 import cable_pb2, cable_pb2_grpc
+from cablehub import _core
+from cablehub._core import DEFAULT_TIMEOUT, api_token
+from cablehub.errors import CablehubError, ClosedError, UnavailableError, error_from_rpc, make_error
+from cablehub.results import History, Info, Presence, PresenceStats, StreamPublication, Streams
+from cablehub.v1 import cable_pb2_grpc
 
-DEFAULT_TIMEOUT = 5.0
-
-
-class CablehubError(Exception):
-    """The one error every failed call raises.
-
-    ``code`` is the gRPC status (a ``grpc.StatusCode``, for example
-    ``UNAUTHENTICATED`` for a wrong secret, ``INVALID_ARGUMENT`` for an
-    invalid publication, ``DEADLINE_EXCEEDED`` when the call's timeout
-    passed, ``UNAVAILABLE`` when the server cannot be reached) and
-    ``message`` the server's status message.
-    """
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class PresenceRecord:
-    """One presence id on a stream; ``info`` is what the client joined with,
-    as plain Python values (None when it gave none)."""
-
-    id: str
-    info: Any
-
-
-@dataclass(frozen=True)
-class Presence:
-    """Who is present on a stream: ``total`` unique ids and one record per
-    id, sorted by id. ``truncated`` says ``records`` holds only the first
-    ids, as many as fit in the server's 1 MiB answer."""
-
-    total: int
-    records: List[PresenceRecord]
-    truncated: bool = False
-
-
-def api_token(secret: str) -> str:
-    """The API bearer token the server derives from its application secret:
-    lowercase hex HMAC-SHA256 of "api-cable" keyed with the secret."""
-    return hmac.new(secret.encode(), b"api-cable", hashlib.sha256).hexdigest()
-
-
-def value_to_python(value: struct_pb2.Value) -> Any:
-    """Converts a google.protobuf.Value to dict/list/str/float/bool/None.
-
-    Numbers stay floats (a Value holds a double), so JSON 1 becomes 1.0.
-    """
-    kind = value.WhichOneof("kind")
-    if kind == "struct_value":
-        return {k: value_to_python(v) for k, v in value.struct_value.fields.items()}
-    if kind == "list_value":
-        return [value_to_python(v) for v in value.list_value.values]
-    if kind == "string_value":
-        return value.string_value
-    if kind == "number_value":
-        return value.number_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None  # null_value, or no kind set
-
-
-def _publication(
-    stream: str,
-    data: str,
-    exclude_socket: Optional[str] = None,
-    transient: bool = False,
-    broadcast_type: Optional[str] = None,
-    idempotency_key: Optional[str] = None,
-) -> cable_pb2.Publication:
-    if not isinstance(data, str):
-        raise TypeError(f"data must be a str (usually JSON text), not {type(data).__name__}")
-    pub = cable_pb2.Publication(stream=stream, data=data, idempotency_key=idempotency_key or "")
-    # Meta is sent only when an option is set: the server treats an absent
-    # meta as all defaults, and the request stays minimal on the wire.
-    if exclude_socket or transient or broadcast_type:
-        pub.meta.CopyFrom(
-            cable_pb2.PublicationMeta(
-                exclude_socket=exclude_socket or "",
-                transient=transient,
-                broadcast_type=broadcast_type or "",
-            )
-        )
-    return pub
+__all__ = ["Client", "Watch", "DEFAULT_TIMEOUT", "api_token"]
 
 
 class Client:
-    """Calls a Cablehub node's gRPC API at ``address`` ("host:port").
+    """Calls a Cablehub node's gRPC API.
 
-    Authentication: ``api_secret`` is sent as the bearer token as is;
-    otherwise ``secret`` (the server's --secret) is turned into the token
-    the way the server does; with neither, calls carry no authorization.
-    As on the server, ``api_secret`` wins when both are given. ``timeout``
-    is each call's deadline in seconds.
+    ``address`` is "host:port" (plaintext HTTP/2, h2c), "http://host:port"
+    (the same) or "https://host:port" (TLS, verified with the system's CAs
+    or ``root_certificates``). Anything else is a ValueError.
 
-    The channel is plaintext HTTP/2 (h2c) unless TLS is asked for, as a
-    server with --ssl_cert needs: ``root_certificates`` (PEM bytes of the
-    CA that signed the server's certificate; ``b""`` or ``True`` for the
+    Authentication: ``secret`` is the server's --secret, from which the
+    client derives the API token as the server does; ``api_secret`` is the
+    server's --api_secret, sent as the token as is. Giving both is a
+    ValueError; with neither, calls carry no authorization (public mode).
+
+    ``timeout`` is each unary call's deadline in seconds (None: none); a
+    watch has none. ``retries`` (default 0) retries a call that failed with
+    UNAVAILABLE up to that many times, 100 ms apart doubling; a publish is
+    then given an idempotency key on every publication lacking one, so that
+    a retry cannot deliver twice.
+
+    TLS on a "host:port" address: ``root_certificates`` (PEM bytes of the
+    CA that signed the server's certificate; ``True`` or ``b""`` for the
     system's roots) or ``credentials`` (any ``grpc.ChannelCredentials``).
-    Use the client as a context manager, or call close(), to release it.
+
+    Use the client as a context manager, or call close(); a call after
+    close() raises ClosedError.
     """
 
     def __init__(
@@ -122,21 +50,30 @@ class Client:
         *,
         secret: Optional[str] = None,
         api_secret: Optional[str] = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        retries: int = 0,
         root_certificates: Union[bytes, bool, None] = None,
         credentials: Optional[grpc.ChannelCredentials] = None,
     ):
-        token = api_secret if api_secret else (api_token(secret) if secret else None)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._timeout = timeout
-        if credentials is None and root_certificates is not None and root_certificates is not False:
-            roots = root_certificates if isinstance(root_certificates, bytes) and root_certificates else None
-            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
-        if credentials is not None:
-            self._channel = grpc.secure_channel(address, credentials)
+        self._settings = _core.settings(address, secret, api_secret, timeout, retries,
+                                        root_certificates, credentials)
+        s = self._settings
+        if s.credentials is not None:
+            self._channel = grpc.secure_channel(s.target, s.credentials, options=_core.CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.insecure_channel(address)
+            self._channel = grpc.insecure_channel(s.target, options=_core.CHANNEL_OPTIONS)
+        # grpcio's blocking channel only advances its timers, the reconnect
+        # backoff among them, while something polls it: without a watcher
+        # a channel that failed to connect stays failed, also once the
+        # server is back. A connectivity subscription keeps one polling
+        # thread per client, until close().
+        self._channel.subscribe(_ignore_state)
         self._stub = cable_pb2_grpc.CableServiceStub(self._channel)
+        self._closed = threading.Event()
+        self._watches: "weakref.WeakSet[Watch]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    # --- calls ---------------------------------------------------------
 
     def publish(
         self,
@@ -150,12 +87,13 @@ class Client:
         """Publishes ``data`` (usually JSON text) to ``stream``.
 
         ``exclude_socket`` is a session id (the welcome's "sid") that must not
-        receive it; ``transient`` skips history; ``broadcast_type`` becomes
-        the "type" of the message clients receive; ``idempotency_key`` makes
-        a retry with the same stream and key a no-op on the server.
+        receive it; ``transient`` keeps it out of history (no offset);
+        ``broadcast_type`` becomes the "type" of the message clients receive;
+        ``idempotency_key`` makes a repeat with the same stream and key,
+        within the server's idempotency window, a no-op that succeeds.
         """
-        pub = _publication(stream, data, exclude_socket, transient, broadcast_type, idempotency_key)
-        self._call(self._stub.Publish, cable_pb2.PublishRequest(publications=[pub]))
+        pub = _core.publication(stream, data, exclude_socket, transient, broadcast_type, idempotency_key)
+        self._run(_core.publish_op(_core.keyed([pub], self._settings.retries)))
 
     def publish_batch(self, publications: Iterable[Mapping[str, Any]]) -> None:
         """Publishes several publications in one request, delivered in order.
@@ -164,30 +102,91 @@ class Client:
         and "data" required, "exclude_socket", "transient", "broadcast_type"
         and "idempotency_key" optional; another key is a TypeError. The
         server validates the batch as a whole: one invalid publication
-        rejects all of them.
+        rejects all of them and nothing is delivered.
         """
-        pubs = [_publication(**p) for p in publications]
-        self._call(self._stub.Publish, cable_pb2.PublishRequest(publications=pubs))
+        self._run(_core.publish_op(_core.publications(publications, self._settings.retries)))
 
     def presence(self, stream: str) -> Presence:
-        """Reads the presence records of ``stream``."""
-        resp = self._call(self._stub.GetPresence, cable_pb2.GetPresenceRequest(stream=stream))
-        records = [
-            PresenceRecord(id=r.id, info=value_to_python(r.info) if r.HasField("info") else None)
-            for r in resp.records
-        ]
-        return Presence(total=resp.total, records=records, truncated=resp.truncated)
+        """The presence records of ``stream``: Presence(total, records,
+        truncated)."""
+        return self._run(_core.presence_op(stream))
+
+    def presence_stats(self, stream: str) -> PresenceStats:
+        """How many are present on ``stream``: PresenceStats(users,
+        sessions)."""
+        return self._run(_core.presence_stats_op(stream))
+
+    def history(self, stream: str, limit: int = 0, epoch: str = "", since: Optional[int] = None) -> History:
+        """What ``stream``'s history retains, oldest first, and its position.
+
+        Without ``since``: the latest ``limit`` publications (0: all). With
+        ``since`` (an offset) and its ``epoch``: the first ``limit``
+        publications after it. A position the stream cannot serve (another
+        epoch, publications no longer retained) raises PositionError with
+        the stream's current ``epoch`` and ``offset``.
+        """
+        return self._run(_core.history_op(stream, limit, epoch, since))
+
+    def list_streams(self, prefix: str = "", limit: int = 0) -> Streams:
+        """The streams with at least one subscriber anywhere in the cluster,
+        sorted by name, with their subscriber counts: only names starting
+        with ``prefix``, at most ``limit`` (0: the server's 100)."""
+        return self._run(_core.list_streams_op(prefix, limit))
+
+    def info(self) -> Info:
+        """The cluster's live nodes: Info(nodes, unavailable_nodes)."""
+        return self._run(_core.info_op())
 
     def disconnect(self, identifier: str, reconnect: bool = False) -> None:
         """Closes every session whose connection identifiers (a JWT's "ext"
         claim) equal ``identifier``; clients are told whether to reconnect.
         Sessions close asynchronously after the call returns."""
-        req = cable_pb2.DisconnectRequest(identifier=identifier, reconnect=reconnect)
-        self._call(self._stub.Disconnect, req)
+        self._run(_core.disconnect_op(identifier, reconnect))
+
+    def watch(self, stream: str, epoch: str = "", since: Optional[int] = None, *, resume: bool = True) -> "Watch":
+        """Watches ``stream``: returns a Watch, an iterator of
+        StreamPublication (stream, epoch, offset, data) as they are
+        published, in offset order.
+
+        With ``since`` (an offset) and its ``epoch``, the publications after
+        it are replayed from history first. When the connection breaks
+        (UNAVAILABLE: the server restarted, the network failed) the watch
+        re-opens, from the last offset it delivered, after a backoff of 100
+        ms doubling up to 5 s, for as long as it is iterated; ``resume=False``
+        raises UnavailableError instead. Any other failure ends it with its
+        error: PositionError (the position is lost, the epoch changed),
+        AuthError, CablehubError with RESOURCE_EXHAUSTED (too slow a reader).
+
+        The call starts at once. Stop it with Watch.close() (or a ``with``
+        block, or close() of the client); ``wait_live()`` waits until the
+        server listens to the stream.
+        """
+        self._check_open()
+        w = Watch(self, _core.WatchState(stream, epoch, since, resume))
+        with self._lock:
+            self._watches.add(w)
+        if self._closed.is_set():  # closed meanwhile
+            w.close()
+            raise ClosedError()
+        return w
+
+    # --- lifecycle -----------------------------------------------------
 
     def close(self) -> None:
-        """Closes the channel; a call after it raises ValueError."""
+        """Stops the client's watches and closes the channel; calls in
+        flight fail with ClosedError. Closing twice is fine."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with self._lock:
+            watches = list(self._watches)
+        for w in watches:
+            w.close()
         self._channel.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     def __enter__(self) -> "Client":
         return self
@@ -195,9 +194,154 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, method: Any, request: Any) -> Any:
+    # --- internals -----------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise ClosedError()
+
+    def _error(self, err: grpc.RpcError) -> CablehubError:
+        if self._closed.is_set() and err.code() == grpc.StatusCode.CANCELLED:
+            return ClosedError()
+        return error_from_rpc(err)
+
+    def _run(self, op: _core.Op) -> Any:
+        self._check_open()
+        method = getattr(self._stub, op.method)
+        s = self._settings
+        delays = _core.backoff()
+        attempts_left = s.retries
+        while True:
+            try:
+                return op.convert(method(op.request, timeout=s.timeout, metadata=s.metadata))
+            except grpc.RpcError as err:
+                error = self._error(err)
+            except ValueError as err:  # grpc's "Cannot invoke RPC on closed channel!"
+                if self._closed.is_set():
+                    raise ClosedError() from None
+                raise
+            if not isinstance(error, UnavailableError) or attempts_left <= 0:
+                raise error
+            attempts_left -= 1
+            if self._closed.wait(next(delays)):
+                raise ClosedError()
+
+
+def _ignore_state(_state: grpc.ChannelConnectivity) -> None:
+    pass
+
+
+class Watch:
+    """A running watch of a stream (see Client.watch): iterate it for
+    StreamPublication objects. ``position`` is (epoch, offset) of the last
+    publication it delivered (None before any). Stop it with close(), a
+    ``with`` block or the client's close(): iteration then ends without an
+    error, also in a thread blocked waiting for the next publication."""
+
+    def __init__(self, client: Client, state: _core.WatchState):
+        self._client = client
+        self._state = state
+        self._closed = threading.Event()
+        self._done = False
+        self._lock = threading.Lock()
+        self._call: Any = None
+        self._live = False
+        self._open()
+
+    @property
+    def stream(self) -> str:
+        return self._state.stream
+
+    @property
+    def position(self) -> Optional[tuple]:
+        st = self._state
+        return None if st.since is None else (st.epoch, st.since)
+
+    def _open(self) -> None:
+        c = self._client
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._live = False
+            self._call = c._stub.Watch(self._state.request(), metadata=c._settings.metadata)
+
+    def wait_live(self, timeout: Optional[float] = None) -> bool:
+        """Waits until the server listens to the stream (its response
+        headers): a publication made after that is delivered. True once
+        live, False when ``timeout`` seconds passed first; raises the
+        call's error when it failed before going live."""
+        call = self._call
+        if call is None or self._closed.is_set():
+            raise ClosedError("watch is closed")
+        arrived = threading.Event()
+
+        def headers() -> None:
+            try:
+                call.initial_metadata()
+            finally:
+                arrived.set()
+
+        threading.Thread(target=headers, daemon=True, name="cablehub-watch-headers").start()
+        if not arrived.wait(timeout):
+            return False
+        if _core.is_live(call.initial_metadata()):
+            return True
+        if self._closed.is_set():
+            raise ClosedError("watch is closed")
+        code = call.code()  # the call ended without headers
+        raise make_error(code, call.details() or "", call.trailing_metadata())
+
+    def __iter__(self) -> "Watch":
+        return self
+
+    def __next__(self) -> StreamPublication:
+        while True:
+            if self._done or self._closed.is_set():
+                self._finish()
+                raise StopIteration
+            call = self._call
+            try:
+                if not self._live and _core.is_live(call.initial_metadata()):
+                    self._live = True
+                    self._state.went_live()
+                msg = next(call)
+                return self._state.delivered(msg)
+            except StopIteration:
+                code: Optional[grpc.StatusCode] = grpc.StatusCode.OK
+                error: Optional[CablehubError] = None
+            except grpc.RpcError as err:
+                if self._closed.is_set():
+                    continue
+                code, error = err.code(), self._client._error(err)
+            if not self._state.resumes_after(code):
+                self._finish()
+                raise error if error is not None else StopIteration
+            if self._closed.wait(self._state.next_delay()) or self._client._closed.is_set():
+                continue
+            self._open()
+
+    def _finish(self) -> None:
+        self._done = True
+        self.close()
+
+    def close(self) -> None:
+        """Stops the watch: cancels its call. Closing twice is fine."""
+        self._closed.set()
+        with self._lock:
+            call = self._call
+        if call is not None:
+            call.cancel()
+
+    cancel = close
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
         try:
-            return method(request, timeout=self._timeout, metadata=self._metadata)
-        except grpc.RpcError as err:
-            # Errors raised by a unary call are also grpc.Call objects.
-            raise CablehubError(err.code(), err.details() or "") from err
+            self.close()
+        except Exception:
+            pass
