@@ -8,11 +8,16 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import re
+import socket
 import subprocess
 import threading
 import time
-from typing import List, Optional, Tuple
+import unittest
+import uuid
+from typing import Any, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 import websocket
 
@@ -27,14 +32,24 @@ _EPOCH = re.compile(r"broker \(epoch: ([^,\s]+)")
 
 
 class Server:
-    """cablehub on 127.0.0.1 port 0; ``addr`` is the main listener
-    (WebSockets), ``grpc_addr`` the gRPC API's address and ``epoch`` the
-    broker's epoch, which broadcast frames carry."""
+    """cablehub on 127.0.0.1 (port 0: a free one); ``addr`` is the main
+    listener (WebSockets), ``grpc_addr`` the gRPC API's address and
+    ``epoch`` the in-memory broker's epoch, which broadcast frames carry
+    (None with another broker). restart() stops it and starts it again on
+    the same port."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, port: int = 0):
+        self.args = args
+        self.epoch: Optional[str] = None
+        self.port = port
+        self.start()
+
+    def start(self) -> None:
+        """Starts the binary (again, after stop(), on the same port)."""
+        port = self.port
         env = {k: v for k, v in os.environ.items() if not k.startswith("ANYCABLE_") and k != "PORT"}
         self.proc = subprocess.Popen(
-            [BINARY, "--host", "127.0.0.1", "--port", "0", *args],
+            [BINARY, "--host", "127.0.0.1", "--port", str(port), *self.args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -47,10 +62,16 @@ class Server:
         try:
             self.addr = self._wait_for(_READY)
             self.grpc_addr = self._wait_for(_GRPC)
-            self.epoch = self._wait_for(_EPOCH)
+            if "--broker" not in self.args:
+                self.epoch = self._wait_for(_EPOCH)
         except Exception:
             self.stop()
             raise
+        self.port = int(self.addr.rsplit(":", 1)[1])
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -77,6 +98,7 @@ class Server:
                 self._changed.wait(min(left, 0.1))
 
     def stop(self) -> None:
+        """Stops the server gracefully (SIGTERM), killing it after 10 s."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -85,6 +107,47 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc.stdout.close()
+
+    def kill(self) -> None:
+        """Stops the server at once (SIGKILL), as a crash would."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on (the kernel's pick, closed again)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+REDIS_URL = os.environ.get("CABLEHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def redis_args() -> Tuple[str, ...]:
+    """Flags for a node on the Redis broker and pub/sub (history and epochs
+    outlive the node), without the HTTP broadcast adapter's fixed port."""
+    return ("--broker", "redis", "--pubsub", "redis", "--redis_url", REDIS_URL, "--broadcast_adapter", "")
+
+
+def require_redis(test: unittest.TestCase) -> None:
+    """Skips the test when Redis is not reachable, except under CI, where
+    that is a failure."""
+    parts = urlsplit(REDIS_URL)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 6379), timeout=1).close()
+    except OSError as err:
+        if os.environ.get("CI"):
+            raise AssertionError(f"Redis at {REDIS_URL} is not reachable: {err}")
+        test.skipTest(f"needs Redis at {REDIS_URL} (CABLEHUB_TEST_REDIS_URL): {err}")
+
+
+def unique(name: str) -> str:
+    """A stream name no other test run uses (Redis keeps streams between
+    runs, and pub/sub channels ignore the DB number)."""
+    return f"py-{name}-{uuid.uuid4().hex[:12]}"
 
 
 def _b64url(raw: bytes) -> str:
@@ -182,3 +245,62 @@ def wait_until(what: str, cond, timeout: float = WAIT):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class Collector:
+    """Iterates a sync watch in a thread, so a test can wait for each
+    publication with a deadline: next() returns the next one or raises what
+    the iteration raised; done() waits for the iteration to end."""
+
+    _END = object()
+
+    def __init__(self, watch: Any):
+        self.watch = watch
+        self._items: "queue.Queue[Any]" = queue.Queue()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for pub in self.watch:
+                self._items.put(pub)
+            self._items.put(self._END)
+        except BaseException as err:  # handed to the test
+            self._items.put(err)
+
+    def next(self, timeout: float = WAIT) -> Any:
+        try:
+            item = self._items.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no publication within {timeout} s") from None
+        if item is self._END:
+            raise AssertionError("the watch ended")
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def error(self, timeout: float = WAIT) -> BaseException:
+        """The error the iteration ended with (failing on a publication or a
+        clean end)."""
+        try:
+            item = self._items.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the watch did not fail within {timeout} s") from None
+        if not isinstance(item, BaseException):
+            raise AssertionError(f"the watch did not fail: got {item!r}")
+        return item
+
+    def ended(self, timeout: float = WAIT) -> bool:
+        """Whether the iteration ended cleanly (no error) within timeout,
+        with nothing more delivered."""
+        try:
+            item = self._items.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        if item is self._END:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        raise AssertionError(f"expected the end of the watch, got {item!r}")
+
+    def empty(self) -> bool:
+        return self._items.empty()

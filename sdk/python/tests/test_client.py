@@ -10,9 +10,10 @@ import unittest
 
 import grpc
 
-from cablehub import CablehubError, Client, Presence, PresenceRecord, api_token
+from cablehub import (AuthError, CablehubError, CablehubTimeoutError, Client, ClosedError, InvalidArgumentError,
+                      Presence, PresenceRecord, UnavailableError, api_token)
 
-from helpers import SECRET, Server, Subscriber, jwt, wait_until
+from helpers import SECRET, Server, Subscriber, free_port, jwt, unique, wait_until
 
 
 def broadcast(ident: str, message: str, stream: str, epoch: str, offset: int) -> str:
@@ -41,10 +42,11 @@ class ClientTest(unittest.TestCase):
         self.addCleanup(sub.close)
         return sub
 
-    def assertFails(self, code: grpc.StatusCode, call, *args) -> CablehubError:
-        with self.assertRaises(CablehubError) as ctx:
+    def assertFails(self, code: grpc.StatusCode, call, *args, kind=CablehubError) -> CablehubError:
+        with self.assertRaises(kind) as ctx:
             call(*args)
         self.assertEqual(ctx.exception.code, code, ctx.exception.message)
+        self.assertEqual(ctx.exception.code_name, code.name)
         return ctx.exception
 
     def test_publish_reaches_subscriber(self) -> None:
@@ -134,10 +136,20 @@ class ClientTest(unittest.TestCase):
                        Client(self.server.grpc_addr, api_secret="wrong"),
                        Client(self.server.grpc_addr)):
             with client:
-                err = self.assertFails(grpc.StatusCode.UNAUTHENTICATED, client.publish, "py-auth", '"x"')
+                err = self.assertFails(grpc.StatusCode.UNAUTHENTICATED, client.publish, "py-auth", '"x"',
+                                       kind=AuthError)
                 self.assertEqual(err.code.value[0], 16)
-                self.assertFails(grpc.StatusCode.UNAUTHENTICATED, client.presence, "py-auth")
-                self.assertFails(grpc.StatusCode.UNAUTHENTICATED, client.disconnect, "x")
+                for call, args in ((client.publish_batch, ([{"stream": "py-auth", "data": "x"}],)),
+                                   (client.presence, ("py-auth",)),
+                                   (client.presence_stats, ("py-auth",)),
+                                   (client.history, ("py-auth",)),
+                                   (client.list_streams, ()),
+                                   (client.info, ()),
+                                   (client.disconnect, ("x",))):
+                    self.assertFails(grpc.StatusCode.UNAUTHENTICATED, call, *args, kind=AuthError)
+                with client.watch("py-auth") as watch:
+                    with self.assertRaises(AuthError):
+                        next(watch)
 
     def test_api_secret_is_sent_as_is(self) -> None:
         sub = self.subscriber()
@@ -146,15 +158,45 @@ class ClientTest(unittest.TestCase):
             client.publish("py-api-secret", '"token"', transient=True)
         self.assertEqual(sub.next(), '{"identifier":%s,"message":"token"}' % json.dumps(ident))
 
+    def test_secret_and_api_secret_both_work(self) -> None:
+        stream = unique("secrets")
+        for kwargs in ({"secret": SECRET}, {"api_secret": api_token(SECRET)}):
+            with Client(self.server.grpc_addr, **kwargs) as client:
+                client.publish(stream, '"x"')
+                self.assertEqual(client.presence(stream).total, 0)
+
+    def test_both_secrets_are_refused(self) -> None:
+        with self.assertRaises(ValueError) as ctx:
+            Client(self.server.grpc_addr, secret=SECRET, api_secret=api_token(SECRET))
+        self.assertEqual(str(ctx.exception), "give secret or api_secret, not both")
+
+    def test_http_address(self) -> None:
+        sub = self.subscriber()
+        ident = sub.subscribe("py-http")
+        for address in ("http://" + self.server.grpc_addr, "http://%s/" % self.server.grpc_addr):
+            with Client(address, secret=SECRET) as client:
+                client.publish("py-http", '"plain"', transient=True)
+            self.assertEqual(sub.next(), '{"identifier":%s,"message":"plain"}' % json.dumps(ident))
+
+    def test_bad_addresses_are_refused(self) -> None:
+        for address in ("ftp://127.0.0.1:1", "grpc://127.0.0.1:1", "127.0.0.1:1/api", "http://127.0.0.1:1/api",
+                        "127.0.0.1", "", "127.0.0.1:port"):
+            with self.assertRaises(ValueError, msg=address):
+                Client(address, secret=SECRET)
+
     def test_empty_stream_is_invalid_argument(self) -> None:
-        self.assertFails(grpc.StatusCode.INVALID_ARGUMENT, self.client.publish, "", '"x"')
+        for call in (self.client.presence, self.client.presence_stats, self.client.history):
+            self.assertFails(grpc.StatusCode.INVALID_ARGUMENT, call, "", kind=InvalidArgumentError)
+        self.assertFails(grpc.StatusCode.INVALID_ARGUMENT, self.client.publish, "", '"x"',
+                         kind=InvalidArgumentError)
+        with self.client.watch("") as watch:
+            with self.assertRaises(InvalidArgumentError):
+                next(watch)
 
     def test_unreachable_server_is_unavailable(self) -> None:
-        with socket.socket() as s:  # a port that nothing listens on once closed
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with Client(f"127.0.0.1:{port}", secret=SECRET, timeout=2.0) as client:
-            self.assertFails(grpc.StatusCode.UNAVAILABLE, client.publish, "py-none", '"x"')
+        with Client(f"127.0.0.1:{free_port()}", secret=SECRET, timeout=2.0) as client:
+            self.assertFails(grpc.StatusCode.UNAVAILABLE, client.publish, "py-none", '"x"', kind=UnavailableError)
+            self.assertFails(grpc.StatusCode.UNAVAILABLE, client.info, kind=UnavailableError)
 
     def test_timeout_is_each_calls_deadline(self) -> None:
         # A listener that accepts connections but never speaks HTTP/2.
@@ -163,14 +205,39 @@ class ClientTest(unittest.TestCase):
             mute.listen(8)
             with Client("%s:%d" % mute.getsockname(), secret=SECRET, timeout=0.3) as client:
                 started = time.monotonic()
-                self.assertFails(grpc.StatusCode.DEADLINE_EXCEEDED, client.presence, "py-mute")
+                self.assertFails(grpc.StatusCode.DEADLINE_EXCEEDED, client.presence, "py-mute",
+                                 kind=CablehubTimeoutError)
                 self.assertLess(time.monotonic() - started, 3.0)
 
     def test_closed_client_refuses_calls(self) -> None:
         with Client(self.server.grpc_addr, secret=SECRET) as client:
             client.presence("py-closed")
-        with self.assertRaises(ValueError):
-            client.presence("py-closed")
+        client.close()  # twice is fine
+        self.assertTrue(client.closed)
+        self.assert_closed(client)
+
+    def test_closed_client_sends_nothing(self) -> None:
+        # Nothing listens here: a call that tried would fail UNAVAILABLE.
+        client = Client(f"127.0.0.1:{free_port()}", secret=SECRET, retries=3)
+        client.close()
+        self.assert_closed(client)
+
+    def assert_closed(self, client: Client) -> None:
+        calls = ((client.publish, ("py-closed", '"x"')),
+                 (client.publish_batch, ([{"stream": "py-closed", "data": "x"}],)),
+                 (client.presence, ("py-closed",)),
+                 (client.presence_stats, ("py-closed",)),
+                 (client.history, ("py-closed",)),
+                 (client.list_streams, ()),
+                 (client.info, ()),
+                 (client.disconnect, ("x",)),
+                 (client.watch, ("py-closed",)))
+        for call, args in calls:
+            started = time.monotonic()
+            err = self.assertFails(grpc.StatusCode.CANCELLED, call, *args, kind=ClosedError)
+            self.assertEqual(err.message, "client is closed")
+            self.assertIsInstance(err, CablehubError)
+            self.assertLess(time.monotonic() - started, 0.5, call.__name__)
 
 
 if __name__ == "__main__":
