@@ -7,7 +7,7 @@ GO_PACKAGES := ./...
 # executions such as 20000x (what CI uses; see .ci/run).
 FUZZTIME ?= 30s
 
-.PHONY: all build generate breaking generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools
+.PHONY: all build generate breaking generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools sdk-package-python
 
 all: lint test build
 
@@ -73,6 +73,25 @@ test: build
 PYTHON := /usr/bin/python3
 test-python: build
 	cd sdk/python && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(PYTHON) -m unittest discover -s tests -v
+
+# The Python SDK's wheel and sdist in dist/, offline: Debian's python3-build
+# with --no-isolation runs Debian's python3-setuptools and python3-wheel
+# instead of downloading them. It builds from a copy of sdk/python whose
+# cablehub/_version.py carries tools/sdk-version's number in PEP 440's
+# spelling (0.1.0-dev.N is 0.1.0.devN), so the checkout stays as it is.
+sdk-package-python:
+	@set -e; \
+	version=$$(tools/sdk-version | sed 's/-dev\./.dev/'); \
+	stage=$$(mktemp -d); trap 'rm -rf "$$stage"' EXIT; \
+	mkdir -p "$$stage/src" dist; \
+	cp -R sdk/python/pyproject.toml sdk/python/README.md sdk/python/cablehub LICENSE "$$stage/src/"; \
+	find "$$stage/src" -name __pycache__ -prune -exec rm -rf {} +; \
+	printf '# Written by make sdk-package-python from tools/sdk-version.\n__version__ = "%s"\n' "$$version" \
+		> "$$stage/src/cablehub/_version.py"; \
+	rm -f dist/cablehub-*.whl dist/cablehub-*.tar.gz; \
+	$(PYTHON) -m build --no-isolation --outdir $(CURDIR)/dist "$$stage/src" > "$$stage/build.log" 2>&1 \
+		|| { cat "$$stage/build.log"; exit 1; }; \
+	ls dist/cablehub-$$version*
 
 # The Ruby SDK (sdk/ruby) with minitest against bin/cablehub, under
 # Debian's ruby: its ruby-grpc and ruby-google-protobuf are what a ruby
