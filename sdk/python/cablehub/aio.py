@@ -222,7 +222,8 @@ class Watch:
             return
         c = self._client
         self._live = False
-        self._call = c._stub.Watch(self._state.request(), metadata=c._settings.metadata)
+        self._call = c._stub.Watch(self._state.request(), metadata=c._settings.metadata,
+                                   wait_for_ready=self._state.resume)
 
     async def wait_live(self, timeout: Optional[float] = None) -> bool:
         """Waits until the server listens to the stream (its response

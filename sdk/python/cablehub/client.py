@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any, Iterable, Mapping, Optional, Union
 
@@ -62,12 +63,6 @@ class Client:
             self._channel = grpc.secure_channel(s.target, s.credentials, options=_core.CHANNEL_OPTIONS)
         else:
             self._channel = grpc.insecure_channel(s.target, options=_core.CHANNEL_OPTIONS)
-        # grpcio's blocking channel only advances its timers, the reconnect
-        # backoff among them, while something polls it: without a watcher
-        # a channel that failed to connect stays failed, also once the
-        # server is back. A connectivity subscription keeps one polling
-        # thread per client, until close().
-        self._channel.subscribe(_ignore_state)
         self._stub = cable_pb2_grpc.CableServiceStub(self._channel)
         self._closed = threading.Event()
         self._watches: "weakref.WeakSet[Watch]" = weakref.WeakSet()
@@ -182,7 +177,7 @@ class Client:
             watches = list(self._watches)
         for w in watches:
             w.close()
-        self._channel.close()
+        _close_channel(self._channel)
 
     @property
     def closed(self) -> bool:
@@ -223,12 +218,46 @@ class Client:
             if not isinstance(error, UnavailableError) or attempts_left <= 0:
                 raise error
             attempts_left -= 1
-            if self._closed.wait(next(delays)):
+            if self._wait_ready(next(delays)):
                 raise ClosedError()
 
+    def _wait_ready(self, delay: float) -> bool:
+        """Waits ``delay`` seconds before a retry, or less once the channel
+        is connected again; True at once when the client closes.
 
-def _ignore_state(_state: grpc.ChannelConnectivity) -> None:
-    pass
+        The waiting is what makes grpcio's blocking channel reconnect: it
+        advances its timers, the reconnect backoff among them, only while
+        something polls it, and a call failing fast does not. A channel that
+        failed to connect would stay failed, also once the server is back,
+        without channel_ready_future's watcher.
+        """
+        ready = grpc.channel_ready_future(self._channel)
+        deadline = time.monotonic() + delay
+        try:
+            while not self._closed.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    ready.result(timeout=min(left, 0.05))
+                    return False
+                except grpc.FutureTimeoutError:
+                    pass
+            return True
+        finally:
+            ready.cancel()
+
+
+def _close_channel(channel: grpc.Channel) -> None:
+    """Closes a channel once its connectivity watcher, if one ran (see
+    Client._wait_ready), has stopped: grpcio's watcher thread stops within
+    0.2 s of its last subscriber leaving, and a channel closed under it
+    makes it die with a traceback ("Cannot monitor channel state")."""
+    state = getattr(channel, "_connectivity_state", None)
+    deadline = time.monotonic() + 1.0
+    while getattr(state, "polling", False) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    channel.close()
 
 
 class Watch:
@@ -263,7 +292,11 @@ class Watch:
             if self._closed.is_set():
                 return
             self._live = False
-            self._call = c._stub.Watch(self._state.request(), metadata=c._settings.metadata)
+            # A resuming watch waits for the server to be reachable
+            # (wait_for_ready) instead of failing fast: the call itself then
+            # drives the channel's reconnection.
+            self._call = c._stub.Watch(self._state.request(), metadata=c._settings.metadata,
+                                       wait_for_ready=self._state.resume)
 
     def wait_live(self, timeout: Optional[float] = None) -> bool:
         """Waits until the server listens to the stream (its response
