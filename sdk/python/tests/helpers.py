@@ -4,6 +4,7 @@ subscriber speaking the Action Cable protocol, and HS256 JWTs."""
 from __future__ import annotations
 
 import base64
+import faulthandler
 import hashlib
 import hmac
 import json
@@ -12,6 +13,7 @@ import queue
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -25,6 +27,9 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 BINARY = os.environ.get("CABLEHUB_BIN") or os.path.join(REPO, "bin", "cablehub")
 SECRET = "py-sdk-secret"
 WAIT = 5.0  # seconds any single expectation may take
+WATCHDOG = 120.0  # seconds a whole test may take before the run is stopped
+
+_RUNNING: "set[Server]" = set()  # the servers the watchdog stops
 
 _READY = re.compile(r"Handle health requests at https?://([^/\s\"]+)/")
 _GRPC = re.compile(r"Handle gRPC API requests at ([^\s\"]+)")
@@ -48,6 +53,7 @@ class Server:
         """Starts the binary (again, after stop(), on the same port)."""
         port = self.port
         env = {k: v for k, v in os.environ.items() if not k.startswith("ANYCABLE_") and k != "PORT"}
+        _RUNNING.add(self)
         self.proc = subprocess.Popen(
             [BINARY, "--host", "127.0.0.1", "--port", str(port), *self.args],
             env=env,
@@ -99,6 +105,7 @@ class Server:
 
     def stop(self) -> None:
         """Stops the server gracefully (SIGTERM), killing it after 10 s."""
+        _RUNNING.discard(self)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -110,10 +117,28 @@ class Server:
 
     def kill(self) -> None:
         """Stops the server at once (SIGKILL), as a crash would."""
+        _RUNNING.discard(self)
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         self.proc.stdout.close()
+
+
+def watchdog(test: unittest.TestCase, seconds: float = WATCHDOG) -> None:
+    """Ends the whole run, with every thread's traceback and the servers
+    stopped, when ``test`` is still running after ``seconds``: a call that
+    blocks for good (a watch that never delivers) cannot hang CI."""
+    def expire() -> None:
+        sys.stderr.write(f"\nwatchdog: {test.id()} still runs after {seconds:.0f} s; stopping\n")
+        faulthandler.dump_traceback(all_threads=True)
+        for server in list(_RUNNING):
+            server.proc.kill()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    test.addCleanup(timer.cancel)
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from cablehub import (AuthError, CablehubTimeoutError, ClosedError, History, His
                       StreamPublication, Streams, UnavailableError, api_token)
 from cablehub.aio import AsyncClient, Client
 
-from helpers import SECRET, WAIT, Server, Subscriber, free_port, jwt, redis_args, require_redis, unique
+from helpers import SECRET, WAIT, Server, Subscriber, free_port, jwt, redis_args, require_redis, unique, watchdog
 
 
 async def anext_within(watch, timeout: float = WAIT):
@@ -53,6 +53,7 @@ class AioTest(unittest.IsolatedAsyncioTestCase):
         cls.server.stop()
 
     async def asyncSetUp(self) -> None:
+        watchdog(self)
         self.client = Client(self.server.grpc_addr, secret=SECRET)
 
     async def asyncTearDown(self) -> None:
@@ -169,6 +170,11 @@ class AioTest(unittest.IsolatedAsyncioTestCase):
             await anext_within(w)
         self.assertEqual([p.data for p in got], ['"1"'])
 
+        async def unwatched():  # the server dropped the watcher
+            return not (await self.client.list_streams(prefix=stream)).streams
+
+        await apoll("the watch to end on the server", unwatched)
+
     async def test_aclose_and_client_close_end_iterations(self) -> None:
         w = self.client.watch(unique("aio-aclose"))
         self.assertTrue(await w.wait_live(WAIT))
@@ -255,6 +261,7 @@ class AioRestartTest(unittest.IsolatedAsyncioTestCase):
     Redis, as in test_watch.WatchRestartTest)."""
 
     def setUp(self) -> None:
+        watchdog(self)
         require_redis(self)
         args = ("--secret", SECRET, "--public", *redis_args())
         self.a = Server(*args)

@@ -12,7 +12,7 @@ import grpc
 from cablehub import (Client, History, HistoryPublication, InvalidArgumentError, NodeInfo, PositionError,
                       PresenceStats, StreamInfo, Streams)
 
-from helpers import SECRET, Server, Subscriber, free_port, unique, wait_until
+from helpers import SECRET, Server, Subscriber, free_port, unique, wait_until, watchdog
 
 
 class CallsTest(unittest.TestCase):
@@ -27,6 +27,7 @@ class CallsTest(unittest.TestCase):
         cls.server.stop()
 
     def setUp(self) -> None:
+        watchdog(self)
         self.client = Client(self.server.grpc_addr, secret=SECRET)
         self.addCleanup(self.client.close)
 

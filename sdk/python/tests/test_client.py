@@ -13,7 +13,7 @@ import grpc
 from cablehub import (AuthError, CablehubError, CablehubTimeoutError, Client, ClosedError, InvalidArgumentError,
                       Presence, PresenceRecord, UnavailableError, api_token)
 
-from helpers import SECRET, Server, Subscriber, free_port, jwt, unique, wait_until
+from helpers import SECRET, Server, Subscriber, free_port, jwt, unique, wait_until, watchdog
 
 
 def broadcast(ident: str, message: str, stream: str, epoch: str, offset: int) -> str:
@@ -34,6 +34,7 @@ class ClientTest(unittest.TestCase):
         cls.server.stop()
 
     def setUp(self) -> None:
+        watchdog(self)
         self.client = Client(self.server.grpc_addr, secret=SECRET)
         self.addCleanup(self.client.close)
 

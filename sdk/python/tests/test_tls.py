@@ -12,7 +12,7 @@ import grpc
 
 from cablehub import CablehubError, Client
 
-from helpers import SECRET, Server
+from helpers import SECRET, Server, watchdog
 
 
 def make_certificate(directory: str) -> bytes:
@@ -35,6 +35,7 @@ def make_certificate(directory: str) -> bytes:
 
 class TLSTest(unittest.TestCase):
     def setUp(self) -> None:
+        watchdog(self)
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         self.ca = make_certificate(tmp.name)

@@ -9,7 +9,7 @@ import grpc
 
 from cablehub import AuthError, Client, ClosedError, PositionError, StreamPublication, UnavailableError
 
-from helpers import SECRET, WAIT, Collector, Server, redis_args, require_redis, unique
+from helpers import SECRET, WAIT, Collector, Server, redis_args, require_redis, unique, wait_until, watchdog
 
 RESTART_WAIT = 20.0  # a resume waits for the restarted server and its backoff
 
@@ -26,6 +26,7 @@ class WatchTest(unittest.TestCase):
         cls.server.stop()
 
     def setUp(self) -> None:
+        watchdog(self)
         self.client = Client(self.server.grpc_addr, secret=SECRET)
         self.addCleanup(self.client.close)
 
@@ -87,17 +88,44 @@ class WatchTest(unittest.TestCase):
         with self.assertRaises(ClosedError):
             feed.watch.wait_live(WAIT)
 
+    def watched(self, stream: str) -> bool:
+        """Whether the server counts a subscriber of stream (a watch is
+        one)."""
+        return bool(self.client.list_streams(prefix=stream).streams)
+
     def test_break_and_with_block_stop_the_call(self) -> None:
+        # resume=False: a failure ends the loops below instead of resuming.
         stream = unique("break")
-        with self.client.watch(stream) as w:
+        with self.client.watch(stream, resume=False) as w:
             self.assertTrue(w.wait_live(WAIT))
+            self.assertTrue(self.watched(stream))
             self.client.publish(stream, '"a"')
             self.client.publish(stream, '"b"')
             for pub in w:
                 self.assertEqual(pub.data, '"a"')
                 break
-        # Leaving the block cancelled the call: iterating yields nothing more.
+        # Leaving the block cancelled the call: the server drops the
+        # watcher, and iterating yields nothing more.
+        wait_until("the watch to end on the server", lambda: not self.watched(stream))
         self.assertEqual(list(w), [])
+
+        # A loop over a watch nothing else holds stops it when left.
+        other = unique("break-loop")
+        self.client.publish(other, '"x"')
+        self.client.publish(other, '"y"')
+        for pub in self.client.watch(other, epoch=self.server.epoch, since=1, resume=False):
+            self.assertEqual(pub.offset, 2)
+            break
+        wait_until("the loop's watch to end on the server", lambda: not self.watched(other))
+
+    def test_close_ends_a_blocked_iteration_on_the_server_too(self) -> None:
+        stream = unique("close-server")
+        feed = self.watch(stream)
+        self.assertTrue(feed.watch.wait_live(WAIT))
+        self.assertTrue(self.watched(stream))
+        feed.watch.close()
+        self.assertTrue(feed.ended())
+        wait_until("the watch to end on the server", lambda: not self.watched(stream))
 
     def test_client_close_ends_its_watches(self) -> None:
         client = Client(self.server.grpc_addr, secret=SECRET)
@@ -113,6 +141,7 @@ class WatchRestartTest(unittest.TestCase):
     last offset it delivered, getting what node B published meanwhile."""
 
     def setUp(self) -> None:
+        watchdog(self)
         require_redis(self)
         args = ("--secret", SECRET, "--public", *redis_args())
         self.a = Server(*args)
