@@ -68,8 +68,10 @@ test: build
 	$(MAKE) test-typescript
 
 # The Python SDK's tests against bin/cablehub, under Debian's Python, which
-# sees the Debian packages python3-grpcio, python3-protobuf and
-# python3-websocket (a python3 on PATH may be another interpreter).
+# sees the Debian packages python3-grpcio, python3-protobuf,
+# python3-websocket, and python3-build and python3-venv for the packaging
+# test (a python3 on PATH may be another interpreter). The watch-resume
+# tests need Redis on 127.0.0.1:6379 (CABLEHUB_TEST_REDIS_URL; DB 12).
 PYTHON := /usr/bin/python3
 test-python: build
 	cd sdk/python && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(PYTHON) -m unittest discover -s tests -v
