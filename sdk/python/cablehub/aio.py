@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 import grpc
 import grpc.aio
@@ -213,7 +213,7 @@ class Watch:
         return self._state.stream
 
     @property
-    def position(self) -> Optional[tuple]:
+    def position(self) -> Optional[Tuple[str, int]]:
         st = self._state
         return None if st.since is None else (st.epoch, st.since)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 import grpc
 
@@ -147,10 +147,12 @@ class Client:
         it are replayed from history first. When the connection breaks
         (UNAVAILABLE: the server restarted, the network failed) the watch
         re-opens, from the last offset it delivered, after a backoff of 100
-        ms doubling up to 5 s, for as long as it is iterated; ``resume=False``
-        raises UnavailableError instead. Any other failure ends it with its
-        error: PositionError (the position is lost, the epoch changed),
-        AuthError, CablehubError with RESOURCE_EXHAUSTED (too slow a reader).
+        ms doubling up to 5 s, waiting for the server to be reachable, for
+        as long as it is iterated (so also when the server cannot be reached
+        at the start); ``resume=False`` raises UnavailableError instead. Any
+        other failure ends it with its error: PositionError (the position is
+        lost, the epoch changed), AuthError, CablehubError with
+        RESOURCE_EXHAUSTED (too slow a reader).
 
         The call starts at once. Stop it with Watch.close() (or a ``with``
         block, or close() of the client); ``wait_live()`` waits until the
@@ -282,7 +284,7 @@ class Watch:
         return self._state.stream
 
     @property
-    def position(self) -> Optional[tuple]:
+    def position(self) -> Optional[Tuple[str, int]]:
         st = self._state
         return None if st.since is None else (st.epoch, st.since)
 

@@ -135,6 +135,34 @@ class WatchTest(unittest.TestCase):
         self.assertTrue(feed.ended())
 
 
+class WatchLostPositionTest(unittest.TestCase):
+    """A node on the in-memory broker loses its streams when it restarts:
+    the watch's resume finds its epoch gone and ends with PositionError
+    giving the new position, instead of skipping what it missed."""
+
+    def setUp(self) -> None:
+        watchdog(self)
+        self.server = Server("--secret", SECRET, "--public")
+        self.addCleanup(self.server.stop)
+        self.client = Client(self.server.grpc_addr, secret=SECRET)
+        self.addCleanup(self.client.close)
+
+    def test_restart_with_a_new_epoch_ends_with_position_error(self) -> None:
+        stream = unique("lost")
+        feed = Collector(self.client.watch(stream))
+        self.addCleanup(feed.watch.close)
+        self.assertTrue(feed.watch.wait_live(WAIT))
+        self.client.publish(stream, '"1"')
+        self.assertEqual(feed.next().offset, 1)
+        old_epoch = self.server.epoch
+        self.server.kill()
+        self.server.start()
+        self.assertNotEqual(self.server.epoch, old_epoch)
+        err = feed.error(RESTART_WAIT)
+        self.assertIsInstance(err, PositionError, err)
+        self.assertEqual((err.epoch, err.offset), ("", 0))  # the new node has no such stream
+
+
 class WatchRestartTest(unittest.TestCase):
     """Two nodes on Redis (the broker keeps history and epochs, so they
     outlive a node): a watch on node A resumes after A restarts, from the
