@@ -280,7 +280,11 @@ export function createClient(options = {}) {
     return next(req)
   }
   const tlsOptions = ca || tls ? { ...tls, ...(ca ? { ca } : {}) } : undefined
-  const session = new Http2SessionManager(base, undefined, tlsOptions)
+  // While calls are open (a watch may be for days) the connection is
+  // pinged every 30 s, so that a peer gone without a word (no RST) is
+  // found within 45 s and the watch resumes; the server allows a ping
+  // every 5 s.
+  const session = new Http2SessionManager(base, { pingIntervalMs: 30000 }, tlsOptions)
   const transport = createGrpcTransport({
     baseUrl: base,
     sessionManager: session,

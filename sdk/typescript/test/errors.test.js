@@ -124,7 +124,9 @@ test('an empty stream or a bad argument is an InvalidArgumentError with the serv
   await rejectsWith(c.history(''), InvalidArgumentError, 3, 'INVALID_ARGUMENT', /^stream is required$/)
   await rejectsWith(c.presenceStats(''), InvalidArgumentError, 3, 'INVALID_ARGUMENT', /^stream is required$/)
   await rejectsWith(c.listStreams({ limit: 1001 }), InvalidArgumentError, 3, 'INVALID_ARGUMENT', /limit/)
+  await rejectsWith(c.history('s', { since: 1 }), InvalidArgumentError, 3, 'INVALID_ARGUMENT', /^epoch is required with since$/)
   await watchFails(c.watch(''), InvalidArgumentError, 3, 'INVALID_ARGUMENT', /^stream is required$/)
+  await watchFails(c.watch('s', { since: 1 }), InvalidArgumentError, 3, 'INVALID_ARGUMENT', /^epoch is required with since$/)
 })
 
 test('a stale epoch or an evicted offset is a PositionError carrying the stream\'s position', async () => {
