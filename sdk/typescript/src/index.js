@@ -1,6 +1,7 @@
 // Cablehub server API client: a thin layer over the stubs generated from
 // proto/cablehub/v1/cable.proto (src/gen), talking gRPC over HTTP/2.
 import { createHmac, randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { create, toJson } from '@bufbuild/protobuf'
 import { ValueSchema } from '@bufbuild/protobuf/wkt'
 import { Code, ConnectError, createClient as createConnectClient } from '@connectrpc/connect'
@@ -294,6 +295,8 @@ export function createClient(options = {}) {
   const rpc = createConnectClient(CableService, transport)
   // Aborted by close(): cancels calls in flight, retry waits and watches.
   const closing = new AbortController()
+  // Every call and watch in flight listens to it: no limit to warn at.
+  setMaxListeners(0, closing.signal)
 
   // call runs one unary RPC, retrying UNAVAILABLE up to `retries` times
   // with a doubling backoff, and turns what it throws into a CablehubError.

@@ -258,3 +258,23 @@ test('info describes the one node: version, uptime, connections, subscriptions, 
   assert.equal(now.id, node.id)
   assert.equal(now.streams, node.streams + 1)
 })
+
+test('many calls and watches at once: all answered, no listener-leak warning', async () => {
+  const warnings = []
+  const onWarning = w => warnings.push(w)
+  process.on('warning', onWarning)
+  const watches = Array.from({ length: 15 }, () => client.watch('many'))
+  try {
+    await Promise.all(watches.map(w => w.ready))
+    await Promise.all(Array.from({ length: 40 }, (_, i) => client.publish('many', String(i))))
+    assert.equal((await client.history('many')).offset, 40)
+    const firsts = await Promise.all(watches.map(w => w[Symbol.asyncIterator]().next()))
+    assert.ok(firsts.every(r => !r.done && r.value.offset === 1), JSON.stringify(firsts[0]))
+  } finally {
+    for (const w of watches) w.close()
+    process.off('warning', onWarning)
+  }
+  // Warnings are emitted on the next tick.
+  await new Promise(resolve => setImmediate(resolve))
+  assert.deepEqual(warnings.map(w => w.name), [])
+})
