@@ -237,6 +237,12 @@ function uint64(name, value) {
   return BigInt(value)
 }
 
+// uint32 checks a limit before the stubs would fail to encode it.
+function uint32(name, value) {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new TypeError(`${name} must be a non-negative integer`)
+  return value
+}
+
 const RETRY_FIRST_MS = 100
 const RETRY_MAX_MS = 5000
 
@@ -378,7 +384,7 @@ export function createClient(options = {}) {
      * the stream's position (epoch, offset of its latest publication).
      */
     async history(stream, { limit = 0, epoch = '', since } = {}) {
-      const req = { stream, limit, epoch }
+      const req = { stream, limit: uint32('limit', limit), epoch }
       if (since !== undefined && since !== null) req.since = uint64('since', since)
       const res = await call(opts => rpc.getHistory(req, opts))
       return {
@@ -391,7 +397,8 @@ export function createClient(options = {}) {
 
     /** listStreams lists the streams with subscribers on the cluster's nodes. */
     async listStreams({ prefix = '', limit = 0 } = {}) {
-      const res = await call(opts => rpc.listStreams({ prefix, limit }, opts))
+      const req = { prefix, limit: uint32('limit', limit) }
+      const res = await call(opts => rpc.listStreams(req, opts))
       return {
         streams: res.streams.map(s => ({ name: s.name, subscribers: s.subscribers })),
         unavailableNodes: [...res.unavailableNodes],

@@ -146,6 +146,14 @@ test('a stale epoch or an evicted offset is a PositionError carrying the stream\
   check(await watchFails(c.watch('pos', { epoch, since: 1 }), PositionError, 9, 'FAILED_PRECONDITION', /./))
 })
 
+test('a limit or since that is no unsigned integer is a TypeError before any call', async () => {
+  const c = client({ apiSecret: API_SECRET })
+  await assert.rejects(c.history('s', { limit: -1 }), TypeError)
+  await assert.rejects(c.history('s', { epoch: 'e', since: 1.5 }), TypeError)
+  await assert.rejects(c.listStreams({ limit: 'ten' }), TypeError)
+  assert.throws(() => c.watch('s', { epoch: 'e', since: -1 }), TypeError)
+})
+
 test('an unreachable server is an UnavailableError', async () => {
   // Port 1 on loopback: nothing listens there.
   const c = createClient({ address: '127.0.0.1:1', apiSecret: API_SECRET })
