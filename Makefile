@@ -138,5 +138,14 @@ $(TS_SDK_MODULES): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
 
 generate: $(TS_SDK_MODULES)
 
+# The tests start bin/cablehub (the watch tests restart it, also on the
+# Redis broker at 127.0.0.1:6379) and install the packed tarball in a
+# temporary project (npm, from its cache or the registry).
 test-typescript: build
 	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+
+# The TypeScript SDK's npm tarball in dist/ (cablehub-sdk-<version>.tgz,
+# version from tools/sdk-version): `npm install <that file>` in a project.
+.PHONY: sdk-package-typescript
+sdk-package-typescript:
+	$(TS_SDK)/pack.sh $(CURDIR)/dist
