@@ -404,3 +404,50 @@ func TestAPIWatchBurstAndResume(t *testing.T) {
 		t.Errorf("position %v", p)
 	}
 }
+
+// REST and gRPC say the same thing about the same mistake, unknown
+// fields are ignored on every REST route, and a wrong method is 405 with
+// Allow.
+func TestRESTAndGRPCErrorsAgree(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil, "--secret", "s3cr3t")
+	api := "http://" + s.Main + "/api"
+	auth := "Authorization: Bearer " + s3cr3tToken
+	c := dialGRPC(t, s.Main)
+	ctx, cancel := withToken(s3cr3tToken)
+	defer cancel()
+	for _, tc := range []struct {
+		rest string
+		rpc  *cablehubv1.PublishRequest
+	}{
+		{`{"stream":"","data":"x"}`, &cablehubv1.PublishRequest{Publications: []*cablehubv1.Publication{{Data: "x"}}}},
+		{`[{"stream":"a","data":"x"},{"stream":"","data":"x"}]`,
+			&cablehubv1.PublishRequest{Publications: []*cablehubv1.Publication{{Stream: "a", Data: "x"}, {Data: "x"}}}},
+	} {
+		r := do(t, "POST", api+"/publish", tc.rest, auth)
+		_, err := c.Publish(ctx, tc.rpc)
+		var body struct{ Message string }
+		json.Unmarshal([]byte(r.Body), &body)
+		if r.Status != 422 || status.Code(err) != codes.InvalidArgument || body.Message != status.Convert(err).Message() {
+			t.Errorf("REST %d %q, gRPC %v", r.Status, body.Message, err)
+		}
+	}
+	r := do(t, "POST", api+"/publish", okPub)
+	var body struct{ Message string }
+	json.Unmarshal([]byte(r.Body), &body)
+	noToken, cancel2 := withToken("")
+	defer cancel2()
+	_, err := c.Publish(noToken, onePub("a", "x"))
+	if r.Status != 401 || body.Message != status.Convert(err).Message() || !strings.Contains(body.Message, "derived from --secret") {
+		t.Errorf("401: REST %q, gRPC %v", body.Message, err)
+	}
+	if r := do(t, "POST", api+"/disconnect", `{"identifier":"x","foo":1}`, auth); r.Status != 201 {
+		t.Errorf("disconnect with an unknown field: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, "POST", api+"/disconnect", `{"identifier":"x","reconnect":"yes"}`, auth); r.Status != 422 || strings.Contains(r.Body, "proto:") {
+		t.Errorf("disconnect with a wrong type: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, "GET", api+"/disconnect", ""); r.Status != 405 || r.Header.Get("Allow") != "POST" {
+		t.Errorf("GET disconnect: %d %v", r.Status, r.Header)
+	}
+}
