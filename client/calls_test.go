@@ -29,7 +29,7 @@ func TestRetriedPublishKeepsItsKeys(t *testing.T) {
 	if err := c.PublishBatch(context.Background(), pubs); err != nil {
 		t.Fatalf("publish with 2 retries after 2 failures: %v", err)
 	}
-	_, publishes := f.received()
+	_, publishes, _ := f.received()
 	if len(publishes) != 3 {
 		t.Fatalf("%d attempts, want 3", len(publishes))
 	}
@@ -66,7 +66,7 @@ func TestRetriesStopAtTheLimitAndOnlyForUnavailable(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || f.count("Publish") != 4 {
 		t.Fatalf("no retries: %v after %d more attempts, want ErrUnavailable after 1", err, f.count("Publish")-3)
 	}
-	if _, publishes := f.received(); publishes[3].Publications[0].IdempotencyKey != "" {
+	if _, publishes, _ := f.received(); publishes[3].Publications[0].IdempotencyKey != "" {
 		t.Fatal("without retries the client gave a key")
 	}
 
@@ -107,7 +107,7 @@ func TestTokenAndTimeoutOnEveryCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"Bearer " + Token(Options{Secret: "s3cr3t"}), "Bearer token", ""}
-	if auth, _ := f.received(); !reflect.DeepEqual(auth, want) {
+	if auth, _, _ := f.received(); !reflect.DeepEqual(auth, want) {
 		t.Fatalf("authorization %q, want %q", auth, want)
 	}
 
@@ -140,7 +140,7 @@ func TestBadLimitsFailWithoutACall(t *testing.T) {
 	if _, err := c.ListStreams(ctx, ListStreamsOptions{Limit: -1}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("ListStreams limit -1: %v", err)
 	}
-	if auth, _ := f.received(); len(auth) != 0 {
+	if auth, _, _ := f.received(); len(auth) != 0 {
 		t.Fatalf("%d calls made", len(auth))
 	}
 }
@@ -168,6 +168,12 @@ func TestCallsAfterClose(t *testing.T) {
 		"ListStreams": func() error { _, err := c.ListStreams(ctx, ListStreamsOptions{}); return err },
 		"Info":        func() error { _, err := c.Info(ctx); return err },
 		"Disconnect":  func() error { return c.Disconnect(ctx, "x", false) },
+		"Watch": func() error {
+			for _, err := range c.Watch(ctx, "a", WatchOptions{}) {
+				return err
+			}
+			return nil
+		},
 	}
 	for name, call := range calls {
 		err := call()
@@ -176,7 +182,7 @@ func TestCallsAfterClose(t *testing.T) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}
-	if auth, _ := f.received(); len(auth) != 0 {
+	if auth, _, _ := f.received(); len(auth) != 0 {
 		t.Fatalf("%d calls reached the server", len(auth))
 	}
 }

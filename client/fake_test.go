@@ -28,6 +28,10 @@ type fakeServer struct {
 	publishes []*cablehubv1.PublishRequest
 	// publish answers Publish call n (0 the first); nil answers OK.
 	publish func(ctx context.Context, n int) error
+	// watches are the Watch requests received, in order.
+	watches []*cablehubv1.WatchRequest
+	// watch serves Watch call n; nil answers UNIMPLEMENTED.
+	watch func(n int, req *cablehubv1.WatchRequest, st grpc.ServerStreamingServer[cablehubv1.StreamPublication]) error
 }
 
 // startFake serves f on a loopback port until the test ends.
@@ -96,10 +100,23 @@ func (f *fakeServer) GetInfo(ctx context.Context, _ *cablehubv1.GetInfoRequest) 
 	return &cablehubv1.GetInfoResponse{Nodes: []*cablehubv1.NodeInfo{{Id: "n1", Version: "v1", UptimeSeconds: 61, Connections: 3, Subscriptions: 4, Streams: 2}}}, nil
 }
 
+func (f *fakeServer) Watch(req *cablehubv1.WatchRequest, st grpc.ServerStreamingServer[cablehubv1.StreamPublication]) error {
+	n := f.record(st.Context(), "Watch")
+	f.mu.Lock()
+	f.watches = append(f.watches, req)
+	serve := f.watch
+	f.mu.Unlock()
+	if serve == nil {
+		return f.UnimplementedCableServiceServer.Watch(req, st)
+	}
+	return serve(n, req, st)
+}
+
 // received returns copies of what f has recorded so far: the authorization
-// of each call and the Publish requests.
-func (f *fakeServer) received() (auth []string, publishes []*cablehubv1.PublishRequest) {
+// of each call, the Publish and the Watch requests.
+func (f *fakeServer) received() (auth []string, publishes []*cablehubv1.PublishRequest, watches []*cablehubv1.WatchRequest) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.auth...), append([]*cablehubv1.PublishRequest(nil), f.publishes...)
+	return append([]string(nil), f.auth...), append([]*cablehubv1.PublishRequest(nil), f.publishes...),
+		append([]*cablehubv1.WatchRequest(nil), f.watches...)
 }
