@@ -182,7 +182,7 @@ func TestPublishBodies(t *testing.T) {
 		{"empty array", `[]`, "empty"},
 		{"scalar", `42`, "object"},
 		{"missing stream", `{"data":"x"}`, "stream is required"},
-		{"empty stream", `{"stream":"","data":"x"}`, "stream must not be empty"},
+		{"empty stream", `{"stream":"","data":"x"}`, "stream is required"},
 		{"stream not a string", `{"stream":5,"data":"x"}`, "stream must be a string"},
 		{"data object", `{"stream":"chat","data":{"n":1}}`, "data must be a string"},
 		{"missing data", `{"stream":"chat"}`, "data is required"},

@@ -4,7 +4,7 @@
 // interceptor runs for REST requests too.
 //
 // In front of the mux sit the checks whose order the contract fixes and the
-// transcoder cannot know: CORS, the method (422 before auth), the bearer
+// transcoder cannot know: CORS, the method (405 before auth), the bearer
 // token (401 before the body is even read, so an unauthenticated caller
 // learns nothing about body validation), and the body's size limit (413)
 // and time limit (408). What the routes are (method, path, token) is the
@@ -31,6 +31,7 @@ import (
 
 	"github.com/cablehub/cablehub/gateway/routes"
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/api"
 	"github.com/cablehub/cablehub/server/httpbody"
 	"github.com/cablehub/cablehub/server/jsonerr"
 	"github.com/cablehub/cablehub/server/origins"
@@ -136,17 +137,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != route.Method {
-		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
-			fmt.Sprintf("method %s is not allowed here, use %s", r.Method, route.Method))
+		methodNotAllowed(w, r.Method, route.Method, g.opts.CORS)
 		return
 	}
 	if route.Auth && !g.opts.Auth.Allowed(r.Header.Get("Authorization")) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		jsonerr.Write(w, http.StatusUnauthorized, codes.Unauthenticated, "missing or invalid API token: send Authorization: Bearer <api secret>")
+		jsonerr.Write(w, http.StatusUnauthorized, codes.Unauthenticated, api.TokenMessage)
 		return
 	}
 	if !route.Fits(r.URL.EscapedPath()) {
 		jsonerr.Write(w, http.StatusNotFound, codes.NotFound, g.misfit(route))
+		return
+	}
+	if route.Operation == routes.Watch {
+		g.watch(w, r)
 		return
 	}
 	if route.Method == http.MethodPost {
@@ -231,9 +235,22 @@ func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 	jsonerr.WriteStatus(w, err)
 }
 
+// methodNotAllowed answers a method the route does not take: 405 with
+// Allow naming the ones it takes, want (and OPTIONS, a preflight, with
+// CORS on); the message names want's first.
+func methodNotAllowed(w http.ResponseWriter, got, want string, cors bool) {
+	allow := want
+	if cors {
+		allow += ", OPTIONS"
+	}
+	w.Header().Set("Allow", allow)
+	jsonerr.Write(w, http.StatusMethodNotAllowed, codes.Unimplemented,
+		fmt.Sprintf("method %s is not allowed here, use %s", got, strings.SplitN(want, ",", 2)[0]))
+}
+
 func handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 	if httpStatus == http.StatusMethodNotAllowed {
-		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument, "method "+r.Method+" is not allowed here")
+		jsonerr.Write(w, http.StatusMethodNotAllowed, codes.Unimplemented, "method "+r.Method+" is not allowed here")
 		return
 	}
 	jsonerr.Write(w, http.StatusNotFound, codes.NotFound, "no such API endpoint")

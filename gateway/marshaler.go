@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"github.com/cablehub/cablehub/server/publication"
 	"io"
+	"regexp"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -20,13 +22,42 @@ import (
 // randomised whitespace to stop callers depending on its exact bytes, and
 // the REST contract promises stable compact JSON.
 //
+// Offsets (the only 64-bit integers of the API) are written as JSON
+// numbers, as the Action Cable protocol writes them, not as the strings
+// protojson makes of 64-bit integers: a JavaScript number holds offsets
+// up to 2^53 exactly. The v2 answers (history, stats, streams, info,
+// watch) carry every field, zero values included, so callers need no
+// defaults.
+//
 // Input for the publish body (the repeated publications field) accepts a
-// single object as well as an array; see publication.Decode.
+// single object as well as an array; see publication.Decode. Unknown
+// fields are ignored in every body, as the publish body always ignored
+// them (and AnyCable does); a field of the wrong type is refused with a
+// message naming it, without protojson's "proto:" and position prefix.
 type jsonMarshaler struct{}
 
 var _ runtime.Marshaler = jsonMarshaler{}
 
-var protoOut = protojson.MarshalOptions{UseProtoNames: true}
+var (
+	protoOut  = protojson.MarshalOptions{UseProtoNames: true}
+	protoFull = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
+	protoIn   = protojson.UnmarshalOptions{DiscardUnknown: true}
+)
+
+// full reports whether m's JSON carries its zero values too.
+func full(m proto.Message) bool {
+	switch m.(type) {
+	case *cablehubv1.GetHistoryResponse, *cablehubv1.GetPresenceStatsResponse, *cablehubv1.ListStreamsResponse,
+		*cablehubv1.GetInfoResponse, *cablehubv1.StreamPublication:
+		return true
+	}
+	return false
+}
+
+// quotedOffset is an offset as protojson writes it. In compact JSON a key
+// is preceded by '{' or ',' and a '"' inside a string is escaped, so the
+// pattern matches keys only.
+var quotedOffset = regexp.MustCompile(`([{,])"offset":"([0-9]+)"`)
 
 func (jsonMarshaler) ContentType(any) string { return "application/json" }
 
@@ -34,11 +65,15 @@ func (jsonMarshaler) Marshal(v any) ([]byte, error) {
 	var raw []byte
 	var err error
 	if m, ok := v.(proto.Message); ok {
-		if proto.Size(m) == 0 {
+		switch {
+		case full(m):
+			raw, err = protoFull.Marshal(m)
+		case proto.Size(m) == 0:
 			// An empty message (a publish's answer) needs no encoder.
 			return []byte("{}"), nil
+		default:
+			raw, err = protoOut.Marshal(m)
 		}
-		raw, err = protoOut.Marshal(m)
 	} else {
 		raw, err = json.Marshal(v)
 	}
@@ -49,7 +84,11 @@ func (jsonMarshaler) Marshal(v any) ([]byte, error) {
 	if err := json.Compact(&buf, raw); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	out := buf.Bytes()
+	if bytes.Contains(out, []byte(`"offset":"`)) {
+		out = quotedOffset.ReplaceAll(out, []byte(`$1"offset":$2`))
+	}
+	return out, nil
 }
 
 func (jsonMarshaler) Unmarshal(data []byte, v any) error {
@@ -62,7 +101,10 @@ func (jsonMarshaler) Unmarshal(data []byte, v any) error {
 		*t = pubs
 		return nil
 	case proto.Message:
-		return protojson.Unmarshal(data, t)
+		if err := protoIn.Unmarshal(data, t); err != nil {
+			return errors.New(protojsonMessage(err))
+		}
+		return nil
 	default:
 		return json.Unmarshal(data, v)
 	}
@@ -87,4 +129,13 @@ func (m jsonMarshaler) NewEncoder(w io.Writer) runtime.Encoder {
 		_, err = w.Write(b)
 		return err
 	})
+}
+
+// protojsonPrefix is what protojson puts before the problem: "proto: ",
+// and "(line 1:19): " when it knows the position.
+var protojsonPrefix = regexp.MustCompile(`^proto:\s*(\(line \d+:\d+\):\s*)?`)
+
+// protojsonMessage is err's message without protojson's prefix.
+func protojsonMessage(err error) string {
+	return protojsonPrefix.ReplaceAllString(err.Error(), "")
 }

@@ -7,10 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/cablehub/cablehub/gen/openapi"
-	"github.com/cablehub/cablehub/server/jsonerr"
 )
 
 // servedDocument is the generated description with servers naming prefix,
@@ -49,11 +46,10 @@ type server struct {
 }
 
 // serveOpenAPI answers GET and HEAD with the description; other methods
-// get 422 like on the other routes.
+// get 405 like on the other routes.
 func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		jsonerr.Write(w, http.StatusUnprocessableEntity, codes.InvalidArgument,
-			fmt.Sprintf("method %s is not allowed here, use GET", r.Method))
+		methodNotAllowed(w, r.Method, "GET, HEAD", g.opts.CORS)
 		return
 	}
 	h := w.Header()

@@ -94,7 +94,7 @@ func TestServedOpenAPI(t *testing.T) {
 	}
 	msg, _ := io.ReadAll(post.Body)
 	post.Body.Close()
-	if post.StatusCode != 422 || string(msg) != `{"code":3,"message":"method POST is not allowed here, use GET"}` {
+	if post.StatusCode != 405 || post.Header.Get("Allow") != "GET, HEAD" || string(msg) != `{"code":12,"message":"method POST is not allowed here, use GET"}` {
 		t.Errorf("POST: %d %s", post.StatusCode, msg)
 	}
 }

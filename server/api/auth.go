@@ -47,6 +47,11 @@ func (a *Auth) Allowed(authorization string) bool {
 	return subtle.ConstantTimeCompare([]byte(token), a.token) == 1
 }
 
+// TokenMessage is the message of an UNAUTHENTICATED answer, over gRPC and
+// REST alike.
+const TokenMessage = "missing or invalid API token: send Authorization: Bearer <token>, where the token is " +
+	"--api_secret or, when that is unset, derived from --secret (hex HMAC-SHA256 of \"api-cable\" keyed with it)"
+
 // openMethod reports whether a gRPC method is served without a token:
 // health checks and reflection reveal nothing about streams.
 func openMethod(fullMethod string) bool {
@@ -64,7 +69,7 @@ func (a *Auth) check(ctx context.Context, fullMethod string) error {
 			return nil
 		}
 	}
-	return status.Error(codes.Unauthenticated, "missing or invalid API token: send authorization: Bearer <api secret>")
+	return status.Error(codes.Unauthenticated, TokenMessage)
 }
 
 // UnaryInterceptor rejects unauthenticated unary calls with UNAUTHENTICATED.

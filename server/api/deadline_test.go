@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/cablehub/cablehub/server/node"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,20 @@ func (n stuckNode) Disconnect(ctx context.Context, _ string, _ bool) error {
 	return n.wait(ctx)
 }
 
+func (n stuckNode) History(ctx context.Context, _, _ string, _ uint64) (*node.StreamHistory, error) {
+	return nil, n.wait(ctx)
+}
+
 // calls are the service's three calls that reach the broker or pub/sub.
 var calls = map[string]func(context.Context, *Service) error{
+	"GetHistory": func(ctx context.Context, s *Service) error {
+		_, err := s.GetHistory(ctx, &cablehubv1.GetHistoryRequest{Stream: "s"})
+		return err
+	},
+	"GetPresenceStats": func(ctx context.Context, s *Service) error {
+		_, err := s.GetPresenceStats(ctx, &cablehubv1.GetPresenceStatsRequest{Stream: "s"})
+		return err
+	},
 	"Publish": func(ctx context.Context, s *Service) error {
 		_, err := s.Publish(ctx, &cablehubv1.PublishRequest{Publications: []*cablehubv1.Publication{{Stream: "s", Data: "1"}}})
 		return err

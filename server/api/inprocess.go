@@ -20,11 +20,15 @@ import (
 // gRPC connection (which was most of a REST publish's time).
 //
 // Requests and responses are copied (proto.Merge), so neither side sees the
-// other's messages change. Streaming methods are not supported.
+// other's messages change. Server-streaming methods are served once
+// WithStreams names them; others are not.
 type InProcess struct {
 	impl        any
 	methods     map[string]grpc.MethodDesc
 	interceptor grpc.UnaryServerInterceptor
+	// streams are the server-streaming methods (WithStreams).
+	streams            map[string]grpc.StreamDesc
+	streamInterceptors []grpc.StreamServerInterceptor
 }
 
 // NewInProcess returns a connection to impl, which implements desc, calling
@@ -60,11 +64,6 @@ func (c *InProcess) Invoke(ctx context.Context, method string, args, reply any, 
 	}
 	proto.Merge(reply.(proto.Message), resp.(proto.Message))
 	return nil
-}
-
-// NewStream always fails: the service has no streaming methods.
-func (c *InProcess) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Error(codes.Unimplemented, "streaming calls are not served in process")
 }
 
 // chain composes interceptors into one; nil for none.

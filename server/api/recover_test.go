@@ -20,10 +20,13 @@ import (
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 )
 
-// panicky panics on Publish to stream "boom" and in Watch after one
-// message; everything else answers normally.
+// panicky panics on Publish to stream "boom"; panickyHealth in Watch
+// after one message; everything else answers normally.
 type panicky struct {
 	cablehubv1.UnimplementedCableServiceServer
+}
+
+type panickyHealth struct {
 	healthpb.UnimplementedHealthServer
 }
 
@@ -34,7 +37,7 @@ func (panicky) Publish(_ context.Context, req *cablehubv1.PublishRequest) (*cabl
 	return &cablehubv1.PublishResponse{}, nil
 }
 
-func (panicky) Watch(_ *healthpb.HealthCheckRequest, ss healthpb.Health_WatchServer) error {
+func (panickyHealth) Watch(_ *healthpb.HealthCheckRequest, ss healthpb.Health_WatchServer) error {
 	if err := ss.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}); err != nil {
 		return err
 	}
@@ -87,7 +90,7 @@ func TestRecoveryOverGRPC(t *testing.T) {
 		grpc.ChainStreamInterceptor(rec.StreamInterceptor()),
 	)
 	cablehubv1.RegisterCableServiceServer(srv, panicky{})
-	healthpb.RegisterHealthServer(srv, panicky{})
+	healthpb.RegisterHealthServer(srv, panickyHealth{})
 	lis := bufconn.Listen(1 << 16)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)

@@ -22,6 +22,7 @@ type Node interface {
 	Broadcast(ctx context.Context, pubs []protocol.Publication) error
 	Presence(ctx context.Context, stream string) (*broker.PresenceInfo, error)
 	Disconnect(ctx context.Context, identifiers string, reconnect bool) error
+	History
 }
 
 // Service implements cablehubv1.CableServiceServer on top of a Node.
@@ -37,6 +38,8 @@ type Service struct {
 	cablehubv1.UnimplementedCableServiceServer
 	node    Node
 	timeout time.Duration
+	gate    Gate
+	cluster Cluster
 }
 
 // DefaultTimeout bounds a call's work against the broker and pub/sub when

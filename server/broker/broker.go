@@ -46,6 +46,9 @@ type PresenceRecord struct {
 type PresenceInfo struct {
 	// Total is the number of unique presence ids.
 	Total int
+	// Sessions is the number of sessions present under those ids (an id
+	// may have several: a user with two tabs).
+	Sessions int
 	// Records holds one record per id, sorted by id.
 	Records []PresenceRecord
 }

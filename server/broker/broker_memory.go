@@ -506,6 +506,7 @@ func (m *Memory) PresenceInfo(_ context.Context, stream string) (*PresenceInfo, 
 		for id, e := range sp.byID {
 			info.Records = append(info.Records, PresenceRecord{ID: id, Info: e.info})
 		}
+		info.Sessions = len(sp.bySID)
 	}
 	m.pmu.Unlock()
 	sort.Slice(info.Records, func(i, j int) bool { return info.Records[i].ID < info.Records[j].ID })

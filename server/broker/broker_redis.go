@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -284,15 +285,23 @@ func (r *Redis) expire(ctx context.Context) ([]PresenceLeft, error) {
 // PresenceInfo returns the records of stream sorted by id.
 func (r *Redis) PresenceInfo(ctx context.Context, stream string) (*PresenceInfo, error) {
 	pipe := r.client.Pipeline()
-	idsCmd := pipe.HKeys(ctx, r.key("presence", stream, "ids"))
+	idsCmd := pipe.HGetAll(ctx, r.key("presence", stream, "ids"))
 	infoCmd := pipe.HGetAll(ctx, r.key("presence", stream, "info"))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	ids := idsCmd.Val()
+	counts := idsCmd.Val()
+	ids := make([]string, 0, len(counts))
+	sessions := 0
+	for id, n := range counts {
+		ids = append(ids, id)
+		if k, err := strconv.Atoi(n); err == nil && k > 0 {
+			sessions += k
+		}
+	}
 	infos := infoCmd.Val()
 	sort.Strings(ids)
-	info := &PresenceInfo{Total: len(ids)}
+	info := &PresenceInfo{Total: len(ids), Sessions: sessions}
 	for _, id := range ids {
 		rec := PresenceRecord{ID: id}
 		if v, ok := infos[id]; ok && v != "" {

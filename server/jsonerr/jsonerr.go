@@ -10,6 +10,7 @@ package jsonerr
 import (
 	"bytes"
 	"encoding/json"
+	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
 	"net/http"
 	"strconv"
 
@@ -18,10 +19,14 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// body is the JSON of every error answer.
+// body is the JSON of every error answer. An answer whose status carries
+// a stream's position (cablehub.v1.StreamPosition, FAILED_PRECONDITION of
+// a history read or watch) has it as epoch and offset too.
 type body struct {
 	Code    codes.Code `json:"code"`
 	Message string     `json:"message"`
+	Epoch   *string    `json:"epoch,omitempty"`
+	Offset  *uint64    `json:"offset,omitempty"`
 }
 
 // Write answers with httpStatus and the body {"code":code,"message":msg},
@@ -30,10 +35,14 @@ type body struct {
 // Content-Length. Headers set on w before the call (WWW-Authenticate,
 // Connection) are sent with it.
 func Write(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
+	write(w, httpStatus, body{Code: code, Message: msg})
+}
+
+func write(w http.ResponseWriter, httpStatus int, b0 body) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(body{Code: code, Message: msg}) // cannot fail for this type
+	_ = enc.Encode(b0) // cannot fail for this type
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -53,13 +62,22 @@ func WriteStatus(w http.ResponseWriter, err error) {
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
-	Write(w, code, st.Code(), st.Message())
+	b := body{Code: st.Code(), Message: st.Message()}
+	for _, d := range st.Details() {
+		if pos, ok := d.(*cablehubv1.StreamPosition); ok {
+			epoch, offset := pos.GetEpoch(), pos.GetOffset()
+			b.Epoch, b.Offset = &epoch, &offset
+		}
+	}
+	write(w, code, b)
 }
 
 // httpStatus is the HTTP status the contract answers a gRPC code with.
 // It departs from grpc-gateway's mapping where AnyCable's REST API answers
 // otherwise: INVALID_ARGUMENT is 422, UNIMPLEMENTED and UNAVAILABLE are
-// 501 and RESOURCE_EXHAUSTED is 413 (a body over the size limit); the other
+// 501 and RESOURCE_EXHAUSTED is 413 (a body over the size limit); and
+// FAILED_PRECONDITION, a stream position that cannot be served, is 409
+// (grpc-gateway: 400), as the position is the stream's state; the other
 // codes map as grpc-gateway maps them.
 func httpStatus(c codes.Code) int {
 	switch c {
@@ -73,6 +91,8 @@ func httpStatus(c codes.Code) int {
 		return http.StatusNotImplemented
 	case codes.ResourceExhausted:
 		return http.StatusRequestEntityTooLarge
+	case codes.FailedPrecondition:
+		return http.StatusConflict
 	}
 	return runtime.HTTPStatusFromCode(c)
 }

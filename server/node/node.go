@@ -48,6 +48,8 @@ type Node struct {
 	opts    Options
 	timers  *wheel
 	pubsub  PubSub
+	// clusterHandler takes ClusterChannel messages (SetClusterHandler).
+	clusterHandler func(payload []byte)
 	// idempotency is the broker's store of idempotency keys, else an
 	// in-process one (Broker.Idempotency).
 	idempotency broker.IdempotencyStore
@@ -130,6 +132,18 @@ func New(h *hub.Hub, b Broker, r Router, m *metrics.Metrics, log *slog.Logger, o
 // delivered locally. It must be called before the node serves anything:
 // the pub/sub needs the node as its handler, so it cannot be passed to New.
 func (n *Node) SetPubSub(ps PubSub) { n.pubsub = ps }
+
+// SetClusterHandler sets where the messages the nodes send each other go
+// (package cluster); without one they are dropped. Like SetPubSub it must
+// be called before the pub/sub runs.
+func (n *Node) SetClusterHandler(h func(payload []byte)) { n.clusterHandler = h }
+
+// HandleCluster passes a cluster message on (pubsub.Handler).
+func (n *Node) HandleCluster(payload []byte) {
+	if n.clusterHandler != nil {
+		n.clusterHandler(payload)
+	}
+}
 
 // HandlePublication delivers a publication that arrived from the cluster
 // (pubsub.Handler).

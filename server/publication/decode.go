@@ -73,7 +73,7 @@ func decodePublication(raw json.RawMessage) (*cablehubv1.Publication, error) {
 		return nil, err
 	}
 	if p.Stream == "" {
-		return nil, errors.New("stream must not be empty")
+		return nil, errors.New("stream is required")
 	}
 	data, ok := fields["data"]
 	if !ok || isNull(data) {

@@ -16,6 +16,13 @@ import (
 // InternalChannel carries remote commands to every node, as in AnyCable.
 const InternalChannel = "__anycable_internal__"
 
+// ClusterChannel carries the nodes' messages to each other (announcements,
+// queries and answers; see package cluster). It is Cablehub's own, so
+// AnyCable nodes sharing the pub/sub never see them; like InternalChannel
+// no stream name reaches it (streams have channels of their own: see
+// RedisNames, NATSStreamSubjectPrefix).
+const ClusterChannel = "__cablehub_cluster__"
+
 // Handler receives what arrives from the cluster, this node's own
 // publications included. Calls come from one goroutine, in arrival order.
 type Handler interface {
@@ -29,6 +36,9 @@ type Handler interface {
 	// HandleResubscribed says the node listens to streams again after a
 	// lost connection: publications made meanwhile never reached it.
 	HandleResubscribed(streams []string)
+	// HandleCluster takes a message of ClusterChannel, as published
+	// (PublishCluster), this node's own included. It must not block.
+	HandleCluster(payload []byte)
 }
 
 // Command is a remote command; only "disconnect" exists. On the wire it

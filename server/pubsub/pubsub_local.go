@@ -37,6 +37,9 @@ func (l *Local) PublishCommand(_ context.Context, c *Command) error {
 	return nil
 }
 
+// PublishCluster does nothing: a single node has no one to tell.
+func (*Local) PublishCluster(context.Context, []byte) error { return nil }
+
 // Subscribe does nothing: every publication is local.
 func (l *Local) Subscribe(string) *Ready { return l.ready }
 

@@ -137,6 +137,9 @@ func NewNATS(conn *nats.Conn, h Handler, log *slog.Logger) (*NATS, error) {
 	if _, err := conn.ChanSubscribe(InternalChannel, n.msgs); err != nil {
 		return nil, err
 	}
+	if _, err := conn.ChanSubscribe(ClusterChannel, n.msgs); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -162,6 +165,10 @@ func (n *NATS) Run(ctx context.Context) {
 			}
 			if m.Subject == resubscribedMarker {
 				n.h.HandleResubscribed(n.interest.list())
+				continue
+			}
+			if m.Subject == ClusterChannel {
+				n.h.HandleCluster(m.Data)
 				continue
 			}
 			if m.Subject == InternalChannel {
@@ -224,6 +231,16 @@ func (n *NATS) PublishCommand(ctx context.Context, c *Command) error {
 		return err
 	}
 	return n.confirm(ctx)
+}
+
+// PublishCluster sends payload to every node's HandleCluster, without
+// waiting for the server's confirmation: the cluster's messages are
+// repeated or answered within deadlines, so one lost costs nothing.
+func (n *NATS) PublishCluster(_ context.Context, payload []byte) error {
+	if !n.conn.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	return n.conn.Publish(ClusterChannel, payload)
 }
 
 // confirm waits for the server to acknowledge everything sent so far.

@@ -81,7 +81,7 @@ func (n RedisNames) Channel(stream string) string {
 // stream channels with names. It subscribes to the internal channel at
 // once; a Redis that is down is retried in the background.
 func NewRedis(ctx context.Context, client redis.UniversalClient, names RedisNames, h Handler, log *slog.Logger) *Redis {
-	return &Redis{client: client, ps: client.Subscribe(ctx, InternalChannel), names: names, h: h, log: log,
+	return &Redis{client: client, ps: client.Subscribe(ctx, InternalChannel, ClusterChannel), names: names, h: h, log: log,
 		confirmations: map[string][]*confirmation{}}
 }
 
@@ -129,6 +129,10 @@ func (r *Redis) Run(ctx context.Context) {
 }
 
 func (r *Redis) dispatch(channel string, payload []byte) {
+	if channel == ClusterChannel {
+		r.h.HandleCluster(payload)
+		return
+	}
 	if channel == InternalChannel {
 		var c Command
 		if err := json.Unmarshal(payload, &c); err != nil {
@@ -160,6 +164,11 @@ func (r *Redis) Publish(ctx context.Context, pubs []protocol.Publication) error 
 func (r *Redis) PublishCommand(ctx context.Context, c *Command) error {
 	b, _ := json.Marshal(c)
 	return r.client.Publish(ctx, InternalChannel, b).Err()
+}
+
+// PublishCluster sends payload to every node's HandleCluster.
+func (r *Redis) PublishCluster(ctx context.Context, payload []byte) error {
+	return r.client.Publish(ctx, ClusterChannel, payload).Err()
 }
 
 // Subscribe notes a local subscription to stream; the first one subscribes

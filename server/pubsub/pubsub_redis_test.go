@@ -63,6 +63,7 @@ func (h *handler) HandleCommand(c *Command) {
 }
 func (h *handler) HandleResubscribed([]string) {}
 func (h *handler) HandleInterrupted()          {}
+func (h *handler) HandleCluster([]byte)        {}
 
 func (h *handler) counts() (int, int) {
 	h.mu.Lock()

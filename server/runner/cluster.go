@@ -35,6 +35,7 @@ type describedBroker interface {
 // clusterPubSub is a pub/sub the runner can run, describe and health-check.
 type clusterPubSub interface {
 	node.PubSub
+	PublishCluster(ctx context.Context, payload []byte) error
 	Run(ctx context.Context)
 	Describe() string
 	Healthy(ctx context.Context) error

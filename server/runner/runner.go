@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cablehub/cablehub/server/cluster"
+	"github.com/cablehub/cablehub/server/pubsub"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -70,7 +72,10 @@ type Runner struct {
 	transport  *ws.Transport
 	// svc is the API service: behind gRPC and REST, and the sink of the
 	// broadcast adapters.
-	svc        *api.Service
+	svc *api.Service
+	// cluster is the node's view of the other nodes (announcements and
+	// queries over the pub/sub).
+	cluster    *cluster.Cluster
 	broadcasts *broadcasts
 
 	limits  limits
@@ -173,6 +178,9 @@ func newRunner(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		return nil, err
 	}
 	n.SetPubSub(ps)
+	_, alone := ps.(*pubsub.Local)
+	peers := cluster.New(ps, nodeStats{n}, cluster.Options{Version: Version, Alone: alone}, log.With("context", "cluster"))
+	n.SetClusterHandler(peers.Handle)
 	var jwtVerifier *identity.JWT
 	if cfg.JWT.Secret != "" {
 		jwtVerifier = identity.NewJWT(cfg.JWT)
@@ -197,8 +205,10 @@ func newRunner(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		ws:        ws.NewHandler(gate, transport),
 		errs:      make(chan error, 4),
 		limits:    defaultLimits(),
-		svc:       api.NewService(n, api.WithTimeout(cfg.API.PublishTimeout)),
-		webhooks:  webhooks,
+		svc: api.NewService(n, api.WithTimeout(cfg.API.PublishTimeout),
+			api.WithGate(gate), api.WithCluster(peers)),
+		cluster:  peers,
+		webhooks: webhooks,
 	}
 	if cfg.SSE.Enabled {
 		r.sse = sse.NewHandler(gate, transport, sse.Options{
@@ -327,7 +337,8 @@ func (r *Runner) buildGRPC(auth *api.Auth) {
 
 	// REST calls are counted by their REST route (instrument), so only
 	// recovery and the bearer check sit in their chain.
-	r.gwConn = api.NewInProcess(&cablehubv1.CableService_ServiceDesc, svc, rec.UnaryInterceptor(), auth.UnaryInterceptor())
+	r.gwConn = api.NewInProcess(&cablehubv1.CableService_ServiceDesc, svc, rec.UnaryInterceptor(), auth.UnaryInterceptor()).
+		WithStreams(&cablehubv1.CableService_ServiceDesc, rec.StreamInterceptor(), auth.StreamInterceptor())
 }
 
 // Shutdown stops the broadcast adapters, stops accepting connections,

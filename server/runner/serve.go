@@ -46,6 +46,11 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 		defer r.wg.Done()
 		r.pubsub.Run(nodeCtx)
 	}()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.cluster.Run(nodeCtx)
+	}()
 	r.deps.monitor(nodeCtx, r.log)
 	r.wg.Add(1)
 	go func() {
