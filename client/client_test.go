@@ -114,7 +114,7 @@ func TestWrapKeepsCodeMessageAndPosition(t *testing.T) {
 	if !errors.As(err, &e) || !errors.Is(err, ErrPosition) || e.Position == nil || *e.Position != (Position{Epoch: "e2", Offset: 9}) {
 		t.Fatalf("wrap(position) = %#v", err)
 	}
-	if want := `cablehub: FailedPrecondition: epoch changed (stream at epoch "e2" offset 9)`; err.Error() != want {
+	if want := `cablehub: FailedPrecondition: epoch changed`; err.Error() != want {
 		t.Fatalf("Error() = %q, want %q", err.Error(), want)
 	}
 }

@@ -52,6 +52,8 @@ type Error struct {
 	Message string
 	// Position is the stream's current position sent with a
 	// codes.FailedPrecondition answer to History or Watch; nil otherwise.
+	// Its Epoch is "" for a stream without history (never published to, or
+	// expired): start over without a position then.
 	Position *Position
 	closed   bool
 	cause    error
@@ -65,9 +67,6 @@ type Position struct {
 }
 
 func (e *Error) Error() string {
-	if e.Position != nil {
-		return fmt.Sprintf("cablehub: %s: %s (stream at epoch %q offset %d)", e.Code, e.Message, e.Position.Epoch, e.Position.Offset)
-	}
 	return fmt.Sprintf("cablehub: %s: %s", e.Code, e.Message)
 }
 
