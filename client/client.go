@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
@@ -80,8 +81,9 @@ type Options struct {
 	// refuses it.
 	TLS *tls.Config
 	// DialOptions are added to the connection's options, after the
-	// client's own (transport credentials, connection backoff), so they can
-	// replace them.
+	// client's own (transport credentials, a reconnection backoff of 100 ms
+	// up to 5 s, a keepalive ping after 30 s of silence while calls are
+	// open), so they can replace them.
 	DialOptions []grpc.DialOption
 }
 
@@ -134,6 +136,12 @@ func New(addr string, opts Options) (*Client, error) {
 			Backoff:           backoff.Config{BaseDelay: firstDelay, Multiplier: 2, Jitter: 0.2, MaxDelay: maxDelay},
 			MinConnectTimeout: 20 * time.Second,
 		}),
+		// While calls are open, ping a connection silent for 30 s, and
+		// drop it when the answer takes 10 s: a Watch on a server that
+		// vanished without closing the connection ends with UNAVAILABLE,
+		// and resumes, instead of waiting forever. (Cablehub lets clients
+		// ping every 5 s.)
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}, opts.DialOptions...)
 	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
