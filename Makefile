@@ -7,7 +7,7 @@ GO_PACKAGES := ./...
 # executions such as 20000x (what CI uses; see .ci/run).
 FUZZTIME ?= 30s
 
-.PHONY: all build generate breaking generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools
+.PHONY: all build generate breaking generated-dirs lint lint-openapi test test-unit test-python test-ruby test-typescript bench fuzz tools
 
 all: lint test build
 
@@ -40,6 +40,14 @@ breaking:
 
 generated-dirs:
 	@echo $(GENERATED)
+
+# The served OpenAPI document, linted by @redocly/cli (pinned in
+# tools/redocly) with its recommended rules: warnings fail too.
+lint-openapi:
+	cd tools/redocly && npm ci --no-audit --no-fund --loglevel=error
+	@out=$$(tools/redocly/node_modules/.bin/redocly lint --extends=recommended gen/openapi/cablehub.openapi.json 2>&1); \
+	code=$$?; echo "$$out" | grep -v '║\|╔\|╚'; \
+	if [ $$code -ne 0 ] || echo "$$out" | grep -q 'You have [0-9]* warning'; then echo "redocly lint: not clean" >&2; exit 1; fi
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null); \
@@ -130,5 +138,14 @@ $(TS_SDK_MODULES): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
 
 generate: $(TS_SDK_MODULES)
 
+# The tests start bin/cablehub (the watch tests restart it, also on the
+# Redis broker at 127.0.0.1:6379) and install the packed tarball in a
+# temporary project (npm, from its cache or the registry).
 test-typescript: build
 	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+
+# The TypeScript SDK's npm tarball in dist/ (cablehub-sdk-<version>.tgz,
+# version from tools/sdk-version): `npm install <that file>` in a project.
+.PHONY: sdk-package-typescript
+sdk-package-typescript:
+	$(TS_SDK)/pack.sh $(CURDIR)/dist

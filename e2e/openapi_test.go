@@ -263,6 +263,7 @@ func openAPICases(main, cors, noPresence, down *server, token string) []apiCase 
 	cases = append(cases, v2Cases(main, noPresence, down, token)...)
 
 	add("GET", "/openapi.json", 200, "no token", call("GET", api(main)+"/openapi.json", ""))
+	add("GET", "/openapi.json", 406, "Accept: text/html", call("GET", api(main)+"/openapi.json", "", "Accept: text/html"))
 	for _, p := range []struct{ doc, url string }{
 		{"/publish", "/publish"}, {"/disconnect", "/disconnect"}, {presence, "/presence/room/users"}, {"/openapi.json", "/openapi.json"},
 		{"/history/{stream}", "/history/room"}, {"/presence/{stream}/stats", "/presence/room/stats"},

@@ -111,6 +111,8 @@ var (
 	errMethod = errorStatus{status: 405, codes: []grpcCode{codeUnimplemented}, allow: true,
 		description: "CORS is off (no --api_cors_headers), so OPTIONS is a method this route does not " +
 			"take; answered before the token is checked."}
+	errNotAcceptable = errorStatus{status: 406, codes: []grpcCode{codeInvalidArgument},
+		description: "The Accept header admits neither application/json nor any type that covers it."}
 	errStreamPath = errorStatus{status: 404, codes: []grpcCode{codeNotFound},
 		description: "The stream segment of the path is empty, holds a raw \"/\" (send %2F) or a malformed percent-escape."}
 	errInvalidQuery = errorStatus{status: 422, codes: []grpcCode{codeInvalidArgument},
