@@ -86,9 +86,32 @@ test-python: build
 # Debian's ruby: its ruby-grpc and ruby-google-protobuf are what a ruby
 # from a version manager earlier on PATH would not see.
 RUBY ?= /usr/bin/ruby
+# The tests start bin/cablehub, a redis-server of their own (PATH) for the
+# watch that outlives its server, and a scripted gRPC server in-process.
 test-ruby: build
 	cd sdk/ruby && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(RUBY) -Ilib -Itest \
 		-e 'Dir.glob("test/**/*_test.rb").sort.each { |f| require File.expand_path(f) }'
+
+# The Ruby SDK's gem in dist/ (cablehub-<version>.gem, offline: Debian's
+# gem). It builds from a copy of sdk/ruby whose lib/cablehub/version.rb
+# carries tools/sdk-version's number, so the checkout stays as it is and
+# the installed gem's Cablehub::VERSION is its own version; RubyGems spells
+# 0.1.0-dev.N as 0.1.0.pre.dev.N. `gem install --local dist/cablehub-*.gem`.
+# GEM_DIST puts it elsewhere (the SDK's package test builds into a temporary
+# directory).
+GEM_DIST ?= $(CURDIR)/dist
+.PHONY: sdk-package-ruby
+sdk-package-ruby:
+	@set -e; \
+	version=$$(tools/sdk-version); \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cp -R sdk/ruby/cablehub.gemspec sdk/ruby/README.md sdk/ruby/lib sdk/ruby/gen "$$tmp"/; \
+	sed -i "s/^  VERSION = .*/  VERSION = \"$$version\"/" "$$tmp/lib/cablehub/version.rb"; \
+	grep -q "VERSION = \"$$version\"" "$$tmp/lib/cablehub/version.rb"; \
+	mkdir -p "$(GEM_DIST)"; rm -f "$(GEM_DIST)"/cablehub-*.gem; \
+	cd "$$tmp" && gem build --silent cablehub.gemspec; \
+	mv "$$tmp"/cablehub-*.gem "$(GEM_DIST)"/; \
+	ls "$(GEM_DIST)"/cablehub-*.gem
 
 # Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
 # `go test -list` names them per package ("ok <package>" follows a
