@@ -92,6 +92,13 @@ test-ruby: build
 	cd sdk/ruby && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(RUBY) -Ilib -Itest \
 		-e 'Dir.glob("test/**/*_test.rb").sort.each { |f| require File.expand_path(f) }'
 
+# Every SDK's package in dist/, each with tools/sdk-version's number: the
+# npm tarball, the Python wheel and sdist, the Ruby gem. Offline but for
+# npm's registry (the TypeScript SDK's pinned dependencies).
+.PHONY: sdk-packages
+sdk-packages: sdk-package-typescript sdk-package-python sdk-package-ruby
+	@ls -1 dist/
+
 # The Ruby SDK's gem in dist/ (cablehub-<version>.gem, offline: Debian's
 # gem). It builds from a copy of sdk/ruby whose lib/cablehub/version.rb
 # carries tools/sdk-version's number, so the checkout stays as it is and
