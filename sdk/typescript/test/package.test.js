@@ -119,10 +119,24 @@ void main
     '--typeRoots', path.join(sdk, 'node_modules', '@types'), '--types', 'node', 'use.ts'], app)
 })
 
+test('npm install <folder of a fresh clone>, plainly: the package works', async () => {
+  // The folder as a clone has it: no node_modules. npm links it and
+  // installs none of its dependencies; its postinstall installs them in
+  // the folder, from where Node resolves the link's imports.
+  const clone = path.join(dir, 'plain-clone', 'sdk', 'typescript')
+  for (const f of ['package.json', 'package-lock.json', 'README.md', 'src', 'scripts']) {
+    cpSync(path.join(sdk, f), path.join(clone, f), { recursive: true })
+  }
+  const app = project('from-folder-plain', '')
+  run('npm', [...npmInstall, clone], app)
+  assert.ok(run('ls', ['-l', path.join('node_modules', '@cablehub')], app).includes('->'))
+  check(app)
+})
+
 test('npm install <folder of a fresh clone> with install-links: the package works', async () => {
   // The folder as a clone has it: no node_modules.
   const clone = path.join(dir, 'clone', 'sdk', 'typescript')
-  for (const f of ['package.json', 'package-lock.json', 'README.md', 'src']) {
+  for (const f of ['package.json', 'package-lock.json', 'README.md', 'src', 'scripts']) {
     cpSync(path.join(sdk, f), path.join(clone, f), { recursive: true })
   }
   const app = project('from-folder', 'install-links=true\n')
