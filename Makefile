@@ -7,7 +7,7 @@ GO_PACKAGES := ./...
 # executions such as 20000x (what CI uses; see .ci/run).
 FUZZTIME ?= 30s
 
-.PHONY: all build generate breaking generated-dirs lint test test-unit test-python test-ruby test-typescript bench fuzz tools sdk-package-python
+.PHONY: all build generate breaking generated-dirs lint lint-openapi test test-unit test-python test-ruby test-typescript bench fuzz tools sdk-package-python
 
 all: lint test build
 
@@ -40,6 +40,14 @@ breaking:
 
 generated-dirs:
 	@echo $(GENERATED)
+
+# The served OpenAPI document, linted by @redocly/cli (pinned in
+# tools/redocly) with its recommended rules: warnings fail too.
+lint-openapi:
+	cd tools/redocly && npm ci --no-audit --no-fund --loglevel=error
+	@out=$$(tools/redocly/node_modules/.bin/redocly lint --extends=recommended gen/openapi/cablehub.openapi.json 2>&1); \
+	code=$$?; echo "$$out" | grep -v '║\|╔\|╚'; \
+	if [ $$code -ne 0 ] || echo "$$out" | grep -q 'You have [0-9]* warning'; then echo "redocly lint: not clean" >&2; exit 1; fi
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>/dev/null); \
@@ -99,9 +107,39 @@ sdk-package-python:
 # Debian's ruby: its ruby-grpc and ruby-google-protobuf are what a ruby
 # from a version manager earlier on PATH would not see.
 RUBY ?= /usr/bin/ruby
+# The tests start bin/cablehub, a redis-server of their own (PATH) for the
+# watch that outlives its server, and a scripted gRPC server in-process.
 test-ruby: build
 	cd sdk/ruby && CABLEHUB_BIN=$(CURDIR)/bin/cablehub $(RUBY) -Ilib -Itest \
 		-e 'Dir.glob("test/**/*_test.rb").sort.each { |f| require File.expand_path(f) }'
+
+# Every SDK's package in dist/, each with tools/sdk-version's number: the
+# npm tarball, the Python wheel and sdist, the Ruby gem. Offline but for
+# npm's registry (the TypeScript SDK's pinned dependencies).
+.PHONY: sdk-packages
+sdk-packages: sdk-package-typescript sdk-package-python sdk-package-ruby
+	@ls -1 dist/
+
+# The Ruby SDK's gem in dist/ (cablehub-<version>.gem, offline: Debian's
+# gem). It builds from a copy of sdk/ruby whose lib/cablehub/version.rb
+# carries tools/sdk-version's number, so the checkout stays as it is and
+# the installed gem's Cablehub::VERSION is its own version; RubyGems spells
+# 0.1.0-dev.N as 0.1.0.pre.dev.N. `gem install --local dist/cablehub-*.gem`.
+# GEM_DIST puts it elsewhere (the SDK's package test builds into a temporary
+# directory).
+GEM_DIST ?= $(CURDIR)/dist
+.PHONY: sdk-package-ruby
+sdk-package-ruby:
+	@set -e; \
+	version=$$(tools/sdk-version); \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cp -R sdk/ruby/cablehub.gemspec sdk/ruby/README.md sdk/ruby/lib sdk/ruby/gen "$$tmp"/; \
+	sed -i "s/^  VERSION = .*/  VERSION = \"$$version\"/" "$$tmp/lib/cablehub/version.rb"; \
+	grep -q "VERSION = \"$$version\"" "$$tmp/lib/cablehub/version.rb"; \
+	mkdir -p "$(GEM_DIST)"; rm -f "$(GEM_DIST)"/cablehub-*.gem; \
+	cd "$$tmp" && gem build --silent cablehub.gemspec; \
+	mv "$$tmp"/cablehub-*.gem "$(GEM_DIST)"/; \
+	ls "$(GEM_DIST)"/cablehub-*.gem
 
 # Every Go fuzz target (func FuzzXxx) in the module, each for FUZZTIME:
 # `go test -list` names them per package ("ok <package>" follows a
@@ -151,5 +189,14 @@ $(TS_SDK_MODULES): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
 
 generate: $(TS_SDK_MODULES)
 
+# The tests start bin/cablehub (the watch tests restart it, also on the
+# Redis broker at 127.0.0.1:6379) and install the packed tarball in a
+# temporary project (npm, from its cache or the registry).
 test-typescript: build
 	cd $(TS_SDK) && npm ci --no-audit --no-fund --loglevel=error && CABLEHUB_BIN=$(CURDIR)/bin/cablehub npm test
+
+# The TypeScript SDK's npm tarball in dist/ (cablehub-sdk-<version>.tgz,
+# version from tools/sdk-version): `npm install <that file>` in a project.
+.PHONY: sdk-package-typescript
+sdk-package-typescript:
+	$(TS_SDK)/pack.sh $(CURDIR)/dist

@@ -254,3 +254,21 @@ func TestQuickstartShowsTheServersToken(t *testing.T) {
 		t.Errorf("docs/quickstart.md does not show the token %s for --secret quickstart-secret", want)
 	}
 }
+
+// The README's layout names every package under server/, so a new one
+// cannot go unmentioned.
+func TestReadmeLayoutNamesEveryServerPackage(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(repoRoot, "server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && !strings.Contains(string(readme), "| `"+e.Name()+"` |") {
+			t.Errorf("README.md's layout does not name server/%s", e.Name())
+		}
+	}
+}

@@ -248,7 +248,7 @@ func openAPICases(main, cors, noPresence, down *server, token string) []apiCase 
 	add("POST", "/disconnect", 408, "withheld body", withheldBody(main.Main, "/api/disconnect", token))
 	add("POST", "/disconnect", 413, "body over the limit", call("POST", api(main)+"/disconnect",
 		`{"identifier":"`+strings.Repeat("x", 2048)+`"}`, auth))
-	add("POST", "/disconnect", 422, "unknown field", call("POST", api(main)+"/disconnect", `{"user":"nobody"}`, auth))
+	add("POST", "/disconnect", 422, "wrong type", call("POST", api(main)+"/disconnect", `{"identifier":"nobody","reconnect":"yes"}`, auth))
 	add("POST", "/disconnect", 501, "broker down", call("POST", api(down)+"/disconnect", `{"identifier":"nobody"}`))
 
 	const presence = "/presence/{stream}/users"
@@ -260,15 +260,85 @@ func openAPICases(main, cors, noPresence, down *server, token string) []apiCase 
 	add("GET", presence, 501, "broker without presence", call("GET", api(noPresence)+"/presence/room/users", ""))
 	add("GET", presence, 501, "broker down", call("GET", api(down)+"/presence/room/users", ""))
 
+	cases = append(cases, v2Cases(main, noPresence, down, token)...)
+
 	add("GET", "/openapi.json", 200, "no token", call("GET", api(main)+"/openapi.json", ""))
+	add("GET", "/openapi.json", 406, "Accept: text/html", call("GET", api(main)+"/openapi.json", "", "Accept: text/html"))
 	for _, p := range []struct{ doc, url string }{
 		{"/publish", "/publish"}, {"/disconnect", "/disconnect"}, {presence, "/presence/room/users"}, {"/openapi.json", "/openapi.json"},
+		{"/history/{stream}", "/history/room"}, {"/presence/{stream}/stats", "/presence/room/stats"},
+		{"/streams", "/streams"}, {"/info", "/info"}, {"/watch/{stream}", "/watch/room"},
 	} {
 		add("OPTIONS", p.doc, 200, "preflight with CORS", call("OPTIONS", api(cors)+p.url, "",
 			"Origin: http://example.com", "Access-Control-Request-Method: GET"))
-		add("OPTIONS", p.doc, 422, "without CORS", call("OPTIONS", api(main)+p.url, ""))
+		add("OPTIONS", p.doc, 405, "without CORS", call("OPTIONS", api(main)+p.url, ""))
 	}
 	return cases
+}
+
+// v2Cases are the answers of the history, stats, streams, info and watch
+// routes.
+func v2Cases(main, noPresence, down *server, token string) []apiCase {
+	api := func(s *server) string { return "http://" + s.Main + "/api" }
+	auth := "Authorization: Bearer " + token
+	var cases []apiCase
+	add := func(method, path string, status int, name string, send func(t *testing.T) exchange) {
+		cases = append(cases, apiCase{method, path, status, name, send})
+	}
+	const history = "/history/{stream}"
+	add("GET", history, 200, "all retained", call("GET", api(main)+"/history/openapi", "", auth))
+	add("GET", history, 200, "the latest one", call("GET", api(main)+"/history/openapi?limit=1", "", auth))
+	add("GET", history, 401, "no token", call("GET", api(main)+"/history/openapi", ""))
+	add("GET", history, 404, "empty stream segment", call("GET", api(main)+"/history/", "", auth))
+	add("GET", history, 409, "another epoch", call("GET", api(main)+"/history/openapi?epoch=gone&since=1", "", auth))
+	add("GET", history, 422, "since without epoch", call("GET", api(main)+"/history/openapi?since=1", "", auth))
+	add("GET", history, 501, "broker without history", call("GET", api(noPresence)+"/history/room", ""))
+	add("GET", history, 501, "broker down", call("GET", api(down)+"/history/room", ""))
+
+	const stats = "/presence/{stream}/stats"
+	add("GET", stats, 200, "a present user", call("GET", api(main)+"/presence/openapi-room/stats", "", auth))
+	add("GET", stats, 401, "no token", call("GET", api(main)+"/presence/openapi-room/stats", ""))
+	add("GET", stats, 404, "empty stream segment", call("GET", api(main)+"/presence//stats", "", auth))
+	add("GET", stats, 501, "broker without presence", call("GET", api(noPresence)+"/presence/room/stats", ""))
+	add("GET", stats, 501, "broker down", call("GET", api(down)+"/presence/room/stats", ""))
+
+	add("GET", "/streams", 200, "the streams", call("GET", api(main)+"/streams?prefix=openapi&limit=10", "", auth))
+	add("GET", "/streams", 401, "no token", call("GET", api(main)+"/streams", ""))
+	add("GET", "/streams", 422, "limit over 1000", call("GET", api(main)+"/streams?limit=5000", "", auth))
+	add("GET", "/info", 200, "the node", call("GET", api(main)+"/info", "", auth))
+	add("GET", "/info", 401, "no token", call("GET", api(main)+"/info", ""))
+
+	const watch = "/watch/{stream}"
+	add("GET", watch, 200, "live", watchCall(api(main)+"/watch/openapi", auth))
+	add("GET", watch, 401, "no token", call("GET", api(main)+"/watch/openapi", ""))
+	add("GET", watch, 404, "empty stream segment", call("GET", api(main)+"/watch/", "", auth))
+	add("GET", watch, 409, "another epoch", call("GET", api(main)+"/watch/openapi?epoch=gone&since=1", "", auth))
+	add("GET", watch, 422, "since not a number", call("GET", api(main)+"/watch/openapi?since=x", "", auth))
+	add("GET", watch, 501, "broker without history", call("GET", api(noPresence)+"/watch/room?epoch=e&since=1", ""))
+	add("GET", watch, 501, "broker down", call("GET", api(down)+"/watch/room?epoch=e&since=1", ""))
+	return cases
+}
+
+// watchCall opens a watch and takes its answer's head: the body goes on
+// as long as the watch, so it is left unread.
+func watchCall(url string, headers ...string) func(t *testing.T) exchange {
+	return func(t *testing.T) exchange {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		for _, h := range headers {
+			k, v, _ := strings.Cut(h, ": ")
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(nil))
+		return exchange{req, resp, nil}
+	}
 }
 
 // With --api_path /custom on a dedicated --api_port the document is served

@@ -117,12 +117,12 @@ func TestCheckOrder(t *testing.T) {
 		auth                     bool
 		status                   int
 	}{
-		{"GET publish, no token", "GET", "/publish", "", false, 422},
-		{"PUT publish, token", "PUT", "/publish", okPub, true, 422},
-		{"HEAD publish, no token", "HEAD", "/publish", "", false, 422},
-		{"OPTIONS publish without CORS", "OPTIONS", "/publish", "", false, 422},
-		{"DELETE presence, no token", "DELETE", "/presence/chat/users", "", false, 422},
-		{"POST presence bad path, no token", "POST", "/presence/x", "", false, 422},
+		{"GET publish, no token", "GET", "/publish", "", false, 405},
+		{"PUT publish, token", "PUT", "/publish", okPub, true, 405},
+		{"HEAD publish, no token", "HEAD", "/publish", "", false, 405},
+		{"OPTIONS publish without CORS", "OPTIONS", "/publish", "", false, 405},
+		{"DELETE presence, no token", "DELETE", "/presence/chat/users", "", false, 405},
+		{"POST presence bad path, no token", "POST", "/presence/x", "", false, 405},
 		{"malformed body, no token", "POST", "/publish", "not json", false, 401},
 		{"oversize body, no token", "POST", "/publish", big, false, 401},
 		{"oversize body, token", "POST", "/publish", big, true, 413},
@@ -132,6 +132,14 @@ func TestCheckOrder(t *testing.T) {
 		{"presence, token", "GET", "/presence/chat/users", "", true, 200},
 		{"publish trailing slash", "POST", "/publish/", okPub, true, 404},
 		{"unknown endpoint", "POST", "/nothing", okPub, true, 404},
+		{"POST history, no token", "POST", "/history/chat", okPub, false, 405},
+		{"DELETE streams, token", "DELETE", "/streams", "", true, 405},
+		{"POST info, no token", "POST", "/info", "", false, 405},
+		{"POST watch, no token", "POST", "/watch/chat", "", false, 405},
+		{"PUT stats, no token", "PUT", "/presence/chat/stats", "", false, 405},
+		{"history, no token", "GET", "/history/chat", "", false, 401},
+		{"watch, no token", "GET", "/watch/chat", "", false, 401},
+		{"streams, token", "GET", "/streams", "", true, 200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,6 +153,9 @@ func TestCheckOrder(t *testing.T) {
 			}
 			if c.status >= 400 && c.method != "HEAD" {
 				assertJSONError(t, r, c.status, "")
+			}
+			if allow := r.Header.Get("Allow"); c.status == 405 && allow != "GET" && allow != "POST" {
+				t.Errorf("Allow %q", allow)
 			}
 		})
 	}

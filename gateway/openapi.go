@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/cablehub/cablehub/server/jsonerr"
+	"google.golang.org/grpc/codes"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/cablehub/cablehub/gen/openapi"
 )
@@ -52,6 +55,11 @@ func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r.Method, "GET, HEAD", g.opts.CORS)
 		return
 	}
+	if !acceptsJSON(r.Header.Values("Accept")) {
+		jsonerr.Write(w, http.StatusNotAcceptable, codes.InvalidArgument,
+			"the document is application/json, which the Accept header does not admit")
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(g.openAPI)))
@@ -59,4 +67,37 @@ func (g *Gateway) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		w.Write(g.openAPI)
 	}
+}
+
+// acceptsJSON reports whether Accept header values admit application/json:
+// no header, or a media range application/json, application/* or */*
+// whose q is not 0.
+func acceptsJSON(values []string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			mediaType, params, _ := strings.Cut(strings.TrimSpace(item), ";")
+			switch strings.ToLower(strings.TrimSpace(mediaType)) {
+			case "application/json", "application/*", "*/*":
+				if !zeroQ(params) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// zeroQ reports whether media range parameters say q=0 (not acceptable).
+func zeroQ(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && q == 0
+		}
+	}
+	return false
 }

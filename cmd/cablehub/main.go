@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +102,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // images without curl.
 func checkHealth(cfg *config.Config, stderr io.Writer) int {
 	client := &http.Client{Timeout: 3 * time.Second}
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", cfg.Server.Port, cfg.Server.HealthPath)
+	scheme := "http"
+	if cfg.TLS.Enabled() {
+		// The server's own port on loopback: its certificate names the
+		// public host, not 127.0.0.1, and proves nothing here.
+		scheme = "https"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	url := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, cfg.Server.Port, cfg.Server.HealthPath)
 	resp, err := client.Get(url)
 	if err != nil {
 		fmt.Fprintf(stderr, "cablehub: health check: %v\n", err)

@@ -39,7 +39,6 @@ var messageFacts = map[string]restFacts{
 		fields:   map[string]func(*schema){"type": func(s *schema) { s.Const = "info" }},
 	},
 	"PresenceRecord":           {required: []string{"id"}},
-	"DisconnectRequest":        {closed: true},
 	"GetHistoryResponse":       {required: []string{"epoch", "offset", "publications", "truncated"}},
 	"HistoryPublication":       {required: []string{"offset", "data"}},
 	"GetPresenceStatsResponse": {required: []string{"users", "sessions"}},
@@ -57,15 +56,15 @@ type grpcCode struct {
 }
 
 var (
-	codeInvalidArgument   = grpcCode{3, "INVALID_ARGUMENT"}
-	codeDeadlineExceeded  = grpcCode{4, "DEADLINE_EXCEEDED"}
-	codeNotFound          = grpcCode{5, "NOT_FOUND"}
+	codeInvalidArgument    = grpcCode{3, "INVALID_ARGUMENT"}
+	codeDeadlineExceeded   = grpcCode{4, "DEADLINE_EXCEEDED"}
+	codeNotFound           = grpcCode{5, "NOT_FOUND"}
 	codeFailedPrecondition = grpcCode{9, "FAILED_PRECONDITION"}
-	codeResourceExhausted = grpcCode{8, "RESOURCE_EXHAUSTED"}
-	codeUnimplemented     = grpcCode{12, "UNIMPLEMENTED"}
-	codeInternal          = grpcCode{13, "INTERNAL"}
-	codeUnavailable       = grpcCode{14, "UNAVAILABLE"}
-	codeUnauthenticated   = grpcCode{16, "UNAUTHENTICATED"}
+	codeResourceExhausted  = grpcCode{8, "RESOURCE_EXHAUSTED"}
+	codeUnimplemented      = grpcCode{12, "UNIMPLEMENTED"}
+	codeInternal           = grpcCode{13, "INTERNAL"}
+	codeUnavailable        = grpcCode{14, "UNAVAILABLE"}
+	codeUnauthenticated    = grpcCode{16, "UNAUTHENTICATED"}
 )
 
 // errorStatus is one documented error answer of an operation.
@@ -96,7 +95,7 @@ var (
 			"the body is a remote command other than \"disconnect\". The message names the problem and, " +
 			"in a batch, the index (publications[i]). Nothing of a rejected batch is published."}
 	errInvalidDisconnect = errorStatus{status: 422, codes: []grpcCode{codeInvalidArgument},
-		description: "The body is empty or not a JSON object of the fields below (an unknown field, a wrong type)."}
+		description: "The body is empty or not a JSON object, or a field has the wrong type. Unknown fields are ignored."}
 	errPresencePath = errorStatus{status: 404, codes: []grpcCode{codeNotFound},
 		description: "The path is not {api_path}/presence/<one non-empty segment>/users (an empty " +
 			"stream segment, a raw \"/\" in it: send %2F) or has a malformed percent-escape."}
@@ -112,6 +111,8 @@ var (
 	errMethod = errorStatus{status: 405, codes: []grpcCode{codeUnimplemented}, allow: true,
 		description: "CORS is off (no --api_cors_headers), so OPTIONS is a method this route does not " +
 			"take; answered before the token is checked."}
+	errNotAcceptable = errorStatus{status: 406, codes: []grpcCode{codeInvalidArgument},
+		description: "The Accept header admits neither application/json nor any type that covers it."}
 	errStreamPath = errorStatus{status: 404, codes: []grpcCode{codeNotFound},
 		description: "The stream segment of the path is empty, holds a raw \"/\" (send %2F) or a malformed percent-escape."}
 	errInvalidQuery = errorStatus{status: 422, codes: []grpcCode{codeInvalidArgument},
@@ -124,8 +125,6 @@ var (
 	errHistoryUnavailable = errorStatus{status: 501, codes: []grpcCode{codeUnimplemented, codeUnavailable},
 		description: "UNIMPLEMENTED: the configured broker keeps no history (--broker none). " +
 			"UNAVAILABLE: the broker failed or did not answer within --publish_timeout."}
-	errClusterUnavailable = errorStatus{status: 501, codes: []grpcCode{codeUnavailable},
-		description: "The pub/sub failed to carry the query to the other nodes."}
 	errWatchUnavailable = errorStatus{status: 501, codes: []grpcCode{codeUnimplemented, codeUnavailable},
 		description: "UNIMPLEMENTED: since was given and the broker keeps no history. UNAVAILABLE: the " +
 			"pub/sub could not subscribe the node to the stream, or the broker failed."}
@@ -147,9 +146,9 @@ var operationFacts = map[string]struct {
 	"cablehub.v1.CableService.GetPresenceStats": {200, []errorStatus{
 		errUnauthorized, errPresencePath, errPresenceUnavailable}},
 	"cablehub.v1.CableService.ListStreams": {200, []errorStatus{
-		errUnauthorized, errInvalidQuery, errClusterUnavailable}},
+		errUnauthorized, errInvalidQuery}},
 	"cablehub.v1.CableService.GetInfo": {200, []errorStatus{
-		errUnauthorized, errClusterUnavailable}},
+		errUnauthorized}},
 	"cablehub.v1.CableService.Watch": {200, []errorStatus{
 		errUnauthorized, errStreamPath, errInvalidQuery, errPosition, errWatchUnavailable}},
 }
@@ -158,13 +157,18 @@ var operationFacts = map[string]struct {
 var errorSchema = &schema{
 	Type: "object",
 	Description: "The body of every REST error: the gRPC status code of the failure and a message " +
-		"naming the problem (google.rpc.Status without details).",
+		"naming the problem (google.rpc.Status without details), and for a stream position that cannot be served " +
+		"the stream's current one.",
 	Properties: &properties{
 		{"code", &schema{Type: "integer", Format: "int32", Description: "gRPC status code number: " +
 			"3 INVALID_ARGUMENT (422), 4 DEADLINE_EXCEEDED (408), 5 NOT_FOUND (404), 8 RESOURCE_EXHAUSTED (413), " +
 			"9 FAILED_PRECONDITION (409), 12 UNIMPLEMENTED (501; 405 for a method a route does not take), " +
 			"14 UNAVAILABLE (501), 13 INTERNAL (500), 16 UNAUTHENTICATED (401)."}},
 		{"message", &schema{Type: "string", Description: "What went wrong, for people; not a stable interface."}},
+		{"epoch", &schema{Type: "string", Description: "FAILED_PRECONDITION (409) of a history read or watch only: " +
+			"the stream's current epoch, from which to start over."}},
+		{"offset", &schema{Type: "integer", Format: "uint64", Minimum: intPtr(0), Description: "With epoch: the " +
+			"offset of the stream's latest publication."}},
 	},
 	Required:             []string{"code", "message"},
 	AdditionalProperties: false,
@@ -199,11 +203,7 @@ func errorResponse(e errorStatus) *response {
 	if e.position {
 		r.Content = jsonContent(&schema{AllOf: []*schema{
 			ref("Error"),
-			{Properties: &properties{
-				{"code", code},
-				{"epoch", &schema{Type: "string", Description: "The stream's current epoch."}},
-				{"offset", &schema{Type: "integer", Format: "uint64", Description: "The stream's latest offset."}},
-			}, Required: []string{"epoch", "offset"}},
+			{Properties: &properties{{"code", code}}, Required: []string{"epoch", "offset"}},
 		}})
 	}
 	return r

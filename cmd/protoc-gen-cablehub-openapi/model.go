@@ -20,9 +20,15 @@ type document struct {
 }
 
 type info struct {
-	Title       string `json:"title"`
-	Version     string `json:"version"`
-	Description string `json:"description,omitempty"`
+	Title       string   `json:"title"`
+	Version     string   `json:"version"`
+	Description string   `json:"description,omitempty"`
+	License     *license `json:"license,omitempty"`
+}
+
+type license struct {
+	Name       string `json:"name"`
+	Identifier string `json:"identifier,omitempty"`
 }
 
 type server struct {

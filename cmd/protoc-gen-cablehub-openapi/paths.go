@@ -52,6 +52,7 @@ func build(p *protogen.Plugin, rules []rule, table routes.Table) (*document, err
 			Title:       "Cablehub server API",
 			Version:     string(file.Desc.Package().Name()),
 			Description: comment(protogen.Comments(file.Desc.SourceLocations().ByPath(protoreflect.SourcePath{2}).LeadingComments)) + apiDescription,
+			License:     &license{Name: "MIT", Identifier: "MIT"},
 		},
 		Servers: []server{{URL: "/api", Description: "The default --api_path. The document served at " +
 			"{api_path}/openapi.json names the --api_path in use instead."}},
@@ -283,7 +284,14 @@ func openAPIOperation(route routes.Route) *operation {
 		Security: security(route),
 		Responses: map[string]*response{
 			"200": {Description: "The document.", Content: jsonContent(&schema{Type: "object",
+				Properties: &properties{
+					{"openapi", &schema{Type: "string", Description: "The OpenAPI version, 3.1.0."}},
+					{"info", &schema{Type: "object"}},
+					{"servers", &schema{Type: "array", Description: "One server: the --api_path in use."}},
+					{"paths", &schema{Type: "object"}},
+				},
 				Required: []string{"openapi", "info", "servers", "paths"}})},
+			"406": errorResponse(errNotAcceptable),
 		},
 	}
 }

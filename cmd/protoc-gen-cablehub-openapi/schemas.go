@@ -152,9 +152,13 @@ func comment(c protogen.Comments) string {
 	if text == "" {
 		return ""
 	}
-	lines := strings.Split(text, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimPrefix(l, " ")
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimPrefix(l, " ")
+		if strings.HasPrefix(l, "buf:lint:") {
+			continue // an instruction to buf, not documentation
+		}
+		lines = append(lines, l)
 	}
-	return strings.Join(lines, "\n")
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
 }

@@ -5,9 +5,11 @@ require_relative "lib/cablehub/version"
 Gem::Specification.new do |spec|
   spec.name = "cablehub"
   spec.version = Cablehub::VERSION
-  spec.summary = "Client for Cablehub's gRPC server API: publish, presence, disconnect"
+  spec.summary = "Client for Cablehub's gRPC server API: publish, presence, history, streams, " \
+                 "cluster info, watch, disconnect"
   spec.description = "A thin client over the generated cablehub.v1.CableService stubs, " \
-                     "so a Ruby (Rails) application can publish to Cablehub streams over gRPC."
+                     "so a Ruby (Rails) application can publish to Cablehub streams, read their " \
+                     "history and presence, and watch them live over gRPC."
   spec.authors = ["Cablehub contributors"]
   spec.license = "MIT"
   spec.required_ruby_version = ">= 3.0"
@@ -22,4 +24,7 @@ Gem::Specification.new do |spec|
   # google-protobuf 3.21 up to the last 3.x.
   spec.add_dependency "google-protobuf", ">= 3.21.12", "< 4"
   spec.add_dependency "grpc", ">= 1.51.1", "< 2"
+  # google/rpc/status_pb, to read a FAILED_PRECONDITION's StreamPosition
+  # detail (grpc depends on it too).
+  spec.add_dependency "googleapis-common-protos-types", ">= 1.0", "< 2"
 end

@@ -57,18 +57,9 @@ func (s *Service) Watch(req *cablehubv1.WatchRequest, ss grpc.ServerStreamingSer
 		return status.Error(codes.Unimplemented, "watching streams is not served here")
 	}
 	ctx := ss.Context()
-	cmd := &protocol.Command{Command: "subscribe", Identifier: watchIdentifier}
-	c := newWatchConn("", 0)
-	if req.Since != nil {
-		err := s.bounded(ctx, "history unavailable", func(ctx context.Context) error {
-			_, err := s.position(ctx, stream, req.GetEpoch(), req.GetSince())
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		c = newWatchConn(req.GetEpoch(), req.GetSince())
-		cmd.History = watchHistory(stream, req.GetEpoch(), req.GetSince())
+	c, cmd, err := s.startWatch(ctx, req)
+	if err != nil {
+		return err
 	}
 	s.gate.Serve(c, watchRequest(), node.SessionOptions{
 		Codec: watchCodec{}, Anonymous: true, Router: watchRouter(stream), PingInterval: -1,
@@ -76,7 +67,7 @@ func (s *Service) Watch(req *cablehubv1.WatchRequest, ss grpc.ServerStreamingSer
 	})
 	defer c.finish()
 	c.mu.Lock()
-	accepted := c.accepted
+	accepted := c.handle != nil
 	c.mu.Unlock()
 	if !accepted {
 		return status.Error(codes.Unavailable, "the node is not taking connections (shutting down, or at --max-conn)")
@@ -88,6 +79,35 @@ func (s *Service) Watch(req *cablehubv1.WatchRequest, ss grpc.ServerStreamingSer
 		return err
 	}
 	return c.forward(ctx, stream, ss.Send)
+}
+
+// startWatch is the connection and subscribe command of a watch. With
+// since, the publications after it are read first (a position the
+// history cannot serve fails the call) and queued; the subscription then
+// asks for history after the last of them, which the session replays
+// (what was published in between) before the live ones.
+func (s *Service) startWatch(ctx context.Context, req *cablehubv1.WatchRequest) (*watchConn, *protocol.Command, error) {
+	cmd := &protocol.Command{Command: "subscribe", Identifier: watchIdentifier}
+	if req.Since == nil {
+		return newWatchConn("", 0), cmd, nil
+	}
+	var h *node.StreamHistory
+	err := s.bounded(ctx, "history unavailable", func(ctx context.Context) (err error) {
+		h, err = s.position(ctx, req.GetStream(), req.GetEpoch(), req.GetSince())
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	c := newWatchConn(req.GetEpoch(), req.GetSince())
+	for _, p := range h.Pubs {
+		if p.Epoch == c.epoch && p.Offset > c.offset {
+			c.queue = append(c.queue, watchItem{offset: p.Offset, epoch: p.Epoch, data: p.Data})
+			c.offset = p.Offset
+		}
+	}
+	cmd.History = watchHistory(req.GetStream(), c.epoch, c.offset)
+	return c, cmd, nil
 }
 
 // waitLive waits for the subscription's confirmation.

@@ -39,8 +39,9 @@ func (q *query) add(m *message) {
 
 // ask puts a question to every node and returns the answers that came
 // back (this node's first) and the ids of the live nodes that did not
-// answer by ctx's deadline or QueryTimeout, whichever comes first. It
-// fails only when the question could not be sent.
+// answer by ctx's deadline or QueryTimeout, whichever comes first. When
+// the question cannot be sent (the pub/sub is down) no other node
+// answers: the answer is this node's, and every peer is missing.
 func (c *Cluster) ask(ctx context.Context, kind, prefix string, limit int) ([]*message, []string, error) {
 	own := c.localAnswer(kind, prefix, limit)
 	own.Node = c.id
@@ -69,11 +70,12 @@ func (c *Cluster) ask(ctx context.Context, kind, prefix string, limit int) ([]*m
 	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
 	defer cancel()
 	if err := c.send(ctx, &message{Type: "query", Node: c.id, ID: id, Kind: kind, Prefix: prefix, Limit: limit}); err != nil {
-		return nil, nil, err
-	}
-	select {
-	case <-q.done:
-	case <-ctx.Done():
+		c.log.Debug("cluster query not sent", "error", err)
+	} else {
+		select {
+		case <-q.done:
+		case <-ctx.Done():
+		}
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()

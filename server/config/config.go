@@ -312,7 +312,7 @@ func load(in Input, getenv func(string) string) (_ *Config, err error) {
 	if file != nil {
 		c.Loaded.File = file.path
 	}
-	c.Loaded.Notices = append(p.fileNotices(file), p.envNotices(in.Environ)...)
+	c.Loaded.Notices = append(append(p.argNotices(), p.fileNotices(file)...), p.envNotices(in.Environ)...)
 	given := p.snapshot()
 	if err := c.applyPresets(getenv); err != nil {
 		return nil, err

@@ -98,3 +98,27 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+// An AnyCable flag Cablehub does not support is a WARN on the command
+// line as in the environment and the file, not a refusal; bare booleans
+// are taken as AnyCable takes them; at AnyCable's default it is one INFO
+// line. A flag no one knows still fails.
+func TestAnyCableFlagsOnTheCommandLine(t *testing.T) {
+	c := mustLoad(t, "", nil, "--http_broadcast_cors", "--read_buffer_size", "4096", "--enats_debug=false", "--port", "9100")
+	got := noticeLines(c.Loaded.Notices)
+	for _, want := range []string{
+		"WARN --read_buffer_size is AnyCable's setting; Cablehub does not support it: its WebSocket buffer sizes are fixed\n",
+		"WARN --http_broadcast_cors is AnyCable's setting; Cablehub does not support it: not implemented yet\n",
+		"INFO ignored AnyCable flags that Cablehub does not have, each at a value that asks for nothing: --enats_debug\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("notices lack %q:\n%s", want, got)
+		}
+	}
+	if c.Server.Port != 9100 {
+		t.Errorf("port %d", c.Server.Port)
+	}
+	if _, err := loadWith(t, "", nil, "--http_broadcast_corz"); err == nil || !strings.Contains(err.Error(), "unknown flag --http_broadcast_corz") {
+		t.Errorf("unknown flag: %v", err)
+	}
+}

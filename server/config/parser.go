@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -88,6 +89,10 @@ type parser struct {
 	options []*option
 	// set names the flags given on the command line.
 	set map[string]bool
+	// anycableArgs holds the AnyCable flags Cablehub does not support that
+	// the command line gave, by name: they are noticed (argNotices) as
+	// the same settings are in the environment and the file, not refused.
+	anycableArgs map[string]string
 	// The configuration file switches: flags only, like AnyCable's.
 	configPath   string
 	ignoreConfig bool
@@ -128,6 +133,7 @@ func (p *parser) parseArgs(args []string, out io.Writer) error {
 			return ErrHelp
 		}
 	}
+	p.acceptAnyCableFlags()
 	if err := p.fs.Parse(args); err != nil {
 		return p.explain(err)
 	}
@@ -139,6 +145,57 @@ func (p *parser) parseArgs(args []string, out io.Writer) error {
 		return errors.New("flag --config-path needs a file path")
 	}
 	return nil
+}
+
+// anycableArg takes the value of an AnyCable flag Cablehub does not
+// support.
+type anycableArg struct {
+	p       *parser
+	name    string
+	boolean bool
+}
+
+func (a anycableArg) String() string   { return "" }
+func (a anycableArg) IsBoolFlag() bool { return a.boolean }
+func (a anycableArg) Set(v string) error {
+	a.p.anycableArgs[a.name] = v
+	return nil
+}
+
+// acceptAnyCableFlags defines AnyCable's flags that Cablehub has no
+// setting for, so a command line written for AnyCable starts with a
+// warning naming them rather than failing; a boolean one (AnyCable's
+// default true or false) may be given bare, as AnyCable takes it.
+func (p *parser) acceptAnyCableFlags() {
+	p.anycableArgs = map[string]string{}
+	for _, s := range anycableSettings() {
+		if s.flag == "" || p.fs.Lookup(s.flag) != nil {
+			continue
+		}
+		boolean := slices.Contains(s.defaults, "false") || slices.Contains(s.defaults, "true")
+		p.fs.Var(anycableArg{p, s.flag, boolean}, s.flag, "")
+	}
+}
+
+// argNotices names the AnyCable flags of the command line that Cablehub
+// does not support, as envNotices names their variables.
+func (p *parser) argNotices() []Notice {
+	var out []Notice
+	var atDefault []string
+	for _, s := range anycableSettings() {
+		v, ok := p.anycableArgs[s.flag]
+		switch {
+		case !ok || s.flag == "":
+		case slices.Contains(s.defaults, v):
+			atDefault = append(atDefault, "--"+s.flag)
+		default:
+			out = append(out, warnf("--%s is AnyCable's setting; Cablehub does not support it: %s", s.flag, s.why))
+		}
+	}
+	if len(atDefault) > 0 {
+		out = append(out, infof("ignored AnyCable flags that Cablehub does not have, each at a value that asks for nothing: %s", strings.Join(atDefault, ", ")))
+	}
+	return out
 }
 
 // apply gives every setting not set on the command line its value from
@@ -217,6 +274,10 @@ func (p *parser) usage(out io.Writer) {
 	fmt.Fprintln(out, "  --config-path PATH\n      read this TOML file (default: ./anycable.toml, else /etc/anycable/anycable.toml, if there)")
 	fmt.Fprintln(out, "  --ignore-config-path\n      read no configuration file")
 	fmt.Fprintln(out, "  --print-config[=secrets]\n      print the effective configuration as TOML and exit (secrets masked unless =secrets)")
+	fmt.Fprintln(out, "\nCommands (no environment variables):")
+	fmt.Fprintln(out, "  --version, -v\n      print the version and exit")
+	fmt.Fprintln(out, "  --healthcheck\n      with the same flags, variables and file as the server: ask its /health (on --health_path, over TLS")
+	fmt.Fprintln(out, "      when --ssl_cert is set) and exit 0 when it answers 200, 1 otherwise; for container health checks")
 	var groups []string
 	byGroup := map[string][]*option{}
 	for _, o := range p.options {

@@ -53,6 +53,25 @@ const RedisEscape = "cablehub:stream:"
 // one.
 type RedisNames struct {
 	reserved map[string]bool
+	// cluster is the node messages' channel (ClusterChannel, scoped).
+	cluster string
+}
+
+// WithClusterScope scopes the channel of the nodes' messages (announces
+// and queries) to scope, e.g. a Redis database: Redis pub/sub channels
+// are shared by every database of a server, while deployments on
+// different databases are different clusters.
+func (n RedisNames) WithClusterScope(scope string) RedisNames {
+	n.cluster = ClusterChannel + ":" + scope
+	return n
+}
+
+// ClusterChannel is the channel of the nodes' messages.
+func (n RedisNames) ClusterChannel() string {
+	if n.cluster == "" {
+		return ClusterChannel
+	}
+	return n.cluster
 }
 
 // NewRedisNames returns the naming that keeps streams off reserved, the
@@ -81,7 +100,7 @@ func (n RedisNames) Channel(stream string) string {
 // stream channels with names. It subscribes to the internal channel at
 // once; a Redis that is down is retried in the background.
 func NewRedis(ctx context.Context, client redis.UniversalClient, names RedisNames, h Handler, log *slog.Logger) *Redis {
-	return &Redis{client: client, ps: client.Subscribe(ctx, InternalChannel, ClusterChannel), names: names, h: h, log: log,
+	return &Redis{client: client, ps: client.Subscribe(ctx, InternalChannel, names.ClusterChannel()), names: names, h: h, log: log,
 		confirmations: map[string][]*confirmation{}}
 }
 
@@ -129,7 +148,7 @@ func (r *Redis) Run(ctx context.Context) {
 }
 
 func (r *Redis) dispatch(channel string, payload []byte) {
-	if channel == ClusterChannel {
+	if channel == r.names.ClusterChannel() {
 		r.h.HandleCluster(payload)
 		return
 	}
@@ -168,7 +187,7 @@ func (r *Redis) PublishCommand(ctx context.Context, c *Command) error {
 
 // PublishCluster sends payload to every node's HandleCluster.
 func (r *Redis) PublishCluster(ctx context.Context, payload []byte) error {
-	return r.client.Publish(ctx, ClusterChannel, payload).Err()
+	return r.client.Publish(ctx, r.names.ClusterChannel(), payload).Err()
 }
 
 // Subscribe notes a local subscription to stream; the first one subscribes

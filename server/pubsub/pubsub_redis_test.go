@@ -71,11 +71,6 @@ func (h *handler) counts() (int, int) {
 	return len(h.pubs), len(h.commands)
 }
 
-func testRedisPubSub(t *testing.T) (*Redis, *handler, *redis.Client) {
-	t.Helper()
-	return testRedisPubSubNamed(t, NewRedisNames("__anycable__"))
-}
-
 func testRedisPubSubNamed(t *testing.T, names RedisNames) (*Redis, *handler, *redis.Client) {
 	t.Helper()
 	if testing.Short() {

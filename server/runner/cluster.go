@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -212,7 +213,11 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (cl
 		if err := d.newRedis(cfg); err != nil {
 			return nil, err
 		}
-		return pubsub.NewRedis(context.Background(), d.redis, redisNames(cfg), n, log), nil
+		names := redisNames(cfg)
+		if c, ok := d.redis.(*redis.Client); ok {
+			names = names.WithClusterScope("db" + strconv.Itoa(c.Options().DB))
+		}
+		return pubsub.NewRedis(context.Background(), d.redis, names, n, log), nil
 	case "nats":
 		conn, err := d.newNATS(cfg, log)
 		if err != nil {

@@ -25,6 +25,11 @@ func TestAPIRequestLabels(t *testing.T) {
 		{"GET", "/presence/a/b/users", ""},
 		{"GET", "/openapi.json", ""},
 		{"GET", "/nope", ""},
+		{"GET", "/history/chat", ""},
+		{"GET", "/presence/chat/stats", ""},
+		{"GET", "/streams", ""},
+		{"GET", "/info", ""},
+		{"POST", "/info", ""},
 	}
 	for _, q := range requests {
 		req, err := http.NewRequest(q.method, api+q.path, strings.NewReader(q.body))
@@ -51,13 +56,18 @@ func TestAPIRequestLabels(t *testing.T) {
 		return got
 	}
 	want := []string{
+		`cablehub_api_requests_total{code="200",route="info"} 1`,
 		`cablehub_api_requests_total{code="200",route="other"} 1`,
+		`cablehub_api_requests_total{code="200",route="streams"} 1`,
 		`cablehub_api_requests_total{code="201",route="disconnect"} 2`,
 		`cablehub_api_requests_total{code="201",route="publish"} 1`,
 		`cablehub_api_requests_total{code="404",route="other"} 1`,
 		`cablehub_api_requests_total{code="404",route="presence"} 1`,
-		`cablehub_api_requests_total{code="422",route="publish"} 1`,
+		`cablehub_api_requests_total{code="405",route="info"} 1`,
+		`cablehub_api_requests_total{code="405",route="publish"} 1`,
+		`cablehub_api_requests_total{code="501",route="history"} 1`,
 		`cablehub_api_requests_total{code="501",route="presence"} 1`,
+		`cablehub_api_requests_total{code="501",route="presence_stats"} 1`,
 	}
 	got := scrape()
 	for deadline := time.Now().Add(5 * time.Second); strings.Join(got, "\n") != strings.Join(want, "\n") && time.Now().Before(deadline); got = scrape() {

@@ -111,6 +111,9 @@ type CableServiceClient interface {
 	// REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
 	// one StreamPublication object per line (an error ends the answer with a
 	// line {"error":{"code":…,"message":…}}).
+	//
+	// Each message is one publication, hence its name.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamPublication], error)
 }
 
@@ -286,6 +289,9 @@ type CableServiceServer interface {
 	// REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
 	// one StreamPublication object per line (an error ends the answer with a
 	// line {"error":{"code":…,"message":…}}).
+	//
+	// Each message is one publication, hence its name.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	Watch(*WatchRequest, grpc.ServerStreamingServer[StreamPublication]) error
 	mustEmbedUnimplementedCableServiceServer()
 }

@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
 # Cablehub's Ruby SDK: a thin client for the server API (publish, presence,
-# disconnect) over gRPC. See Cablehub::Client.
+# history, streams, cluster info, watch, disconnect) over gRPC. See
+# Cablehub::Client.
 
 # The generated stubs live in gen/ and require each other by their proto
 # path ("cablehub/v1/cable_pb"). The gemspec puts gen/ on the load path; this
@@ -14,4 +15,6 @@ require "cablehub/v1/cable_services_pb"
 require "cablehub/version"
 require "cablehub/error"
 require "cablehub/presence"
+require "cablehub/results"
+require "cablehub/address"
 require "cablehub/client"

@@ -7,8 +7,10 @@ require "test_helper"
 class ClientTest < Minitest::Test
   include TestHelper
 
+  HISTORY_LIMIT = 10
+
   def self.server
-    @server ||= TestServer.start("--secret", SECRET, "--public").tap do |s|
+    @server ||= TestServer.start("--secret", SECRET, "--public", "--history_limit", HISTORY_LIMIT.to_s).tap do |s|
       Minitest.after_run { s.stop }
     end
   end
@@ -132,15 +134,30 @@ class ClientTest < Minitest::Test
     assert_equal [1000, "Closed remotely"], other.receive_close
   end
 
-  def test_wrong_secret_is_unauthenticated
+  # Every call, each with a valid argument, as [name, lambda].
+  def every_call(client)
+    [
+      [:publish, -> { client.publish("s", "x") }],
+      [:publish_batch, -> { client.publish_batch([{ stream: "s", data: "x" }]) }],
+      [:presence, -> { client.presence("s") }],
+      [:presence_stats, -> { client.presence_stats("s") }],
+      [:history, -> { client.history("s") }],
+      [:list_streams, -> { client.list_streams }],
+      [:info, -> { client.info }],
+      [:disconnect, -> { client.disconnect("s") }],
+      [:watch, -> { client.watch("s") { flunk "a publication arrived" } }],
+      [:watch_enumerator, -> { client.watch("s").first }]
+    ]
+  end
+
+  def test_wrong_secret_is_an_auth_error
     client = Cablehub::Client.new(self.class.server.grpc_addr, secret: "wrong")
-    %i[publish presence disconnect].each do |call|
-      error = assert_raises(Cablehub::Error) do
-        call == :publish ? client.publish("s", "x") : client.public_send(call, "s")
-      end
-      assert_equal GRPC::Core::StatusCodes::UNAUTHENTICATED, error.code
-      assert_equal 16, error.code
-      assert_match(/API token/, error.message)
+    every_call(client).each do |name, call|
+      error = assert_raises(Cablehub::AuthError, name.to_s) { call.call }
+      assert_kind_of Cablehub::Error, error
+      assert_equal GRPC::Core::StatusCodes::UNAUTHENTICATED, error.code, name
+      assert_equal "UNAUTHENTICATED", error.code_name
+      assert_match(/API token/, error.message, name)
     end
   ensure
     client&.close
@@ -148,7 +165,7 @@ class ClientTest < Minitest::Test
 
   def test_no_credentials_is_unauthenticated
     client = Cablehub::Client.new(self.class.server.grpc_addr)
-    error = assert_raises(Cablehub::Error) { client.publish("s", "x") }
+    error = assert_raises(Cablehub::AuthError) { client.publish("s", "x") }
     assert_equal GRPC::Core::StatusCodes::UNAUTHENTICATED, error.code
   ensure
     client&.close
@@ -162,7 +179,7 @@ class ClientTest < Minitest::Test
     assert_equal frame("api-secret", '"ok"', 1), ws.receive
 
     wrong = Cablehub::Client.new(self.class.server.grpc_addr, api_secret: SECRET)
-    error = assert_raises(Cablehub::Error) { wrong.publish("api-secret", '"no"') }
+    error = assert_raises(Cablehub::AuthError) { wrong.publish("api-secret", '"no"') }
     assert_equal GRPC::Core::StatusCodes::UNAUTHENTICATED, error.code
   ensure
     client&.close
@@ -170,26 +187,155 @@ class ClientTest < Minitest::Test
   end
 
   def test_invalid_publish_is_invalid_argument
-    error = assert_raises(Cablehub::Error) { @client.publish("", "x") }
+    error = assert_raises(Cablehub::InvalidArgumentError) { @client.publish("", "x") }
     assert_equal GRPC::Core::StatusCodes::INVALID_ARGUMENT, error.code
     assert_equal "stream is required", error.message
 
     # One invalid publication rejects the whole batch: nothing is delivered.
     ws = subscriber("all-or-nothing")
-    error = assert_raises(Cablehub::Error) do
+    error = assert_raises(Cablehub::InvalidArgumentError) do
       @client.publish_batch([{ stream: "all-or-nothing", data: '"first"' }, { stream: "", data: "x" }])
     end
     assert_equal GRPC::Core::StatusCodes::INVALID_ARGUMENT, error.code
     @client.publish("all-or-nothing", '"after"')
     assert_equal frame("all-or-nothing", '"after"', 1), ws.receive
 
-    error = assert_raises(Cablehub::Error) { @client.publish_batch([]) }
+    error = assert_raises(Cablehub::InvalidArgumentError) { @client.publish_batch([]) }
     assert_equal GRPC::Core::StatusCodes::INVALID_ARGUMENT, error.code
   end
 
-  def test_closed_client_raises_cancelled
-    @client.close
-    error = assert_raises(Cablehub::Error) { @client.presence("s") }
-    assert_equal GRPC::Core::StatusCodes::CANCELLED, error.code
+  def test_empty_stream_is_an_invalid_argument
+    {
+      presence_stats: -> { @client.presence_stats("") },
+      history: -> { @client.history("") },
+      watch: -> { @client.watch("") { flunk "a publication arrived" } }
+    }.each do |name, call|
+      error = assert_raises(Cablehub::InvalidArgumentError, name.to_s) { call.call }
+      assert_equal GRPC::Core::StatusCodes::INVALID_ARGUMENT, error.code, name
+      assert_equal "stream is required", error.message, name
+    end
+  end
+
+  def test_since_needs_an_epoch
+    [-> { @client.history("s", since: 0) }, -> { @client.watch("s", since: 0) { flunk "a publication arrived" } }]
+      .each do |call|
+      error = assert_raises(Cablehub::InvalidArgumentError) { call.call }
+      assert_equal "epoch is required with since", error.message
+    end
+  end
+
+  def test_idempotency_key_delivers_once
+    ws = subscriber("idem")
+    @client.publish("idem", '{"n":1}', idempotency_key: "order-17")
+    @client.publish("idem", '{"n":1}', idempotency_key: "order-17") # a retry: accepted, not delivered again
+    @client.publish_batch([{ stream: "idem", data: '{"n":1}', idempotency_key: "order-17" },
+                           { stream: "idem", data: '{"n":2}', idempotency_key: "order-18" }])
+    # The same key on another stream is another publication.
+    @client.publish("idem-other", '{"n":1}', idempotency_key: "order-17")
+    assert_equal frame("idem", '{"n":1}', 1), ws.receive
+    assert_equal frame("idem", '{"n":2}', 2), ws.receive
+    assert_equal [[1, '{"n":1}'], [2, '{"n":2}']], @client.history("idem").publications.map(&:to_a)
+    assert_equal 1, @client.history("idem-other").offset
+
+    error = assert_raises(Cablehub::InvalidArgumentError) { @client.publish("idem", "x", idempotency_key: "k" * 129) }
+    assert_match(/idempotency_key/, error.message)
+  end
+
+  def test_presence_stats_count_users_and_sessions
+    %w[ann ann bob].each do |id| # ann joins from two sessions
+      subscriber("stats").send_json(command: "join", identifier: pubsub("stats"), presence: { id: id })
+    end
+    stats = eventually("3 sessions of 2 users") { @client.presence_stats("stats").then { |s| s if s.sessions == 3 } }
+    assert_equal Cablehub::PresenceStats.new(2, 3), stats
+    assert_equal Cablehub::PresenceStats.new(0, 0), @client.presence_stats("stats-nobody")
+  end
+
+  def test_history_reads_publications_oldest_first
+    epoch = self.class.server.epoch
+    @client.publish("hist", '{"n":1}')
+    @client.publish("hist", "plain")
+    @client.publish("hist", '{"n":2}', transient: true) # not kept
+    @client.publish("hist", { n: 3 })
+
+    history = @client.history("hist")
+    assert_equal Cablehub::History.new(epoch, 3, [Cablehub::HistoryPublication.new(1, '{"n":1}'),
+                                                  Cablehub::HistoryPublication.new(2, "plain"),
+                                                  Cablehub::HistoryPublication.new(3, '{"n":3}')], false), history
+    assert_equal [2, 3], @client.history("hist", limit: 2).publications.map(&:offset), "the latest 2"
+    assert_equal [2, 3], @client.history("hist", epoch: epoch, since: 1).publications.map(&:offset)
+    assert_equal [2], @client.history("hist", epoch: epoch, since: 1, limit: 1).publications.map(&:offset)
+    assert_equal [], @client.history("hist", epoch: epoch, since: 3).publications
+
+    assert_equal Cablehub::History.new("", 0, [], false), @client.history("hist-never-published")
+  end
+
+  def test_history_from_a_lost_position_is_a_position_error
+    epoch = self.class.server.epoch
+    @client.publish("lost", '"one"')
+    error = assert_raises(Cablehub::PositionError) { @client.history("lost", epoch: "stale-epoch", since: 0) }
+    assert_equal GRPC::Core::StatusCodes::FAILED_PRECONDITION, error.code
+    assert_equal "FAILED_PRECONDITION", error.code_name
+    assert_equal [epoch, 1], [error.epoch, error.offset]
+
+    # Evicted: history keeps the last HISTORY_LIMIT publications only.
+    (HISTORY_LIMIT + 2).times { |i| @client.publish("lost", JSON.generate(i)) }
+    error = assert_raises(Cablehub::PositionError) { @client.history("lost", epoch: epoch, since: 1) }
+    assert_equal [epoch, HISTORY_LIMIT + 3], [error.epoch, error.offset]
+    assert_equal HISTORY_LIMIT, @client.history("lost").publications.size
+  end
+
+  def test_list_streams_counts_subscribers
+    2.times { subscriber("ls/a") }
+    subscriber("ls/b")
+    subscriber("not-ls")
+    want = [Cablehub::StreamInfo.new("ls/a", 2), Cablehub::StreamInfo.new("ls/b", 1)]
+    list = eventually("the ls/ streams") { @client.list_streams(prefix: "ls/").then { |l| l if l.streams == want } }
+    assert_equal Cablehub::StreamList.new(want, [], false), list
+
+    assert_equal Cablehub::StreamList.new(want.first(1), [], true), @client.list_streams(prefix: "ls/", limit: 1)
+    assert_equal Cablehub::StreamList.new([], [], false), @client.list_streams(prefix: "nothing-like-this/")
+    assert_includes @client.list_streams.streams.map(&:name), "not-ls"
+
+    error = assert_raises(Cablehub::InvalidArgumentError) { @client.list_streams(limit: 1001) }
+    assert_equal GRPC::Core::StatusCodes::INVALID_ARGUMENT, error.code
+  end
+
+  def test_info_describes_this_node
+    2.times { subscriber("info-a") }
+    subscriber("info-b")
+    info = eventually("the node counting this test's clients") do
+      @client.info.then { |i| i if i.nodes.first && i.nodes.first.subscriptions >= 3 }
+    end
+    assert_equal [], info.unavailable_nodes
+    assert_equal 1, info.nodes.size
+    node = info.nodes.first
+    assert_kind_of Cablehub::NodeInfo, node
+    refute_empty node.id
+    assert_equal `#{TestServer::BINARY} --version`.split.last, node.version
+    assert_operator node.uptime_seconds, :>=, 0
+    assert_operator node.connections, :>=, 3
+    assert_operator node.streams, :>=, 2
+  end
+
+  def test_http_address
+    ws = subscriber("http-address")
+    client = Cablehub::Client.new("http://#{self.class.server.grpc_addr}", secret: SECRET)
+    client.publish("http-address", '"plain h2c"')
+    assert_equal frame("http-address", '"plain h2c"', 1), ws.receive
+    assert_equal 1, client.history("http-address").offset
+  ensure
+    client&.close
+  end
+
+  def test_calls_after_close_raise_closed_error
+    assert_nil @client.close
+    assert_nil @client.close, "closing twice is fine"
+    assert @client.closed?
+    every_call(@client).each do |name, call|
+      error = assert_raises(Cablehub::ClosedError, name.to_s) { call.call }
+      assert_kind_of Cablehub::Error, error
+      assert_equal "client is closed", error.message
+      assert_equal GRPC::Core::StatusCodes::CANCELLED, error.code
+    end
   end
 end

@@ -3,6 +3,7 @@
 require "minitest/autorun"
 require "base64"
 require "openssl"
+require "timeout"
 require "cablehub"
 require "support/server"
 require "support/ws_client"

@@ -5,7 +5,8 @@ require "fileutils"
 require "tmpdir"
 require "open3"
 
-# Cablehub::Client's credentials: option against a server with --ssl_cert
+# Cablehub::Client's TLS (https:// addresses, root_certificates:,
+# credentials:) against a server with --ssl_cert
 # and --ssl_key (a CA and a certificate made with openssl for the test).
 class TLSTest < Minitest::Test
   include TestHelper
@@ -41,9 +42,40 @@ class TLSTest < Minitest::Test
     client&.close
   end
 
+  def test_https_address_with_root_certificates
+    ca = File.read(File.join(@dir, "ca.crt"))
+    client = Cablehub::Client.new("https://#{@server.grpc_addr}", secret: SECRET, root_certificates: ca)
+    live = Queue.new
+    watch = Thread.new do
+      Thread.current.report_on_exception = false
+      client.watch("rb-https", on_live: -> { live << true }).first
+    end
+    Timeout.timeout(5) { live.pop }
+    client.publish("rb-https", '{"over":"https"}')
+    assert_equal Cablehub::StreamPublication.new("rb-https", @server.epoch, 1, '{"over":"https"}'), watch.value
+    assert_equal 1, client.history("rb-https").offset
+
+    # root_certificates with host:port turns TLS on too.
+    other = Cablehub::Client.new(@server.grpc_addr, secret: SECRET, root_certificates: ca)
+    assert_equal 1, other.history("rb-https").offset
+  ensure
+    client&.close
+    other&.close
+    watch&.join(5)
+  end
+
+  def test_https_address_without_the_ca_fails
+    # The system's roots do not hold the test's CA.
+    client = Cablehub::Client.new("https://#{@server.grpc_addr}", secret: SECRET, timeout: 2)
+    error = assert_raises(Cablehub::UnavailableError) { client.publish("rb-tls", "x") }
+    assert_equal GRPC::Core::StatusCodes::UNAVAILABLE, error.code
+  ensure
+    client&.close
+  end
+
   def test_plaintext_client_fails
     client = Cablehub::Client.new(@server.grpc_addr, secret: SECRET, timeout: 2)
-    error = assert_raises(Cablehub::Error) { client.publish("rb-tls", "x") }
+    error = assert_raises(Cablehub::UnavailableError) { client.publish("rb-tls", "x") }
     assert_equal GRPC::Core::StatusCodes::UNAVAILABLE, error.code
   ensure
     client&.close

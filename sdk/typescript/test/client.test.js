@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createClient } from '../src/index.js'
-import { Cable, SECRET, jwt, startServer, waitFor } from './helpers.js'
+import { Cable, SECRET, binaryVersion, jwt, startServer, waitFor } from './helpers.js'
 
 let server
 let client
@@ -11,7 +11,7 @@ const cables = []
 
 before(async () => {
   server = await startServer()
-  client = createClient({ url: server.grpcAddr, secret: SECRET })
+  client = createClient({ address: server.grpcAddr, secret: SECRET })
 })
 
 after(async () => {
@@ -139,14 +139,142 @@ test('disconnect with reconnect: true tells the client to reconnect', async () =
   assert.equal(await target.closed, 1000)
 })
 
-test('url may be a bare host:port or an http:// URL', async () => {
+test('the address may be host:port or http://host:port; url is its older name', async () => {
   const cable = await connect()
   await cable.subscribe('urls')
-  const viaHttp = createClient({ url: 'http://' + server.grpcAddr, secret: SECRET })
-  try {
-    await viaHttp.publish('urls', '"http"')
-  } finally {
-    viaHttp.close()
+  for (const options of [{ address: 'http://' + server.grpcAddr }, { url: server.grpcAddr }, { url: `http://${server.grpcAddr}/` }]) {
+    const c = createClient({ ...options, secret: SECRET })
+    try {
+      await c.publish('urls', JSON.stringify(options))
+    } finally {
+      c.close()
+    }
+    assert.deepEqual((await cable.next()).message, options)
   }
-  assert.deepEqual((await cable.next()).message, 'http')
+})
+
+test('idempotencyKey: the same key on the same stream is delivered and stored once', async () => {
+  const cable = await connect()
+  await cable.subscribe('idem')
+  await client.publish('idem', '{"n":1}', { idempotencyKey: 'key-1' })
+  await client.publish('idem', '{"n":1}', { idempotencyKey: 'key-1' })
+  await client.publish('idem', '{"n":2}', { idempotencyKey: 'key-2' })
+  await client.publish('idem', '{"n":3}')
+  // Frames come in publish order: the retry would be the second.
+  assert.equal(await cable.nextRaw(), stored('idem', '{"n":1}', 1))
+  assert.equal(await cable.nextRaw(), stored('idem', '{"n":2}', 2))
+  assert.equal(await cable.nextRaw(), stored('idem', '{"n":3}', 3))
+  const history = await client.history('idem')
+  assert.deepEqual(history.publications.map(p => p.data), ['{"n":1}', '{"n":2}', '{"n":3}'])
+
+  // The scope is the stream: the same key elsewhere is another publication.
+  await client.publish('idem-other', '"x"', { idempotencyKey: 'key-1' })
+  assert.equal((await client.history('idem-other')).publications.length, 1)
+})
+
+test('publishBatch carries each publication\'s idempotencyKey: a repeated batch is a no-op', async () => {
+  const batch = [
+    { stream: 'idem-batch', data: '"a"', idempotencyKey: 'batch-a' },
+    { stream: 'idem-batch', data: '"b"', idempotencyKey: 'batch-b' }
+  ]
+  await client.publishBatch(batch)
+  await client.publishBatch(batch)
+  await client.publishBatch([...batch, { stream: 'idem-batch', data: '"c"', idempotencyKey: 'batch-c' }])
+  const history = await client.history('idem-batch')
+  assert.deepEqual(history.publications, [{ offset: 1, data: '"a"' }, { offset: 2, data: '"b"' }, { offset: 3, data: '"c"' }])
+})
+
+test('presenceStats counts unique ids and joined sessions', async () => {
+  assert.deepEqual(await client.presenceStats('stats'), { users: 0, sessions: 0 })
+  const join = async (id) => {
+    const cable = await connect()
+    const identifier = await cable.subscribe('stats')
+    cable.send({ command: 'join', identifier, presence: { id, info: { id } } })
+  }
+  await join('ann')
+  await join('ann') // a second tab of the same user
+  await join('bob')
+  let got
+  await waitFor('three sessions', async () => (got = await client.presenceStats('stats')).sessions === 3)
+  assert.deepEqual(got, { users: 2, sessions: 3 })
+})
+
+test('history: everything retained, the latest, after a position, and an unknown stream', async () => {
+  for (let n = 1; n <= 5; n++) await client.publish('hist', JSON.stringify({ n }))
+  await client.publish('hist', '"not kept"', { transient: true })
+  const pubs = n => ({ offset: n, data: JSON.stringify({ n }) })
+  const all = await client.history('hist')
+  assert.deepEqual(all, { epoch: server.epoch, offset: 5, publications: [1, 2, 3, 4, 5].map(pubs), truncated: false })
+  assert.deepEqual((await client.history('hist', { limit: 2 })).publications, [4, 5].map(pubs))
+  assert.deepEqual((await client.history('hist', { epoch: all.epoch, since: 2 })).publications, [3, 4, 5].map(pubs))
+  assert.deepEqual((await client.history('hist', { epoch: all.epoch, since: 2n, limit: 1 })).publications, [3].map(pubs))
+  assert.deepEqual((await client.history('hist', { epoch: all.epoch, since: 5 })).publications, [])
+  assert.deepEqual(await client.history('hist-never'), { epoch: '', offset: 0, publications: [], truncated: false })
+})
+
+test('listStreams: streams with subscribers, their counts, by prefix, limited', async () => {
+  const a1 = await connect()
+  const a2 = await connect()
+  await a1.subscribe('ls/a')
+  await a2.subscribe('ls/a')
+  await a1.subscribe('ls/b')
+  await a1.subscribe('other-ls')
+  assert.deepEqual(await client.listStreams({ prefix: 'ls/' }), {
+    streams: [{ name: 'ls/a', subscribers: 2 }, { name: 'ls/b', subscribers: 1 }],
+    unavailableNodes: [],
+    truncated: false
+  })
+  assert.deepEqual(await client.listStreams({ prefix: 'ls/', limit: 1 }), {
+    streams: [{ name: 'ls/a', subscribers: 2 }],
+    unavailableNodes: [],
+    truncated: true
+  })
+  const all = await client.listStreams()
+  assert.ok(all.streams.some(s => s.name === 'other-ls' && s.subscribers === 1), JSON.stringify(all))
+  assert.deepEqual(all.streams.map(s => s.name), all.streams.map(s => s.name).sort())
+  a2.close()
+  await waitFor('ls/a down to one subscriber', async () =>
+    (await client.listStreams({ prefix: 'ls/a' })).streams[0]?.subscribers === 1)
+})
+
+test('info describes the one node: version, uptime, connections, subscriptions, streams', async () => {
+  const before = await client.info()
+  assert.equal(before.nodes.length, 1)
+  assert.deepEqual(before.unavailableNodes, [])
+  const node = before.nodes[0]
+  assert.match(node.id, /.+/)
+  assert.ok(binaryVersion().includes(node.version), `version ${node.version} not in: ${binaryVersion()}`)
+  assert.ok(node.uptimeSeconds >= 0)
+
+  const c1 = await connect()
+  const c2 = await connect()
+  await c1.subscribe('info-new')
+  await c2.subscribe('info-new')
+  let now
+  await waitFor('the two connections and subscriptions counted', async () => {
+    now = (await client.info()).nodes[0]
+    return now.connections === node.connections + 2 && now.subscriptions === node.subscriptions + 2
+  })
+  assert.equal(now.id, node.id)
+  assert.equal(now.streams, node.streams + 1)
+})
+
+test('many calls and watches at once: all answered, no listener-leak warning', async () => {
+  const warnings = []
+  const onWarning = w => warnings.push(w)
+  process.on('warning', onWarning)
+  const watches = Array.from({ length: 15 }, () => client.watch('many'))
+  try {
+    await Promise.all(watches.map(w => w.ready))
+    await Promise.all(Array.from({ length: 40 }, (_, i) => client.publish('many', String(i))))
+    assert.equal((await client.history('many')).offset, 40)
+    const firsts = await Promise.all(watches.map(w => w[Symbol.asyncIterator]().next()))
+    assert.ok(firsts.every(r => !r.done && r.value.offset === 1), JSON.stringify(firsts[0]))
+  } finally {
+    for (const w of watches) w.close()
+    process.off('warning', onWarning)
+  }
+  // Warnings are emitted on the next tick.
+  await new Promise(resolve => setImmediate(resolve))
+  assert.deepEqual(warnings.map(w => w.name), [])
 })

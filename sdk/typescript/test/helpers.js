@@ -1,6 +1,7 @@
 // Test helpers: the built cablehub binary on a random port, and a raw
 // WebSocket client that records every frame it receives.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import net from 'node:net'
 import { createHmac } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -12,17 +13,39 @@ const binary = process.env.CABLEHUB_BIN || path.join(here, '..', '..', '..', 'bi
 /** SECRET is the --secret every test server runs with. */
 export const SECRET = 'sdk-test-secret'
 
+/** binaryVersion is what the server binary's --version prints. */
+export function binaryVersion() {
+  return execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim()
+}
+
 /**
- * startServer runs cablehub on 127.0.0.1:0 with --secret SECRET --public
- * plus `args`, and resolves once it logged its last startup line (health),
- * with the gRPC address, the WebSocket URL and the broker's epoch it logged.
+ * freePort finds a TCP port free on 127.0.0.1 now, for a server that has
+ * to come back on the same address after a restart.
  */
-export function startServer(args = []) {
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * startServer runs cablehub on 127.0.0.1 (port `port`, a random one by
+ * default) with --secret SECRET --public plus `args`, and resolves once it
+ * logged its last startup line (health), with the gRPC address, the
+ * WebSocket URL and the broker's epoch it logged. stop() ends it with
+ * SIGTERM, kill() with SIGKILL.
+ */
+export function startServer(args = [], { port = 0 } = {}) {
   return new Promise((resolve, reject) => {
     // ANYCABLE_* variables configure the server too; keep the test's flags
     // the only configuration.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ANYCABLE_') && k !== 'PORT'))
-    const argv = ['--host', '127.0.0.1', '--port', '0', '--secret', SECRET, '--public', ...args]
+    const argv = ['--host', '127.0.0.1', '--port', String(port), '--secret', SECRET, '--public', ...args]
     const proc = spawn(binary, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
     // However this test process ends, the server must not outlive it.
     const reap = () => proc.kill('SIGKILL')
@@ -37,11 +60,13 @@ export function startServer(args = []) {
       const grpc = logs.match(/Handle gRPC API requests at (\S+) /)
       const ws = logs.match(/clients connect to (wss?:\/\/\S+?)\)/)
       const epoch = logs.match(/broker \(epoch: ([^,]+),/)
-      if (!grpc || !ws || !epoch) return reject(new Error('no gRPC address, WebSocket URL or epoch in the log:\n' + logs))
+      if (!grpc || !ws) return reject(new Error('no gRPC address or WebSocket URL in the log:\n' + logs))
       resolve({
         grpcAddr: grpc[1],
         wsUrl: ws[1],
-        epoch: epoch[1],
+        // The memory broker's epoch, that of all its streams (the Redis
+        // broker logs none: its streams have their own).
+        epoch: epoch?.[1],
         logs: () => logs,
         // stop asks for a graceful shutdown and kills the server if it
         // has not exited within 10 s.
@@ -50,6 +75,12 @@ export function startServer(args = []) {
           const force = setTimeout(() => proc.kill('SIGKILL'), 10000)
           proc.once('exit', () => { clearTimeout(force); done() })
           proc.kill('SIGTERM')
+        }),
+        // kill ends the server at once, as a crash would.
+        kill: () => new Promise(done => {
+          if (proc.exitCode !== null || proc.signalCode !== null) return done()
+          proc.once('exit', () => done())
+          proc.kill('SIGKILL')
         })
       })
     }
@@ -145,4 +176,35 @@ export async function waitFor(what, cond, ms = 5000) {
     if (Date.now() > deadline) throw new Error('timed out waiting for ' + what)
     await new Promise(resolve => setTimeout(resolve, 10))
   }
+}
+
+/**
+ * within resolves with what `promise` resolves with, or rejects naming
+ * `what` after `ms`.
+ */
+export function within(what, promise, ms = 5000) {
+  let timer
+  const timeout = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms waiting for ${what}`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * take reads the next `n` publications of a watch's iterator, each within
+ * `ms`.
+ */
+export async function take(iterator, n, ms = 5000) {
+  const got = []
+  for (let i = 0; i < n; i++) {
+    const r = await within(`publication ${i + 1} of ${n}`, iterator.next(), ms)
+    if (r.done) throw new Error(`the watch ended after ${got.length} of ${n} publications`)
+    got.push(r.value)
+  }
+  return got
+}
+
+/** uniqueName is a stream name no other run shares (servers on one Redis). */
+export function uniqueName(prefix) {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { CablehubError, createClient } from '../src/index.js'
-import { SECRET, startServer } from './helpers.js'
+import { SECRET, startServer, take, within } from './helpers.js'
 
 let server, dir, ca
 const clients = []
@@ -39,9 +39,22 @@ function client(options) {
 }
 
 test('https:// with the CA as `ca` publishes and reads presence', async () => {
-  const c = client({ url: `https://${server.grpcAddr}`, ca })
+  const c = client({ address: `https://${server.grpcAddr}`, ca })
   await c.publish('ts-tls', JSON.stringify({ over: 'tls' }))
   assert.equal((await c.presence('ts-tls')).total, 0)
+})
+
+test('https:// watch: live publications over TLS', async () => {
+  const c = client({ address: `https://${server.grpcAddr}`, ca })
+  const w = c.watch('ts-tls-watch')
+  try {
+    await within('ready', w.ready)
+    await c.publish('ts-tls-watch', '"secure"')
+    const [p] = await take(w[Symbol.asyncIterator](), 1)
+    assert.deepEqual([p.offset, p.data], [1, '"secure"'])
+  } finally {
+    w.close()
+  }
 })
 
 test('a client that does not trust the CA, or speaks cleartext, fails', async () => {

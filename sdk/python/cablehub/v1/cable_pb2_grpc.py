@@ -168,6 +168,9 @@ class CableServiceServicer(object):
         REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
         one StreamPublication object per line (an error ends the answer with a
         line {"error":{"code":…,"message":…}}).
+
+        Each message is one publication, hence its name.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -60,10 +60,12 @@ class WSClient
     [b0 & 0x0f, read_bytes(length, deadline)]
   end
 
-  # The next text message that is not an Action Cable ping, as a String.
+  # The next text message that is not an Action Cable ping, as a String;
+  # raises when none came within timeout seconds (pings do not extend it).
   def receive(timeout = TIMEOUT)
+    deadline = Time.now + timeout
     loop do
-      opcode, payload = read_frame(timeout)
+      opcode, payload = read_frame([deadline - Time.now, 0].max)
       raise "expected a text frame, got opcode #{opcode} #{payload.inspect}" unless opcode == 1
 
       text = payload.force_encoding(Encoding::UTF_8)
@@ -73,8 +75,9 @@ class WSClient
 
   # Reads the close frame; returns [code, reason].
   def receive_close(timeout = TIMEOUT)
+    deadline = Time.now + timeout
     loop do
-      opcode, payload = read_frame(timeout)
+      opcode, payload = read_frame([deadline - Time.now, 0].max)
       next if opcode == 1 && payload.start_with?('{"type":"ping"')
       raise "expected a close frame, got opcode #{opcode} #{payload.inspect}" unless opcode == 8
 

@@ -85,6 +85,9 @@ module Cablehub
         # REST: GET {api_path}/watch/{stream}, answering newline-delimited JSON,
         # one StreamPublication object per line (an error ends the answer with a
         # line {"error":{"code":…,"message":…}}).
+        #
+        # Each message is one publication, hence its name.
+        # buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         rpc :Watch, ::Cablehub::V1::WatchRequest, stream(::Cablehub::V1::StreamPublication)
       end
 

@@ -877,6 +877,9 @@ export declare const CableService: GenService<{
    * one StreamPublication object per line (an error ends the answer with a
    * line {"error":{"code":…,"message":…}}).
    *
+   * Each message is one publication, hence its name.
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
    * @generated from rpc cablehub.v1.CableService.Watch
    */
   watch: {
