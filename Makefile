@@ -89,19 +89,22 @@ test-python: build
 # instead of downloading them. It builds from a copy of sdk/python whose
 # cablehub/_version.py carries tools/sdk-version's number in PEP 440's
 # spelling (0.1.0-dev.N is 0.1.0.devN), so the checkout stays as it is.
+# PY_DIST puts them elsewhere (the SDK's package test builds into a
+# temporary directory).
+PY_DIST ?= $(CURDIR)/dist
 sdk-package-python:
 	@set -e; \
 	version=$$(tools/sdk-version | sed 's/-dev\./.dev/'); \
 	stage=$$(mktemp -d); trap 'rm -rf "$$stage"' EXIT; \
-	mkdir -p "$$stage/src" dist; \
+	mkdir -p "$$stage/src" "$(PY_DIST)"; \
 	cp -R sdk/python/pyproject.toml sdk/python/README.md sdk/python/cablehub LICENSE "$$stage/src/"; \
 	find "$$stage/src" -name __pycache__ -prune -exec rm -rf {} +; \
 	printf '# Written by make sdk-package-python from tools/sdk-version.\n__version__ = "%s"\n' "$$version" \
 		> "$$stage/src/cablehub/_version.py"; \
-	rm -f dist/cablehub-*.whl dist/cablehub-*.tar.gz; \
-	$(PYTHON) -m build --no-isolation --outdir $(CURDIR)/dist "$$stage/src" > "$$stage/build.log" 2>&1 \
+	rm -f "$(PY_DIST)"/cablehub-*.whl "$(PY_DIST)"/cablehub-*.tar.gz; \
+	$(PYTHON) -m build --no-isolation --outdir "$(PY_DIST)" "$$stage/src" > "$$stage/build.log" 2>&1 \
 		|| { cat "$$stage/build.log"; exit 1; }; \
-	ls dist/cablehub-$$version*
+	ls "$(PY_DIST)"/cablehub-$$version*
 
 # The Ruby SDK (sdk/ruby) with minitest against bin/cablehub, under
 # Debian's ruby: its ruby-grpc and ruby-google-protobuf are what a ruby

@@ -1,7 +1,8 @@
 """The package as a user installs it: `make sdk-package-python` writes a
-wheel and an sdist to dist/; each installs offline into a fresh virtual
-environment (seeing Debian's grpcio and protobuf) and imports from there
-with the version tools/sdk-version gives."""
+wheel and an sdist (here into a temporary directory instead of dist/);
+each installs offline into a fresh virtual environment (seeing Debian's
+grpcio and protobuf) and imports from there with the version
+tools/sdk-version gives."""
 
 from __future__ import annotations
 
@@ -25,15 +26,20 @@ def run(*args: str, cwd: str = REPO) -> str:
 class PackageTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        run("make", "--no-print-directory", "sdk-package-python")
+        cls.dist = tempfile.TemporaryDirectory()
+        run("make", "--no-print-directory", "sdk-package-python", f"PY_DIST={cls.dist.name}")
         cls.version = run(os.path.join(REPO, "tools", "sdk-version")).strip().replace("-dev.", ".dev")
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.dist.cleanup()
 
     def setUp(self) -> None:
         watchdog(self)
 
     def artifact(self, pattern: str) -> str:
-        found = glob.glob(os.path.join(REPO, "dist", pattern.format(version=self.version)))
-        self.assertEqual(len(found), 1, f"dist/{pattern}: {found}")
+        found = glob.glob(os.path.join(self.dist.name, pattern.format(version=self.version)))
+        self.assertEqual(len(found), 1, f"{pattern}: {found}")
         return found[0]
 
     def install(self, *pip_args: str) -> str:
