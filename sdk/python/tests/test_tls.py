@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import tempfile
@@ -10,7 +11,8 @@ import unittest
 
 import grpc
 
-from cablehub import CablehubError, Client
+from cablehub import CablehubError, Client, UnavailableError
+from cablehub.aio import AsyncClient
 
 from helpers import SECRET, Server, watchdog
 
@@ -53,6 +55,26 @@ class TLSTest(unittest.TestCase):
         creds = grpc.ssl_channel_credentials(root_certificates=self.ca)
         with Client(self.server.grpc_addr, secret=SECRET, credentials=creds, timeout=5) as client:
             client.publish("py-tls", "x")
+
+    def test_https_address(self) -> None:
+        address = "https://" + self.server.grpc_addr
+        with Client(address, secret=SECRET, root_certificates=self.ca, timeout=5) as client:
+            client.publish("py-tls", '"over https"')
+            self.assertEqual(client.history("py-tls").publications[-1].data, '"over https"')
+        # https:// alone verifies with the system's CAs, which do not know
+        # the test CA.
+        with Client(address, secret=SECRET, timeout=2) as client:
+            with self.assertRaises(UnavailableError):
+                client.info()
+
+    def test_asyncio_client_over_tls(self) -> None:
+        async def call() -> int:
+            async with AsyncClient("https://" + self.server.grpc_addr, secret=SECRET,
+                                   root_certificates=self.ca) as client:
+                await client.publish("py-tls-aio", '"x"')
+                return (await client.history("py-tls-aio")).offset
+
+        self.assertEqual(asyncio.run(call()), 1)
 
     def test_plaintext_and_untrusted_clients_fail(self) -> None:
         for kwargs in ({}, {"root_certificates": True}):
