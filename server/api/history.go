@@ -119,14 +119,7 @@ func (s *Service) GetPresenceStats(ctx context.Context, req *cablehubv1.GetPrese
 	if req.GetStream() == "" {
 		return nil, status.Error(codes.InvalidArgument, "stream is required")
 	}
-	var info *broker.PresenceInfo
-	err := s.bounded(ctx, "presence unavailable", func(ctx context.Context) (err error) {
-		info, err = s.node.Presence(ctx, req.GetStream())
-		if errors.Is(err, broker.ErrPresenceUnsupported) {
-			return status.Error(codes.Unimplemented, "presence is not supported by the configured broker")
-		}
-		return err
-	})
+	info, err := s.presence(ctx, req.GetStream())
 	if err != nil {
 		return nil, err
 	}

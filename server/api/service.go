@@ -136,14 +136,7 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 	if req.GetStream() == "" {
 		return nil, status.Error(codes.InvalidArgument, "stream is required")
 	}
-	var info *broker.PresenceInfo
-	err := s.bounded(ctx, "presence unavailable", func(ctx context.Context) (err error) {
-		info, err = s.node.Presence(ctx, req.GetStream())
-		if errors.Is(err, broker.ErrPresenceUnsupported) {
-			return status.Error(codes.Unimplemented, "presence is not supported by the configured broker")
-		}
-		return err
-	})
+	info, err := s.presence(ctx, req.GetStream())
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +166,20 @@ func (s *Service) GetPresence(ctx context.Context, req *cablehubv1.GetPresenceRe
 		resp.Records = append(resp.Records, rec)
 	}
 	return resp, nil
+}
+
+// presence reads the stream's presence under the service's deadline;
+// UNIMPLEMENTED when the broker keeps none.
+func (s *Service) presence(ctx context.Context, stream string) (*broker.PresenceInfo, error) {
+	var info *broker.PresenceInfo
+	err := s.bounded(ctx, "presence unavailable", func(ctx context.Context) (err error) {
+		info, err = s.node.Presence(ctx, stream)
+		if errors.Is(err, broker.ErrPresenceUnsupported) {
+			return status.Error(codes.Unimplemented, "presence is not supported by the configured broker")
+		}
+		return err
+	})
+	return info, err
 }
 
 // Disconnect closes the sessions with the given connection identifiers. An

@@ -329,3 +329,26 @@ class Collector:
 
     def empty(self) -> bool:
         return self._items.empty()
+
+
+class ServerTestCase(unittest.TestCase):
+    """One server for the class (--secret SECRET --public), stopped after
+    it, and per test a watchdog and a fresh client (self.client), closed
+    after it."""
+
+    server: Server
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.server = Server("--secret", SECRET, "--public")
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.stop()
+
+    def setUp(self) -> None:
+        from cablehub import Client
+
+        watchdog(self)
+        self.client = Client(self.server.grpc_addr, secret=SECRET)
+        self.addCleanup(self.client.close)

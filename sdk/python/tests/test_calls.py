@@ -12,24 +12,11 @@ import grpc
 from cablehub import (Client, History, HistoryPublication, InvalidArgumentError, NodeInfo, PositionError,
                       PresenceStats, StreamInfo, Streams)
 
-from helpers import SECRET, Server, Subscriber, free_port, unique, wait_until, watchdog
+from helpers import SECRET, Server, ServerTestCase, Subscriber, free_port, unique, wait_until, watchdog
 
 
-class CallsTest(unittest.TestCase):
-    server: Server
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.server = Server("--secret", SECRET, "--public")
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-
-    def setUp(self) -> None:
-        watchdog(self)
-        self.client = Client(self.server.grpc_addr, secret=SECRET)
-        self.addCleanup(self.client.close)
+class CallsTest(ServerTestCase):
+    """Against one server for the class; self.client is a fresh client."""
 
     def subscriber(self) -> Subscriber:
         sub = Subscriber(self.server)

@@ -13,7 +13,7 @@ import grpc
 from cablehub import (AuthError, CablehubError, CablehubTimeoutError, Client, ClosedError, InvalidArgumentError,
                       Presence, PresenceRecord, UnavailableError, api_token)
 
-from helpers import SECRET, Server, Subscriber, free_port, jwt, unique, wait_until, watchdog
+from helpers import SECRET, Server, ServerTestCase, Subscriber, free_port, jwt, unique, wait_until, watchdog
 
 
 def broadcast(ident: str, message: str, stream: str, epoch: str, offset: int) -> str:
@@ -22,21 +22,8 @@ def broadcast(ident: str, message: str, stream: str, epoch: str, offset: int) ->
         json.dumps(ident), message, json.dumps(stream), json.dumps(epoch), offset)
 
 
-class ClientTest(unittest.TestCase):
-    server: Server
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.server = Server("--secret", SECRET, "--public")
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-
-    def setUp(self) -> None:
-        watchdog(self)
-        self.client = Client(self.server.grpc_addr, secret=SECRET)
-        self.addCleanup(self.client.close)
+class ClientTest(ServerTestCase):
+    """Against one server for the class; self.client is a fresh client."""
 
     def subscriber(self, query: str = "") -> Subscriber:
         sub = Subscriber(self.server, query)

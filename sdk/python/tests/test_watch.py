@@ -9,26 +9,13 @@ import grpc
 
 from cablehub import AuthError, Client, ClosedError, PositionError, StreamPublication, UnavailableError
 
-from helpers import SECRET, WAIT, Collector, Server, redis_args, require_redis, unique, wait_until, watchdog
+from helpers import Collector, SECRET, Server, ServerTestCase, WAIT, redis_args, require_redis, unique, wait_until, watchdog
 
 RESTART_WAIT = 20.0  # a resume waits for the restarted server and its backoff
 
 
-class WatchTest(unittest.TestCase):
-    server: Server
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.server = Server("--secret", SECRET, "--public")
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.server.stop()
-
-    def setUp(self) -> None:
-        watchdog(self)
-        self.client = Client(self.server.grpc_addr, secret=SECRET)
-        self.addCleanup(self.client.close)
+class WatchTest(ServerTestCase):
+    """Against one server for the class; self.client is a fresh client."""
 
     def watch(self, stream: str, **kwargs) -> Collector:
         w = self.client.watch(stream, **kwargs)
