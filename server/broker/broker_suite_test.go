@@ -132,12 +132,18 @@ func TestPresenceDedupesByID(t *testing.T) {
 		}
 
 		info, err := b.PresenceInfo(ctx, "room")
+		if err != nil || info.Sessions != 3 {
+			t.Errorf("sessions of two ids (one with two): %+v %v", info, err)
+		}
 		if err != nil || info.Total != 2 || info.Records[0].ID != "b0" || info.Records[0].Info != nil || info.Records[1].ID != "u1" ||
 			string(info.Records[1].Info) != `{"name":"Alice (tab 2)"}` {
 			t.Errorf("info: %+v %v", info, err)
 		}
 		if id, left := leave("s1"); id != "u1" || left {
 			t.Errorf("leave of one of two sessions: %q %v", id, left)
+		}
+		if info, _ := b.PresenceInfo(ctx, "room"); info.Total != 2 || info.Sessions != 2 {
+			t.Errorf("after one session left: %+v", info)
 		}
 		if id, left := leave("s2"); id != "u1" || !left {
 			t.Errorf("leave of the last session: %q %v", id, left)
