@@ -147,7 +147,7 @@ func TestMetrics(t *testing.T) {
 		`(?m)^anycable_go_data_sent_total [1-9]`,
 		`(?m)^anycable_go_server_msg_total [1-9]`,
 		`(?m)^cablehub_api_requests_total\{code="201",route="publish"\} 1$`,
-		`(?m)^cablehub_api_requests_total\{code="422",route="publish"\} 1$`,
+		`(?m)^cablehub_api_requests_total\{code="405",route="publish"\} 1$`,
 		`(?m)^cablehub_api_request_duration_seconds_count\{code="201",route="publish"\} 1$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(body) {
