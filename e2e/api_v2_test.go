@@ -228,15 +228,86 @@ func twoNodeCluster(t *testing.T, a, b *server) {
 func TestAPIClusterRedis(t *testing.T) {
 	t.Parallel()
 	a, b := redisCluster(t, 15, "--pubsub", "redis")
+	crossNodeCalls(t, a, b, true)
 	twoNodeCluster(t, a, b)
 }
 
 func TestAPIClusterNATS(t *testing.T) {
 	t.Parallel()
 	addr := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
-	a := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats", "--embed_nats", "--enats_addr", addr)
-	b := startServer(t, nil, "--public", "--broker", "none", "--pubsub", "nats", "--nats_servers", addr)
+	a := startServer(t, nil, "--public", "--broker", "nats", "--embed_nats", "--enats_addr", addr)
+	b := startServer(t, nil, "--public", "--broker", "nats", "--nats_servers", addr)
+	crossNodeCalls(t, a, b, false)
 	twoNodeCluster(t, a, b)
+}
+
+// crossNodeCalls makes the calls of one node answer for what happened on
+// the other, over gRPC: a watch on b gets what is published on a, b's
+// history holds it, both nodes list the other's streams and themselves,
+// and (with presence) b counts who joined on a.
+//
+// What it opens it closes, and it returns once the nodes count none of it.
+func crossNodeCalls(t *testing.T, a, b *server, presence bool) {
+	stream := uniqueStream(t, "cross")
+	cb := dialGRPC(t, b.Main)
+	ctx, cancel := withToken("")
+	defer cancel()
+	wctx, stopWatch := context.WithCancel(ctx)
+	var clients []*wsClient
+	defer func() {
+		stopWatch()
+		for _, c := range clients {
+			c.conn.Close()
+		}
+		waitUntil(t, "the nodes to count no connection", func() bool {
+			info, err := cb.GetInfo(ctx, &cablehubv1.GetInfoRequest{})
+			if err != nil || len(info.GetNodes()) != 2 {
+				return false
+			}
+			return info.GetNodes()[0].GetConnections()+info.GetNodes()[1].GetConnections() == 0
+		})
+	}()
+	w, err := cb.Watch(wctx, &cablehubv1.WatchRequest{Stream: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Header(); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, a, fmt.Sprintf(`[{"stream":%q,"data":"1"},{"stream":%q,"data":"2"}]`, stream, stream))
+	var epoch string
+	for i := uint64(1); i <= 2; i++ {
+		pub, err := w.Recv()
+		if err != nil || pub.GetOffset() != i || pub.GetData() != fmt.Sprint(i) {
+			t.Fatalf("watch on b: %v %v", pub, err)
+		}
+		epoch = pub.GetEpoch()
+	}
+	h, err := cb.GetHistory(ctx, &cablehubv1.GetHistoryRequest{Stream: stream})
+	if err != nil || h.GetEpoch() != epoch || h.GetOffset() != 2 || len(h.GetPublications()) != 2 {
+		t.Fatalf("history on b: %v %v", h, err)
+	}
+	waitUntil(t, "both nodes over gRPC", func() bool {
+		info, err := cb.GetInfo(ctx, &cablehubv1.GetInfoRequest{})
+		list, err2 := dialGRPC(t, a.Main).ListStreams(ctx, &cablehubv1.ListStreamsRequest{Prefix: stream})
+		return err == nil && err2 == nil && len(info.GetNodes()) == 2 &&
+			len(list.GetStreams()) == 1 && list.GetStreams()[0].GetSubscribers() == 1
+	})
+	if !presence {
+		return
+	}
+	for _, s := range []*server{a, a, b} {
+		ws := dialWS(t, s, dialOpts{})
+		clients = append(clients, ws)
+		ws.welcome()
+		id := ws.subscribe(stream)
+		who := "u-" + s.Main
+		ws.send(joinCmd(id, `{"id":"`+who+`"}`))
+	}
+	waitUntil(t, "presence joined on both nodes", func() bool {
+		st, err := cb.GetPresenceStats(ctx, &cablehubv1.GetPresenceStatsRequest{Stream: stream})
+		return err == nil && st.GetUsers() == 2 && st.GetSessions() == 3
+	})
 }
 
 // A node alone answers for itself at once.
