@@ -100,11 +100,11 @@ func (s *Service) startWatch(ctx context.Context, req *cablehubv1.WatchRequest) 
 		return nil, nil, err
 	}
 	c := newWatchConn(req.GetEpoch(), req.GetSince())
-	for _, p := range h.Pubs {
-		if p.Epoch == c.epoch && p.Offset > c.offset {
-			c.queue = append(c.queue, watchItem{offset: p.Offset, epoch: p.Epoch, data: p.Data})
-			c.offset = p.Offset
-		}
+	for i := range h.Pubs {
+		// Through Send, as a live publication: the backlog counts it, and
+		// the position moves.
+		p := &h.Pubs[i]
+		c.Send(watchCodec{}.AppendBroadcast(nil, "", p, nil), nil)
 	}
 	cmd.History = watchHistory(req.GetStream(), c.epoch, c.offset)
 	return c, cmd, nil

@@ -44,49 +44,30 @@ function codeName(code) {
 export class CablehubError extends Error {
   constructor(code, message, options) {
     super(message, options)
-    this.name = 'CablehubError'
+    // The class's own name, so a subclass needs no constructor for it.
+    this.name = new.target.name
     this.code = code
     this.codeName = codeName(code)
   }
 }
 
 /** UNAUTHENTICATED or PERMISSION_DENIED: a missing or wrong API token. */
-export class AuthError extends CablehubError {
-  constructor(code, message, options) {
-    super(code, message, options)
-    this.name = 'AuthError'
-  }
-}
+export class AuthError extends CablehubError {}
 
 /**
  * UNAVAILABLE: the server could not be reached, the connection broke, or
  * the server could not confirm a publication in time.
  */
-export class UnavailableError extends CablehubError {
-  constructor(code, message, options) {
-    super(code, message, options)
-    this.name = 'UnavailableError'
-  }
-}
+export class UnavailableError extends CablehubError {}
 
 /** INVALID_ARGUMENT: the server refused the request as malformed. */
-export class InvalidArgumentError extends CablehubError {
-  constructor(code, message, options) {
-    super(code, message, options)
-    this.name = 'InvalidArgumentError'
-  }
-}
+export class InvalidArgumentError extends CablehubError {}
 
 /**
  * DEADLINE_EXCEEDED: no answer within the call's deadline. It shadows the
  * global TimeoutError inside a module that imports it by this name.
  */
-export class TimeoutError extends CablehubError {
-  constructor(code, message, options) {
-    super(code, message, options)
-    this.name = 'TimeoutError'
-  }
-}
+export class TimeoutError extends CablehubError {}
 
 /**
  * FAILED_PRECONDITION: a history or watch position (`since`, `epoch`) the
@@ -98,7 +79,6 @@ export class TimeoutError extends CablehubError {
 export class PositionError extends CablehubError {
   constructor(code, message, options) {
     super(code, message, options)
-    this.name = 'PositionError'
     this.epoch = options?.epoch
     this.offset = options?.offset
   }
@@ -111,7 +91,6 @@ export class PositionError extends CablehubError {
 export class ClosedError extends CablehubError {
   constructor(message = 'client is closed', options) {
     super(Code.Canceled, message, options)
-    this.name = 'ClosedError'
   }
 }
 

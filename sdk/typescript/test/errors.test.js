@@ -225,3 +225,18 @@ test('bad options fail at construction', () => {
     createClient({ address }).close()
   }
 })
+
+test('each error class names itself', () => {
+  for (const [cls, args] of [[CablehubError, [2, 'x']], [AuthError, [16, 'x']], [UnavailableError, [14, 'x']],
+    [InvalidArgumentError, [3, 'x']], [TimeoutError, [4, 'x']], [PositionError, [9, 'x', { epoch: 'e', offset: 3 }]],
+    [ClosedError, []]]) {
+    const err = new cls(...args)
+    assert.equal(err.name, cls.name)
+    assert.ok(err instanceof CablehubError)
+    assert.match(String(err), new RegExp('^' + cls.name + ': '))
+  }
+  const pos = new PositionError(9, 'x', { epoch: 'e', offset: 3 })
+  assert.equal(pos.epoch, 'e')
+  assert.equal(pos.offset, 3)
+  assert.equal(new ClosedError().code, Code.Canceled)
+})
