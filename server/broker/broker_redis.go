@@ -19,25 +19,26 @@ import (
 // Redis is the cluster broker: history, presence and the session cache live
 // in Redis, so every node sees one view. Semantics match Memory.
 //
-// Keys (all under the prefix):
+// Keys (all under the prefix; redisKeys gives their layout, which on a
+// Redis Cluster puts each stream's keys in a slot of the stream's own):
 //
-//	counter:{stream}           hash: the stream's epoch, the last offset stamped
+//	counter                    hash: the stream's epoch, the last offset stamped
 //	                           and the run id of the Redis process that made
 //	                           the epoch; see broker_redis_history.go
-//	history:{stream}           Redis stream; entry IDs are "<offset>-1"
+//	history                    Redis stream; entry IDs are "<offset>-1"
 //	presence:streams           set of streams with presence
-//	presence:{stream}:expiry   zset sid -> expiry (unix ms); live sessions are
+//	presence expiry            zset sid -> expiry (unix ms); live sessions are
 //	                           refreshed by their node, dropped ones are not
-//	presence:{stream}:sid      hash sid -> presence id
-//	presence:{stream}:ids      hash id -> number of sessions
-//	presence:{stream}:info     hash id -> info JSON
+//	presence sid               hash sid -> presence id
+//	presence ids               hash id -> number of sessions
+//	presence info              hash id -> info JSON
 //	session:{sid}              cached session state, with a TTL
 //
 // Joins, leaves and expiry run as Lua scripts, so exactly one node sees a
 // presence id appear or go, and only that node emits the event.
 type Redis struct {
 	client redis.UniversalClient
-	prefix string
+	keys   redisKeys
 	opts   MemoryOptions
 	now    func() time.Time
 	// channel names a stream's channel on the Redis pub/sub when Redis is
@@ -52,26 +53,18 @@ type Redis struct {
 }
 
 // NewRedis returns a broker on client with keys under prefix (e.g.
-// "cablehub:"). channel, when the node's pub/sub is the Redis pub/sub on
+// "cablehub:"), laid out for a Redis Cluster (sharded) when client is a
+// cluster client (see redisKeys). channel, when the node's pub/sub is the Redis pub/sub on
 // the same Redis, is how that pub/sub names a stream's channel
 // (pubsub.RedisChannel): StampAndPublish then publishes there itself, in
-// the step that stamps. nil means the pub/sub is another.
+// the step that stamps (with SPUBLISH on a Redis Cluster, whose channels
+// are then sharded ones). nil means the pub/sub is another.
 func NewRedis(client redis.UniversalClient, prefix string, opts MemoryOptions, channel func(stream string) string) *Redis {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = DefaultHistoryLimit
 	}
-	return &Redis{client: client, prefix: prefix, opts: opts, now: time.Now, channel: channel, live: map[string]map[string]struct{}{}}
-}
-
-func (r *Redis) key(parts ...string) string {
-	k := r.prefix
-	for i, p := range parts {
-		if i > 0 {
-			k += ":"
-		}
-		k += p
-	}
-	return k
+	keys := redisKeys{prefix: prefix, sharded: redisconn.IsCluster(client)}
+	return &Redis{client: client, keys: keys, opts: opts, now: time.Now, channel: channel, live: map[string]map[string]struct{}{}}
 }
 
 // Describe names the broker and its settings for the startup log.
@@ -109,14 +102,21 @@ func (r *Redis) Run(ctx context.Context, onLeft func([]PresenceLeft)) {
 // SupportsPresence reports true.
 func (r *Redis) SupportsPresence() bool { return true }
 
+// presenceKeys are the keys of stream's presence scripts: its four
+// presence keys, then the index of streams with presence unless the
+// layout is sharded, where the index lives in another slot and is kept
+// outside the scripts (indexPresence, unindexPresence).
 func (r *Redis) presenceKeys(stream string) []string {
-	return []string{
-		r.key("presence", stream, "expiry"),
-		r.key("presence", stream, "sid"),
-		r.key("presence", stream, "ids"),
-		r.key("presence", stream, "info"),
-		r.key("presence", "streams"),
+	keys := []string{
+		r.keys.presence(stream, "expiry"),
+		r.keys.presence(stream, "sid"),
+		r.keys.presence(stream, "ids"),
+		r.keys.presence(stream, "info"),
 	}
+	if !r.keys.sharded {
+		keys = append(keys, r.keys.presenceIndex())
+	}
+	return keys
 }
 
 // joinScript: ARGV = sid, id, info ("" for none), expiry ms, stream, the
@@ -132,7 +132,7 @@ if not prev and most > 0 and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 and re
   return -2
 end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[5])
+if KEYS[5] then redis.call('SADD', KEYS[5], ARGV[5]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) else redis.call('HDEL', KEYS[4], ARGV[2]) end
 if prev then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -141,7 +141,9 @@ if n == 1 then return 1 end
 return 0
 `)
 
-// leaveLua removes one sid (ARGV[1]) and returns {id, left} or false.
+// leaveLua removes one sid (ARGV[1]) and returns {id, left} or false;
+// unindex drops the stream (ARGV[2]) from the index when it has no
+// presence left and reports whether it has none.
 const leaveLua = `
 local function leave(sid)
   local id = redis.call('HGET', KEYS[2], sid)
@@ -156,24 +158,29 @@ local function leave(sid)
   end
   return {id, 0}
 end
+local function unindex()
+  if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
+  if KEYS[5] then redis.call('SREM', KEYS[5], ARGV[2]) end
+  return 1
+end
 `
 
+// leaveScript removes sid ARGV[1] from stream ARGV[2] and returns {id,
+// left, empty}, id "" when the sid had no presence there.
 var leaveScript = redis.NewScript(leaveLua + `
-local r = leave(ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[5], ARGV[2]) end
-return r
+local r = leave(ARGV[1]) or {'', 0}
+return {r[1], r[2], unindex()}
 `)
 
 // expireScript removes every sid whose expiry (ARGV[1]) has passed and
-// returns the ids that left; it drops the stream from the index when empty.
+// returns {ids that left, empty}; see unindex.
 var expireScript = redis.NewScript(leaveLua + `
 local gone = {}
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   local r = leave(sid)
   if r and r[2] == 1 then table.insert(gone, r[1]) end
 end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[5], ARGV[2]) end
-return gone
+return {gone, unindex()}
 `)
 
 // PresenceJoin records sid's presence on stream as id; see Memory.
@@ -188,6 +195,9 @@ func (r *Redis) PresenceJoin(ctx context.Context, stream, sid, id string, info j
 		return false, ErrPresenceMismatch
 	case -2:
 		return false, ErrPresenceFull
+	}
+	if err := r.indexPresence(ctx, stream); err != nil {
+		return false, err
 	}
 	r.mu.Lock()
 	streams, ok := r.live[sid]
@@ -211,14 +221,19 @@ func (r *Redis) PresenceLeave(ctx context.Context, stream, sid string) (string, 
 	}
 	r.mu.Unlock()
 	res, err := leaveScript.Run(ctx, r.client, r.presenceKeys(stream), sid, stream).Slice()
-	if errors.Is(err, redis.Nil) {
-		return "", false, nil
-	}
 	if err != nil {
 		return "", false, err
 	}
+	if len(res) != 3 {
+		return "", false, fmt.Errorf("presence leave script returned %v", res)
+	}
 	id, _ := res[0].(string)
 	left, _ := res[1].(int64)
+	if empty, _ := res[2].(int64); empty == 1 {
+		if err := r.unindexPresence(ctx, stream); err != nil {
+			return id, left == 1, err
+		}
+	}
 	return id, left == 1, nil
 }
 
@@ -232,7 +247,7 @@ func (r *Redis) PresenceDisconnect(ctx context.Context, sid string) error {
 	expiry := r.now().Add(r.opts.PresenceTTL).UnixMilli()
 	pipe := r.client.Pipeline()
 	for stream := range streams {
-		pipe.ZAddXX(ctx, r.key("presence", stream, "expiry"), redis.Z{Score: float64(expiry), Member: sid})
+		pipe.ZAddXX(ctx, r.keys.presence(stream, "expiry"), redis.Z{Score: float64(expiry), Member: sid})
 	}
 	_, err := pipe.Exec(ctx)
 	return err
@@ -255,7 +270,11 @@ func (r *Redis) refresh(ctx context.Context) error {
 	expiry := float64(r.now().Add(r.opts.PresenceTTL).UnixMilli())
 	pipe := r.client.Pipeline()
 	for _, e := range entries {
-		pipe.ZAddXX(ctx, r.key("presence", e.stream, "expiry"), redis.Z{Score: expiry, Member: e.sid})
+		pipe.ZAddXX(ctx, r.keys.presence(e.stream, "expiry"), redis.Z{Score: expiry, Member: e.sid})
+		if r.keys.sharded {
+			// Heals an index entry a racing unindexPresence took away.
+			pipe.SAdd(ctx, r.keys.presenceIndex(), e.stream)
+		}
 	}
 	_, err := pipe.Exec(ctx)
 	return err
@@ -264,29 +283,70 @@ func (r *Redis) refresh(ctx context.Context) error {
 // expire removes expired presence on every stream; each id that goes is
 // reported by exactly one node.
 func (r *Redis) expire(ctx context.Context) ([]PresenceLeft, error) {
-	streams, err := r.client.SMembers(ctx, r.key("presence", "streams")).Result()
+	streams, err := r.client.SMembers(ctx, r.keys.presenceIndex()).Result()
 	if err != nil {
 		return nil, err
 	}
 	now := r.now().UnixMilli()
 	var left []PresenceLeft
 	for _, stream := range streams {
-		ids, err := expireScript.Run(ctx, r.client, r.presenceKeys(stream), now, stream).StringSlice()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		res, err := expireScript.Run(ctx, r.client, r.presenceKeys(stream), now, stream).Slice()
+		if err != nil {
 			return left, err
 		}
+		if len(res) != 2 {
+			return left, fmt.Errorf("presence expiry script returned %v", res)
+		}
+		ids, _ := res[0].([]any)
 		for _, id := range ids {
-			left = append(left, PresenceLeft{Stream: stream, ID: id})
+			if s, ok := id.(string); ok {
+				left = append(left, PresenceLeft{Stream: stream, ID: s})
+			}
+		}
+		if empty, _ := res[1].(int64); empty == 1 {
+			if err := r.unindexPresence(ctx, stream); err != nil {
+				return left, err
+			}
 		}
 	}
 	return left, nil
 }
 
+// indexPresence adds stream to the index of streams with presence when
+// the layout keeps the index outside the presence scripts (sharded); the
+// join script does it otherwise.
+func (r *Redis) indexPresence(ctx context.Context, stream string) error {
+	if !r.keys.sharded {
+		return nil
+	}
+	return r.client.SAdd(ctx, r.keys.presenceIndex(), stream).Err()
+}
+
+// unindexPresence drops stream, found without presence by a script, from
+// the index when the layout keeps the index outside the scripts. A join
+// may have come in between: it adds its entry before it indexes the
+// stream, so reading the entries after removing the stream and adding it
+// back when there are some never leaves a stream with presence unindexed
+// (the next refresh would heal it anyway).
+func (r *Redis) unindexPresence(ctx context.Context, stream string) error {
+	if !r.keys.sharded {
+		return nil
+	}
+	if err := r.client.SRem(ctx, r.keys.presenceIndex(), stream).Err(); err != nil {
+		return err
+	}
+	n, err := r.client.ZCard(ctx, r.keys.presence(stream, "expiry")).Result()
+	if err != nil || n == 0 {
+		return err
+	}
+	return r.client.SAdd(ctx, r.keys.presenceIndex(), stream).Err()
+}
+
 // PresenceInfo returns the records of stream sorted by id.
 func (r *Redis) PresenceInfo(ctx context.Context, stream string) (*PresenceInfo, error) {
 	pipe := r.client.Pipeline()
-	idsCmd := pipe.HGetAll(ctx, r.key("presence", stream, "ids"))
-	infoCmd := pipe.HGetAll(ctx, r.key("presence", stream, "info"))
+	idsCmd := pipe.HGetAll(ctx, r.keys.presence(stream, "ids"))
+	infoCmd := pipe.HGetAll(ctx, r.keys.presence(stream, "info"))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
@@ -320,7 +380,7 @@ func (r *Redis) PresenceStreams(ctx context.Context, prefix string, limit int) (
 	var cursor uint64
 	match := globEscape(prefix) + "*"
 	for {
-		keys, next, err := r.client.SScan(ctx, r.key("presence", "streams"), cursor, match, 1000).Result()
+		keys, next, err := r.client.SScan(ctx, r.keys.presenceIndex(), cursor, match, 1000).Result()
 		if err != nil {
 			return nil, err
 		}

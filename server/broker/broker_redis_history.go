@@ -61,8 +61,10 @@ end
 // (randomEpoch's alphabet holds none). It returns {epoch, offset}, or 0 for a
 // transient publication.
 var stampPublishScript = redis.NewScript(runLua + `
+local publish = 'PUBLISH'
+if ARGV[9] == '1' then publish = 'SPUBLISH' end
 if ARGV[5] == '1' then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. '}')
+  redis.call(publish, ARGV[6], ARGV[7] .. '}')
   return 0
 end
 local run = run_id()
@@ -80,7 +82,7 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 if ARGV[6] ~= '' then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"offset":' .. string.format('%d', offset) .. ',"epoch":' .. cjson.encode(epoch) .. '}')
+  redis.call(publish, ARGV[6], ARGV[7] .. ',"offset":' .. string.format('%d', offset) .. ',"epoch":' .. cjson.encode(epoch) .. '}')
 end
 return {epoch, offset}
 `)
@@ -97,13 +99,17 @@ return {counter[1], counter[2], redis.call('XRANGE', KEYS[2], ARGV[1], '+')}
 
 // streamKeys are the keys of stream's counter and history.
 func (r *Redis) streamKeys(stream string) []string {
-	return []string{r.key("counter", stream), r.key("history", stream)}
+	return []string{r.keys.streamKey(stream, "counter"), r.keys.streamKey(stream, "history")}
 }
 
 // stampArgs are stampPublishScript's arguments after the transient flag.
 func (r *Redis) stampArgs(p *protocol.Publication, now int64, transient, channel string, head []byte) []any {
 	payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
-	return []any{r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, channel, head, newStreamEpoch()}
+	sharded := "0"
+	if r.keys.sharded {
+		sharded = "1"
+	}
+	return []any{r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, channel, head, newStreamEpoch(), sharded}
 }
 
 // stamped reads stampPublishScript's reply into p.

@@ -35,14 +35,14 @@ func (r *Redis) CacheSession(ctx context.Context, sid string, data []byte) error
 	if len(data) == 0 {
 		return nil
 	}
-	return cacheScript.Run(ctx, r.client, []string{r.key("session", sid)}, data, r.opts.SessionsTTL.Milliseconds()).Err()
+	return cacheScript.Run(ctx, r.client, []string{r.keys.session(sid)}, data, r.opts.SessionsTTL.Milliseconds()).Err()
 }
 
 // RestoreSession takes a cached session's state; see Memory. The script
 // makes the take atomic across nodes: of two restores of one sid, one
 // wins.
 func (r *Redis) RestoreSession(ctx context.Context, sid string) ([]byte, error) {
-	data, err := takeScript.Run(ctx, r.client, []string{r.key("session", sid)}, r.opts.SessionsTTL.Milliseconds()).Text()
+	data, err := takeScript.Run(ctx, r.client, []string{r.keys.session(sid)}, r.opts.SessionsTTL.Milliseconds()).Text()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrSessionNotFound
 	}
@@ -55,10 +55,10 @@ func (r *Redis) ReturnSession(ctx context.Context, sid string, data []byte) erro
 	if len(data) == 0 || r.opts.SessionsTTL <= 0 {
 		return nil
 	}
-	return r.client.Set(ctx, r.key("session", sid), data, r.opts.SessionsTTL).Err()
+	return r.client.Set(ctx, r.keys.session(sid), data, r.opts.SessionsTTL).Err()
 }
 
 // ForgetSession drops a cached session, if any; see Memory.
 func (r *Redis) ForgetSession(ctx context.Context, sid string) error {
-	return cacheScript.Run(ctx, r.client, []string{r.key("session", sid)}, "", 0).Err()
+	return cacheScript.Run(ctx, r.client, []string{r.keys.session(sid)}, "", 0).Err()
 }

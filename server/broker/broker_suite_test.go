@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cablehub/cablehub/server/protocol"
+	"github.com/cablehub/cablehub/server/redisconn/redistest"
 )
 
 // testedBroker is what the suite exercises on every broker: node.Broker's
@@ -61,31 +64,47 @@ func eachBroker(t *testing.T, opts MemoryOptions, f func(t *testing.T, c suiteCa
 	})
 	t.Run("redis", func(t *testing.T) {
 		client := testRedis(t, 2)
-		ctx := context.Background()
 		prefix := fmt.Sprintf("cablehub-test:%s:%d:", t.Name(), time.Now().UnixNano())
 		t.Cleanup(func() {
-			keys, _ := client.Keys(ctx, prefix+"*").Result()
+			keys, _ := client.Keys(context.Background(), prefix+"*").Result()
 			if len(keys) > 0 {
-				client.Del(ctx, keys...)
+				client.Del(context.Background(), keys...)
 			}
 		})
-		r := NewRedis(client, prefix, opts, nil)
-		c := &clock{t: time.Now()}
-		r.now = c.now
-		f(t, suiteCase{b: r, clock: c,
-			idle: func(stream string) {
-				waitFor(t, "the counter of "+stream+" to expire", func() bool {
-					return client.Exists(ctx, r.key("counter", stream)).Val() == 0
-				})
-			},
-			expire: func() []PresenceLeft {
-				left, err := r.expire(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return left
-			}})
+		f(t, redisCase(t, client, prefix, opts))
 	})
+	t.Run("redis cluster", func(t *testing.T) {
+		client := testRedisCluster(t)
+		prefix := fmt.Sprintf("cablehub-test:%s:%d:", t.Name(), time.Now().UnixNano())
+		t.Cleanup(func() {
+			for _, k := range redistest.Keys(context.Background(), client, prefix+"*") {
+				client.Del(context.Background(), k)
+			}
+		})
+		f(t, redisCase(t, client, prefix, opts))
+	})
+}
+
+// redisCase is the suite's case of a Redis broker on client, with keys
+// under prefix.
+func redisCase(t *testing.T, client redis.UniversalClient, prefix string, opts MemoryOptions) suiteCase {
+	ctx := context.Background()
+	r := NewRedis(client, prefix, opts, nil)
+	c := &clock{t: time.Now()}
+	r.now = c.now
+	return suiteCase{b: r, clock: c,
+		idle: func(stream string) {
+			waitFor(t, "the counter of "+stream+" to expire", func() bool {
+				return client.Exists(ctx, r.keys.streamKey(stream, "counter")).Val() == 0
+			})
+		},
+		expire: func() []PresenceLeft {
+			left, err := r.expire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return left
+		}}
 }
 
 // skipWithoutPresence skips brokers that keep no presence (NATS).

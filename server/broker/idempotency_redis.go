@@ -33,7 +33,7 @@ func (r *Redis) Idempotency() IdempotencyStore { return r }
 
 func (r *Redis) idempotencyKey(c IdempotencyClaim) string {
 	id := idempotencyID(c.Stream, c.Key)
-	return r.key("idempotency", hex.EncodeToString(id[:]))
+	return r.keys.idempotency(c.Stream, hex.EncodeToString(id[:]))
 }
 
 // ClaimIdempotencyKeys records each pair of claims for window, cluster-wide,

@@ -132,7 +132,7 @@ func Connect(ctx context.Context, o Options, probeTimeout time.Duration) (redis.
 	}
 	if info.Mode != ModeSingle {
 		info.Probed = true
-		return redis.NewUniversalClient(u), info, nil
+		return newClient(u), info, nil
 	}
 	client := redis.NewUniversalClient(u)
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -148,7 +148,26 @@ func Connect(ctx context.Context, o Options, probeTimeout time.Duration) (redis.
 	client.Close()
 	u.IsClusterMode = true
 	info.Mode = ModeCluster
-	return redis.NewUniversalClient(u), info, nil
+	return newClient(u), info, nil
+}
+
+// ClusterStateReload bounds how stale a cluster client's map of slots to
+// masters gets while it is used: go-redis reloads it at once on a
+// redirect, but a failed-over master answers nothing, so without this its
+// commands would fail for a minute (go-redis's default) after a failover.
+// A reload is one CLUSTER SLOTS to one node, made in the background when a
+// command finds the map older than this.
+const ClusterStateReload = time.Second
+
+// newClient builds the client of u; a cluster client reloads its slot map
+// every ClusterStateReload while in use.
+func newClient(u *redis.UniversalOptions) redis.UniversalClient {
+	if !u.IsClusterMode {
+		return redis.NewUniversalClient(u)
+	}
+	o := u.Cluster()
+	o.ClusterStateReloadInterval = ClusterStateReload
+	return redis.NewClusterClient(o)
 }
 
 // urlOptions reads --redis_url: one URL, or a cluster's nodes

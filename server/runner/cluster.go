@@ -146,16 +146,9 @@ func redisPing(ctx context.Context, client redis.UniversalClient) error {
 	return client.Ping(ctx).Err()
 }
 
-// redisPrefix is the prefix of the Redis broker's keys. Its presence
-// scripts touch one stream's keys together with the shared index of
-// streams with presence, so in a Redis Cluster every key carries the hash
-// tag {cablehub}: all of them live in one slot (on one shard).
-func (d *deps) redisPrefix() string {
-	if redisconn.IsCluster(d.redis) {
-		return "{cablehub}:"
-	}
-	return "cablehub:"
-}
+// redisPrefix is the prefix of the Redis broker's keys; on a Redis
+// Cluster the broker tags each stream's keys itself (broker.NewRedis).
+func (d *deps) redisPrefix() string { return "cablehub:" }
 
 func (d *deps) check(name string, f func(context.Context) error) {
 	if d.checks == nil {
@@ -213,7 +206,7 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (cl
 		if err := d.newRedis(cfg); err != nil {
 			return nil, err
 		}
-		names := redisNames(cfg)
+		names := d.redisNames(cfg)
 		if c, ok := d.redis.(*redis.Client); ok {
 			names = names.WithClusterScope("db" + strconv.Itoa(c.Options().DB))
 		}
@@ -234,9 +227,15 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (cl
 }
 
 // redisNames keeps stream channels off the redis broadcast adapter's
-// channel, which may share the Redis pub/sub (see pubsub.RedisNames).
-func redisNames(cfg *config.Config) pubsub.RedisNames {
-	return pubsub.NewRedisNames(cfg.Broadcast.Options.RedisChannel)
+// channel, which may share the Redis pub/sub (see pubsub.RedisNames), and
+// names sharded channels on a Redis Cluster, where the broker's keys of a
+// stream share a slot of the stream's own (pubsub.RedisNames.Sharded).
+func (d *deps) redisNames(cfg *config.Config) pubsub.RedisNames {
+	names := pubsub.NewRedisNames(cfg.Broadcast.Options.RedisChannel)
+	if redisconn.IsCluster(d.redis) {
+		names = names.Sharded()
+	}
+	return names
 }
 
 // newNATSBroker builds the NATS JetStream broker (--broker nats).

@@ -107,12 +107,16 @@ func (r *Runner) deployWarnings() []string {
 }
 
 // clusterBrokerNote is the INFO line of the Redis broker on a Redis
-// Cluster: its keys share one hash slot (see deps.redisPrefix).
+// Cluster: how its keys and channels spread over the masters.
 func (r *Runner) clusterBrokerNote() string {
 	if r.cfg.Cluster.Broker != "redis" || !redisconn.IsCluster(r.deps.redis) {
 		return ""
 	}
-	return "Redis Cluster: the broker's keys share the hash slot of {cablehub} (its scripts stamp offsets atomically), so history, presence and sessions live on one shard; the pub/sub uses every node"
+	note := "Redis Cluster: each stream's keys share a hash slot of the stream's own ({<stream>}), so streams spread over the masters, sessions by their id"
+	if r.cfg.Cluster.PubSub == "redis" {
+		note += "; streams travel on sharded channels (SSUBSCRIBE/SPUBLISH), each publication stamped and published on its stream's shard in one step"
+	}
+	return note
 }
 
 // waitShutdownDelay keeps serving for --shutdown_delay (bounded by ctx)

@@ -117,7 +117,7 @@ func newRunner(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		// broker stamps and publishes on the pub/sub's channels in one step.
 		var channel func(string) string
 		if cfg.Cluster.PubSub == "redis" {
-			channel = redisNames(cfg).Channel
+			channel = d.redisNames(cfg).Channel
 		}
 		b = broker.NewRedis(d.redis, d.redisPrefix(), cfg.Broker, channel)
 	case "nats":
