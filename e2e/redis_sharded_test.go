@@ -140,3 +140,45 @@ func TestFaultsRedisClusterFailover(t *testing.T) {
 		settle(t, fmt.Sprintf("broker redis on a Redis Cluster, master %s killed, stream %s", killed, r.p.stream), r.p, r.trackers)
 	}
 }
+
+// --redis_sharded_pubsub=false: streams travel on classic channels, as
+// AnyCable's do, so AnyCable nodes on the same Redis Cluster get them;
+// the broker's keys still spread by stream.
+func TestRedisClusterClassicPubSub(t *testing.T) {
+	t.Parallel()
+	c := redisClusterOf(t, redistest.Options{})
+	url := "redis://" + strings.Join(c.Addrs, ",redis://")
+	args := []string{"--public", "--broker", "redis", "--redis_url", url, "--redis_sharded_pubsub=false"}
+	a, b := startServer(t, nil, args...), startServer(t, nil, args...)
+	waitHealth(t, a, 200)
+	waitHealth(t, b, 200)
+	if strings.Contains(a.Logs(), "sharded: streams") {
+		t.Errorf("sharded pub/sub despite --redis_sharded_pubsub=false:\n%s", a.Logs())
+	}
+	stream := uniqueStream(t, "classic")
+	sub := dialWS(t, a, dialOpts{})
+	sub.welcome()
+	sub.subscribe(stream)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	defer client.Close()
+	ctx := context.Background()
+	// A plain SUBSCRIBE, as an AnyCable node makes, on any node of the
+	// cluster gets the stream's publications.
+	ps := client.Subscribe(ctx, stream)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, fmt.Sprintf(`{"stream":%q,"data":"1"}`, stream))
+	if got := sub.nextBroadcast(); string(got.Message) != "1" || got.Offset != 1 {
+		t.Errorf("subscriber got %+v", got)
+	}
+	msg, err := ps.ReceiveMessage(ctx)
+	if err != nil || !strings.Contains(msg.Payload, `"offset":1`) {
+		t.Errorf("classic subscriber got %+v %v", msg, err)
+	}
+	owner, _ := client.MasterForKey(ctx, stream)
+	if n := owner.Exists(ctx, "cablehub:{"+stream+"}:counter").Val(); n != 1 {
+		t.Errorf("the stream's counter is not in its own slot on %s", owner.Options().Addr)
+	}
+}

@@ -360,7 +360,7 @@ func benchStampAndPublish(b *testing.B, stream func(worker int) string) {
 				client.Del(context.Background(), keys...)
 			}
 		}()
-		run(b, NewRedis(client, prefix, opts, func(stream string) string { return prefix + stream }))
+		run(b, NewRedis(client, prefix, opts, &RedisChannels{Name: func(stream string) string { return prefix + stream }}))
 	})
 }
 

@@ -41,9 +41,9 @@ type Redis struct {
 	keys   redisKeys
 	opts   MemoryOptions
 	now    func() time.Time
-	// channel names a stream's channel on the Redis pub/sub when Redis is
+	// channels name a stream's channel on the Redis pub/sub when Redis is
 	// also the pub/sub; nil when the pub/sub is another.
-	channel func(stream string) string
+	channels *RedisChannels
 	seq     sequencer
 
 	// live holds the sessions of this node with presence, by stream, so
@@ -52,19 +52,28 @@ type Redis struct {
 	live map[string]map[string]struct{} // sid -> streams
 }
 
+// RedisChannels are the channels of the Redis pub/sub on the broker's own
+// Redis: StampAndPublish publishes a stream's publication on its channel
+// itself, in the step that stamps it.
+type RedisChannels struct {
+	// Name is the channel of a stream (pubsub.RedisNames.Channel).
+	Name func(stream string) string
+	// Sharded channels are published with SPUBLISH; each must hash to the
+	// slot of its stream's keys (redisconn.SlotTag), on a Redis Cluster.
+	Sharded bool
+}
+
 // NewRedis returns a broker on client with keys under prefix (e.g.
 // "cablehub:"), laid out for a Redis Cluster (sharded) when client is a
-// cluster client (see redisKeys). channel, when the node's pub/sub is the Redis pub/sub on
-// the same Redis, is how that pub/sub names a stream's channel
-// (pubsub.RedisChannel): StampAndPublish then publishes there itself, in
-// the step that stamps (with SPUBLISH on a Redis Cluster, whose channels
-// are then sharded ones). nil means the pub/sub is another.
-func NewRedis(client redis.UniversalClient, prefix string, opts MemoryOptions, channel func(stream string) string) *Redis {
+// cluster client (see redisKeys). channels, when the node's pub/sub is
+// the Redis pub/sub on the same Redis, are that pub/sub's; nil means the
+// pub/sub is another.
+func NewRedis(client redis.UniversalClient, prefix string, opts MemoryOptions, channels *RedisChannels) *Redis {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = DefaultHistoryLimit
 	}
 	keys := redisKeys{prefix: prefix, sharded: redisconn.IsCluster(client)}
-	return &Redis{client: client, keys: keys, opts: opts, now: time.Now, channel: channel, live: map[string]map[string]struct{}{}}
+	return &Redis{client: client, keys: keys, opts: opts, now: time.Now, channels: channels, live: map[string]map[string]struct{}{}}
 }
 
 // Describe names the broker and its settings for the startup log.

@@ -26,7 +26,7 @@ func twoRedisNodes(t *testing.T) (*Redis, *Redis, *redis.Client) {
 		t.Fatalf("Redis at 127.0.0.1:6379: %v", err)
 	}
 	opts := MemoryOptions{HistoryLimit: 10, HistoryTTL: time.Minute}
-	channel := func(stream string) string { return stream }
+	channel := &RedisChannels{Name: func(stream string) string { return stream }}
 	return NewRedis(client, "cablehub:", opts, channel), NewRedis(client, "cablehub:", opts, channel), client
 }
 

@@ -106,7 +106,7 @@ func (r *Redis) streamKeys(stream string) []string {
 func (r *Redis) stampArgs(p *protocol.Publication, now int64, transient, channel string, head []byte) []any {
 	payload, _ := json.Marshal(storedPublication{Data: p.Data, BroadcastType: p.BroadcastType})
 	sharded := "0"
-	if r.keys.sharded {
+	if r.channels != nil && r.channels.Sharded {
 		sharded = "1"
 	}
 	return []any{r.opts.HistoryLimit, payload, now, r.opts.HistoryTTL.Milliseconds(), transient, channel, head, newStreamEpoch(), sharded}
@@ -129,7 +129,7 @@ func stamped(res any, p *protocol.Publication) error {
 
 // StampAndPublish stamps and publishes pubs in order; see
 // node.Broker.StampAndPublish. When Redis is also the pub/sub (NewRedis
-// got its channel naming), each publication is stamped and published on
+// got its channels), each publication is stamped and published on
 // its stream's channel in one script run, all runs pipelined in order, and
 // ps is not used: offsets reach every node in order even while several
 // nodes publish to one stream, and nothing is ever stamped but unpublished.
@@ -139,7 +139,7 @@ func stamped(res any, p *protocol.Publication) error {
 // (here) and publishing (ps) are two steps, kept in order per stream on
 // this node only.
 func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication, ps Publisher) (taken int, err error) {
-	if r.channel == nil {
+	if r.channels == nil {
 		return r.seq.stampAndPublish(ctx, r, pubs, ps)
 	}
 	now := r.now().UnixMilli()
@@ -152,7 +152,7 @@ func (r *Redis) StampAndPublish(ctx context.Context, pubs []protocol.Publication
 		if p.Transient {
 			transient = "1"
 		}
-		cmds[i] = stampPublishScript.Eval(ctx, pipe, r.streamKeys(p.Stream), r.stampArgs(p, now, transient, r.channel(p.Stream), head)...)
+		cmds[i] = stampPublishScript.Eval(ctx, pipe, r.streamKeys(p.Stream), r.stampArgs(p, now, transient, r.channels.Name(p.Stream), head)...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, err

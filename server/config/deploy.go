@@ -41,10 +41,16 @@ type Redis struct {
 	// DisableCache is accepted and unused: Cablehub keeps no client-side
 	// cache.
 	DisableCache bool
+	// ShardedPubSub carries streams on sharded channels (SSUBSCRIBE,
+	// SPUBLISH) when Redis is a Redis Cluster, so a publication crosses
+	// only its stream's shard. Off, they go on classic channels, which
+	// every node of the cluster carries, as AnyCable's do: for clusters
+	// that mix AnyCable and Cablehub nodes.
+	ShardedPubSub bool
 }
 
 func defaultRedis() Redis {
-	return Redis{SentinelDiscoveryInterval: 30 * time.Second, KeepaliveInterval: 30 * time.Second}
+	return Redis{SentinelDiscoveryInterval: 30 * time.Second, KeepaliveInterval: 30 * time.Second, ShardedPubSub: true}
 }
 
 // Statsd is where metrics are sent over UDP, and how their names and tags

@@ -110,6 +110,7 @@ var fileCases = []struct{ key, value, flag string }{
 	{"redis.tls_client_cert_path", `"/etc/rc.pem"`, "--redis_tls_client_cert_path=/etc/rc.pem"},
 	{"redis.tls_client_key_path", `"/etc/rk.pem"`, "--redis_tls_client_key_path=/etc/rk.pem"},
 	{"redis.disable_cache", `true`, "--redis_disable_cache"},
+	{"redis.sharded_pubsub", `false`, "--redis_sharded_pubsub=false"},
 	{"logging.debug", `true`, "--debug"},
 	{"metrics.tags", `{ env = "prod", region = "eu" }`, "--metrics_tags=env:prod,region:eu"},
 	{"metrics.rotate_interval", `30`, "--metrics_rotate_interval=30"},

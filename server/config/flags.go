@@ -176,6 +176,7 @@ func (c *Config) bindRedis(p *parser) {
 	p.add(groupRedis, "redis_tls_ca_cert_path", stringValue{&r.TLSCACertPath}, "CA certificate file (PEM) to verify the Redis server with; implies --redis_tls_verify").file("redis.tls_ca_cert_path")
 	p.add(groupRedis, "redis_tls_client_cert_path", stringValue{&r.TLSClientCertPath}, "client certificate file (PEM) for mutual TLS with Redis (with --redis_tls_client_key_path)").file("redis.tls_client_cert_path")
 	p.add(groupRedis, "redis_tls_client_key_path", stringValue{&r.TLSClientKeyPath}, "client private key file (PEM) for mutual TLS with Redis").file("redis.tls_client_key_path")
+	p.add(groupRedis, "redis_sharded_pubsub", boolValue{&r.ShardedPubSub}, "on a Redis Cluster, carry streams on sharded channels (SSUBSCRIBE/SPUBLISH: a publication crosses only its stream's shard); false: classic channels on every node, as AnyCable, for clusters mixing AnyCable and Cablehub nodes").file("redis.sharded_pubsub")
 	p.add(groupRedis, "redis_disable_cache", boolValue{&r.DisableCache}, "accepted for AnyCable compatibility and unused: Cablehub keeps no client-side Redis cache").file("redis.disable_cache")
 }
 

@@ -228,11 +228,12 @@ func (d *deps) newPubSub(cfg *config.Config, n *node.Node, log *slog.Logger) (cl
 
 // redisNames keeps stream channels off the redis broadcast adapter's
 // channel, which may share the Redis pub/sub (see pubsub.RedisNames), and
-// names sharded channels on a Redis Cluster, where the broker's keys of a
-// stream share a slot of the stream's own (pubsub.RedisNames.Sharded).
+// names sharded channels on a Redis Cluster (unless --redis_sharded_pubsub
+// is off), where the broker's keys of a stream share a slot of the
+// stream's own (pubsub.RedisNames.Sharded).
 func (d *deps) redisNames(cfg *config.Config) pubsub.RedisNames {
 	names := pubsub.NewRedisNames(cfg.Broadcast.Options.RedisChannel)
-	if redisconn.IsCluster(d.redis) {
+	if redisconn.IsCluster(d.redis) && cfg.Cluster.Redis.ShardedPubSub {
 		names = names.Sharded()
 	}
 	return names

@@ -113,7 +113,7 @@ func (r *Runner) clusterBrokerNote() string {
 		return ""
 	}
 	note := "Redis Cluster: each stream's keys share a hash slot of the stream's own ({<stream>}), so streams spread over the masters, sessions by their id"
-	if r.cfg.Cluster.PubSub == "redis" {
+	if r.cfg.Cluster.PubSub == "redis" && r.cfg.Cluster.Redis.ShardedPubSub {
 		note += "; streams travel on sharded channels (SSUBSCRIBE/SPUBLISH), each publication stamped and published on its stream's shard in one step"
 	}
 	return note

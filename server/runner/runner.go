@@ -115,9 +115,10 @@ func newRunner(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		}
 		// With Redis as the pub/sub too (one client, one Redis), the
 		// broker stamps and publishes on the pub/sub's channels in one step.
-		var channel func(string) string
+		var channel *broker.RedisChannels
 		if cfg.Cluster.PubSub == "redis" {
-			channel = d.redisNames(cfg).Channel
+			names := d.redisNames(cfg)
+			channel = &broker.RedisChannels{Name: names.Channel, Sharded: names.IsSharded()}
 		}
 		b = broker.NewRedis(d.redis, d.redisPrefix(), cfg.Broker, channel)
 	case "nats":
