@@ -44,7 +44,7 @@ type Redis struct {
 	// channels name a stream's channel on the Redis pub/sub when Redis is
 	// also the pub/sub; nil when the pub/sub is another.
 	channels *RedisChannels
-	seq     sequencer
+	seq      sequencer
 
 	// live holds the sessions of this node with presence, by stream, so
 	// their entries are refreshed while their connections live.
