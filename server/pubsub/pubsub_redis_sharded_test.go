@@ -96,17 +96,6 @@ func shardedNode(t *testing.T, addrs []string) (*Redis, *recorder, *redis.Cluste
 	return ps, h, client
 }
 
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func subscribeAll(t *testing.T, ps *Redis, streams []string) {
 	t.Helper()
 	for _, s := range streams {
@@ -147,7 +136,7 @@ func TestRedisShardedPubSub(t *testing.T) {
 	subscribeAll(t, a, streams)
 	publishEach(t, b, streams, "one")
 	for _, s := range streams {
-		eventually(t, "publication on "+s, func() bool { return slices.Equal(ha.got(s), []string{"one"}) })
+		waitUntil(t, "publication on "+s, func() bool { return slices.Equal(ha.got(s), []string{"one"}) })
 	}
 	ctx := context.Background()
 	owners := map[string]bool{}
@@ -169,7 +158,7 @@ func TestRedisShardedPubSub(t *testing.T) {
 	}
 	// The last unsubscription of a stream leaves its shard channel.
 	a.Unsubscribe("room-1")
-	eventually(t, "room-1's channel to go", func() bool {
+	waitUntil(t, "room-1's channel to go", func() bool {
 		master, _ := client.MasterForKey(ctx, "room-1")
 		n, _ := master.PubSubShardChannels(ctx, "room-1").Result()
 		return len(n) == 0
@@ -204,17 +193,17 @@ func TestRedisShardedFailover(t *testing.T) {
 	// by itself.
 	watcher := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	defer watcher.Close()
-	eventually(t, "a failover of "+killed, func() bool {
+	waitUntil(t, "a failover of "+killed, func() bool {
 		watcher.ReloadState(ctx)
 		m, err := watcher.MasterForKey(ctx, "room-1")
 		return err == nil && m.Options().Addr != killed
 	})
-	eventually(t, "room-1's subscription to be made again", func() bool {
+	waitUntil(t, "room-1's subscription to be made again", func() bool {
 		ha.mu.Lock()
 		defer ha.mu.Unlock()
 		return slices.Contains(ha.resubscribe, "room-1") && ha.interrupted > 0
 	})
-	eventually(t, "the publications after the failover", func() bool {
+	waitUntil(t, "the publications after the failover", func() bool {
 		// b's client finds the new master once a publish failed.
 		var pubs []protocol.Publication
 		for _, s := range streams {

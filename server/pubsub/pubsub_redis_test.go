@@ -90,9 +90,11 @@ func testRedisPubSubNamed(t *testing.T, names RedisNames) (*Redis, *handler, *re
 	return r, h, client
 }
 
+// waitUntil polls cond for up to 20 s (a Redis Cluster failover takes a
+// few).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
