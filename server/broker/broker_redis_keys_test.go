@@ -3,8 +3,11 @@ package broker
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cablehub/cablehub/server/protocol"
 	"github.com/cablehub/cablehub/server/redisconn/redistest"
@@ -72,5 +75,43 @@ func TestRedisClusterKeysPerStream(t *testing.T) {
 	}
 	if got, err := r.PresenceStreams(ctx, "room-1", 100); err != nil || len(got) != 3 {
 		t.Errorf("streams with presence under room-1: %v %v", got, err)
+	}
+}
+
+// BenchmarkRedisClusterStampAndPublish stamps, stores and publishes (on
+// sharded channels) publications to 1,000 streams from 64 goroutines in
+// batches of 10, on a Redis Cluster of one master and of three: with
+// each stream's keys in a slot of its own, the three masters share the
+// work. Redis's CPU per publication is read from /proc by the caller
+// (BENCHMARKS.md).
+func BenchmarkRedisClusterStampAndPublish(b *testing.B) {
+	for _, masters := range []int{1, 3} {
+		b.Run(fmt.Sprintf("masters=%d", masters), func(b *testing.B) {
+			c, err := redistest.Start(redistest.Options{Masters: masters})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Stop()
+			client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, PoolSize: 64})
+			defer client.Close()
+			channels := &RedisChannels{Name: func(s string) string { return s }, Sharded: true}
+			r := NewRedis(client, "cablehub-bench:", MemoryOptions{HistoryLimit: 100, HistoryTTL: time.Minute}, channels)
+			var next atomic.Int64
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				pubs := make([]protocol.Publication, 10)
+				for pb.Next() {
+					for i := range pubs {
+						pubs[i] = protocol.Publication{Stream: fmt.Sprintf("s-%d", next.Add(1)%1000), Data: `{"n":1}`}
+					}
+					if _, err := r.StampAndPublish(context.Background(), pubs, nil); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "pubs/s")
+		})
 	}
 }

@@ -57,10 +57,9 @@ func Start(o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", fmt.Sprint(o.Replicas), "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+	if err := c.join(o); err != nil {
 		c.Stop()
-		return nil, fmt.Errorf("redis-cli --cluster create: %v %s", err, out)
+		return nil, err
 	}
 	for _, a := range c.Addrs {
 		if err := WaitAnswer(a, "cluster_state:ok", "cluster", "info"); err != nil {
@@ -69,6 +68,23 @@ func Start(o Options) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// join makes the nodes one cluster: redis-cli --cluster create, which
+// wants three masters at least; a single master takes every slot itself.
+func (c *Cluster) join(o Options) error {
+	if o.Masters == 1 && o.Replicas == 0 {
+		host, port, _ := net.SplitHostPort(c.Addrs[0])
+		if out, err := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "addslotsrange", "0", "16383").CombinedOutput(); err != nil {
+			return fmt.Errorf("cluster addslotsrange: %v %s", err, out)
+		}
+		return nil
+	}
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", fmt.Sprint(o.Replicas), "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("redis-cli --cluster create: %v %s", err, out)
+	}
+	return nil
 }
 
 func (c *Cluster) startNode(timeout time.Duration) error {
