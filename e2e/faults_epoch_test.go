@@ -368,10 +368,14 @@ func natsCluster(t *testing.T) ([]int, []*exec.Cmd) {
 func TestFaultsJetStreamFailover(t *testing.T) {
 	t.Parallel()
 	ports, cmds := natsCluster(t)
-	node := func(i int) *server {
-		return startServer(t, nil, "--public", "--broker", "nats", "--nats_servers", fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	// Each node lists every server, as docs/cluster.md says to: a node
+	// that knew of one only could create the stream before the client
+	// learnt of the others, with fewer replicas.
+	all := fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", ports[0], ports[1], ports[2])
+	node := func() *server {
+		return startServer(t, nil, "--public", "--broker", "nats", "--nats_servers", all)
 	}
-	a, b := node(0), node(1)
+	a, b := node(), node()
 	for _, s := range []*server{a, b} {
 		waitHealth(t, s, 200)
 	}
@@ -397,8 +401,11 @@ func TestFaultsJetStreamFailover(t *testing.T) {
 	leader := ci.Cluster.Leader
 	var killed int
 	fmt.Sscanf(leader, "n%d", &killed)
-	cmds[killed].Process.Kill()
-	cmds[killed].Wait()
+	// The leader dies while four publishers are busy.
+	underLoad(t, p, 100, func() { p.run(4, 800) }, func() {
+		cmds[killed].Process.Kill()
+		cmds[killed].Wait()
+	})
 	waitUntil(t, "another leader of the history stream", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

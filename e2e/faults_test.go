@@ -285,6 +285,26 @@ func (p *publisher) run(workers, count int) {
 	wg.Wait()
 }
 
+// acceptedCount is how many publications were accepted so far.
+func (p *publisher) acceptedCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.accepted)
+}
+
+// underLoad runs load in the background, calls fault once load has got
+// `after` more publications accepted by p (the fault strikes while
+// publishers are busy), and returns once load is done.
+func underLoad(t *testing.T, p *publisher, after int, load, fault func()) {
+	t.Helper()
+	done := make(chan struct{})
+	base := p.acceptedCount()
+	go func() { defer close(done); load() }()
+	waitUntil(t, fmt.Sprintf("%d more accepted publications", after), func() bool { return p.acceptedCount() >= base+after })
+	fault()
+	<-done
+}
+
 // settle waits until every tracker has every accepted publication (or a
 // deadline passes), then checks and logs each: missing, duplicated, out of
 // order.

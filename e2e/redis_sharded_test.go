@@ -128,8 +128,8 @@ func TestFaultsRedisClusterFailover(t *testing.T) {
 		r.p.markLoss()
 	}
 	killed := owner.Options().Addr
-	c.Kill(killed)
-	all(600)
+	// The master dies while the publishers of all three streams are busy.
+	underLoad(t, runs[0].p, 50, func() { all(600) }, func() { c.Kill(killed) })
 	waitUntil(t, "the replica of "+killed+" to take over", func() bool {
 		client.ReloadState(ctx)
 		m, err := client.MasterForKey(ctx, runs[0].p.stream)
