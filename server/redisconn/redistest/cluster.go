@@ -87,10 +87,28 @@ func (c *Cluster) join(o Options) error {
 	return nil
 }
 
+// startNode starts one cluster-enabled server on a free port and waits
+// until it answers. The port is free when picked but may be taken before
+// the server binds it (tests run in parallel): then another one is
+// tried.
 func (c *Cluster) startNode(timeout time.Duration) error {
+	var lastErr error
+	for range 5 {
+		addr, cmd, err := c.tryNode(timeout)
+		if err == nil {
+			c.procs = append(c.procs, cmd)
+			c.Addrs = append(c.Addrs, addr)
+			return nil
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+func (c *Cluster) tryNode(timeout time.Duration) (string, *exec.Cmd, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
@@ -104,33 +122,58 @@ func (c *Cluster) startNode(timeout time.Duration) error {
 	}
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
-		return err
+		return "", nil, err
 	}
-	c.procs = append(c.procs, cmd)
-	c.Addrs = append(c.Addrs, fmt.Sprintf("127.0.0.1:%d", port))
-	return nil
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return "", nil, fmt.Errorf("redis-server on %s exited at once (port taken?)", addr)
+		default:
+		}
+		if conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			conn.Close()
+			return addr, cmd, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	<-exited
+	return "", nil, fmt.Errorf("redis-server on %s did not answer within 10 s", addr)
 }
 
 // Kill ends the node at addr at once (SIGKILL).
 func (c *Cluster) Kill(addr string) {
 	for i, a := range c.Addrs {
-		if a == addr && c.procs[i].ProcessState == nil {
+		if a == addr {
 			c.procs[i].Process.Kill()
-			c.procs[i].Wait()
+			waitGone(a)
 		}
 	}
 }
 
 // Stop kills every node and removes their files.
 func (c *Cluster) Stop() {
-	for _, p := range c.procs {
-		if p.ProcessState == nil {
-			p.Process.Kill()
-			p.Wait()
-		}
+	for i, p := range c.procs {
+		p.Process.Kill()
+		waitGone(c.Addrs[i])
 	}
 	if c.dir != "" {
 		os.RemoveAll(c.dir)
+	}
+}
+
+// waitGone waits (up to 5 s) until nothing listens on addr any more.
+func waitGone(addr string) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return
+		}
+		conn.Close()
 	}
 }
 
