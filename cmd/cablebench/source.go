@@ -35,6 +35,7 @@ func dialTCP(ctx context.Context, host string) (net.Conn, error) {
 	d := net.Dialer{KeepAlive: -1}
 	if sourceAddr != nil {
 		d.LocalAddr = sourceAddr
+		d.Control = bindNoPort
 	}
 	return d.DialContext(ctx, "tcp", host)
 }
