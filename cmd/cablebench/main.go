@@ -35,6 +35,12 @@
 // through those, or the event "bench" through the Pusher HTTP API
 // (--publish pusher: a signed POST /apps/<id>/events at --pusher_api).
 //
+// More clients than one process may open (20,000 files) take several
+// processes (expect.go): each connects its share with --expect N from its
+// own --local_addr and --client_offset, creates its --ready_file, and
+// receives what one more process (--clients 0 --messages N) publishes;
+// `cablebench merge` makes one result of their --raw files.
+//
 // `cablebench storm` is a reconnect storm (storm.go): --clients clients
 // (10,000 by default) dial and subscribe all at once, with --signed stream
 // names and/or a --jwt token each; a refused client (connection refused or

@@ -29,6 +29,9 @@ COLUMNS = [
 ]
 
 
+LOST = "lost"
+
+
 def load(path):
     try:
         with open(path) as f:
@@ -53,7 +56,12 @@ def single_figures(paced, sat):
             f["lat_p99_ms"] = paced["latency_ms"]["p99"]
             f["fanout_p99_ms"] = paced["fanout_ms"]["p99"]
             f["paced_cpu_us_delivery"] = per(paced.get("server_cpu_publish_seconds"), paced.get("delivered"), 1e6)
-    if sat and sat.get("latency_ms"):
+    if sat and sat.get("delivered", 0) < sat.get("expected", 0):
+        # Lost deliveries (a server closed slow clients): no figure, and
+        # the table marks the run.
+        for k in ("sat_deliveries_per_sec", "sat_lat_p50_ms", "sat_lat_p99_ms", "sat_cpu_us_delivery"):
+            f[k] = LOST
+    elif sat and sat.get("latency_ms"):
         f["sat_deliveries_per_sec"] = sat.get("deliveries_per_sec")
         f["sat_lat_p50_ms"] = sat["latency_ms"]["p50"]
         f["sat_lat_p99_ms"] = sat["latency_ms"]["p99"]
@@ -91,13 +99,15 @@ def cluster_figures(d):
 
 
 def med(values):
-    v = [x for x in values if x is not None]
+    v = [x for x in values if x is not None and x != LOST]
     return statistics.median(v) if v else None
 
 
 def fmt(x, digits):
     if x is None:
         return "–"
+    if x == LOST:
+        return "lost"
     if digits < 0:  # thousands, -1: none after the point, -2: one
         return f"{x / 1000:.{-digits - 1}f}k"
     return f"{x:.{digits}f}"

@@ -14,13 +14,13 @@ cl = dir . "/cluster.dat"
 have_ac = fileok(ac)
 have_cl = fileok(cl) && system("grep -c '^[0-9]' '" . cl . "'") + 0 > 0
 
-set terminal svg size 640,400 dynamic font "sans,12" background "white"
+set terminal svg size 640,440 dynamic font "sans,12" background "white"
 set datafile missing "NaN"
 set logscale x
 set xrange [700:150000]
 set xtics ("1k" 1000, "5k" 5000, "10k" 10000, "19k" 19000, "100k" 100000)
 set grid
-set key top left
+set key below
 set xlabel "connections (one node; 100k: six nodes on Redis)"
 set style line 1 lc rgb "#1f77b4" lw 2 pt 7 ps 0.8
 set style line 2 lc rgb "#d62728" lw 2 pt 5 ps 0.8
