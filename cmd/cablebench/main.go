@@ -35,6 +35,12 @@
 // through those, or the event "bench" through the Pusher HTTP API
 // (--publish pusher: a signed POST /apps/<id>/events at --pusher_api).
 //
+// More clients than one process may open (20,000 files) take several
+// processes (expect.go): each connects its share with --expect N from its
+// own --local_addr and --client_offset, creates its --ready_file, and
+// receives what one more process (--clients 0 --messages N) publishes;
+// `cablebench merge` makes one result of their --raw files.
+//
 // `cablebench storm` is a reconnect storm (storm.go): --clients clients
 // (10,000 by default) dial and subscribe all at once, with --signed stream
 // names and/or a --jwt token each; a refused client (connection refused or
@@ -78,6 +84,8 @@ func main() {
 			run = func() error { return runRPCBackend(os.Args[2:]) }
 		case "storm":
 			run = func() error { return runStorm(os.Args[2:], os.Stdout, os.Stderr) }
+		case "merge":
+			run = func() error { return runMerge(os.Args[2:], os.Stdout) }
 		}
 	}
 	flag.Usage = usage
@@ -91,6 +99,7 @@ func usage() {
 	fmt.Fprint(flag.CommandLine.Output(), `usage: cablebench [flags]              connect, subscribe, publish and measure
        cablebench storm [flags]        a reconnect storm (cablebench storm --help)
        cablebench rpc-backend [flags]  a minimal AnyCable RPC back end (cablebench rpc-backend --help)
+       cablebench merge FILE...        one result of several --expect processes' --raw files
 
 Transports: Action Cable over WebSocket (default), Server-Sent Events
 (--sse) or Pusher Channels (--pusher), e.g.
@@ -147,6 +156,16 @@ type benchOptions struct {
 	sse         bool           // clients open event streams (GET with the subscription in the query) instead of WebSockets
 	pusher      *pusherOptions // Pusher clients (--pusher), nil otherwise
 	publishVia  string         // --publish: "" (by the flags given), api, grpc, broadcast or pusher
+	// clientOffset is --client_offset: client i is client clientOffset+i
+	// of all the processes of one run (its stream, its RPC user).
+	clientOffset int
+	// expect is --expect: publications another process publishes, which
+	// this one only receives; readyFile (--ready_file) is created when
+	// the clients are connected, rawFile (--raw) gets the deliveries for
+	// `cablebench merge`.
+	expect    int
+	readyFile string
+	rawFile   string
 }
 
 // parseFlags reads the main mode's flags from the command line (exiting
@@ -159,7 +178,7 @@ func parseFlags() (benchOptions, error) {
 	flag.IntVar(&o.clients, "clients", 1000, "number of clients (0..20000)")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "connections opened (and publishes sent) at once")
 	flag.StringVar(&o.stream, "stream", "bench", "stream the clients subscribe to (with --streams N: <stream>-0 .. <stream>-N-1, client i on i%N)")
-	flag.IntVar(&o.streams, "streams", 1, "number of streams, 1..1000; publications go round-robin over them")
+	flag.IntVar(&o.streams, "streams", 1, "number of streams, 1..100000; publications go round-robin over them")
 	flag.StringVar(&o.signSecret, "signed", "", "subscribe with signed stream names made with this secret (--streams_secret) instead of public ones")
 	flag.StringVar(&o.protocol, "protocol", "actioncable-v1-json", "subprotocol")
 	flag.IntVar(&o.pid, "pid", 0, "server process id, for its RSS per connection and its CPU while connecting and while publishing (0: not measured)")
@@ -183,8 +202,16 @@ func parseFlags() (benchOptions, error) {
 	usePusher := flag.Bool("pusher", false, "connect as Pusher Channels clients (protocol 7) to the --pusher_* app: --url is the app's WebSocket URL, e.g. ws://127.0.0.1:8080/app/key-1 (a URL without a path gets /app/<--pusher_key>; default ws://127.0.0.1:8080/app/<--pusher_key>); client i subscribes to the channel of stream i%--streams, named <stream> (public), private-<stream> or presence-<stream>")
 	transport := flag.String("transport", "ws", "ws, sse (the same as --sse) or pusher (the same as --pusher)")
 	flag.StringVar(&o.publishVia, "publish", "", "how to publish: api (--api), grpc (--grpc), broadcast (--broadcast) or pusher (the Pusher HTTP API at --pusher_api, signed with --pusher_key/--pusher_secret); default: --broadcast, else --grpc, else --api, whichever is given")
+	localAddr := flag.String("local_addr", "", "dial from this loopback IP address, e.g. 127.0.0.2 (several cablebench processes against one server each take their own, for ephemeral ports)")
+	flag.IntVar(&o.clientOffset, "client_offset", 0, "number the clients from here (client i subscribes to stream (offset+i)%streams): for several processes sharing one run's streams evenly")
+	flag.IntVar(&o.expect, "expect", 0, "publish nothing: receive this many publications that another process publishes (message n on stream n%streams, as --messages does), with latency from the send time each carries (0..1000000)")
+	flag.StringVar(&o.readyFile, "ready_file", "", "with --expect: create this file when every client is connected (and the RSS read)")
+	flag.StringVar(&o.rawFile, "raw", "", "with --expect: write the result and every delivery's latency to this file, for `cablebench merge`")
 	po := pusherFlags()
 	flag.Parse()
+	if err := setSourceAddr(*localAddr); err != nil {
+		return o, err
+	}
 
 	switch *transport {
 	case "ws":
@@ -231,8 +258,18 @@ func (o *benchOptions) check() error {
 		return errors.New("--hold must be 0..10m")
 	case (o.hold > 0 || o.pusher != nil) && strings.HasPrefix(o.urls[0], "wss://"):
 		return errors.New("--hold and Pusher clients are not supported over wss://")
-	case o.streams < 1 || o.streams > 1000:
-		return errors.New("--streams must be 1..1000")
+	case o.streams < 1 || o.streams > 100_000:
+		return errors.New("--streams must be 1..100000")
+	case o.clientOffset < 0:
+		return errors.New("--client_offset must not be negative")
+	case o.expect < 0 || o.expect > 1_000_000:
+		return errors.New("--expect must be 0..1000000")
+	case o.expect > 0 && o.messages > 0:
+		return errors.New("--expect is for a process that does not publish: not with --messages")
+	case o.clientOffset > 0 && o.messages > 0:
+		return errors.New("--client_offset goes with --expect (the publishing process counts its own clients from 0)")
+	case (o.readyFile != "" || o.rawFile != "") && o.expect == 0:
+		return errors.New("--ready_file and --raw go with --expect")
 	case o.batch < 1 || o.batch > 1000:
 		return errors.New("--batch must be 1..1000")
 	case o.rpcChannel != "" && o.signSecret != "":
@@ -401,6 +438,9 @@ func run() error {
 			return fmt.Errorf("while idle: %v%s", err, o.pusher.firstErrorNote())
 		}
 	}
+	if o.expect > 0 {
+		return o.receiveOnly(ctx, &res, conns, streams)
+	}
 	if o.messages > 0 {
 		cpu = serverCPU(o.pid)
 		err := publishPhase(ctx, &res, conns, pub, streams, o.messages, o.batch, o.rate, o.concurrency, o.asJSON, padding(o.payloadSize))
@@ -428,10 +468,11 @@ func run() error {
 	return nil
 }
 
-// connectAll connects the clients, o.concurrency at a time: client i dials
-// o.urls[i%len(o.urls)] (as user bench-<i> with --rpc_channel), waits for
-// its welcome and subscribes with subs[i%len(subs)] (a Pusher client to
-// channel streams[i%len(streams)], then handed to keep). It records in res
+// connectAll connects the clients, o.concurrency at a time: client i, as
+// client g = o.clientOffset+i of the run, dials o.urls[g%len(o.urls)] (as
+// user bench-<g> with --rpc_channel), waits for its welcome and subscribes
+// with subs[g%len(subs)] (a Pusher client to channel
+// streams[g%len(streams)], then handed to keep). It records in res
 // how many connected and how fast, and shows progress on stderr every
 // thousand clients unless --json. conns[i] is client i, nil if it did not
 // connect. The first failure stops the connecting and is returned, with
@@ -449,7 +490,8 @@ func (o *benchOptions) connectAll(ctx context.Context, streams []string, subs []
 				if i >= o.clients || ctx.Err() != nil {
 					return
 				}
-				c, cerr := o.connectOne(ctx, i, streams[i%len(streams)], subs[i%len(subs)])
+				g := o.clientOffset + i
+				c, cerr := o.connectOne(ctx, g, streams[g%len(streams)], subs[g%len(subs)])
 				if cerr == nil && keep != nil {
 					conns[i] = c // closed by the caller
 					cerr = keep.add(i, c)

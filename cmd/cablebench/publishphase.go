@@ -17,7 +17,7 @@ import (
 // (nothing for 15 s, or ctx ends) before every delivery arrived.
 func publishPhase(ctx context.Context, res *result, conns []*benchConn, pub publisher, streams []string, messages, batch int, rate float64, concurrency int, quiet bool, pad string) error {
 	res.Messages = messages
-	res.Expected = expectedDeliveries(len(conns), len(streams), messages)
+	res.Expected = expectedDeliveries(0, len(conns), len(streams), messages)
 	d := newDeliveries(len(conns), messages)
 	var recvErr error
 	received := make(chan struct{})
@@ -48,12 +48,12 @@ func publishPhase(ctx context.Context, res *result, conns []*benchConn, pub publ
 }
 
 // expectedDeliveries is how many messages the clients should receive in
-// all: client i listens to stream i%streams and message n goes to stream
-// n%streams.
-func expectedDeliveries(clients, streams, messages int) int64 {
+// all: client i listens to stream (offset+i)%streams and message n goes
+// to stream n%streams.
+func expectedDeliveries(offset, clients, streams, messages int) int64 {
 	perStream := make([]int64, streams)
 	for i := range clients {
-		perStream[i%streams]++
+		perStream[(offset+i)%streams]++
 	}
 	var expected int64
 	for n := range messages {
@@ -75,6 +75,10 @@ type deliveries struct {
 	lastArrival []atomic.Int64
 	// latencies is client i's publish→receive time of each delivery.
 	latencies [][]time.Duration
+	// payloadSent, when not nil, is message n's send time as it carries
+	// it, for a process that did not send it (--expect); sentAt is then
+	// unused.
+	payloadSent []atomic.Int64
 }
 
 func newDeliveries(clients, messages int) *deliveries {
@@ -95,6 +99,9 @@ func (d *deliveries) onText(i int, data []byte) {
 		return
 	}
 	d.latencies[i] = append(d.latencies[i], time.Duration(now-sent))
+	if d.payloadSent != nil {
+		d.payloadSent[n].Store(sent)
+	}
 	for {
 		prev := d.lastArrival[n].Load()
 		if prev >= now || d.lastArrival[n].CompareAndSwap(prev, now) {
@@ -118,10 +125,18 @@ func (d *deliveries) summarize(res *result, elapsed time.Duration) {
 	var fanout []time.Duration
 	for n := range d.lastArrival {
 		if last := d.lastArrival[n].Load(); last > 0 {
-			fanout = append(fanout, time.Duration(last-d.sentAt[n]))
+			fanout = append(fanout, time.Duration(last-d.sent(n)))
 		}
 	}
 	res.FanoutMs = percentiles(fanout)
+}
+
+// sent is message n's send time, Unix ns.
+func (d *deliveries) sent(n int) int64 {
+	if d.payloadSent != nil {
+		return d.payloadSent[n].Load()
+	}
+	return d.sentAt[n]
 }
 
 // publishAll publishes messages 0..messages-1 from concurrency goroutines,

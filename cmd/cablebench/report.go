@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -64,6 +65,11 @@ func report(res result, asJSON, rss bool) {
 		json.NewEncoder(os.Stdout).Encode(res)
 		return
 	}
+	reportTo(os.Stdout, res, rss)
+}
+
+// reportTo writes res as text to w, with the server's RSS if rss.
+func reportTo(w io.Writer, res result, rss bool) {
 	through := ""
 	switch {
 	case res.RPCChannel != "":
@@ -71,22 +77,22 @@ func report(res result, asJSON, rss bool) {
 	case res.Pusher != "":
 		through = " (Pusher, " + res.Pusher + " channels)"
 	}
-	fmt.Printf("connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s%s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec, through)
+	fmt.Fprintf(w, "connected %d/%d in %.2fs: %.0f connect+welcome+subscribe/s%s\n", res.Connected, res.Clients, res.ConnectSeconds, res.ConnectsPerSec, through)
 	if res.Compressed > 0 {
-		fmt.Printf("permessage-deflate agreed by %d/%d clients\n", res.Compressed, res.Connected)
+		fmt.Fprintf(w, "permessage-deflate agreed by %d/%d clients\n", res.Compressed, res.Connected)
 	}
 	if res.ServerCPUConnectS > 0 && res.Connected > 0 {
-		fmt.Printf("server CPU while connecting %.2fs: %.1f µs per connection\n", res.ServerCPUConnectS, res.ServerCPUConnectS*1e6/float64(res.Connected))
+		fmt.Fprintf(w, "server CPU while connecting %.2fs: %.1f µs per connection\n", res.ServerCPUConnectS, res.ServerCPUConnectS*1e6/float64(res.Connected))
 	}
 	if res.Pusher != "" {
-		fmt.Printf("Pusher frames besides publications: %d pusher:ping (answered), %d member events, %d pusher:error\n",
+		fmt.Fprintf(w, "Pusher frames besides publications: %d pusher:ping (answered), %d member events, %d pusher:error\n",
 			res.PusherPings, res.PusherMemberEvents, res.PusherErrors)
 	}
 	if rss {
-		fmt.Printf("server RSS %d KiB -> %d KiB: %.1f KiB per connection\n", res.RSSBeforeKiB, res.RSSAfterKiB, res.RSSPerConnBytes/1024)
+		fmt.Fprintf(w, "server RSS %d KiB -> %d KiB: %.1f KiB per connection\n", res.RSSBeforeKiB, res.RSSAfterKiB, res.RSSPerConnBytes/1024)
 	}
 	if res.Messages > 0 {
-		fmt.Printf("published %d in %.2fs (%.0f/s); delivered %d/%d (%.0f deliveries/s)\n",
+		fmt.Fprintf(w, "published %d in %.2fs (%.0f/s); delivered %d/%d (%.0f deliveries/s)\n",
 			res.Messages, res.PublishSeconds, res.PublishesPerSec, res.Delivered, res.Expected, res.DeliveriesPerS)
 		for _, row := range []struct {
 			name string
@@ -96,10 +102,10 @@ func report(res result, asJSON, rss bool) {
 			if l == nil {
 				continue
 			}
-			fmt.Printf("%s ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n", row.name, l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
+			fmt.Fprintf(w, "%s ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n", row.name, l["p50"], l["p90"], l["p99"], l["p99.9"], l["max"])
 		}
 		if res.ServerCPUPublishS > 0 && res.Delivered > 0 {
-			fmt.Printf("server CPU while publishing %.2fs: %.2f µs per delivery\n", res.ServerCPUPublishS, res.ServerCPUPublishS*1e6/float64(res.Delivered))
+			fmt.Fprintf(w, "server CPU while publishing %.2fs: %.2f µs per delivery\n", res.ServerCPUPublishS, res.ServerCPUPublishS*1e6/float64(res.Delivered))
 		}
 	}
 }

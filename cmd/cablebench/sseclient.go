@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"strconv"
 	"time"
@@ -174,8 +173,7 @@ func dialSSE(ctx context.Context, target, query, header string) (*benchConn, err
 		query = "&" + query
 	}
 	u.RawQuery += query
-	d := net.Dialer{KeepAlive: -1}
-	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	nc, err := dialTCP(ctx, u.Host)
 	if err != nil {
 		return nil, err
 	}

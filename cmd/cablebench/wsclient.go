@@ -54,10 +54,7 @@ func dial(ctx context.Context, target, header, subprotocol string) (*benchConn, 
 	if err != nil {
 		return nil, err
 	}
-	// No keep-alive probes: four setsockopt calls per connection that a
-	// short benchmark does not need.
-	d := net.Dialer{KeepAlive: -1}
-	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	nc, err := dialTCP(ctx, u.Host)
 	if err != nil {
 		return nil, err
 	}
