@@ -16,7 +16,7 @@ func TestStepTrimsOnceAfterBurst(t *testing.T) {
 		{30 << 20, 20 << 20, false}, // the burst: 30 MiB allocated this tick
 		{60 << 20, 21 << 20, false}, // still busy
 		{60<<20 + 4<<10, 21 << 20, true},
-		{60<<20 + 8<<10, 11 << 20, false}, // quiet, nothing to give back
+		{60<<20 + 8<<10, 11 << 20, false},  // quiet, nothing to give back
 		{60<<20 + 12<<10, 21 << 20, false}, // quiet, no burst since the trim
 	}
 	for i, s := range steps {
