@@ -117,14 +117,15 @@ func (t *Trimmer) read() heapState {
 }
 
 // step takes one sample and reports whether to trim now: the tick
-// allocated little (under 1/64 of the live heap, and under 1 MiB), a burst
-// since the last trim allocated at least half the live heap, and the heap
-// keeps more than MinExcess above the live heap.
+// allocated little (under 1/64 of the live heap plus 64 KiB: relative, so
+// that the steady trickle of a large idle server, its pings, counts as
+// quiet), a burst since the last trim allocated at least half the live
+// heap, and the heap keeps more than MinExcess above the live heap.
 func (t *Trimmer) step(s heapState) bool {
 	delta := s.allocs - t.lastAllocs
 	t.lastAllocs = s.allocs
 	t.burst += delta
-	quiet := delta < 1<<20 && delta < s.live/64+64<<10
+	quiet := delta < s.live/64+64<<10
 	if !quiet || t.burst < s.live/2 || s.resident < s.live+t.opts.MinExcess {
 		return false
 	}

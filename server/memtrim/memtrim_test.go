@@ -26,6 +26,16 @@ func TestStepTrimsOnceAfterBurst(t *testing.T) {
 	}
 }
 
+// TestStepQuietIsRelative: a large heap's idle trickle (pings) is quiet.
+func TestStepQuietIsRelative(t *testing.T) {
+	tr := New(Options{})
+	live := uint64(1 << 30)
+	tr.step(heapState{allocs: 800 << 20, live: live, resident: 1800 << 20})
+	if !tr.step(heapState{allocs: 802 << 20, live: live, resident: 1800 << 20}) {
+		t.Fatal("2 MiB in a tick of a 1 GiB heap was not quiet")
+	}
+}
+
 func TestStepNeedsExcess(t *testing.T) {
 	tr := New(Options{MinExcess: 8 << 20})
 	tr.step(heapState{allocs: 40 << 20, live: 10 << 20, resident: 17 << 20})
