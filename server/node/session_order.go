@@ -151,7 +151,7 @@ func (s *Session) holdPastGap(f *feed, h heldFrame) {
 		g.filling = true
 		for id, sub := range s.subs.all() {
 			if sub.feed(f.stream) == f {
-				s.node.timers.add(timer{s: s, kind: timerGap, identifier: id, stream: f.stream}, s.node.opts.gapWait())
+				s.node.timers.add(timer{s: s, kind: timerGap, gap: &gapFeed{identifier: id, stream: f.stream}}, s.node.opts.gapWait())
 				break
 			}
 		}
@@ -244,7 +244,7 @@ func (s *Session) startFromHeld(identifier string, f *feed) {
 		return
 	}
 	f.gap.filling = true
-	s.node.timers.add(timer{s: s, kind: timerGap, identifier: identifier, stream: f.stream}, s.node.opts.gapWait())
+	s.node.timers.add(timer{s: s, kind: timerGap, gap: &gapFeed{identifier: identifier, stream: f.stream}}, s.node.opts.gapWait())
 }
 
 // resync tells the client to reconnect from its position before the gap,
