@@ -100,7 +100,10 @@ type Server struct {
 	Pprof bool
 	// ShutdownDelay is --shutdown_delay; see deploy.go for this group.
 	ShutdownDelay time.Duration
-	NodeID        string
+	// MemoryTrim is --memory_trim: give the heap's free memory back when
+	// the server goes quiet after a burst of allocation (see memtrim).
+	MemoryTrim bool
+	NodeID     string
 	// Presets is --presets as given; nil detects them (see applyPresets).
 	// After Parse it lists the presets applied.
 	Presets []string
@@ -205,6 +208,7 @@ func Default() *Config {
 			Port:            8080,
 			Paths:           []string{"/cable"},
 			HealthPath:      "/health",
+			MemoryTrim:      true,
 			ShutdownTimeout: 30 * time.Second,
 		},
 		API: API{PublishTimeout: api.DefaultTimeout},

@@ -187,6 +187,7 @@ var fileCases = []struct{ key, value, flag string }{
 	{"ws.write_timeout", `3`, "--ws_write_timeout=3"},
 	{"ws.max_pending_size", `2048`, "--ws_max_pending_size=2048"},
 	{"ws.io_uring", `false`, "--ws_io_uring=false"},
+	{"server.memory_trim", `false`, "--memory_trim=false"},
 	{"api.port", `9101`, "--api_port=9101"},
 	{"api.path", `"/pub"`, "--api_path=/pub"},
 	{"api.secret", `"as"`, "--api_secret=as"},

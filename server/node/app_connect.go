@@ -62,14 +62,14 @@ func (s *Session) owesDisconnect() bool {
 // subscribed to, and its state: the connection's as cstate, each
 // channel's as istate[identifier] = its state map as a JSON object, the
 // shape AnyCable sends.
-func (s *Session) disconnectRequest(subs map[string]*subscription) *anycablepb.DisconnectRequest {
+func (s *Session) disconnectRequest(subs *subSet) *anycablepb.DisconnectRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.owesDisconnect() {
 		return nil
 	}
 	req := &anycablepb.DisconnectRequest{Identifiers: s.appIdentifiers(), Env: s.env.proto(s.cstate, nil)}
-	for id, sub := range subs {
+	for id, sub := range subs.all() {
 		req.Subscriptions = append(req.Subscriptions, id)
 		if len(sub.state) == 0 {
 			continue

@@ -66,7 +66,7 @@ type Session struct {
 	lastActivity atomic.Int64
 
 	mu   sync.Mutex
-	subs map[string]*subscription
+	subs subSet
 	// present holds the streams the session has joined the presence of,
 	// bounded by Options.MaxPresence.
 	present map[string]struct{}
@@ -231,7 +231,7 @@ func (s *Session) sendWire(frame []byte) bool {
 func (s *Session) Deliver(identifier string, p *protocol.Publication, frame []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub := s.subs[identifier]
+	sub := s.subs.get(identifier)
 	if sub == nil {
 		return
 	}
@@ -305,18 +305,18 @@ func (s *Session) end() {
 	defer s.recoverPanic("connection end")
 	s.mu.Lock()
 	s.closed = true
-	subs := s.subs
+	subs := s.subs.snapshot()
 	s.mu.Unlock()
 	cached := false
 	if s.resumable() {
 		cached = s.cache()
 	}
-	for id, sub := range subs {
+	for id, sub := range subs.all() {
 		for _, f := range sub.feeds {
 			s.unsubscribeHub(f.stream, id)
 		}
 	}
-	if req := s.disconnectRequest(subs); req != nil {
+	if req := s.disconnectRequest(&subs); req != nil {
 		s.node.disconnects.enqueue(s.sid, req)
 	}
 	if s.leaveOnClose {

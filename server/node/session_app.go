@@ -119,10 +119,7 @@ func (s *Session) subscribeApp(cmd *protocol.Command) {
 		s.mu.Unlock()
 		return
 	}
-	if s.subs == nil {
-		s.subs = map[string]*subscription{}
-	}
-	s.subs[identifier] = sub
+	s.subs.set(identifier, sub)
 	s.mu.Unlock()
 	added := s.applyReply(identifier, sub, resp, hold)
 	// The App's transmissions (its confirmation) are out: live messages
@@ -184,7 +181,7 @@ func (s *Session) performApp(cmd *protocol.Command, sub *subscription) {
 func (s *Session) applyReply(identifier string, sub *subscription, resp *anycablepb.CommandResponse, hold int) []*feed {
 	var removed, added []*feed
 	s.mu.Lock()
-	if sub != nil && s.subs[identifier] == sub && !s.closed {
+	if sub != nil && s.subs.get(identifier) == sub && !s.closed {
 		removed, added = s.changeFeeds(identifier, sub, resp, hold)
 		if st := resp.GetEnv().GetIstate(); len(st) > 0 {
 			sub.state = mergeState(sub.state, st)

@@ -12,7 +12,7 @@ import (
 // Without an App, actions are dropped.
 func (s *Session) perform(cmd *protocol.Command) {
 	s.mu.Lock()
-	sub, ok := s.subs[cmd.Identifier]
+	sub, ok := s.subs.lookup(cmd.Identifier)
 	s.mu.Unlock()
 	switch {
 	case ok && !sub.Benchmark && s.node.opts.App != nil:

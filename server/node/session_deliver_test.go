@@ -22,7 +22,7 @@ func BenchmarkSessionDeliver(b *testing.B) {
 	e := newEnv(b, Options{})
 	conn := &countingConn{fakeConn: newFakeConn()}
 	s := newSession(e.node, conn, &SessionOptions{})
-	s.subs = map[string]*subscription{"chat": {}}
+	s.subs.set("chat", &subscription{})
 	p := &protocol.Publication{Stream: "chat", Data: `{"text":"hello"}`, Epoch: "e"}
 	frame := protocol.AppendBroadcast(nil, "chat", p, protocol.EncodeMessage(p.Data))
 	b.ReportAllocs()

@@ -149,9 +149,9 @@ func (s *Session) holdPastGap(f *feed, h heldFrame) {
 	}
 	if !g.filling {
 		g.filling = true
-		for id, sub := range s.subs {
+		for id, sub := range s.subs.all() {
 			if sub.feed(f.stream) == f {
-				s.node.timers.add(timer{s: s, kind: timerGap, identifier: id, stream: f.stream}, s.node.opts.gapWait())
+				s.node.timers.add(timer{s: s, kind: timerGap, gap: &gapFeed{identifier: id, stream: f.stream}}, s.node.opts.gapWait())
 				break
 			}
 		}
@@ -162,7 +162,7 @@ func (s *Session) holdPastGap(f *feed, h heldFrame) {
 // still open, and sends it with the held messages in order.
 func (s *Session) fillGap(identifier, stream string) {
 	s.mu.Lock()
-	sub := s.subs[identifier]
+	sub := s.subs.get(identifier)
 	var f *feed
 	if sub != nil {
 		f = sub.feed(stream)
@@ -199,7 +199,7 @@ func (s *Session) fillGap(identifier, stream string) {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.closed || s.subs[identifier] != sub || sub.feed(stream) != f || f.gap == nil {
+		if s.closed || s.subs.get(identifier) != sub || sub.feed(stream) != f || f.gap == nil {
 			return // the session ended (its broker call may have been cut), or the gap is gone
 		}
 		s.node.metrics.GapFillsTotal.Inc()
@@ -244,7 +244,7 @@ func (s *Session) startFromHeld(identifier string, f *feed) {
 		return
 	}
 	f.gap.filling = true
-	s.node.timers.add(timer{s: s, kind: timerGap, identifier: identifier, stream: f.stream}, s.node.opts.gapWait())
+	s.node.timers.add(timer{s: s, kind: timerGap, gap: &gapFeed{identifier: identifier, stream: f.stream}}, s.node.opts.gapWait())
 }
 
 // resync tells the client to reconnect from its position before the gap,
@@ -298,7 +298,7 @@ func (s *Session) resyncAt(identifier, stream string, pos position) {
 
 // feedOf is identifier's subscription's feed of stream; s.mu is held.
 func (s *Session) feedOf(identifier, stream string) *feed {
-	if sub := s.subs[identifier]; sub != nil {
+	if sub := s.subs.get(identifier); sub != nil {
 		return sub.feed(stream)
 	}
 	return nil

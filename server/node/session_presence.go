@@ -193,7 +193,7 @@ func (s *Session) presenceEvent(stream, id, kind string, info json.RawMessage, e
 func (s *Session) presenceStream(identifier string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub, ok := s.subs[identifier]
+	sub, ok := s.subs.lookup(identifier)
 	if !ok || s.closed {
 		return "", false
 	}

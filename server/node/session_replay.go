@@ -47,7 +47,7 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 	var req historyRequest
 	err := json.Unmarshal(raw, &req)
 	s.mu.Lock()
-	sub := s.subs[identifier]
+	sub := s.subs.get(identifier)
 	if sub == nil {
 		s.mu.Unlock()
 		return
@@ -82,7 +82,7 @@ func (s *Session) history(identifier string, raw json.RawMessage, held bool) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.subs[identifier] != sub {
+	if s.subs.get(identifier) != sub {
 		return // unsubscribed meanwhile
 	}
 	if err != nil {
@@ -157,7 +157,7 @@ func (s *Session) finishReplays(feeds []*feed) {
 func (s *Session) releaseRestoreHolds() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, sub := range s.subs {
+	for _, sub := range s.subs.all() {
 		for _, f := range sub.feeds {
 			if f.replay != nil && f.replay.restored {
 				f.replay.restored = false

@@ -144,7 +144,7 @@ func (s *Session) cachedState() cachedState {
 	state := cachedState{
 		Identifiers:   s.identifiers,
 		IdentifiedAt:  s.identifiedAt,
-		Subscriptions: make([]string, 0, len(s.subs)),
+		Subscriptions: make([]string, 0, s.subs.len()),
 		CState:        copyState(s.cstate),
 		AppDisconnect: s.appDisconnect,
 	}
@@ -152,7 +152,7 @@ func (s *Session) cachedState() cachedState {
 		// Truncated: the state expires no later than its credential.
 		state.Expires = s.expires.UnixMilli()
 	}
-	for id, sub := range s.subs {
+	for id, sub := range s.subs.all() {
 		if !sub.app {
 			state.Subscriptions = append(state.Subscriptions, id)
 			continue
@@ -208,8 +208,8 @@ func (s *Session) restore(state *cachedState) []string {
 			continue
 		}
 		s.mu.Lock()
-		if s.subs[r.id] == r.sub {
-			delete(s.subs, r.id)
+		if s.subs.get(r.id) == r.sub {
+			s.subs.del(r.id)
 		}
 		s.mu.Unlock()
 	}
@@ -232,14 +232,11 @@ func (s *Session) restoreOne(id string, sub *subscription, n int) (restoring, bo
 		return restoring{}, false
 	}
 	s.mu.Lock()
-	if s.subs == nil {
-		s.subs = map[string]*subscription{}
-	}
-	if _, dup := s.subs[id]; dup {
+	if _, dup := s.subs.lookup(id); dup {
 		s.mu.Unlock()
 		return restoring{}, false
 	}
-	s.subs[id] = sub
+	s.subs.set(id, sub)
 	s.mu.Unlock()
 	feeds := slices.Clone(sub.feeds)
 	return restoring{id: id, sub: sub, feeds: feeds, readies: s.startFeeds(id, feeds)}, true

@@ -41,10 +41,7 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 		sub.feeds[0].replay.pending++
 	}
 	s.mu.Lock()
-	if s.subs == nil {
-		s.subs = map[string]*subscription{}
-	}
-	s.subs[identifier] = sub
+	s.subs.set(identifier, sub)
 	s.mu.Unlock()
 	// Outside s.mu: the hub calls Deliver (which takes s.mu) under its own
 	// lock. The confirmation waits until the cluster pub/sub listens to the
@@ -60,7 +57,7 @@ func (s *Session) subscribe(cmd *protocol.Command) {
 			return
 		}
 		s.mu.Lock()
-		current := s.subs[identifier] == sub && !s.closed
+		current := s.subs.get(identifier) == sub && !s.closed
 		s.mu.Unlock()
 		if !current {
 			return // unsubscribed (or ended) meanwhile
@@ -113,9 +110,9 @@ func (s *Session) whenReady(ready *pubsub.Ready, then func(error)) {
 // the session, the hub and the pub/sub's count.
 func (s *Session) dropSubscription(identifier string, sub *subscription) {
 	s.mu.Lock()
-	owned := s.subs[identifier] == sub
+	owned := s.subs.get(identifier) == sub
 	if owned {
-		delete(s.subs, identifier)
+		s.subs.del(identifier)
 	}
 	s.mu.Unlock()
 	if owned {
@@ -145,7 +142,7 @@ func hasField(raw []byte) bool {
 // its channels, built-in ones end here.
 func (s *Session) unsubscribeCommand(identifier string) {
 	s.mu.Lock()
-	sub := s.subs[identifier]
+	sub := s.subs.get(identifier)
 	s.mu.Unlock()
 	if sub != nil && sub.app {
 		s.unsubscribeApp(identifier, sub)
@@ -158,9 +155,9 @@ func (s *Session) unsubscribeCommand(identifier string) {
 // the restore cache.
 func (s *Session) unsubscribe(identifier string) {
 	s.mu.Lock()
-	sub, ok := s.subs[identifier]
+	sub, ok := s.subs.lookup(identifier)
 	if ok {
-		delete(s.subs, identifier)
+		s.subs.del(identifier)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -180,7 +177,7 @@ func (s *Session) unsubscribe(identifier string) {
 func (s *Session) whisper(cmd *protocol.Command) {
 	s.mu.Lock()
 	var stream string
-	sub, ok := s.subs[cmd.Identifier]
+	sub, ok := s.subs.lookup(cmd.Identifier)
 	if ok {
 		stream, ok = sub.whisperStream()
 	}
@@ -215,14 +212,14 @@ func (s *Session) whisper(cmd *protocol.Command) {
 func (s *Session) canSubscribe(identifier string) (reject, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch _, dup := s.subs[identifier]; {
+	switch _, dup := s.subs.lookup(identifier); {
 	case s.closed:
 		return false, false
 	case dup:
 		s.node.log.Debug("already subscribed", "sid", s.sid, "identifier", identifier)
 		return false, false
 	}
-	if max := s.node.opts.MaxSubscriptions; max > 0 && len(s.subs) >= max {
+	if max := s.node.opts.MaxSubscriptions; max > 0 && s.subs.len() >= max {
 		s.node.metrics.FailedClientMsgTotal.Inc()
 		s.node.log.Debug("subscription limit reached", "sid", s.sid, "limit", max)
 		return true, false

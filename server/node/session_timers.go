@@ -29,7 +29,7 @@ func (n *Node) onTimer(t timer) {
 	case timerRestoreHold:
 		s.releaseRestoreHolds()
 	case timerGap:
-		s.fillGap(t.identifier, t.stream)
+		s.fillGap(t.gap.identifier, t.gap.stream)
 	case timerPing:
 		now := time.Now()
 		s.Send(protocol.Ping(timestamp(now, s.pingPrecision)))

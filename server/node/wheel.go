@@ -26,12 +26,19 @@ const (
 	timerGap
 )
 
-// timer is one scheduled action on a session.
+// timer is one scheduled action on a session. Every session has one
+// pending (its ping, mostly), so it is kept small: the feed of the rare
+// timerGap is behind a pointer.
 type timer struct {
 	s      *Session
 	kind   timerKind
 	sentAt int64
-	// identifier and stream name the feed a timerGap is for.
+	// gap names the feed a timerGap is for.
+	gap *gapFeed
+}
+
+// gapFeed is the subscription (identifier) and stream of a timerGap.
+type gapFeed struct {
 	identifier, stream string
 }
 

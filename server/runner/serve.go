@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/cablehub/cablehub/server/memtrim"
 )
 
 // handlers are the parts a listener may serve, built before any listener
@@ -52,6 +54,13 @@ func (r *Runner) serve(listeners []bound, h handlers) {
 		r.cluster.Run(nodeCtx)
 	}()
 	r.deps.monitor(nodeCtx, r.log)
+	if r.cfg.Server.MemoryTrim {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			memtrim.New(memtrim.Options{}).Run(nodeCtx)
+		}()
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/cablehub/cablehub/server/internal/plainjson"
 )
 
 // Channel names routed to the built-in controller.
@@ -98,12 +101,52 @@ type identifier struct {
 	SignedStreamName *string `json:"signed_stream_name"`
 }
 
+// parseIdentifier decodes what Subscribe reads of an identifier. A plain
+// object (plainjson) naming each of the three fields at most once, in
+// lower case, is read without encoding/json (other members are ignored,
+// as encoding/json ignores them, unless their name matches a field's in
+// another case); anything else goes to encoding/json.
+func parseIdentifier(id string) (identifier, error) {
+	var ident identifier
+	seen := 0
+	plain := plainjson.Object([]byte(id), func(key, raw []byte) bool {
+		var bit int
+		switch string(key) {
+		case "channel":
+			bit = 1
+			ident.Channel = plainjson.String(raw)
+		case "stream_name":
+			bit = 2
+			ident.StreamName = ptr(plainjson.String(raw))
+		case "signed_stream_name":
+			bit = 4
+			ident.SignedStreamName = ptr(plainjson.String(raw))
+		default:
+			return !strings.EqualFold(string(key), "channel") && !strings.EqualFold(string(key), "stream_name") &&
+				!strings.EqualFold(string(key), "signed_stream_name")
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	})
+	if plain {
+		return ident, nil
+	}
+	ident = identifier{}
+	err := json.Unmarshal([]byte(id), &ident)
+	return ident, err
+}
+
+func ptr(s string) *string { return &s }
+
 // Subscribe decides a subscription by its identifier (the JSON the client
 // sent). A built-in channel it cannot accept gives ErrRejected; an
 // identifier that is no built-in channel gives ErrNotRouted.
 func (c *Controller) Subscribe(id string) (*Subscription, error) {
-	var ident identifier
-	if err := json.Unmarshal([]byte(id), &ident); err != nil {
+	ident, err := parseIdentifier(id)
+	if err != nil {
 		return nil, ErrNotRouted
 	}
 	switch ident.Channel {
