@@ -110,6 +110,7 @@ func TestPresenceNeedsTokenThroughInterceptorToo(t *testing.T) {
 type openAuth struct{}
 
 func (openAuth) Allowed(string) bool { return true }
+func (openAuth) AllowedSession(string) bool { return true }
 
 func TestInterceptorGuardsRESTEvenIfGatewayCheckIsSkipped(t *testing.T) {
 	ts, _ := newAPI(t, "tok", openAuth{})
