@@ -49,7 +49,9 @@ type fakeLocal struct {
 	counters [3]uint64
 }
 
-func (l fakeLocal) Counters() (uint64, uint64, uint64) { return l.counters[0], l.counters[1], l.counters[2] }
+func (l fakeLocal) Counters() (uint64, uint64, uint64) {
+	return l.counters[0], l.counters[1], l.counters[2]
+}
 
 func (l fakeLocal) Stats() (int, int, int) {
 	subs := 0
