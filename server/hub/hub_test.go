@@ -81,6 +81,23 @@ func TestBroadcastSkipsExcludedSocket(t *testing.T) {
 	}
 }
 
+// Delivered counts one per subscriber reached, on every shard, and not
+// the excluded session nor publications with no subscriber.
+func TestDeliveredCounts(t *testing.T) {
+	h := New(4)
+	a, b, c := &recorder{sid: "a"}, &recorder{sid: "b"}, &recorder{sid: "c"}
+	h.Subscribe("chat", "id", a)
+	h.Subscribe("chat", "id2", b)
+	h.Subscribe("news", "id", c)
+	h.Broadcast(&protocol.Publication{Stream: "chat", Data: "x"})
+	h.Broadcast(&protocol.Publication{Stream: "chat", Data: "y", ExcludeSocket: "a"})
+	h.Broadcast(&protocol.Publication{Stream: "news", Data: "z"})
+	h.Broadcast(&protocol.Publication{Stream: "empty", Data: "z"})
+	if got := h.Delivered(); got != 4 {
+		t.Fatalf("Delivered = %d, want 4 (2 + 1 + 1 + 0)", got)
+	}
+}
+
 // A stream stays while it has a subscriber under any identifier; unknown
 // unsubscribes change nothing.
 func TestStreamsCountSubscribedStreams(t *testing.T) {
