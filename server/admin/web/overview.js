@@ -113,6 +113,7 @@ export function createOverview({ nodeId }) {
 
   return {
     enter() {
+      if (active) return
       active = true
       if (!document.hidden) start()
     },
