@@ -27,6 +27,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cablehub/cablehub/gateway/routes"
@@ -37,10 +38,12 @@ import (
 	"github.com/cablehub/cablehub/server/origins"
 )
 
-// Authorizer decides whether an Authorization header grants API access. It
-// must be the same check the gRPC interceptor applies.
+// Authorizer decides whether an Authorization header, or an admin
+// console's session token, grants API access. It must be the same check
+// the gRPC interceptor applies (*api.Auth).
 type Authorizer interface {
 	Allowed(authorization string) bool
+	AllowedSession(token string) bool
 }
 
 // Options configure the REST API.
@@ -63,6 +66,11 @@ type Options struct {
 	// CORSHosts restricts the allowed origins' hosts ("*.example.com" matches
 	// subdomains); empty allows any origin.
 	CORSHosts []string
+	// ConsoleSession, when set, reads the admin console's session token
+	// from a request ("" for none; admin.RequestSession): a request with
+	// a valid one needs no bearer token, and the token travels to the
+	// service as api.SessionMetadata so the interceptor checks it again.
+	ConsoleSession func(*http.Request) string
 }
 
 // DefaultOptions are the gateway's settings without flags (--api_path,
@@ -95,6 +103,13 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		// The service reads only the bearer token, which the gateway always
 		// forwards as "authorization"; no other header becomes metadata.
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		// ...and the console's session, read from its cookie.
+		runtime.WithMetadata(func(_ context.Context, r *http.Request) metadata.MD {
+			if tok := consoleSession(opts, r); tok != "" {
+				return metadata.Pairs(api.SessionMetadata, tok)
+			}
+			return nil
+		}),
 	)
 	client := cablehubv1.NewCableServiceClient(opts.Conn)
 	if err := cablehubv1.RegisterCableServiceHandlerClient(ctx, mux, client); err != nil {
@@ -105,6 +120,24 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	return &Gateway{opts: opts, mux: mux, routes: routes.New(), openAPI: doc}, nil
+}
+
+// authorized reports whether r carries a bearer token or a console
+// session that grants access.
+func (g *Gateway) authorized(r *http.Request) bool {
+	if g.opts.Auth.Allowed(r.Header.Get("Authorization")) {
+		return true
+	}
+	tok := consoleSession(g.opts, r)
+	return tok != "" && g.opts.Auth.AllowedSession(tok)
+}
+
+// consoleSession is r's console session token, "" for none.
+func consoleSession(opts Options, r *http.Request) string {
+	if opts.ConsoleSession == nil {
+		return ""
+	}
+	return opts.ConsoleSession(r)
 }
 
 func (g *Gateway) body() httpbody.Limit {
@@ -140,7 +173,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r.Method, route.Method, g.opts.CORS)
 		return
 	}
-	if route.Auth && !g.opts.Auth.Allowed(r.Header.Get("Authorization")) {
+	if route.Auth && !g.authorized(r) {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		jsonerr.Write(w, http.StatusUnauthorized, codes.Unauthenticated, api.TokenMessage)
 		return

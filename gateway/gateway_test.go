@@ -109,7 +109,8 @@ func TestPresenceNeedsTokenThroughInterceptorToo(t *testing.T) {
 // gRPC interceptor stands between REST and the service.
 type openAuth struct{}
 
-func (openAuth) Allowed(string) bool { return true }
+func (openAuth) Allowed(string) bool        { return true }
+func (openAuth) AllowedSession(string) bool { return true }
 
 func TestInterceptorGuardsRESTEvenIfGatewayCheckIsSkipped(t *testing.T) {
 	ts, _ := newAPI(t, "tok", openAuth{})

@@ -22,10 +22,10 @@ import (
 // randomised whitespace to stop callers depending on its exact bytes, and
 // the REST contract promises stable compact JSON.
 //
-// Offsets (the only 64-bit integers of the API) are written as JSON
-// numbers, as the Action Cable protocol writes them, not as the strings
-// protojson makes of 64-bit integers: a JavaScript number holds offsets
-// up to 2^53 exactly. The v2 answers (history, stats, streams, info,
+// Offsets and GetInfo's counters (the only 64-bit integers of the API)
+// are written as JSON numbers, as the Action Cable protocol writes
+// offsets, not as the strings protojson makes of 64-bit integers: a
+// JavaScript number holds them up to 2^53 exactly. The v2 answers (history, stats, streams, info,
 // watch) carry every field, zero values included, so callers need no
 // defaults.
 //
@@ -54,10 +54,10 @@ func full(m proto.Message) bool {
 	return false
 }
 
-// quotedOffset is an offset as protojson writes it. In compact JSON a key
-// is preceded by '{' or ',' and a '"' inside a string is escaped, so the
-// pattern matches keys only.
-var quotedOffset = regexp.MustCompile(`([{,])"offset":"([0-9]+)"`)
+// quotedUint64 is an offset or a counter as protojson writes it. In
+// compact JSON a key is preceded by '{' or ',' and a '"' inside a string
+// is escaped, so the pattern matches keys only.
+var quotedUint64 = regexp.MustCompile(`([{,])"(offset|publications_total|deliveries_total|rpc_calls_total)":"([0-9]+)"`)
 
 func (jsonMarshaler) ContentType(any) string { return "application/json" }
 
@@ -85,8 +85,8 @@ func (jsonMarshaler) Marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	out := buf.Bytes()
-	if bytes.Contains(out, []byte(`"offset":"`)) {
-		out = quotedOffset.ReplaceAll(out, []byte(`$1"offset":$2`))
+	if bytes.Contains(out, []byte(`"offset":"`)) || bytes.Contains(out, []byte(`_total":"`)) {
+		out = quotedUint64.ReplaceAll(out, []byte(`$1"$2":$3`))
 	}
 	return out, nil
 }

@@ -38,6 +38,9 @@ func (g *Gateway) watch(w http.ResponseWriter, r *http.Request) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", auth)
 	}
+	if tok := consoleSession(g.opts, r); tok != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, api.SessionMetadata, tok)
+	}
 	stream, err := cablehubv1.NewCableServiceClient(g.opts.Conn).Watch(ctx, req)
 	if err != nil {
 		jsonerr.WriteStatus(w, err)

@@ -45,8 +45,9 @@ var messageFacts = map[string]restFacts{
 	"ListStreamsResponse":      {required: []string{"streams", "unavailable_nodes", "truncated"}},
 	"StreamInfo":               {required: []string{"name", "subscribers"}},
 	"GetInfoResponse":          {required: []string{"nodes", "unavailable_nodes"}},
-	"NodeInfo":                 {required: []string{"id", "version", "uptime_seconds", "connections", "subscriptions", "streams"}},
-	"StreamPublication":        {required: []string{"stream", "epoch", "offset", "data"}},
+	"NodeInfo": {required: []string{"id", "version", "uptime_seconds", "connections", "subscriptions", "streams",
+		"publications_total", "deliveries_total", "rpc_calls_total"}},
+	"StreamPublication": {required: []string{"stream", "epoch", "offset", "data"}},
 }
 
 // grpcCode is a gRPC status code as the error body's "code" carries it.

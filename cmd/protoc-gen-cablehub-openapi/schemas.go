@@ -105,8 +105,8 @@ func (ss *schemaSet) value(f *protogen.Field) *schema {
 		// protojson writes 64-bit integers as strings.
 		return &schema{Type: "string", Format: "int64"}
 	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		// The gateway writes offsets, the only ones, as JSON numbers
-		// (gateway.jsonMarshaler).
+		// The gateway writes these (offsets and NodeInfo's counters, the
+		// only ones) as JSON numbers (gateway.jsonMarshaler).
 		return &schema{Type: "integer", Format: "uint64", Minimum: intPtr(0)}
 	case protoreflect.FloatKind, protoreflect.DoubleKind:
 		return &schema{Type: "number"}

@@ -15,10 +15,39 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Auth checks API bearer tokens. The zero secret lets every request through:
-// that is only configured in public mode or on a dedicated port.
+// Auth checks API bearer tokens, and the admin console's sessions when
+// WithSessions gave it a verifier. The zero secret lets every request
+// through: that is only configured in public mode or on a dedicated port.
 type Auth struct {
-	token []byte
+	token    []byte
+	sessions SessionVerifier
+}
+
+// SessionVerifier tells whether a console session token is one this
+// server issued, unexpired and not signed out: *admin.Sessions.
+type SessionVerifier interface {
+	Valid(token string) bool
+}
+
+// SessionMetadata is the metadata key carrying a console session token.
+// The REST gateway sets it from the console's cookie; a gRPC client may
+// send it too, and a valid one is worth a bearer token, as the session
+// was signed in with one (or with --admin_password).
+const SessionMetadata = "cablehub-console-session"
+
+// WithSessions makes a accept console sessions v verifies as well as the
+// bearer token, and returns a.
+func (a *Auth) WithSessions(v SessionVerifier) *Auth {
+	a.sessions = v
+	return a
+}
+
+// AllowedSession reports whether a console session token grants access.
+func (a *Auth) AllowedSession(token string) bool {
+	if a.token == nil {
+		return true
+	}
+	return token != "" && a.sessions != nil && a.sessions.Valid(token)
 }
 
 // NewAuth returns an Auth requiring "Bearer <secret>", or nothing when
@@ -67,6 +96,13 @@ func (a *Auth) check(ctx context.Context, fullMethod string) error {
 	for _, v := range md.Get("authorization") {
 		if a.Allowed(v) {
 			return nil
+		}
+	}
+	if a.sessions != nil {
+		for _, v := range md.Get(SessionMetadata) {
+			if a.sessions.Valid(v) {
+				return nil
+			}
 		}
 	}
 	return status.Error(codes.Unauthenticated, TokenMessage)

@@ -46,6 +46,10 @@ type Local interface {
 	// Stats counts the node's connections, subscriptions and streams with
 	// subscribers.
 	Stats() (connections, subscriptions, streams int)
+	// Counters are the node's counts since it started: publications
+	// accepted through it, publications queued to its clients (one per
+	// subscriber reached) and calls to the RPC back end.
+	Counters() (publications, deliveries, rpcCalls uint64)
 	// StreamCounts lists the node's streams starting with prefix that
 	// have subscribers, with their numbers of subscriptions, in any order.
 	StreamCounts(prefix string) []StreamCount
@@ -65,6 +69,11 @@ type NodeInfo struct {
 	Connections   int    `json:"connections"`
 	Subscriptions int    `json:"subscriptions"`
 	Streams       int    `json:"streams"`
+	// The counters since the node started (Local.Counters); a node of an
+	// older version sends none, read as 0.
+	PublicationsTotal uint64 `json:"publications_total,omitempty"`
+	DeliveriesTotal   uint64 `json:"deliveries_total,omitempty"`
+	RPCCallsTotal     uint64 `json:"rpc_calls_total,omitempty"`
 }
 
 // Cluster is one node's view of the cluster. Its methods are safe for

@@ -45,6 +45,12 @@ func (p busPort) PublishCluster(_ context.Context, payload []byte) error {
 type fakeLocal struct {
 	conns  int
 	counts []StreamCount
+	// counters are publications, deliveries and RPC calls.
+	counters [3]uint64
+}
+
+func (l fakeLocal) Counters() (uint64, uint64, uint64) {
+	return l.counters[0], l.counters[1], l.counters[2]
 }
 
 func (l fakeLocal) Stats() (int, int, int) {
@@ -74,8 +80,8 @@ func announceAll(b *bus) {
 
 func TestStreamsAreSummedAcrossNodes(t *testing.T) {
 	b := &bus{cut: map[*Cluster]bool{}}
-	a := b.join(fakeLocal{conns: 2, counts: []StreamCount{{"b", 1}, {"a", 2}, {"c", 1}}})
-	b.join(fakeLocal{conns: 1, counts: []StreamCount{{"a", 1}, {"d", 5}}})
+	a := b.join(fakeLocal{conns: 2, counts: []StreamCount{{"b", 1}, {"a", 2}, {"c", 1}}, counters: [3]uint64{7, 70, 3}})
+	b.join(fakeLocal{conns: 1, counts: []StreamCount{{"a", 1}, {"d", 5}}, counters: [3]uint64{1, 10, 0}})
 	announceAll(b)
 	got, truncated, missing, err := a.Streams(context.Background(), "", 3)
 	want := []StreamCount{{"a", 3}, {"b", 1}, {"c", 1}}
@@ -85,6 +91,14 @@ func TestStreamsAreSummedAcrossNodes(t *testing.T) {
 	nodes, missing, err := a.Nodes(context.Background())
 	if err != nil || len(nodes) != 2 || len(missing) != 0 || nodes[0].Connections+nodes[1].Connections != 3 {
 		t.Fatalf("Nodes = %+v %v %v", nodes, missing, err)
+	}
+	// Each node's counters travel with its answer.
+	var pubs, deliveries, calls uint64
+	for _, n := range nodes {
+		pubs, deliveries, calls = pubs+n.PublicationsTotal, deliveries+n.DeliveriesTotal, calls+n.RPCCallsTotal
+	}
+	if pubs != 8 || deliveries != 80 || calls != 3 {
+		t.Fatalf("counters summed over Nodes = %d %d %d, want 8 80 3", pubs, deliveries, calls)
 	}
 }
 

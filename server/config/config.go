@@ -78,6 +78,8 @@ type Config struct {
 	Broker broker.MemoryOptions
 	// Broadcast: --broadcast_adapter and the adapters' settings.
 	Broadcast Broadcast
+	// Admin: --admin, --admin_path, --admin_password.
+	Admin Admin
 
 	// Loaded is where the settings came from and what was ignored.
 	Loaded Loaded
@@ -121,6 +123,26 @@ type API struct {
 	// PublishTimeout bounds each API call's work against the broker and
 	// pub/sub (publish, presence, disconnect); see api.Service.
 	PublishTimeout time.Duration
+}
+
+// Admin is the admin console.
+type Admin struct {
+	// Enabled is --admin: the console is served when it is on and some
+	// credential can sign in (see AdminServed).
+	Enabled bool
+	// Path is --admin_path, without a trailing slash.
+	Path string
+	// Password is --admin_password; the API token signs in too.
+	Password string
+}
+
+// AdminServed reports whether the admin console is served: --admin is on,
+// the REST API it calls is served, and something can sign in (a password
+// or an API token). It fails closed: without a credential no session can
+// be made, so the console is not served at all (startupWarnings says
+// why).
+func (c *Config) AdminServed() bool {
+	return c.Admin.Enabled && c.APIEnabled() && (c.Admin.Password != "" || c.EffectiveAPISecret() != "")
 }
 
 // Cluster chooses the broker and the pub/sub between nodes, and how to
@@ -228,6 +250,7 @@ func Default() *Config {
 		Streams:   streams.DefaultConfig(),
 		JWT:       identity.DefaultJWTOptions(),
 		Gateway:   gateway.DefaultOptions(),
+		Admin:     Admin{Path: "/admin"},
 		Broker:    broker.DefaultMemoryOptions(),
 		Broadcast: defaultBroadcast(),
 		RPC: RPC{
@@ -265,6 +288,10 @@ type Loaded struct {
 	File string
 	// Notices name what the sources hold that no setting reads.
 	Notices []Notice
+	// Printed is the configuration as --print-config prints it, secrets
+	// masked, for the admin console's Configuration page; set only with
+	// --admin on.
+	Printed string
 }
 
 // Load reads the configuration: each setting from its flag, else its
@@ -329,6 +356,17 @@ func load(in Input, getenv func(string) string) (_ *Config, err error) {
 			return nil, err
 		}
 		return nil, ErrPrinted
+	}
+	if c.Admin.Enabled {
+		// The console's Configuration page: what --print-config prints,
+		// secrets masked whatever was asked.
+		var b strings.Builder
+		p.print = printMasked
+		if err := p.printConfig(&b, c.Loaded, given); err != nil {
+			return nil, err
+		}
+		p.print = printOff
+		c.Loaded.Printed = b.String()
 	}
 	return c, nil
 }
@@ -462,6 +500,20 @@ func (c *Config) checkAPI() error {
 	}
 	if c.API.GRPCPort != 0 && (c.API.GRPCPort == c.Server.Port || c.API.GRPCPort == c.API.Port) {
 		return fmt.Errorf("invalid value %d for --grpc_port: must differ from --port and --api_port", c.API.GRPCPort)
+	}
+	return c.checkAdmin()
+}
+
+// checkAdmin normalizes --admin_path and keeps it off the API's paths.
+func (c *Config) checkAdmin() error {
+	c.Admin.Path = strings.TrimRight(c.Admin.Path, "/")
+	switch p := c.Admin.Path; {
+	case p == "":
+		return fmt.Errorf("invalid value \"/\" for --admin_path: the console needs its own path, such as /admin")
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("invalid value %q for --admin_path: must start with /", p)
+	case p == c.Gateway.Prefix || strings.HasPrefix(p, c.Gateway.Prefix+"/") || strings.HasPrefix(c.Gateway.Prefix, p+"/"):
+		return fmt.Errorf("invalid value %q for --admin_path: must not overlap --api_path %q", p, c.Gateway.Prefix)
 	}
 	return nil
 }

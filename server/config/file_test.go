@@ -196,6 +196,9 @@ var fileCases = []struct{ key, value, flag string }{
 	{"api.max_body_size", `4096`, "--api_max_body_size=4096"},
 	{"api.publish_timeout", `5`, "--publish_timeout=5"},
 	{"api.grpc_port", `9102`, "--grpc_port=9102"},
+	{"admin.enabled", `true`, "--admin"},
+	{"admin.path", `"/ops"`, "--admin_path=/ops"},
+	{"admin.password", `"pw"`, "--admin_password=pw"},
 	{"redis.url", `"redis://r:6379/3"`, "--redis_url=redis://r:6379/3"},
 	{"nats.servers", `"nats://n:4222"`, "--nats_servers=nats://n:4222"},
 	{"metrics.http_path", `"/metrics"`, "--metrics_http=/metrics"},
@@ -288,7 +291,7 @@ func TestFileReadsEverySetting(t *testing.T) {
 	if len(fromFile.Loaded.Notices) > 0 {
 		t.Errorf("notices for a file of known keys: %v", fromFile.Loaded.Notices)
 	}
-	fromFile.Loaded = Loaded{}
+	fromFile.Loaded, fromFlags.Loaded = Loaded{}, Loaded{}
 	if !reflect.DeepEqual(fromFile, fromFlags) {
 		t.Errorf("file and flags differ:\nfile  %+v\nflags %+v", fromFile, fromFlags)
 	}

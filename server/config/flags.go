@@ -9,6 +9,7 @@ const (
 	groupStreams    = "Streams and JWT"
 	groupRPC        = "RPC back end"
 	groupAPI        = "API (REST and gRPC)"
+	groupAdmin      = "Admin console"
 	groupBroker     = "Broker"
 	groupLogging    = "Logging and metrics"
 	groupLimits     = "Limits per connection"
@@ -32,6 +33,7 @@ func (c *Config) bind(p *parser) {
 	c.bindRPC(p)
 	c.bindLimits(p)
 	c.bindAPI(p)
+	c.bindAdmin(p)
 	c.bindBroadcast(p)
 	c.bindBroker(p)
 	c.bindRedis(p)
@@ -143,6 +145,13 @@ func (c *Config) bindAPI(p *parser) {
 	// time to retry or give up instead of piling up behind it.
 	p.add(groupAPI, "publish_timeout", durationValue{&c.API.PublishTimeout}, "limit for one publish, presence or disconnect call's work against the broker and pub/sub, seconds or e.g. 1500ms (then 501 / UNAVAILABLE)").file("api.publish_timeout")
 	p.add(groupAPI, "grpc_port", intValue{&c.API.GRPCPort, 0, 65535}, "dedicated gRPC API port (0 = gRPC on the API's own listener)").file("api.grpc_port")
+}
+
+func (c *Config) bindAdmin(p *parser) {
+	a := &c.Admin
+	p.add(groupAdmin, "admin", boolValue{&a.Enabled}, "serve the admin console (a web page) at --admin_path, on the REST API's listener; needs --admin_password or an API secret to sign in with").file("admin.enabled")
+	p.add(groupAdmin, "admin_path", stringValue{&a.Path}, "path of the admin console").file("admin.path")
+	p.add(groupAdmin, "admin_password", stringValue{&a.Password}, "password of the admin console (the API token signs in too)").file("admin.password").secret()
 }
 
 func (c *Config) bindBroker(p *parser) {

@@ -75,6 +75,7 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 			"ANYCABLE_TURBO_STREAMS_SECRET": want.Streams.TurboSecret, "ANYCABLE_JWT_SECRET": want.JWT.Secret,
 			"ANYCABLE_HTTP_RPC_SECRET": want.RPC.HTTPSecret, "ANYCABLE_API_SECRET": want.API.Secret,
 			"ANYCABLE_BROADCAST_KEY": want.Broadcast.Key, "ANYCABLE_PUSHER_SECRET": want.Pusher.Secret,
+			"ANYCABLE_ADMIN_PASSWORD": want.Admin.Password,
 		} {
 			if v != "" {
 				secretEnv = append(secretEnv, k+"="+v)

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cablehub/cablehub/server/protocol"
 )
@@ -51,6 +52,10 @@ type Hub struct {
 
 type shard struct {
 	mu sync.RWMutex
+	// delivered counts the frames handed to subscribers (Delivered); one
+	// add per publication, kept per shard so publications on different
+	// shards do not contend for it.
+	delivered atomic.Uint64
 	// streams maps a stream to its subscriptions grouped by encoder and
 	// identifier, so a publication is encoded once per group however many
 	// subscribers it has.
@@ -141,6 +146,7 @@ func (h *Hub) Broadcast(p *protocol.Publication) {
 		return
 	}
 	message := protocol.EncodeMessage(p.Data)
+	delivered := 0
 	for g, set := range groups {
 		frame := g.enc.AppendBroadcast(nil, g.identifier, p, message)
 		for s := range set {
@@ -149,8 +155,21 @@ func (h *Hub) Broadcast(p *protocol.Publication) {
 				continue
 			}
 			s.Deliver(g.identifier, p, frame)
+			delivered++
 		}
 	}
+	sh.delivered.Add(uint64(delivered))
+}
+
+// Delivered counts the frames Broadcast handed to subscribers since the
+// hub was made: one per subscription a publication reached (the excluded
+// session is not counted).
+func (h *Hub) Delivered() uint64 {
+	var n uint64
+	for _, sh := range h.shards {
+		n += sh.delivered.Load()
+	}
+	return n
 }
 
 // Subscription is one subscriber of a stream under an identifier.

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 const namespace = "anycable_go"
@@ -151,3 +152,17 @@ func NewWithTags(tags map[string]string) *Metrics {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
+
+// counterValue reads a counter's current value (Prometheus counters have
+// no getter; Write fills the value in).
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
+
+// Published is broadcast_msg_total: the publications accepted through
+// this node since it started.
+func (m *Metrics) Published() uint64 { return uint64(counterValue(m.BroadcastMsgTotal)) }

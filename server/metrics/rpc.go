@@ -63,6 +63,9 @@ func newRPC(r prometheus.Registerer) *RPC {
 	return m
 }
 
+// Calls is rpc_call_total: the calls made since the process started.
+func (m *RPC) Calls() uint64 { return uint64(counterValue(m.calls)) }
+
 // Pending adds delta to rpc_pending_num.
 func (m *RPC) Pending(delta int) { m.pending.Add(float64(delta)) }
 

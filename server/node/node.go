@@ -554,3 +554,7 @@ func (n *Node) Shutdown(ctx context.Context) {
 func (n *Node) StreamCounts(prefix string, limit int) []hub.StreamCount {
 	return n.hub.Counts(prefix, limit)
 }
+
+// Delivered counts the publications queued to the node's subscribers
+// since it started, one per subscription reached (hub.Hub.Delivered).
+func (n *Node) Delivered() uint64 { return n.hub.Delivered() }

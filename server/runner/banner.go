@@ -73,6 +73,9 @@ func (r *Runner) logServing(listeners []bound, skipped []skippedListener, auth *
 		}
 		r.log.Info(fmt.Sprintf("Handle API requests at %s://%s%s (%s)", r.scheme(), r.APIAddr, cfg.Gateway.Prefix, apiMode), "context", "api")
 	}
+	if cfg.AdminServed() && r.APIAddr != "" {
+		r.log.Info(fmt.Sprintf("Serve the admin console at %s://%s%s/", r.scheme(), r.APIAddr, cfg.Admin.Path), "context", "admin")
+	}
 	for _, b := range listeners {
 		if !b.spec.serves(partGRPC) {
 			continue

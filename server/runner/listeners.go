@@ -29,9 +29,12 @@ const (
 	partBroadcast
 	// partPusherAPI is the Pusher HTTP API at /apps/<id>/*.
 	partPusherAPI
+	// partAdmin is the admin console at --admin_path, beside the REST API
+	// it calls (same origin, so its session cookie reaches the API).
+	partAdmin
 )
 
-var partNames = [...]string{"health", "ws", "api", "grpc", "metrics", "pprof", "broadcast", "pusher"}
+var partNames = [...]string{"health", "ws", "api", "grpc", "metrics", "pprof", "broadcast", "pusher", "admin"}
 
 func (p part) String() string { return partNames[p] }
 
@@ -76,6 +79,9 @@ func plan(cfg *config.Config) []listenerSpec {
 			api = len(specs) - 1
 		}
 		specs[api].parts = append(specs[api].parts, partAPI)
+		if cfg.AdminServed() {
+			specs[api].parts = append(specs[api].parts, partAdmin)
+		}
 	}
 	if cfg.API.GRPCPort != 0 {
 		specs = append(specs, listenerSpec{flag: "--grpc_port", host: cfg.Server.Host, port: cfg.API.GRPCPort, grpcOnly: true, parts: []part{partGRPC}})

@@ -2,12 +2,20 @@ package runner
 
 import (
 	"github.com/cablehub/cablehub/server/cluster"
+	"github.com/cablehub/cablehub/server/metrics"
 	"github.com/cablehub/cablehub/server/node"
 )
 
 // nodeStats is what the node tells the cluster about itself
 // (cluster.Local).
-type nodeStats struct{ n *node.Node }
+type nodeStats struct {
+	n *node.Node
+	m *metrics.Metrics
+}
+
+func (s nodeStats) Counters() (publications, deliveries, rpcCalls uint64) {
+	return s.m.Published(), s.n.Delivered(), s.m.RPC.Calls()
+}
 
 func (s nodeStats) Stats() (connections, subscriptions, streams int) {
 	for _, c := range s.n.StreamCounts("", 0) {

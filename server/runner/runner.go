@@ -21,6 +21,7 @@ import (
 
 	"github.com/cablehub/cablehub/gateway"
 	cablehubv1 "github.com/cablehub/cablehub/gen/cablehub/v1"
+	"github.com/cablehub/cablehub/server/admin"
 	"github.com/cablehub/cablehub/server/api"
 	"github.com/cablehub/cablehub/server/broker"
 	"github.com/cablehub/cablehub/server/config"
@@ -180,7 +181,7 @@ func newRunner(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 	}
 	n.SetPubSub(ps)
 	_, alone := ps.(*pubsub.Local)
-	peers := cluster.New(ps, nodeStats{n}, cluster.Options{Version: Version, Alone: alone}, log.With("context", "cluster"))
+	peers := cluster.New(ps, nodeStats{n, m}, cluster.Options{Version: Version, Alone: alone}, log.With("context", "cluster"))
 	n.SetClusterHandler(peers.Handle)
 	var jwtVerifier *identity.JWT
 	if cfg.JWT.Secret != "" {
@@ -269,9 +270,24 @@ func (r *Runner) start(ctx context.Context) error {
 		r.buildGRPC(auth)
 		h.grpc = r.grpcServer
 	}
+	if served(specs, partAdmin) {
+		console, err := admin.New(admin.Options{
+			Path: cfg.Admin.Path, APIPath: cfg.Gateway.Prefix, NodeID: r.cluster.ID(),
+			Credentials: []string{cfg.Admin.Password, cfg.EffectiveAPISecret()},
+			Config:      cfg.Loaded.Printed, Log: r.log.With("context", "admin"),
+		})
+		if err != nil {
+			return err
+		}
+		auth.WithSessions(console.Sessions())
+		h.admin = console
+	}
 	if served(specs, partAPI) {
 		gwOpts := cfg.Gateway
 		gwOpts.Conn, gwOpts.Auth, gwOpts.BodyTimeout = r.gwConn, auth, r.limits.apiBody
+		if h.admin != nil {
+			gwOpts.ConsoleSession = admin.RequestSession
+		}
 		gw, err := gateway.New(ctx, gwOpts)
 		if err != nil {
 			return fmt.Errorf("building the REST gateway: %w", err)

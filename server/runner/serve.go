@@ -30,6 +30,8 @@ type handlers struct {
 	// pusherAPI is the Pusher HTTP API, a mount of its own listener or of
 	// the main one.
 	pusherAPI mount
+	// admin is the admin console, nil when it is not served.
+	admin http.Handler
 }
 
 // serve starts the node, the pub/sub and the dependency monitor, then
@@ -150,6 +152,8 @@ func (r *Runner) routes(spec listenerSpec, h handlers) *routes {
 			rt.pprof = true
 		case partBroadcast:
 			rt.broadcastPath, rt.broadcast = cfg.Broadcast.Options.HTTP.Path, h.broadcast
+		case partAdmin:
+			rt.adminPath, rt.admin = cfg.Admin.Path, h.admin
 		}
 	}
 	return rt
@@ -205,6 +209,9 @@ type routes struct {
 	// broadcastPath is served by the http broadcast adapter, exactly.
 	broadcastPath string
 	broadcast     http.Handler
+	// adminPath and every path under it are the admin console's.
+	adminPath string
+	admin     http.Handler
 	// bodyTimeout bounds receiving any HTTP/1 request's body (boundBody).
 	bodyTimeout time.Duration
 }
@@ -223,7 +230,8 @@ func (rt *routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // route picks the handler of req's path, and says whether it reads request
-// bodies: only the REST API and the http broadcast adapter do.
+// bodies: only the REST API, the http broadcast adapter and the admin
+// console (its sign-in) do.
 func (rt *routes) route(req *http.Request) (h http.Handler, readsBody bool) {
 	path := req.URL.Path
 	switch {
@@ -236,6 +244,8 @@ func (rt *routes) route(req *http.Request) (h http.Handler, readsBody bool) {
 		return rt.broadcast, true
 	case rt.api != nil && (path == rt.apiPath || strings.HasPrefix(path, rt.apiPath+"/")):
 		return rt.api, true
+	case rt.admin != nil && (path == rt.adminPath || strings.HasPrefix(path, rt.adminPath+"/")):
+		return rt.admin, true
 	case rt.metrics != nil && path == rt.metricsPath:
 		return rt.metrics, false
 	case rt.pprof && strings.HasPrefix(path, "/debug/pprof/"):

@@ -23,6 +23,13 @@ func startupWarnings(cfg *config.Config) []string {
 	if cfg.Streams.Turbo && cfg.Streams.TurboSecret == "" {
 		w = append(w, "--turbo_streams is on but Turbo streams cannot be used (every subscription is rejected): set --turbo_streams_secret, --streams_secret or --secret")
 	}
+	if cfg.Admin.Enabled && !cfg.AdminServed() {
+		if cfg.APIEnabled() {
+			w = append(w, "--admin is on but the admin console is not served: nothing can sign in to it; set --admin_password (or an API secret: --api_secret or --secret)")
+		} else {
+			w = append(w, "--admin is on but the admin console is not served: it calls the REST API, which is off; set --admin_password and --secret (or --api_secret)")
+		}
+	}
 	w = append(w, deliveryWarnings(cfg)...)
 	w = append(w, broadcastWarnings(cfg)...)
 	if cfg.EffectiveAPISecret() == "" {

@@ -95,6 +95,9 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :connections, :uint32, 4, json_name: "connections"
       optional :subscriptions, :uint32, 5, json_name: "subscriptions"
       optional :streams, :uint32, 6, json_name: "streams"
+      optional :publications_total, :uint64, 7, json_name: "publicationsTotal"
+      optional :deliveries_total, :uint64, 8, json_name: "deliveriesTotal"
+      optional :rpc_calls_total, :uint64, 9, json_name: "rpcCallsTotal"
     end
     add_message "cablehub.v1.WatchRequest" do
       optional :stream, :string, 1, json_name: "stream"

@@ -659,6 +659,32 @@ export declare type NodeInfo = Message<"cablehub.v1.NodeInfo"> & {
    * @generated from field: uint32 streams = 6;
    */
   streams: number;
+
+  /**
+   * Publications accepted through the node (its API and broadcast
+   * adapters) since it started. This and the next two are counters: a
+   * rate is the difference between two reads over the time between them,
+   * and a smaller value than before means the node restarted (its id
+   * changes too). Over REST they are JSON numbers.
+   *
+   * @generated from field: uint64 publications_total = 7;
+   */
+  publicationsTotal: bigint;
+
+  /**
+   * Publications the node queued to its clients since it started: one
+   * per subscriber a publication reached.
+   *
+   * @generated from field: uint64 deliveries_total = 8;
+   */
+  deliveriesTotal: bigint;
+
+  /**
+   * Calls the node made to the RPC back end since it started.
+   *
+   * @generated from field: uint64 rpc_calls_total = 9;
+   */
+  rpcCallsTotal: bigint;
 };
 
 /**
