@@ -34,7 +34,7 @@ const WAIT = 10000
 
 let a, b, browser, page
 let consoleURL // node A's console
-const ids = {} // node ids, from each node's /health
+const ids = {} // node ids (GetInfo's), from each node's GET /admin/session
 const problems = [] // CSP violations and script errors seen in the page
 const closers = [] // cables to disconnect in after()
 
@@ -50,11 +50,9 @@ before(async () => {
     '--admin', '--admin_password', PASSWORD]
   a = await startServer(args)
   b = await startServer(args)
-  for (const [name, s] of [['a', a], ['b', b]]) {
-    const res = await fetch(`http://${s.addr}/health`)
-    ids[name] = (await res.json()).node_id
-    assert.ok(ids[name], `node ${name} reports its id on /health`)
-  }
+  // Each node's id (GetInfo's, not /health's --node_id), as its console
+  // session reports it.
+  for (const [name, s] of [['a', a], ['b', b]]) ids[name] = (await signInFetch(s)).node_id
   // Both nodes know each other before the page asks.
   await waitFor('both nodes in GET /api/info', async () => {
     const listed = (await apiInfo(a)).nodes.map(n => n.id)
@@ -92,6 +90,21 @@ async function apiInfo(server) {
   const res = await fetch(`http://${server.addr}/api/info`, { headers: { Authorization: `Bearer ${API_TOKEN}` } })
   assert.equal(res.status, 200)
   return res.json()
+}
+
+// signInFetch signs in to a node's console outside the browser and answers
+// its GET /admin/session.
+async function signInFetch(server) {
+  const res = await fetch(`http://${server.addr}/admin/session`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Cablehub-Console': '1' },
+    body: JSON.stringify({ password: PASSWORD })
+  })
+  assert.equal(res.status, 204, `sign-in to ${server.addr}: ${await res.text()}`)
+  const cookie = res.headers.get('set-cookie').split(';')[0]
+  const session = await fetch(`http://${server.addr}/admin/session`, { headers: { Cookie: cookie, 'X-Cablehub-Console': '1' } })
+  assert.equal(session.status, 200)
+  return session.json()
 }
 
 function cableOn(server, opts = {}) {
@@ -206,17 +219,24 @@ test('overview: both nodes listed, four live charts with text values', async () 
   assert.match(rowA[2], /^\d+(s|m \d\ds)$/, 'uptime of a node started seconds ago')
 
   // Some traffic for the charts: two subscribers (one per node) and a
-  // publication every 200 ms.
+  // publication every 200 ms. For the docs' screenshot, longer and livelier:
+  // more clients joining, publications in waves, 45 s of it.
+  const docs = process.env.UPDATE_DOCS_SCREENSHOTS === '1'
   const stream = `admin/${RUN}/traffic`
   const subscribers = []
-  for (const s of [a, b]) {
+  const subscribe = async s => {
     const ch = cableOn(s).streamFrom(stream)
     await ch.ensureSubscribed()
     subscribers.push(ch)
   }
+  for (const s of [a, b]) await subscribe(s)
   let n = 0
   const traffic = setInterval(() => {
-    publish(n++ % 2 ? a : b, API_TOKEN, { stream, data: JSON.stringify({ n }) }).catch(() => {})
+    n++
+    const count = docs ? 1 + Math.round(2 + 2 * Math.sin(n / 12)) : 1
+    const batch = Array.from({ length: count }, (_, i) => ({ stream, data: JSON.stringify({ n, i }) }))
+    publish(n % 2 ? a : b, API_TOKEN, batch).catch(() => {})
+    if (docs && n % 20 === 0 && subscribers.length < 12) subscribe(n % 40 ? a : b).catch(() => {})
   }, 200)
   try {
     const charts = await page.$$eval('#charts figure', figs => figs.map(f => f.id))
@@ -225,12 +245,13 @@ test('overview: both nodes listed, four live charts with text values', async () 
       assert.ok(await page.$(`#${id} figcaption`), `${id} has a caption`)
       assert.ok(await page.$(`#${id} svg path.chart-line`), `${id} has a line`)
     }
-    // Eight polls with the traffic: a rate above 0 is drawn.
-    await page.waitForFunction(() => {
+    // Eight polls (45 for the docs) with the traffic: a rate above 0 is drawn.
+    const points = docs ? 45 : 8
+    await page.waitForFunction(points => {
       const f = document.getElementById('chart-deliveries')
-      return Number(f.dataset.points || 0) >= 8 && /^[1-9][\d,.]*\/s$/.test(f.querySelector('.chart-value').textContent) &&
+      return Number(f.dataset.points || 0) >= points && /^[1-9][\d,.]*\/s$/.test(f.querySelector('.chart-value').textContent) &&
         /^[1-9]/.test(document.querySelector('#chart-publishes .chart-value').textContent)
-    }, { timeout: 20000, polling: 200 }).catch(async err => {
+    }, { timeout: (points + 15) * 1000, polling: 200 }, points).catch(async err => {
       const values = await page.$$eval('.chart-value', els => els.map(e => e.textContent))
       throw new Error(`no deliveries drawn: ${values} (${err.message})`)
     })
@@ -358,6 +379,12 @@ test('configuration: the TOML of the node, no password or secret in the page', a
   assert.equal(await page.$eval('#config-node', el => el.textContent), ids.a)
   const toml = await page.$eval('#config-toml', el => el.textContent)
   assert.ok(toml.includes(`127.0.0.1:6379/${DB}`), 'the TOML has the Redis URL')
+  // Comments can be hidden, settings stay.
+  assert.ok(await page.$('#config-toml .toml-comment'), 'comment lines are marked')
+  await page.click('#config-comments')
+  assert.equal(await page.$$eval('#config-toml .toml-comment', els => els.filter(el => el.offsetParent !== null).length), 0)
+  assert.ok(await page.$$eval('#config-toml .toml-line', els => els.some(el => el.offsetParent !== null && /=/.test(el.textContent))))
+  await page.click('#config-comments')
   const everything = await page.evaluate(() => document.documentElement.outerHTML + '\n' +
     [...document.querySelectorAll('input, textarea')].map(el => el.value).join('\n'))
   for (const [name, value] of [['password', PASSWORD], ['secret', SECRET], ['API token', API_TOKEN]]) {
@@ -418,6 +445,7 @@ test('dark mode: the Overview follows prefers-color-scheme with readable contras
       for (const key of ['text', 'muted', 'link']) assert.ok(c[key] >= 4.5, `${mode} ${key} contrast ${c[key].toFixed(2)} ≥ 4.5`)
     }
     await waitText('#nodes-rows', new RegExp(ids.b), 'the nodes')
+    await waitText('#chart-deliveries .chart-value', /\d/, 'a rate after two polls')
     await shot('overview-dark-1280x800')
   } finally {
     await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'light' }])
@@ -426,8 +454,9 @@ test('dark mode: the Overview follows prefers-color-scheme with readable contras
 
 test('keyboard: Tab reaches every control of the Actions page and the navigation', async () => {
   await goTo('actions')
-  await page.evaluate(() => document.activeElement?.blur())
-  const visited = []
+  // From the top of the page (the skip link is its first focusable element).
+  await page.focus('#skip')
+  const visited = ['skip']
   for (let i = 0; i < 40; i++) {
     await page.keyboard.press('Tab')
     const key = await page.evaluate(() => {
@@ -500,7 +529,7 @@ test('sign-in rate limit: after 5 failures a minute the page shows the 429 messa
   for (let i = 0; i < 5; i++) {
     const res = await fetch(`http://${b.addr}/admin/session`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', 'X-Cablehub-Console': '1' },
       body: JSON.stringify({ password: `wrong-${i}` })
     })
     assert.ok([401, 429].includes(res.status), `attempt ${i + 1}: ${res.status}`)

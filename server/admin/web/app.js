@@ -1,7 +1,7 @@
 // Cablehub console: the shell (sign-in, navigation by the address' hash,
 // sign-out) and the Configuration page. The other pages are modules.
 import * as api from './api.js'
-import { $, setText, status, describe } from './dom.js'
+import { $, h, setText, status, describe } from './dom.js'
 import { createOverview } from './overview.js'
 import { createStreams } from './streams.js'
 import { createActions } from './actions.js'
@@ -13,8 +13,18 @@ let nodeId = ''
 let currentPage = null
 let expiryTimer = 0
 
+// renderTOML shows the configuration a line a span, comments marked (and
+// hidden with "Show comments" unchecked).
+function renderTOML(toml) {
+  const lines = toml.replace(/\n$/, '').split('\n')
+  $('config-toml').replaceChildren(...lines.map(line =>
+    h('span', { class: /^\s*#/.test(line) ? 'toml-comment' : 'toml-line' }, line + '\n')))
+}
+
 function createConfig() {
   let gen = 0
+  const comments = $('config-comments')
+  comments.addEventListener('change', () => $('config-toml').classList.toggle('hide-comments', !comments.checked))
   async function load() {
     const g = ++gen
     status($('config-status'), 'Loading…')
@@ -22,7 +32,7 @@ function createConfig() {
       const res = await api.config()
       if (g !== gen) return
       setText($('config-node'), res.node_id || '—')
-      setText($('config-toml'), res.toml || '')
+      renderTOML(res.toml || '')
       status($('config-status'), '')
     } catch (err) {
       if (g !== gen || err instanceof api.SignedOut) return

@@ -63,8 +63,16 @@ export class Chart {
 
   draw(now) {
     const pts = this.points.filter(p => p.t >= now - SPAN - GAP)
-    if (!pts.length) return
-    const values = pts.filter(p => p.t >= now - SPAN).map(p => p.v)
+    if (!pts.length) {
+      this.line.setAttribute('d', '')
+      this.area.setAttribute('d', '')
+      this.el.dataset.points = '0'
+      setText(this.value, '—')
+      setText(this.summary, 'No data in the last 60 s.')
+      return
+    }
+    const shown = pts.filter(p => p.t >= now - SPAN)
+    const values = shown.length ? shown.map(p => p.v) : [0]
     const max = Math.max(...values)
     const min = Math.min(...values)
     const scale = niceCeil(max)
@@ -90,15 +98,18 @@ export class Chart {
     flush()
     this.line.setAttribute('d', line.trim())
     this.area.setAttribute('d', area.trim())
-    this.el.dataset.points = String(values.length)
-    const cur = pts[pts.length - 1].v
-    setText(this.value, this.format(cur) + this.unit)
+    this.el.dataset.points = String(shown.length)
+    const last = pts[pts.length - 1]
+    // A value older than a gap is not current (the page was away).
+    setText(this.value, now - last.t > GAP ? '—' : this.format(last.v) + this.unit)
     setText(this.top, this.format(scale) + this.unit)
     setText(this.summary, `Last 60 s: lowest ${this.format(min)}${this.unit}, highest ${this.format(max)}${this.unit}.`)
   }
 
-  // pending shows that the value is not known yet (a rate needs two polls).
-  pending() {
-    if (!this.points.length) setText(this.value, '—')
+  // pending moves the time axis to now without a value (a rate needs two
+  // polls).
+  pending(now) {
+    if (this.points.length) this.draw(now)
+    else setText(this.value, '—')
   }
 }

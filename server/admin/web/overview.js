@@ -75,7 +75,7 @@ export function createOverview({ nodeId }) {
     charts.connections.push(t, nodes.reduce((s, n) => s + num(n.connections), 0))
     const r = rates(nodes, t)
     if (r) for (const key of ['deliveries', 'publishes', 'rpc']) charts[key].push(t, r[key])
-    else for (const key of ['deliveries', 'publishes', 'rpc']) charts[key].pending()
+    else for (const key of ['deliveries', 'publishes', 'rpc']) charts[key].pending(t)
   }
 
   async function tick(gen) {
