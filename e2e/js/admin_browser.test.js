@@ -1,8 +1,12 @@
 // The admin console (--admin) in a real browser: headless Chromium
 // (Debian's /usr/bin/chromium, driven by puppeteer-core) against two
 // cablehub nodes sharing a Redis broker. The tests run in order on one page
-// and one session: sign-in, each page, the session cookie, dark mode, a
-// phone-width pass, sign-out, the sign-in rate limit.
+// (node A's console) and build on each other: sign-in, each page, the
+// session cookie, dark mode, keyboard, a phone-width pass, sign-out, a
+// session ended elsewhere, the sign-in rate limit (node B).
+//
+// The two nodes run on 127.0.0.1, so the browser sends the one cookie to
+// both (cookies ignore the port).
 //
 // Screenshots go to $ARTIFACTS_DIR (or e2e/js/artifacts/admin/); with
 // UPDATE_DOCS_SCREENSHOTS=1 the 1280×800 Overview is also copied to
@@ -36,7 +40,7 @@ let a, b, browser, page
 let consoleURL // node A's console
 const ids = {} // node ids (GetInfo's), from each node's GET /admin/session
 const problems = [] // CSP violations and script errors seen in the page
-const closers = [] // cables to disconnect in after()
+const closers = [] // clients to close in after()
 
 before(async () => {
   try {
@@ -522,6 +526,30 @@ test('sign-out: the sign-in form returns and the old cookie no longer opens the 
   } finally {
     await page.setViewport(DESKTOP)
   }
+})
+
+test('a 401 anywhere ends the signed-in view: the session signed out elsewhere stops the Overview\'s polling', async () => {
+  await page.goto(consoleURL + '#overview')
+  await waitShown('#signin-form', 'the sign-in form')
+  await page.waitForFunction(() => document.activeElement?.id === 'signin-password', { timeout: WAIT })
+  await page.keyboard.type(PASSWORD)
+  await page.keyboard.press('Enter')
+  await waitShown('#page-overview', 'the Overview')
+  await waitText('#nodes-rows', new RegExp(ids.b), 'the nodes')
+  // Signed out from another tab (here: outside the browser, same token).
+  const cookie = (await page.cookies()).find(c => c.name === 'cablehub_admin').value
+  const res = await fetch(`http://${a.addr}/admin/session`, {
+    method: 'DELETE',
+    headers: { Cookie: `cablehub_admin=${cookie}`, 'X-Cablehub-Console': '1' }
+  })
+  assert.equal(res.status, 204)
+  await waitShown('#signin-form', 'the sign-in form after the next poll got 401')
+  await waitText('#signin-status', /session has ended/, 'why the form is back')
+  assert.ok(await page.$eval('#page-overview', el => el.hidden), 'the Overview is gone')
+  assert.ok(await page.$eval('#nav', el => el.hidden), 'so is the navigation')
+  // The page drops the dead cookie (a sign-out is remembered by the node
+  // asked only, and the browser sends the cookie to every port of the host).
+  await waitFor('the cookie dropped', async () => !(await page.cookies()).some(c => c.name === 'cablehub_admin'), WAIT)
 })
 
 test('sign-in rate limit: after 5 failures a minute the page shows the 429 message', async () => {

@@ -192,7 +192,11 @@ window.addEventListener('hashchange', () => route({ focus: true }))
 
 api.configure({
   signedOut: () => {
-    if (signedIn) showSignIn('Your session has ended: sign in again.', 'error')
+    if (!signedIn) return
+    showSignIn('Your session has ended: sign in again.', 'error')
+    // Drop the cookie too (the page cannot, it is HttpOnly): another node
+    // of this host, where the session may still count, must not see it.
+    api.signOut().catch(() => {})
   }
 })
 

@@ -78,11 +78,6 @@ export function formatOffset(offset) {
   return n > 0 ? String(offset) : 'transient'
 }
 
-export function formatJSON(v) {
-  if (v === undefined) return ''
-  return typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v, null, 0)
-}
-
 // describe turns a caught error into a sentence for a status region.
 export function describe(err) {
   if (err && err.name === 'TypeError') return `The server could not be reached (${err.message}).`
