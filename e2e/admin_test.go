@@ -71,8 +71,8 @@ func TestAdminSessionGuardsTheAPI(t *testing.T) {
 		t.Fatalf("info with the session: %d %s", r.Status, r.Body)
 	}
 	n := got.Nodes[0]
-	if n["publications_total"] != 1.0 || n["deliveries_total"] != 2.0 || n["rpc_calls_total"] != 0.0 || n["connections"] != 2.0 {
-		t.Fatalf("counters %s, want publications_total 1, deliveries_total 2, rpc_calls_total 0 (JSON numbers)", r.Body)
+	if n["published_total"] != 1.0 || n["deliveries_total"] != 2.0 || n["rpc_calls_total"] != 0.0 || n["connections"] != 2.0 {
+		t.Fatalf("counters %s, want published_total 1, deliveries_total 2, rpc_calls_total 0 (JSON numbers)", r.Body)
 	}
 
 	client := dialGRPC(t, s.GRPC)

@@ -57,7 +57,7 @@ func full(m proto.Message) bool {
 // quotedUint64 is an offset or a counter as protojson writes it. In
 // compact JSON a key is preceded by '{' or ',' and a '"' inside a string
 // is escaped, so the pattern matches keys only.
-var quotedUint64 = regexp.MustCompile(`([{,])"(offset|publications_total|deliveries_total|rpc_calls_total)":"([0-9]+)"`)
+var quotedUint64 = regexp.MustCompile(`([{,])"(offset|published_total|deliveries_total|rpc_calls_total)":"([0-9]+)"`)
 
 func (jsonMarshaler) ContentType(any) string { return "application/json" }
 

@@ -46,7 +46,7 @@ var messageFacts = map[string]restFacts{
 	"StreamInfo":               {required: []string{"name", "subscribers"}},
 	"GetInfoResponse":          {required: []string{"nodes", "unavailable_nodes"}},
 	"NodeInfo": {required: []string{"id", "version", "uptime_seconds", "connections", "subscriptions", "streams",
-		"publications_total", "deliveries_total", "rpc_calls_total"}},
+		"published_total", "deliveries_total", "rpc_calls_total"}},
 	"StreamPublication": {required: []string{"stream", "epoch", "offset", "data"}},
 }
 

@@ -10,7 +10,8 @@
 //
 // Screenshots go to $ARTIFACTS_DIR (or e2e/js/artifacts/admin/); with
 // UPDATE_DOCS_SCREENSHOTS=1 the 1280×800 Overview is also copied to
-// docs/img/admin-overview.png.
+// docs/img/admin-overview.png, and the other pages docs/admin.md shows
+// (DOCS_SHOTS) to docs/img/ once the run is over.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -32,6 +33,13 @@ const RUN = Date.now().toString(36)
 const PASSWORD = `console-pw-${RUN}`
 const ARTIFACTS = process.env.ARTIFACTS_DIR || path.join(here, 'artifacts', 'admin')
 const DOCS_OVERVIEW = path.join(here, '..', '..', 'docs', 'img', 'admin-overview.png')
+// DOCS_SHOTS maps artifacts to the docs' copies of them.
+const DOCS_SHOTS = {
+  'streams-1280x800.png': 'admin-streams.png',
+  'actions-1280x800.png': 'admin-actions.png',
+  'overview-dark-1280x800.png': 'admin-overview-dark.png',
+  'overview-390x844.png': 'admin-overview-phone.png'
+}
 const DESKTOP = { width: 1280, height: 800 }
 const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }
 const WAIT = 10000
@@ -88,6 +96,11 @@ after(async () => {
   }
   if (browser) await browser.close()
   for (const s of [a, b]) if (s) await s.stop()
+  if (process.env.UPDATE_DOCS_SCREENSHOTS === '1') {
+    for (const [shot, doc] of Object.entries(DOCS_SHOTS)) {
+      copyFileSync(path.join(ARTIFACTS, shot), path.join(path.dirname(DOCS_OVERVIEW), doc))
+    }
+  }
 })
 
 async function apiInfo(server) {
@@ -314,8 +327,9 @@ test('streams: find a stream with a subscriber, its presence, watch it and see R
   assert.deepEqual(history, [['2', '{"text":"through B"}'], ['1', '{"text":"through A"}']])
   await shot('streams-1280x800')
 
-  // A stream nobody subscribes to, opened by name, watched.
-  const quiet = `admin/${RUN}/nobody here`
+  // A stream nobody subscribes to, opened by name, watched. Its name and
+  // data are markup, which must show as text.
+  const quiet = `admin/${RUN}/nobody <b>here</b>`
   await page.focus('#stream-open-name')
   await page.keyboard.type(quiet)
   await page.keyboard.press('Enter')
@@ -324,8 +338,12 @@ test('streams: find a stream with a subscriber, its presence, watch it and see R
   await waitText('#presence-users', /^0$/, 'nobody present')
   await page.click('#watch-toggle')
   await waitText('#tail-status', /^Live/, 'the second watch going live')
-  await publish(b, API_TOKEN, { stream: quiet, data: 'plain text' })
+  const markup = '<img src=x onerror="window.pwned=1">plain text'
+  await publish(b, API_TOKEN, { stream: quiet, data: markup })
   await waitText('#tail', /plain text/, 'the publication on the quiet stream')
+  assert.ok((await page.$eval('#tail', el => el.textContent)).includes(markup), 'the data shown as text')
+  assert.equal(await page.$$eval('#tail img, #stream-name b', els => els.length), 0, 'no markup from a stream name or data')
+  assert.equal(await page.evaluate(() => window.pwned), undefined)
   await channel.presence.leave()
 })
 

@@ -80,7 +80,7 @@ func (s *Service) GetInfo(ctx context.Context, _ *cablehubv1.GetInfoRequest) (*c
 		resp.Nodes = append(resp.Nodes, &cablehubv1.NodeInfo{
 			Id: n.ID, Version: n.Version, UptimeSeconds: uint32(n.UptimeSeconds),
 			Connections: uint32(n.Connections), Subscriptions: uint32(n.Subscriptions), Streams: uint32(n.Streams),
-			PublicationsTotal: n.PublicationsTotal, DeliveriesTotal: n.DeliveriesTotal, RpcCallsTotal: n.RPCCallsTotal,
+			PublishedTotal: n.PublishedTotal, DeliveriesTotal: n.DeliveriesTotal, RpcCallsTotal: n.RPCCallsTotal,
 		})
 	}
 	return resp, nil

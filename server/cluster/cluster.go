@@ -71,7 +71,7 @@ type NodeInfo struct {
 	Streams       int    `json:"streams"`
 	// The counters since the node started (Local.Counters); a node of an
 	// older version sends none, read as 0.
-	PublicationsTotal uint64 `json:"publications_total,omitempty"`
+	PublishedTotal    uint64 `json:"published_total,omitempty"`
 	DeliveriesTotal   uint64 `json:"deliveries_total,omitempty"`
 	RPCCallsTotal     uint64 `json:"rpc_calls_total,omitempty"`
 }

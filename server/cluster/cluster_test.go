@@ -95,7 +95,7 @@ func TestStreamsAreSummedAcrossNodes(t *testing.T) {
 	// Each node's counters travel with its answer.
 	var pubs, deliveries, calls uint64
 	for _, n := range nodes {
-		pubs, deliveries, calls = pubs+n.PublicationsTotal, deliveries+n.DeliveriesTotal, calls+n.RPCCallsTotal
+		pubs, deliveries, calls = pubs+n.PublishedTotal, deliveries+n.DeliveriesTotal, calls+n.RPCCallsTotal
 	}
 	if pubs != 8 || deliveries != 80 || calls != 3 {
 		t.Fatalf("counters summed over Nodes = %d %d %d, want 8 80 3", pubs, deliveries, calls)

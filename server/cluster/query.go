@@ -100,7 +100,7 @@ func (c *Cluster) localAnswer(kind, prefix string, limit int) *message {
 		pubs, deliveries, calls := c.local.Counters()
 		m.Info = &NodeInfo{ID: c.id, Version: c.version, UptimeSeconds: int64(time.Since(c.started) / time.Second),
 			Connections: conns, Subscriptions: subs, Streams: streams,
-			PublicationsTotal: pubs, DeliveriesTotal: deliveries, RPCCallsTotal: calls}
+			PublishedTotal: pubs, DeliveriesTotal: deliveries, RPCCallsTotal: calls}
 	case "streams":
 		m.Streams, m.Truncated = firstByName(c.local.StreamCounts(prefix), limit)
 	}

@@ -60,6 +60,8 @@ type shard struct {
 	// identifier, so a publication is encoded once per group however many
 	// subscribers it has.
 	streams map[string]map[group]map[Subscriber]struct{}
+	// subscriptions counts the entries of streams' sets, for Totals.
+	subscriptions int
 }
 
 // group is the subscribers of a stream that share one frame.
@@ -106,7 +108,10 @@ func (h *Hub) Subscribe(stream, identifier string, s Subscriber) (first bool) {
 		set = map[Subscriber]struct{}{}
 		groups[g] = set
 	}
-	set[s] = struct{}{}
+	if _, dup := set[s]; !dup {
+		set[s] = struct{}{}
+		sh.subscriptions++
+	}
 	return first
 }
 
@@ -123,7 +128,10 @@ func (h *Hub) Unsubscribe(stream, identifier string, s Subscriber) (last bool) {
 	if !ok {
 		return false
 	}
-	delete(set, s)
+	if _, in := set[s]; in {
+		delete(set, s)
+		sh.subscriptions--
+	}
 	if len(set) == 0 {
 		delete(groups, g)
 	}
@@ -202,6 +210,20 @@ func (h *Hub) Streams() int {
 		sh.mu.RUnlock()
 	}
 	return n
+}
+
+// Totals counts the streams with at least one subscriber and their
+// subscriptions, without listing them: a read per shard, however many
+// streams there are (GetInfo asks every second while an admin console
+// shows the Overview).
+func (h *Hub) Totals() (streams, subscriptions int) {
+	for _, sh := range h.shards {
+		sh.mu.RLock()
+		streams += len(sh.streams)
+		subscriptions += sh.subscriptions
+		sh.mu.RUnlock()
+	}
+	return streams, subscriptions
 }
 
 // StreamCount is a stream with its number of subscriptions on this node.

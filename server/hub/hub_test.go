@@ -98,6 +98,35 @@ func TestDeliveredCounts(t *testing.T) {
 	}
 }
 
+// Totals agrees with Counts through subscribes, repeats and unsubscribes.
+func TestTotalsAgreeWithCounts(t *testing.T) {
+	h := New(4)
+	a, b := &recorder{sid: "a"}, &recorder{sid: "b"}
+	check := func(wantStreams, wantSubs int) {
+		t.Helper()
+		streams, subs := h.Totals()
+		listed := 0
+		for _, c := range h.Counts("", 0) {
+			listed += c.Subscriptions
+		}
+		if streams != wantStreams || subs != wantSubs || listed != subs || len(h.Counts("", 0)) != streams {
+			t.Fatalf("Totals = %d streams, %d subscriptions; Counts lists %d, %d; want %d, %d",
+				streams, subs, len(h.Counts("", 0)), listed, wantStreams, wantSubs)
+		}
+	}
+	h.Subscribe("chat", "id", a)
+	h.Subscribe("chat", "id", a) // again: no new subscription
+	h.Subscribe("chat", "id2", a)
+	h.Subscribe("news", "id", b)
+	check(2, 3)
+	h.Unsubscribe("chat", "id", b) // not there
+	h.Unsubscribe("chat", "id", a)
+	check(2, 2)
+	h.Unsubscribe("chat", "id2", a)
+	h.Unsubscribe("news", "id", b)
+	check(0, 0)
+}
+
 // A stream stays while it has a subscriber under any identifier; unknown
 // unsubscribes change nothing.
 func TestStreamsCountSubscribedStreams(t *testing.T) {

@@ -163,6 +163,17 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
+// CountDeliveries serves cablehub_deliveries_total, read from deliveries
+// (the hub's count of publications queued to clients, one per subscriber
+// reached) when scraped: the hub counts per shard, cheaper than a
+// Prometheus counter on the fan-out path.
+func (m *Metrics) CountDeliveries(deliveries func() uint64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "cablehub", Name: "deliveries_total", Help: "Publications queued to this node's clients, one per subscriber reached",
+		ConstLabels: prometheus.Labels(m.tags),
+	}, func() float64 { return float64(deliveries()) }))
+}
+
 // Published is broadcast_msg_total: the publications accepted through
 // this node since it started.
 func (m *Metrics) Published() uint64 { return uint64(counterValue(m.BroadcastMsgTotal)) }

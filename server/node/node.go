@@ -555,6 +555,10 @@ func (n *Node) StreamCounts(prefix string, limit int) []hub.StreamCount {
 	return n.hub.Counts(prefix, limit)
 }
 
+// Totals counts the node's streams with subscribers and their
+// subscriptions (hub.Hub.Totals: cheap however many streams there are).
+func (n *Node) Totals() (streams, subscriptions int) { return n.hub.Totals() }
+
 // Delivered counts the publications queued to the node's subscribers
 // since it started, one per subscription reached (hub.Hub.Delivered).
 func (n *Node) Delivered() uint64 { return n.hub.Delivered() }

@@ -18,10 +18,7 @@ func (s nodeStats) Counters() (publications, deliveries, rpcCalls uint64) {
 }
 
 func (s nodeStats) Stats() (connections, subscriptions, streams int) {
-	for _, c := range s.n.StreamCounts("", 0) {
-		subscriptions += c.Subscriptions
-		streams++
-	}
+	streams, subscriptions = s.n.Totals()
 	return s.n.Sessions(), subscriptions, streams
 }
 

@@ -180,6 +180,7 @@ func newRunner(cfg *config.Config, log *slog.Logger) (*Runner, error) {
 		return nil, err
 	}
 	n.SetPubSub(ps)
+	m.CountDeliveries(n.Delivered)
 	_, alone := ps.(*pubsub.Local)
 	peers := cluster.New(ps, nodeStats{n, m}, cluster.Options{Version: Version, Alone: alone}, log.With("context", "cluster"))
 	n.SetClusterHandler(peers.Handle)

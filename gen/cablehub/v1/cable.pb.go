@@ -1201,12 +1201,14 @@ type NodeInfo struct {
 	// adapters) since it started. This and the next two are counters: a
 	// rate is the difference between two reads over the time between them,
 	// and a smaller value than before means the node restarted (its id
-	// changes too). Over REST they are JSON numbers.
-	PublicationsTotal uint64 `protobuf:"varint,7,opt,name=publications_total,json=publicationsTotal,proto3" json:"publications_total,omitempty"`
+	// changes too). Over REST they are JSON numbers. Each is a metric
+	// the node serves too: anycable_go_broadcast_msg_total here.
+	PublishedTotal uint64 `protobuf:"varint,7,opt,name=published_total,json=publishedTotal,proto3" json:"published_total,omitempty"`
 	// Publications the node queued to its clients since it started: one
-	// per subscriber a publication reached.
+	// per subscriber a publication reached (cablehub_deliveries_total).
 	DeliveriesTotal uint64 `protobuf:"varint,8,opt,name=deliveries_total,json=deliveriesTotal,proto3" json:"deliveries_total,omitempty"`
-	// Calls the node made to the RPC back end since it started.
+	// Calls the node made to the RPC back end since it started
+	// (anycable_go_rpc_call_total).
 	RpcCallsTotal uint64 `protobuf:"varint,9,opt,name=rpc_calls_total,json=rpcCallsTotal,proto3" json:"rpc_calls_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1284,9 +1286,9 @@ func (x *NodeInfo) GetStreams() uint32 {
 	return 0
 }
 
-func (x *NodeInfo) GetPublicationsTotal() uint64 {
+func (x *NodeInfo) GetPublishedTotal() uint64 {
 	if x != nil {
-		return x.PublicationsTotal
+		return x.PublishedTotal
 	}
 	return 0
 }
@@ -1514,15 +1516,15 @@ const file_cablehub_v1_cable_proto_rawDesc = "" +
 	"\x0eGetInfoRequest\"k\n" +
 	"\x0fGetInfoResponse\x12+\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x15.cablehub.v1.NodeInfoR\x05nodes\x12+\n" +
-	"\x11unavailable_nodes\x18\x02 \x03(\tR\x10unavailableNodes\"\xbf\x02\n" +
+	"\x11unavailable_nodes\x18\x02 \x03(\tR\x10unavailableNodes\"\xb9\x02\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12%\n" +
 	"\x0euptime_seconds\x18\x03 \x01(\rR\ruptimeSeconds\x12 \n" +
 	"\vconnections\x18\x04 \x01(\rR\vconnections\x12$\n" +
 	"\rsubscriptions\x18\x05 \x01(\rR\rsubscriptions\x12\x18\n" +
-	"\astreams\x18\x06 \x01(\rR\astreams\x12-\n" +
-	"\x12publications_total\x18\a \x01(\x04R\x11publicationsTotal\x12)\n" +
+	"\astreams\x18\x06 \x01(\rR\astreams\x12'\n" +
+	"\x0fpublished_total\x18\a \x01(\x04R\x0epublishedTotal\x12)\n" +
 	"\x10deliveries_total\x18\b \x01(\x04R\x0fdeliveriesTotal\x12&\n" +
 	"\x0frpc_calls_total\x18\t \x01(\x04R\rrpcCallsTotal\"a\n" +
 	"\fWatchRequest\x12\x16\n" +

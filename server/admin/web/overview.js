@@ -38,7 +38,7 @@ export function createOverview({ nodeId }) {
     for (const [id, n] of byId) {
       const p = last.nodes.get(id)
       if (!p) continue // a node new since the last poll: no step yet
-      sum.publishes += rateStep(n.publications_total, p.publications_total)
+      sum.publishes += rateStep(n.published_total, p.published_total)
       sum.deliveries += rateStep(n.deliveries_total, p.deliveries_total)
       sum.rpc += rateStep(n.rpc_calls_total, p.rpc_calls_total)
     }

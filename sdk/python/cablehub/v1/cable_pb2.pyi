@@ -113,11 +113,11 @@ class ListStreamsResponse(_message.Message):
     def __init__(self, streams: _Optional[_Iterable[_Union[StreamInfo, _Mapping]]] = ..., unavailable_nodes: _Optional[_Iterable[str]] = ..., truncated: bool = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ["connections", "deliveries_total", "id", "publications_total", "rpc_calls_total", "streams", "subscriptions", "uptime_seconds", "version"]
+    __slots__ = ["connections", "deliveries_total", "id", "published_total", "rpc_calls_total", "streams", "subscriptions", "uptime_seconds", "version"]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     DELIVERIES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
-    PUBLICATIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     RPC_CALLS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     STREAMS_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -126,13 +126,13 @@ class NodeInfo(_message.Message):
     connections: int
     deliveries_total: int
     id: str
-    publications_total: int
+    published_total: int
     rpc_calls_total: int
     streams: int
     subscriptions: int
     uptime_seconds: int
     version: str
-    def __init__(self, id: _Optional[str] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., connections: _Optional[int] = ..., subscriptions: _Optional[int] = ..., streams: _Optional[int] = ..., publications_total: _Optional[int] = ..., deliveries_total: _Optional[int] = ..., rpc_calls_total: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., connections: _Optional[int] = ..., subscriptions: _Optional[int] = ..., streams: _Optional[int] = ..., published_total: _Optional[int] = ..., deliveries_total: _Optional[int] = ..., rpc_calls_total: _Optional[int] = ...) -> None: ...
 
 class PresenceRecord(_message.Message):
     __slots__ = ["id", "info"]

@@ -95,7 +95,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :connections, :uint32, 4, json_name: "connections"
       optional :subscriptions, :uint32, 5, json_name: "subscriptions"
       optional :streams, :uint32, 6, json_name: "streams"
-      optional :publications_total, :uint64, 7, json_name: "publicationsTotal"
+      optional :published_total, :uint64, 7, json_name: "publishedTotal"
       optional :deliveries_total, :uint64, 8, json_name: "deliveriesTotal"
       optional :rpc_calls_total, :uint64, 9, json_name: "rpcCallsTotal"
     end

@@ -665,22 +665,24 @@ export declare type NodeInfo = Message<"cablehub.v1.NodeInfo"> & {
    * adapters) since it started. This and the next two are counters: a
    * rate is the difference between two reads over the time between them,
    * and a smaller value than before means the node restarted (its id
-   * changes too). Over REST they are JSON numbers.
+   * changes too). Over REST they are JSON numbers. Each is a metric
+   * the node serves too: anycable_go_broadcast_msg_total here.
    *
-   * @generated from field: uint64 publications_total = 7;
+   * @generated from field: uint64 published_total = 7;
    */
-  publicationsTotal: bigint;
+  publishedTotal: bigint;
 
   /**
    * Publications the node queued to its clients since it started: one
-   * per subscriber a publication reached.
+   * per subscriber a publication reached (cablehub_deliveries_total).
    *
    * @generated from field: uint64 deliveries_total = 8;
    */
   deliveriesTotal: bigint;
 
   /**
-   * Calls the node made to the RPC back end since it started.
+   * Calls the node made to the RPC back end since it started
+   * (anycable_go_rpc_call_total).
    *
    * @generated from field: uint64 rpc_calls_total = 9;
    */
