@@ -71,9 +71,9 @@ type NodeInfo struct {
 	Streams       int    `json:"streams"`
 	// The counters since the node started (Local.Counters); a node of an
 	// older version sends none, read as 0.
-	PublishedTotal    uint64 `json:"published_total,omitempty"`
-	DeliveriesTotal   uint64 `json:"deliveries_total,omitempty"`
-	RPCCallsTotal     uint64 `json:"rpc_calls_total,omitempty"`
+	PublishedTotal  uint64 `json:"published_total,omitempty"`
+	DeliveriesTotal uint64 `json:"deliveries_total,omitempty"`
+	RPCCallsTotal   uint64 `json:"rpc_calls_total,omitempty"`
 }
 
 // Cluster is one node's view of the cluster. Its methods are safe for
