@@ -281,6 +281,18 @@ type NodeInfo struct {
 	Subscriptions int
 	// Streams counts the streams with at least one subscriber on the node.
 	Streams int
+	// Published counts the publications accepted through the node (its API
+	// and broadcast adapters) since it started. This and the next two are
+	// counters: a rate is the difference between two reads over the time
+	// between them, and a smaller value than before means the node
+	// restarted (its ID changes too).
+	Published uint64
+	// Deliveries counts the publications the node queued to its clients
+	// since it started: one per subscriber a publication reached.
+	Deliveries uint64
+	// RPCCalls counts the calls the node made to the RPC back end since it
+	// started.
+	RPCCalls uint64
 }
 
 // Info describes every live node of the cluster (the nodes that announced
@@ -295,7 +307,8 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 	info := &Info{Nodes: make([]NodeInfo, len(resp.GetNodes())), UnavailableNodes: resp.GetUnavailableNodes()}
 	for i, n := range resp.GetNodes() {
 		info.Nodes[i] = NodeInfo{ID: n.GetId(), Version: n.GetVersion(), Uptime: time.Duration(n.GetUptimeSeconds()) * time.Second,
-			Connections: int(n.GetConnections()), Subscriptions: int(n.GetSubscriptions()), Streams: int(n.GetStreams())}
+			Connections: int(n.GetConnections()), Subscriptions: int(n.GetSubscriptions()), Streams: int(n.GetStreams()),
+			Published: n.GetPublishedTotal(), Deliveries: n.GetDeliveriesTotal(), RPCCalls: n.GetRpcCallsTotal()}
 	}
 	return info, nil
 }

@@ -124,7 +124,8 @@ func TestTokenAndTimeoutOnEveryCall(t *testing.T) {
 func TestInfoAnswer(t *testing.T) {
 	f := startFake(t, &fakeServer{})
 	info, err := f.newClient(t, Options{}).Info(context.Background())
-	want := &Info{Nodes: []NodeInfo{{ID: "n1", Version: "v1", Uptime: 61 * time.Second, Connections: 3, Subscriptions: 4, Streams: 2}}}
+	want := &Info{Nodes: []NodeInfo{{ID: "n1", Version: "v1", Uptime: 61 * time.Second, Connections: 3, Subscriptions: 4, Streams: 2,
+		Published: 5_000_000_000, Deliveries: 1 << 40, RPCCalls: 7}}}
 	if err != nil || !reflect.DeepEqual(info, want) {
 		t.Fatalf("Info = %+v, %v; want %+v", info, err, want)
 	}

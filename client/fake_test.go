@@ -97,7 +97,8 @@ func (f *fakeServer) Publish(ctx context.Context, req *cablehubv1.PublishRequest
 
 func (f *fakeServer) GetInfo(ctx context.Context, _ *cablehubv1.GetInfoRequest) (*cablehubv1.GetInfoResponse, error) {
 	f.record(ctx, "GetInfo")
-	return &cablehubv1.GetInfoResponse{Nodes: []*cablehubv1.NodeInfo{{Id: "n1", Version: "v1", UptimeSeconds: 61, Connections: 3, Subscriptions: 4, Streams: 2}}}, nil
+	return &cablehubv1.GetInfoResponse{Nodes: []*cablehubv1.NodeInfo{{Id: "n1", Version: "v1", UptimeSeconds: 61, Connections: 3, Subscriptions: 4, Streams: 2,
+		PublishedTotal: 5_000_000_000, DeliveriesTotal: 1 << 40, RpcCallsTotal: 7}}}, nil
 }
 
 func (f *fakeServer) Watch(req *cablehubv1.WatchRequest, st grpc.ServerStreamingServer[cablehubv1.StreamPublication]) error {

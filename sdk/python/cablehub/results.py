@@ -96,7 +96,17 @@ class Streams:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """One node of the cluster."""
+    """One node of the cluster: its ``id`` (new at every start), ``version``,
+    seconds since it started, its client connections, their subscriptions
+    and the streams with at least one subscriber on it.
+
+    ``published_total`` counts the publications accepted through the node
+    (its API and broadcast adapters), ``deliveries_total`` the publications
+    it queued to its clients (one per subscriber a publication reached) and
+    ``rpc_calls_total`` its calls to the RPC back end. They are counters
+    since the node started: a rate is the difference between two reads over
+    the time between them, and a smaller value than before means the node
+    restarted (its ``id`` changes too)."""
 
     id: str
     version: str
@@ -104,6 +114,9 @@ class NodeInfo:
     connections: int
     subscriptions: int
     streams: int
+    published_total: int = 0
+    deliveries_total: int = 0
+    rpc_calls_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,7 +192,9 @@ def info_from(resp: cable_pb2.GetInfoResponse) -> Info:
     return Info(
         nodes=[
             NodeInfo(id=n.id, version=n.version, uptime_seconds=n.uptime_seconds,
-                     connections=n.connections, subscriptions=n.subscriptions, streams=n.streams)
+                     connections=n.connections, subscriptions=n.subscriptions, streams=n.streams,
+                     published_total=n.published_total, deliveries_total=n.deliveries_total,
+                     rpc_calls_total=n.rpc_calls_total)
             for n in resp.nodes
         ],
         unavailable_nodes=list(resp.unavailable_nodes),

@@ -77,8 +77,16 @@ class CallsTest(ServerTestCase):
             self.client.list_streams(limit=1001)
 
     def test_info_describes_the_node(self) -> None:
-        self.subscriber().subscribe(unique("info"))
-        info = self.client.info()
+        stream = unique("info")
+        sub = self.subscriber()
+        sub.subscribe(stream)
+        before = self.client.info().nodes[0]
+        self.client.publish(unique("info-nobody"), '"x"')  # accepted, reaches no one
+        self.client.publish(stream, '"y"')
+        self.assertIn('"message":"y"', sub.next())
+        info = wait_until("the counters", lambda: (lambda i: i if (
+            i.nodes[0].published_total >= before.published_total + 2
+            and i.nodes[0].deliveries_total >= before.deliveries_total + 1) else None)(self.client.info()))
         self.assertEqual(info.unavailable_nodes, [])
         self.assertEqual(len(info.nodes), 1, info)
         node = info.nodes[0]
@@ -89,6 +97,11 @@ class CallsTest(ServerTestCase):
         self.assertGreaterEqual(node.subscriptions, 1)
         self.assertGreaterEqual(node.streams, 1)
         self.assertGreaterEqual(node.uptime_seconds, 0)
+        self.assertEqual(node.id, before.id)
+        self.assertEqual(node.published_total - before.published_total, 2)
+        self.assertEqual(node.deliveries_total - before.deliveries_total, 1)
+        self.assertIsInstance(node.rpc_calls_total, int)
+        self.assertEqual(node.rpc_calls_total, 0)  # --public: no RPC back end to call
 
     def test_idempotency_key_keeps_one_publication(self) -> None:
         stream = unique("idem")

@@ -301,10 +301,20 @@ class ClientTest < Minitest::Test
   end
 
   def test_info_describes_this_node
-    2.times { subscriber("info-a") }
+    subscribers = Array.new(2) { subscriber("info-a") }
     subscriber("info-b")
-    info = eventually("the node counting this test's clients") do
+    before = eventually("the node counting this test's clients") do
       @client.info.then { |i| i if i.nodes.first && i.nodes.first.subscriptions >= 3 }
+    end.nodes.first
+    # Two publications accepted, one of them reaching both subscribers.
+    @client.publish("info-nobody", '"x"')
+    @client.publish("info-a", '"y"')
+    subscribers.each { |ws| assert_equal frame("info-a", '"y"', 1), ws.receive }
+    info = eventually("the publications counted") do
+      @client.info.then do |i|
+        n = i.nodes.first
+        i if n.published_total >= before.published_total + 2 && n.deliveries_total >= before.deliveries_total + 2
+      end
     end
     assert_equal [], info.unavailable_nodes
     assert_equal 1, info.nodes.size
@@ -315,6 +325,11 @@ class ClientTest < Minitest::Test
     assert_operator node.uptime_seconds, :>=, 0
     assert_operator node.connections, :>=, 3
     assert_operator node.streams, :>=, 2
+    assert_equal before.id, node.id
+    assert_equal before.published_total + 2, node.published_total
+    assert_equal before.deliveries_total + 2, node.deliveries_total
+    assert_kind_of Integer, node.rpc_calls_total
+    assert_equal 0, node.rpc_calls_total # --public: no RPC back end to call
   end
 
   def test_http_address

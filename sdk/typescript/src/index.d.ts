@@ -170,6 +170,18 @@ export interface NodeInfo {
   connections: number
   subscriptions: number
   streams: number
+  /**
+   * Publications accepted through the node (its API and broadcast
+   * adapters) since it started. This and the next two are counters: a rate
+   * is the difference between two reads over the time between them, and a
+   * smaller value than before means the node restarted (its id changes
+   * too). Numbers, exact below 2^53.
+   */
+  publishedTotal: number
+  /** Publications the node queued to its clients since it started: one per subscriber a publication reached. */
+  deliveriesTotal: number
+  /** Calls the node made to the RPC back end since it started. */
+  rpcCallsTotal: number
 }
 
 export interface ClusterInfo {

@@ -395,7 +395,11 @@ export function createClient(options = {}) {
           uptimeSeconds: n.uptimeSeconds,
           connections: n.connections,
           subscriptions: n.subscriptions,
-          streams: n.streams
+          streams: n.streams,
+          // uint64 counters: bigints in the stubs, numbers here as offsets are.
+          publishedTotal: Number(n.publishedTotal),
+          deliveriesTotal: Number(n.deliveriesTotal),
+          rpcCallsTotal: Number(n.rpcCallsTotal)
         })),
         unavailableNodes: [...res.unavailableNodes]
       }

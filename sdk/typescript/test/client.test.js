@@ -237,7 +237,7 @@ test('listStreams: streams with subscribers, their counts, by prefix, limited', 
     (await client.listStreams({ prefix: 'ls/a' })).streams[0]?.subscribers === 1)
 })
 
-test('info describes the one node: version, uptime, connections, subscriptions, streams', async () => {
+test('info describes the one node: version, uptime, connections, subscriptions, streams, counters', async () => {
   const before = await client.info()
   assert.equal(before.nodes.length, 1)
   assert.deepEqual(before.unavailableNodes, [])
@@ -257,6 +257,23 @@ test('info describes the one node: version, uptime, connections, subscriptions, 
   })
   assert.equal(now.id, node.id)
   assert.equal(now.streams, node.streams + 1)
+
+  // The counters: two publications accepted, one reaching both
+  // subscribers; no RPC back end to call (--public).
+  for (const k of ['publishedTotal', 'deliveriesTotal', 'rpcCallsTotal']) {
+    assert.equal(typeof node[k], 'number', `${k}: ${node[k]}`)
+  }
+  await client.publish('info-nobody', '"x"')
+  await client.publish('info-new', '"y"')
+  assert.equal((await c1.next()).message, 'y')
+  assert.equal((await c2.next()).message, 'y')
+  await waitFor('the publications counted', async () => {
+    now = (await client.info()).nodes[0]
+    return now.publishedTotal >= node.publishedTotal + 2 && now.deliveriesTotal >= node.deliveriesTotal + 2
+  })
+  assert.equal(now.publishedTotal, node.publishedTotal + 2)
+  assert.equal(now.deliveriesTotal, node.deliveriesTotal + 2)
+  assert.equal(now.rpcCallsTotal, 0)
 })
 
 test('many calls and watches at once: all answered, no listener-leak warning', async () => {

@@ -97,6 +97,7 @@ async function main(): Promise<void> {
   const h = await c.history('s', { limit: 10, epoch: 'e', since: 3 }); const o: number = h.offset + h.publications[0].offset
   const ls = await c.listStreams({ prefix: 'a', limit: 5 }); const names: string[] = ls.streams.map(s => s.name).concat(ls.unavailableNodes)
   const info = await c.info(); const up: number = info.nodes[0].uptimeSeconds
+  const counted: number = info.nodes[0].publishedTotal + info.nodes[0].deliveriesTotal + info.nodes[0].rpcCallsTotal
   const w = c.watch('s', { epoch: h.epoch, since: h.offset, resume: true, signal: new AbortController().signal })
   await w.ready
   for await (const pub of w) { const x: StreamPublication = pub; const off: number = x.offset; if (off > 0) break }
@@ -110,7 +111,7 @@ async function main(): Promise<void> {
   }
   c.close()
   const t: string = apiToken('s')
-  void n, u, o, names, up, pos, t
+  void n, u, o, names, up, counted, pos, t
 }
 void main
 `)

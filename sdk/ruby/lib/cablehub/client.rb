@@ -186,7 +186,8 @@ module Cablehub
     def info
       response = call(:get_info, V1::GetInfoRequest.new)
       nodes = response.nodes.map do |n|
-        NodeInfo.new(n.id, n.version, n.uptime_seconds, n.connections, n.subscriptions, n.streams)
+        NodeInfo.new(n.id, n.version, n.uptime_seconds, n.connections, n.subscriptions, n.streams,
+                     n.published_total, n.deliveries_total, n.rpc_calls_total)
       end
       ClusterInfo.new(nodes, response.unavailable_nodes.to_a)
     end

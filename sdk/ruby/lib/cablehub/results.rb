@@ -35,8 +35,16 @@ module Cablehub
 
   # NodeInfo describes one node: its id (new at every start), version,
   # seconds since it started, and its client connections, their
-  # subscriptions and the streams with a subscriber on it.
-  NodeInfo = Struct.new(:id, :version, :uptime_seconds, :connections, :subscriptions, :streams)
+  # subscriptions and the streams with a subscriber on it. Then three
+  # counters since the node started: published_total, the publications
+  # accepted through it (its API and broadcast adapters); deliveries_total,
+  # the publications it queued to its clients (one per subscriber a
+  # publication reached); rpc_calls_total, its calls to the RPC back end. A
+  # rate is the difference between two reads over the time between them,
+  # and a smaller value than before means the node restarted (its id
+  # changes too).
+  NodeInfo = Struct.new(:id, :version, :uptime_seconds, :connections, :subscriptions, :streams,
+                        :published_total, :deliveries_total, :rpc_calls_total)
 
   # StreamPublication is one publication a watch delivers: the stream's
   # name, the epoch its offset counts in, the offset, and the data as it was
