@@ -155,7 +155,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveFile answers with an embedded file, revalidated by its ETag.
 func (c *Console) serveFile(w http.ResponseWriter, r *http.Request, name string) {
 	f, ok := c.files[name]
-	if !ok || name == "" {
+	if !ok {
 		http.NotFound(w, r)
 		return
 	}

@@ -98,11 +98,9 @@ func (a *Auth) check(ctx context.Context, fullMethod string) error {
 			return nil
 		}
 	}
-	if a.sessions != nil {
-		for _, v := range md.Get(SessionMetadata) {
-			if a.sessions.Valid(v) {
-				return nil
-			}
+	for _, v := range md.Get(SessionMetadata) {
+		if a.AllowedSession(v) {
+			return nil
 		}
 	}
 	return status.Error(codes.Unauthenticated, TokenMessage)

@@ -108,10 +108,9 @@ func (h *Hub) Subscribe(stream, identifier string, s Subscriber) (first bool) {
 		set = map[Subscriber]struct{}{}
 		groups[g] = set
 	}
-	if _, dup := set[s]; !dup {
-		set[s] = struct{}{}
-		sh.subscriptions++
-	}
+	before := len(set)
+	set[s] = struct{}{}
+	sh.subscriptions += len(set) - before
 	return first
 }
 
@@ -128,10 +127,9 @@ func (h *Hub) Unsubscribe(stream, identifier string, s Subscriber) (last bool) {
 	if !ok {
 		return false
 	}
-	if _, in := set[s]; in {
-		delete(set, s)
-		sh.subscriptions--
-	}
+	before := len(set)
+	delete(set, s)
+	sh.subscriptions -= before - len(set)
 	if len(set) == 0 {
 		delete(groups, g)
 	}

@@ -42,6 +42,13 @@ func TestPlan(t *testing.T) {
 			"--port localhost:8080 [health ws]",
 			"--api_port localhost:8081 [api grpc]",
 		}},
+		{"the admin console beside the API on its port", []string{"--secret", "s", "--admin", "--api_port", "8081"}, []string{
+			"--port localhost:8080 [health ws]",
+			"--api_port localhost:8081 [api admin grpc]",
+		}},
+		{"the admin console without a credential is not served", []string{"--public", "--admin"}, []string{
+			"--port localhost:8080 [health ws api grpc]",
+		}},
 		{"grpc_port without the API", []string{"--grpc_port", "50051"}, []string{
 			"--port localhost:8080 [health ws]",
 			"--grpc_port localhost:50051 [grpc]",
